@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import pino from 'pino';
+import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
+import { Daemon } from '../daemon.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('seqwatch')
+  .description(
+    'Heals PostgreSQL sequences that fell behind MAX(id) after an import: follows the server log,\n' +
+      'sees "duplicate key value violates unique constraint", verifies the sequence really is behind,\n' +
+      'moves it forward (never backwards) and writes every decision to an audit log.',
+  )
+  .version(pkg.version)
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('run')
+  .description('run the daemon in the foreground (as systemd or a container runs it)')
+  .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .addHelpText(
+    'after',
+    '\nStops cleanly on SIGTERM or SIGINT. Diagnostics go to stderr; decisions go to the audit log.\n' +
+      'Example:\n  seqwatch run -c /etc/seqwatch/seqwatch.yaml',
+  )
+  .action(async (options: { config: string }) => {
+    const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
+    const config = await loadConfig(options.config);
+    const daemon = await Daemon.start(config, logger);
+    let signals = 0;
+    const onSignal = (signal: string) => {
+      if (++signals > 1) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(EXIT.failure);
+      }
+      void daemon.stop(signal).then(() => process.exit(EXIT.ok));
+    };
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
+  });
+
+const configCommand = program.command('config').description('work with the config file');
+configCommand
+  .command('check')
+  .description('validate a config file; exits 0 when it is valid, 1 when not (each problem with file:line:column)')
+  .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .action(async (options: { config: string }) => {
+    const config = await loadConfig(options.config);
+    const lines = [
+      `${options.config}: valid`,
+      `  database: ${redactUrl(config.database.url)}`,
+      ...config.sources.map((s) => `  source:   ${s.path} (${s.format}, log_line_prefix ${JSON.stringify(s.log_line_prefix)}, start at ${s.start_at})`),
+      `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
+      `  audit:    ${config.audit.path}`,
+      `  state:    ${config.state_dir}`,
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\nseqwatch: invalid configuration; nothing was started\n`);
+    process.exitCode = EXIT.failure;
+  } else {
+    process.stderr.write(`seqwatch: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = EXIT.failure;
+  }
+}

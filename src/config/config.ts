@@ -1,0 +1,164 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
+import { z } from 'zod';
+import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePrefix.js';
+
+export const DEBIAN_LOG_LINE_PREFIX = '%m [%p] %q%u@%d ';
+export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
+
+const SourceSchema = z.strictObject({
+  path: z.string().min(1),
+  format: z.enum(['postgres-stderr']).default('postgres-stderr'),
+  log_line_prefix: z
+    .string()
+    .default(DEFAULT_LOG_LINE_PREFIX)
+    .superRefine((prefix, ctx) => {
+      try {
+        compileLogLinePrefix(prefix);
+      } catch (error) {
+        if (!(error instanceof LogLinePrefixError)) throw error;
+        ctx.addIssue({ code: 'custom', message: error.message });
+      }
+    }),
+  start_at: z.enum(['end', 'beginning']).default('end'),
+});
+
+const ConfigSchema = z.strictObject({
+  database: z
+    .strictObject({
+      url: z.string().min(1).optional(),
+    })
+    .default({}),
+  sources: z.array(SourceSchema).min(1, 'at least one source is needed: the PostgreSQL server log'),
+  remediation: z
+    .strictObject({
+      debounce_ms: z.number().int().min(0).max(60_000).default(200),
+      dry_run: z.boolean().default(false),
+    })
+    .default({ debounce_ms: 200, dry_run: false }),
+  audit: z
+    .strictObject({
+      path: z.string().min(1).default('/var/log/seqwatch/audit.jsonl'),
+    })
+    .default({ path: '/var/log/seqwatch/audit.jsonl' }),
+  state_dir: z.string().min(1).default('/var/lib/seqwatch'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type SourceConfig = Config['sources'][number];
+
+/** A configuration problem, already worded for the operator: `FILE:LINE:COL: where: what`. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates a YAML config file. Every problem names the file, line and column, and
+ * unknown keys are errors: a misspelt `dry_run` must not silently mean "act for real".
+ * Relative paths are taken relative to the config file's directory.
+ */
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError([`${file}: cannot read the config file: ${(error as Error).message}`]);
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined): string => {
+    if (offset === undefined) return file;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((error) => `${where(error.pos[0])}: YAML: ${error.message.split('\n')[0]}`));
+  }
+  const result = ConfigSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => {
+        const path = issue.path.map(String);
+        let offset = nodeAt(doc.contents, path)?.range?.[0];
+        let label = path.join('.') || '(top level)';
+        if (issue.code === 'unrecognized_keys') {
+          const key = issue.keys[0]!;
+          offset = keyAt(doc.contents, path, key) ?? offset;
+          label = [...path, key].join('.');
+          const known = knownKeys(path);
+          return `${where(offset)}: ${label}: unknown key${known ? ` (known here: ${known})` : ''}`;
+        }
+        return `${where(offset)}: ${label}: ${issue.message}`;
+      }),
+    );
+  }
+  const config = result.data;
+  const base = dirname(resolve(file));
+  config.audit.path = resolve(base, config.audit.path);
+  config.state_dir = resolve(base, config.state_dir);
+  for (const source of config.sources) if (source.path !== '-') source.path = resolve(base, source.path);
+  return config;
+}
+
+/** The deepest node on the path that exists: a missing key is reported where its parent is. */
+function nodeAt(contents: unknown, path: string[]): Node | undefined {
+  for (let i = path.length; i >= 0; i--) {
+    const node = getIn(contents, path.slice(0, i));
+    if (node) return node;
+  }
+  return undefined;
+}
+
+function getIn(contents: unknown, path: string[]): Node | undefined {
+  let node = contents as { getIn?: (p: unknown[], keepScalar: boolean) => unknown } | undefined;
+  if (path.length === 0) return node as Node | undefined;
+  if (!node || typeof node.getIn !== 'function') return undefined;
+  const keys = path.map((part) => (/^\d+$/.test(part) ? Number(part) : part));
+  const found = node.getIn(keys, true);
+  return found && typeof found === 'object' ? (found as Node) : undefined;
+}
+
+function keyAt(contents: unknown, path: string[], key: string): number | undefined {
+  const map = getIn(contents, path);
+  if (!isMap(map)) return undefined;
+  const pair = map.items.find((item) => isScalar(item.key) && item.key.value === key);
+  return isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+}
+
+function knownKeys(path: string[]): string | undefined {
+  let schema: z.ZodType = ConfigSchema;
+  for (const part of path) {
+    schema = unwrap(schema);
+    if (schema instanceof z.ZodObject) schema = (schema.shape as Record<string, z.ZodType>)[part]!;
+    else if (schema instanceof z.ZodArray) schema = schema.element as z.ZodType;
+    if (!schema) return undefined;
+  }
+  schema = unwrap(schema);
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape).join(', ') : undefined;
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+  return schema;
+}
+
+/** The database URL with any password replaced, for messages and `config check` output. */
+export function redactUrl(url: string | undefined): string {
+  if (!url) return '(from libpq environment: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD)';
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

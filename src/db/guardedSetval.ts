@@ -1,0 +1,98 @@
+import type { Queryable } from './Queryable.js';
+import type { SequenceTarget } from './resolveIndex.js';
+
+export type SequenceVerdict =
+  /** The next value would collide and the sequence was moved forward to the table's MAX. */
+  | 'remediated'
+  /** Dry run: the next value would collide; `after` is where a fix would move it. */
+  | 'planned'
+  /** The next value is past every existing key: nothing to do. */
+  | 'in_sync'
+  /** Behind, but moving it would reach or pass the sequence's limit: a person must decide. */
+  | 'exhausted';
+
+export interface SequenceState {
+  verdict: SequenceVerdict;
+  /** `last_value` as psql shows it (the start value when the sequence was never used). */
+  before: string;
+  /** The value nextval() would return before any fix. */
+  nextBefore: string;
+  /** MAX(column), or MIN for a descending sequence; null for an empty table. */
+  maxId: string | null;
+  /** Where the sequence was (or, in a dry run, would be) moved; absent when nothing moves. */
+  after?: string;
+  increment: string;
+  /** The sequence's MAXVALUE (ascending) or MINVALUE (descending). */
+  limit: string;
+}
+
+/*
+ * One statement reads the sequence, reads MAX (MIN when descending) of the column and, only when
+ * the next value would collide and the target is inside the sequence's bounds, calls setval. The
+ * read and the write share one statement, so a session that advanced the sequence past MAX before
+ * this statement started is seen and left alone: the sequence only ever moves forward.
+ * $1 is the sequence oid, $2 whether to act. Table and column come from the catalog, quoted by
+ * the server (quote_ident / format %I); nothing here comes from a log.
+ */
+function statementFor(target: SequenceTarget): string {
+  return `
+WITH p AS (
+  SELECT seqincrement::numeric AS inc, seqstart::numeric AS start, seqmin::numeric AS lo, seqmax::numeric AS hi
+  FROM pg_catalog.pg_sequence WHERE seqrelid = $1::oid
+), m AS (
+  SELECT max(${target.columnQuoted})::numeric AS max_id, min(${target.columnQuoted})::numeric AS min_id FROM ${target.table}
+), s AS (
+  SELECT p.*, pg_catalog.pg_sequence_last_value($1::oid::regclass)::numeric AS last_value,
+         CASE WHEN p.inc > 0 THEN m.max_id ELSE m.min_id END AS target
+  FROM p, m
+), v AS (
+  SELECT s.*, COALESCE(s.last_value + s.inc, s.start) AS next,
+         CASE WHEN s.inc > 0 THEN s.hi ELSE s.lo END AS lim
+  FROM s
+), d AS (
+  SELECT v.*,
+         v.target IS NOT NULL AND (CASE WHEN v.inc > 0 THEN v.next <= v.target ELSE v.next >= v.target END) AS behind,
+         CASE WHEN v.inc > 0 THEN v.target >= v.lim ELSE v.target <= v.lim END AS exhausted
+  FROM v
+)
+SELECT COALESCE(last_value, start)::text AS before, next::text AS next_before, target::text AS max_id,
+       inc::text AS increment, lim::text AS "limit", behind, COALESCE(exhausted, false) AS exhausted,
+       CASE WHEN $2::boolean AND behind AND NOT exhausted
+            THEN pg_catalog.setval($1::oid::regclass, target::int8, true)::text END AS after
+FROM d`;
+}
+
+interface Row {
+  before: string;
+  next_before: string;
+  max_id: string | null;
+  increment: string;
+  limit: string;
+  behind: boolean;
+  exhausted: boolean;
+  after: string | null;
+}
+
+/**
+ * Checks one sequence against its column and, when `act` is true and the sequence is verifiably
+ * behind, moves it forward in the same statement. Never moves a sequence backwards, never past
+ * its limit: an exhausted sequence is reported, not "fixed".
+ */
+export async function guardedSetval(db: Queryable, target: SequenceTarget, act: boolean): Promise<SequenceState> {
+  const { rows } = await db.query<Row>(statementFor(target), [target.sequenceOid, act]);
+  const row = rows[0];
+  if (!row) throw new Error(`sequence ${target.sequence} (oid ${target.sequenceOid}) no longer exists`);
+  const state: SequenceState = {
+    verdict: 'in_sync',
+    before: row.before,
+    nextBefore: row.next_before,
+    maxId: row.max_id,
+    increment: row.increment,
+    limit: row.limit,
+  };
+  if (!row.behind) return state;
+  if (row.exhausted) return { ...state, verdict: 'exhausted' };
+  if (!act) return { ...state, verdict: 'planned', after: row.max_id! };
+  if (row.after === null) throw new Error(`setval on ${target.sequence} did not run`);
+  return { ...state, verdict: 'remediated', after: row.after };
+}

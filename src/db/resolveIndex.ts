@@ -1,0 +1,149 @@
+import type { Queryable } from './Queryable.js';
+import { TtlCache } from './TtlCache.js';
+
+/** A column fed by a sequence, found through the catalog: everything a check or a fix needs. */
+export interface SequenceTarget {
+  /** The table whose MAX matters: a partition's root, since the sequence feeds them all. */
+  tableOid: number;
+  /** Schema-qualified and quoted as PostgreSQL quotes identifiers: `public.ticket`, `"Billing"."Invoice Lines"`. */
+  table: string;
+  column: string;
+  /** `quote_ident(column)`, computed by the server. */
+  columnQuoted: string;
+  sequenceOid: number;
+  sequence: string;
+  /** The index the log named, schema-qualified and quoted. */
+  index: string;
+}
+
+/** A unique index whose key no sequence feeds (`users_login_key`): a real duplicate, nothing to heal. */
+export interface NonSequenceIndex {
+  table: string;
+  index: string;
+  columns: string[];
+}
+
+export interface Resolution {
+  /** Every index of that name has been considered: one per schema that has it. */
+  targets: SequenceTarget[];
+  nonSequence: NonSequenceIndex[];
+}
+
+/** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: a longer "name" cannot be in the catalog. */
+const MAX_IDENTIFIER_BYTES = 63;
+
+/*
+ * One round trip, the index name as the only bind parameter. For every unique index of that name,
+ * in any schema: its key columns, mapped to the root table of a partition tree, and for each the
+ * sequence that feeds it: pg_get_serial_sequence (serial, identity), else the sequence the
+ * column's DEFAULT depends on (DEFAULT nextval(...) on a sequence that is not OWNED BY it).
+ */
+const RESOLVE_SQL = `
+SELECT x.indexrelid::int8 AS index_oid,
+       format('%I.%I', ixn.nspname, ix.relname) AS index_q,
+       r.oid::int8 AS table_oid,
+       format('%I.%I', rn.nspname, r.relname) AS table_q,
+       ra.attname AS column_name,
+       quote_ident(ra.attname) AS column_q,
+       seq.oid::int8 AS sequence_oid,
+       CASE WHEN seq.oid IS NOT NULL THEN format('%I.%I', sn.nspname, seq.relname) END AS sequence_q
+FROM pg_catalog.pg_class ix
+JOIN pg_catalog.pg_namespace ixn ON ixn.oid = ix.relnamespace
+JOIN pg_catalog.pg_index x ON x.indexrelid = ix.oid AND x.indisunique
+JOIN pg_catalog.pg_class t ON t.oid = x.indrelid
+JOIN pg_catalog.pg_class r ON r.oid = COALESCE(pg_catalog.pg_partition_root(t.oid), t.oid)
+JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
+CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.oid AND ra.attname = a.attname AND NOT ra.attisdropped
+LEFT JOIN LATERAL (
+  SELECT COALESCE(
+    pg_catalog.pg_get_serial_sequence(format('%I.%I', rn.nspname, r.relname), ra.attname)::regclass::oid,
+    (SELECT d.refobjid
+       FROM pg_catalog.pg_attrdef ad
+       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                                  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+       JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+      WHERE ad.adrelid = r.oid AND ad.adnum = ra.attnum
+      ORDER BY d.refobjid LIMIT 1)) AS oid
+) fed ON true
+LEFT JOIN pg_catalog.pg_class seq ON seq.oid = fed.oid
+LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
+WHERE ix.relname = $1 AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
+ORDER BY ixn.nspname, k.n`;
+
+interface Row {
+  index_oid: string;
+  index_q: string;
+  table_oid: string;
+  table_q: string;
+  column_name: string;
+  column_q: string;
+  sequence_oid: string | null;
+  sequence_q: string | null;
+}
+
+/** Looks an index name up in the catalog; the name is a bind parameter, never part of the statement. */
+export async function resolveIndex(db: Queryable, indexName: string): Promise<Resolution> {
+  const resolution: Resolution = { targets: [], nonSequence: [] };
+  if (indexName.length === 0 || Buffer.byteLength(indexName) > MAX_IDENTIFIER_BYTES) return resolution;
+  const { rows } = await db.query<Row>(RESOLVE_SQL, [indexName]);
+  const byIndex = new Map<string, Row[]>();
+  for (const row of rows) byIndex.set(row.index_oid, [...(byIndex.get(row.index_oid) ?? []), row]);
+  for (const columns of byIndex.values()) {
+    const fed = columns.filter((row) => row.sequence_oid !== null);
+    if (fed.length === 0) {
+      const first = columns[0]!;
+      resolution.nonSequence.push({ table: first.table_q, index: first.index_q, columns: columns.map((c) => c.column_name) });
+      continue;
+    }
+    for (const row of fed) {
+      resolution.targets.push({
+        tableOid: Number(row.table_oid),
+        table: row.table_q,
+        column: row.column_name,
+        columnQuoted: row.column_q,
+        sequenceOid: Number(row.sequence_oid),
+        sequence: row.sequence_q!,
+        index: row.index_q,
+      });
+    }
+  }
+  return resolution;
+}
+
+/**
+ * resolveIndex with a cache per name. Found names are kept longer than unknown ones, so an index
+ * created after its first error is still found soon. Concurrent lookups of one name share a query.
+ */
+export class IndexResolver {
+  private readonly cache: TtlCache<Promise<Resolution>>;
+
+  constructor(
+    private readonly db: Queryable,
+    private readonly options: { foundTtlMs?: number; unknownTtlMs?: number; maxEntries?: number } = {},
+  ) {
+    this.cache = new TtlCache(options.maxEntries ?? 10_000);
+  }
+
+  resolve(indexName: string): Promise<Resolution> {
+    const cached = this.cache.get(indexName);
+    if (cached) return cached;
+    const lookup = resolveIndex(this.db, indexName);
+    this.cache.set(indexName, lookup, this.options.unknownTtlMs ?? 30_000);
+    lookup.then(
+      (resolution) => {
+        const found = resolution.targets.length + resolution.nonSequence.length > 0;
+        if (found) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
+      },
+      // A failed lookup (database down) must be retried, not remembered.
+      () => this.cache.delete(indexName),
+    );
+    return lookup;
+  }
+
+  /** Forgets a name, e.g. after a fix failed because the table changed underneath. */
+  forget(indexName: string): void {
+    this.cache.delete(indexName);
+  }
+}

@@ -1,0 +1,321 @@
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+
+export interface FileFollowerOptions {
+  /** Where to begin in a file that already exists at start: its end (like `tail -F`) or its beginning. */
+  startAt?: 'end' | 'beginning';
+  /** How often the file is checked when no change notification arrives. */
+  pollIntervalMs?: number;
+  /** A line longer than this is skipped (and counted), so one runaway line cannot exhaust memory. */
+  maxLineBytes?: number;
+  /** A file rotated away is still read while it keeps growing, and closed once idle this long. */
+  rotatedIdleMs?: number;
+}
+
+/** Where a line came from: enough for an operator to find it again. */
+export interface LinePosition {
+  /** Byte offset of the line's first byte in the file it was read from. */
+  offset: number;
+  /** 1-based line number, when the file was read from its beginning (unknown after starting at the end). */
+  line?: number;
+}
+
+export interface FileFollowerHandlers {
+  /** One complete line, without its newline. The buffer is reused: decode or copy it before returning. */
+  onLine(line: Buffer, position: LinePosition): void;
+  /** Every open file has been read to its end for now: a good moment to emit records still being assembled. */
+  onIdle?(): void;
+  /** Something an operator should know (permission denied, ...); following goes on. */
+  onWarning?(message: string): void;
+}
+
+export interface FileFollowerCounters {
+  lines: number;
+  bytes: number;
+  oversizedLines: number;
+  rotations: number;
+  truncations: number;
+}
+
+/** Bytes at the head of a file that identify it: changed head bytes mean it was truncated and rewritten. */
+const HEAD_BYTES = 256;
+const CHUNK_BYTES = 256 * 1024;
+
+interface OpenFile {
+  handle: FileHandle;
+  dev: number;
+  ino: number;
+  /** Next byte to read. */
+  position: number;
+  /** Offset of the first byte of the line being assembled. */
+  lineStart: number;
+  lineNumber: number | undefined;
+  partial: Buffer[];
+  partialBytes: number;
+  /** Inside a line that is over the limit: drop bytes up to the next newline. */
+  discarding: boolean;
+  head: Buffer;
+  lastGrowth: number;
+}
+
+/**
+ * Follows one log file the way `tail -F` does, and survives what log rotation does to it:
+ * rename-and-create (the old file is drained before and while the new one is read),
+ * copytruncate (detected by size and by the file's first bytes changing), delete-and-recreate,
+ * and a file that does not exist yet (read from its beginning once it appears).
+ *
+ * It reads by file descriptor and splits on bytes, so a multi-byte character or a NUL never
+ * confuses it. Polling is the ground truth; `fs.watch` on the directory only wakes it early.
+ * Written in-house because the npm `tail` package loses lines on rename rotation, stops on
+ * delete+recreate, cannot start at an offset and buffers unbounded lines (see README).
+ */
+export class FileFollower {
+  readonly counters: FileFollowerCounters = { lines: 0, bytes: 0, oversizedLines: 0, rotations: 0, truncations: 0 };
+  private readonly startAt: 'end' | 'beginning';
+  private readonly pollIntervalMs: number;
+  private readonly maxLineBytes: number;
+  private readonly rotatedIdleMs: number;
+  private readonly chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private current: OpenFile | undefined;
+  private rotated: OpenFile[] = [];
+  private watcher: FSWatcher | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  private woken = false;
+  private wake: (() => void) | undefined;
+  private lastWarning = '';
+
+  constructor(
+    readonly path: string,
+    private readonly handlers: FileFollowerHandlers,
+    options: FileFollowerOptions = {},
+  ) {
+    this.startAt = options.startAt ?? 'end';
+    this.pollIntervalMs = options.pollIntervalMs ?? 250;
+    this.maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+    this.rotatedIdleMs = options.rotatedIdleMs ?? 2000;
+  }
+
+  /** Opens the file (or notes that it does not exist yet) and starts following. Resolves once following. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.current = await this.openPath(this.startAt === 'end');
+    this.watchDirectory();
+    this.running = this.loop();
+  }
+
+  /** Stops following and closes every file. A line still being written is not emitted. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    this.wakeUp();
+    await this.running;
+    for (const file of [...this.rotated, ...(this.current ? [this.current] : [])]) await file.handle.close().catch(() => {});
+    this.rotated = [];
+    this.current = undefined;
+  }
+
+  private wakeUp(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  private watchDirectory(): void {
+    try {
+      const name = basename(this.path);
+      this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
+        if (!file || file.toString() === name) this.wakeUp();
+      });
+      this.watcher.on('error', () => this.watcher?.close());
+    } catch {
+      // No directory yet, or no inotify: polling alone still finds every change.
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      let progressed: boolean;
+      try {
+        progressed = await this.poll();
+      } catch (error) {
+        this.warn(`${this.path}: ${(error as Error).message}`);
+        progressed = false;
+      }
+      if (progressed || this.stopped) continue;
+      this.handlers.onIdle?.();
+      if (this.woken) {
+        this.woken = false;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollIntervalMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+      this.woken = false;
+    }
+  }
+
+  /** One pass over every open file; true when anything was read or reopened. */
+  private async poll(): Promise<boolean> {
+    let progressed = false;
+    const now = Date.now();
+    // A rotated file first: its lines are older than the new file's.
+    for (const file of [...this.rotated]) {
+      if (await this.readAvailable(file)) {
+        file.lastGrowth = now;
+        progressed = true;
+      } else if (now - file.lastGrowth >= this.rotatedIdleMs) {
+        await this.retire(file);
+      }
+    }
+    const file = this.current;
+    if (!file) {
+      this.current = await this.openPath(false);
+      return progressed || this.current !== undefined;
+    }
+    if (await this.wasTruncated(file)) {
+      this.counters.truncations++;
+      file.position = 0;
+      file.lineStart = 0;
+      file.lineNumber = 1;
+      file.partial = [];
+      file.partialBytes = 0;
+      file.discarding = false;
+      file.head = Buffer.alloc(0);
+      progressed = true;
+    }
+    if (await this.readAvailable(file)) progressed = true;
+    const identity = await stat(this.path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (!identity || identity.ino !== file.ino || identity.dev !== file.dev) {
+      // Renamed or deleted underneath us: keep reading the old descriptor while it grows.
+      this.counters.rotations++;
+      file.lastGrowth = now;
+      this.rotated.push(file);
+      this.current = identity ? await this.openPath(false) : undefined;
+      progressed = true;
+    }
+    return progressed;
+  }
+
+  private async openPath(atEnd: boolean): Promise<OpenFile | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.path, 'r');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') this.warn(`cannot open ${this.path}: ${(error as Error).message}`);
+      return undefined;
+    }
+    const info = await handle.stat();
+    const position = atEnd ? info.size : 0;
+    const head = Buffer.alloc(Math.min(HEAD_BYTES, info.size));
+    if (head.length > 0) await handle.read(head, 0, head.length, 0);
+    return {
+      handle,
+      dev: info.dev,
+      ino: info.ino,
+      position,
+      lineStart: position,
+      lineNumber: position === 0 ? 1 : undefined,
+      partial: [],
+      partialBytes: 0,
+      discarding: false,
+      head,
+      lastGrowth: Date.now(),
+    };
+  }
+
+  /** copytruncate: the file got shorter than what was read, or its first bytes are no longer the same. */
+  private async wasTruncated(file: OpenFile): Promise<boolean> {
+    const { size } = await file.handle.stat();
+    if (size < file.position) return true;
+    const length = Math.min(HEAD_BYTES, size);
+    if (length === 0) return false;
+    const head = Buffer.alloc(length);
+    await file.handle.read(head, 0, length, 0);
+    const overlap = Math.min(head.length, file.head.length);
+    if (head.subarray(0, overlap).compare(file.head.subarray(0, overlap)) !== 0) return true;
+    if (head.length > file.head.length) file.head = head;
+    return false;
+  }
+
+  /** Reads to the current end of the file; true when any byte was read. */
+  private async readAvailable(file: OpenFile): Promise<boolean> {
+    let any = false;
+    while (!this.stopped) {
+      const { bytesRead } = await file.handle.read(this.chunk, 0, CHUNK_BYTES, file.position);
+      if (bytesRead === 0) break;
+      any = true;
+      this.counters.bytes += bytesRead;
+      this.split(file, this.chunk.subarray(0, bytesRead));
+      file.position += bytesRead;
+    }
+    return any;
+  }
+
+  private split(file: OpenFile, bytes: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const newline = bytes.indexOf(0x0a, start);
+      if (newline === -1) break;
+      const piece = bytes.subarray(start, newline);
+      if (file.discarding) {
+        file.discarding = false;
+      } else if (file.partialBytes + piece.length > this.maxLineBytes) {
+        this.counters.oversizedLines++;
+      } else if (file.partialBytes > 0) {
+        file.partial.push(piece);
+        this.emit(file, Buffer.concat(file.partial));
+      } else {
+        this.emit(file, piece);
+      }
+      file.partial = [];
+      file.partialBytes = 0;
+      if (file.lineNumber !== undefined) file.lineNumber++;
+      start = newline + 1;
+      file.lineStart = file.position + start;
+    }
+    if (start >= bytes.length || file.discarding) return;
+    const rest = bytes.subarray(start);
+    if (file.partialBytes + rest.length > this.maxLineBytes) {
+      this.counters.oversizedLines++;
+      file.discarding = true;
+      file.partial = [];
+      file.partialBytes = 0;
+      return;
+    }
+    // The chunk buffer is reused for the next read: keep a copy of the unfinished line.
+    file.partial.push(Buffer.from(rest));
+    file.partialBytes += rest.length;
+  }
+
+  private emit(file: OpenFile, line: Buffer): void {
+    this.counters.lines++;
+    const position: LinePosition = { offset: file.lineStart };
+    if (file.lineNumber !== undefined) position.line = file.lineNumber;
+    // A CRLF file still yields clean lines.
+    const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    this.handlers.onLine(line.subarray(0, end), position);
+  }
+
+  /** Closes a rotated file; its last line needs no newline: nobody will finish it now. */
+  private async retire(file: OpenFile): Promise<void> {
+    if (file.partialBytes > 0 && !file.discarding) this.emit(file, Buffer.concat(file.partial));
+    this.rotated = this.rotated.filter((other) => other !== file);
+    await file.handle.close().catch(() => {});
+  }
+
+  private warn(message: string): void {
+    if (message === this.lastWarning) return;
+    this.lastWarning = message;
+    this.handlers.onWarning?.(message);
+  }
+}

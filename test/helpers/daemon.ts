@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { repoRoot } from './db.js';
+
+export const CLI = join(repoRoot, 'dist/cli/main.js');
+
+export interface AuditRecord {
+  time: string;
+  event: string;
+  table?: string;
+  sequence?: string;
+  column?: string;
+  before?: string;
+  after?: string;
+  max_id?: string | null;
+  reason?: string;
+  error?: string;
+  trigger?: { source: string; constraint: string; offset?: number; line?: number };
+  msg: string;
+  [key: string]: unknown;
+}
+
+export function readAudit(path: string): AuditRecord[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as AuditRecord);
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface RunningDaemon {
+  child: ChildProcess;
+  dir: string;
+  configPath: string;
+  auditPath: string;
+  stderr: () => string;
+  audit: () => AuditRecord[];
+  waitForAudit(what: string, match: (record: AuditRecord) => boolean, timeoutMs?: number): Promise<AuditRecord>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`. */
+export async function startDaemon(config: Record<string, unknown>): Promise<RunningDaemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'seqwatch-daemon-'));
+  const auditPath = join(dir, 'audit.jsonl');
+  const configPath = join(dir, 'seqwatch.yaml');
+  writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), ...config }));
+  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const audit = () => readAudit(auditPath);
+  const daemon: RunningDaemon = {
+    child,
+    dir,
+    configPath,
+    auditPath,
+    stderr: () => stderr,
+    audit,
+    waitForAudit: (what, match, timeoutMs = 10_000) =>
+      waitFor(
+        what,
+        () => {
+          if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode} while waiting for ${what}:\n${stderr}`);
+          return audit().find(match);
+        },
+        timeoutMs,
+      ),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  await daemon.waitForAudit('the started record', (r) => r.event === 'started', 20_000);
+  return daemon;
+}
