@@ -86,7 +86,10 @@ interface Row {
 /** Looks an index name up in the catalog; the name is a bind parameter, never part of the statement. */
 export async function resolveIndex(db: Queryable, indexName: string): Promise<Resolution> {
   const resolution: Resolution = { targets: [], nonSequence: [] };
-  if (indexName.length === 0 || Buffer.byteLength(indexName) > MAX_IDENTIFIER_BYTES) return resolution;
+  // Names the catalog cannot hold are answered without asking it (and a NUL would fail the query).
+  if (indexName.length === 0 || indexName.includes('\u0000') || Buffer.byteLength(indexName) > MAX_IDENTIFIER_BYTES) {
+    return resolution;
+  }
   const { rows } = await db.query<Row>(RESOLVE_SQL, [indexName]);
   const byIndex = new Map<string, Row[]>();
   for (const row of rows) byIndex.set(row.index_oid, [...(byIndex.get(row.index_oid) ?? []), row]);

@@ -15,8 +15,11 @@ export interface Incident {
 
 export const UNIQUE_VIOLATION = '23505';
 const ENGLISH = /^duplicate key value violates unique constraint "(.*)"$/s;
-/** Any quoted name, for translated messages: "…", «…», „…“, “…”, '…'. */
-const QUOTED = /["«„“'‘]([^]*)["»“”'’]/;
+/**
+ * How translations quote the name ("…" ru/ja/…, «…» fr/es, »…« de, „…“, “…”, 「…」). Greedy
+ * between a pair, since a name may itself contain the closing quote.
+ */
+const QUOTED = [/"(.*)"/s, /«\s*(.*)\s*»/s, /»(.*)«/s, /„(.*)“/s, /“(.*)”/s, /「(.*)」/s];
 
 /**
  * Decides whether a record is a unique violation and, if so, which constraint it names.
@@ -31,7 +34,10 @@ export function detectIncident(record: LogRecord): Incident | undefined {
   if (english) {
     constraint = english[1];
   } else if (record.sqlstate === UNIQUE_VIOLATION) {
-    constraint = QUOTED.exec(record.message)?.[1];
+    for (const quoted of QUOTED) {
+      constraint = quoted.exec(record.message)?.[1]?.trim();
+      if (constraint !== undefined) break;
+    }
   }
   if (constraint === undefined) return undefined;
   const incident: Incident = { constraint, source: record.source };

@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import type { LogRecord } from '../../src/formats/LogRecord.js';
+import { compileLogLinePrefix } from '../../src/formats/logLinePrefix.js';
+import { StderrPrefixParser } from '../../src/formats/StderrPrefixParser.js';
+
+function parse(prefix: string, lines: string[]): { records: LogRecord[]; parser: StderrPrefixParser } {
+  const records: LogRecord[] = [];
+  const parser = new StderrPrefixParser(prefix, 'test.log', (r) => records.push(r));
+  lines.forEach((line, i) => parser.push(line, { line: i + 1 }));
+  parser.flush();
+  return { records, parser };
+}
+
+describe('compileLogLinePrefix', () => {
+  it('matches the default prefix %m [%p]', () => {
+    const m = compileLogLinePrefix('%m [%p] ').exec('2026-11-27 10:00:00.123 UTC [4242] ERROR:  boom');
+    expect(m?.groups).toMatchObject({ time: '2026-11-27 10:00:00.123 UTC', pid: '4242', severity: 'ERROR', message: 'boom' });
+  });
+
+  it("matches Debian's prefix, with and without the session part after %q", () => {
+    const re = compileLogLinePrefix('%m [%p] %q%u@%d ');
+    expect(re.exec('2026-11-27 10:00:00.123 CET [17] gotrs@gotrs ERROR:  x')?.groups).toMatchObject({
+      user: 'gotrs',
+      database: 'gotrs',
+      pid: '17',
+    });
+    const background = re.exec('2026-11-27 10:00:00.123 CET [17] LOG:  checkpoint starting: time')?.groups;
+    expect(background).toMatchObject({ severity: 'LOG', message: 'checkpoint starting: time' });
+    expect(background?.database).toBeUndefined();
+  });
+
+  it('understands %e, %t, %l, %c, %x, %v, %a, %h, %r, %%, and padding', () => {
+    const re = compileLogLinePrefix('%t [%p-%l] %c %x/%v %e app=%a,host=%h,remote=%r %% %-10u|%5d ');
+    const m = re.exec(
+      '2026-11-27 10:00:00 UTC [12-3] 656f1a2b.c 991/7/123 23505 app=psql, the shell,host=10.0.0.1,remote=10.0.0.1(5544) % gotrs     |gotrs ERROR:  dup',
+    );
+    expect(m?.groups).toMatchObject({ sqlstate: '23505', application: 'psql, the shell', user: 'gotrs', database: 'gotrs', message: 'dup' });
+  });
+
+  it('rejects a prefix that ends in a lone %', () => {
+    expect(() => compileLogLinePrefix('%m %')).toThrow(/lone '%'/);
+  });
+});
+
+describe('StderrPrefixParser', () => {
+  const P = '%m [%p] %q%u@%d ';
+  const T = '2026-11-27 10:00:00.000 UTC';
+
+  it('groups ERROR, DETAIL and STATEMENT of one backend into one record', () => {
+    const { records } = parse(P, [
+      `${T} [10] app@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"`,
+      `${T} [10] app@gotrs DETAIL:  Key (id)=(1) already exists.`,
+      `${T} [10] app@gotrs STATEMENT:  INSERT INTO ticket (tn) VALUES ('x')`,
+    ]);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({
+      severity: 'ERROR',
+      pid: 10,
+      user: 'app',
+      database: 'gotrs',
+      message: 'duplicate key value violates unique constraint "ticket_pkey"',
+      detail: 'Key (id)=(1) already exists.',
+      statement: "INSERT INTO ticket (tn) VALUES ('x')",
+      line: 1,
+      source: 'test.log',
+    });
+  });
+
+  it('keeps interleaved backends apart and joins TAB continuation lines', () => {
+    const { records } = parse(P, [
+      `${T} [10] a@db1 ERROR:  duplicate key value violates unique constraint "a_pkey"`,
+      `${T} [11] b@db2 ERROR:  duplicate key value violates unique constraint "b_pkey"`,
+      `${T} [10] a@db1 STATEMENT:  INSERT INTO a`,
+      `\tSELECT 1`,
+      `${T} [11] b@db2 DETAIL:  Key (id)=(2) already exists.`,
+      `${T} [10] a@db1 LOG:  next message`,
+    ]);
+    const a = records.find((r) => r.pid === 10 && r.severity === 'ERROR');
+    const b = records.find((r) => r.pid === 11);
+    expect(a).toMatchObject({ database: 'db1', statement: 'INSERT INTO a\nSELECT 1' });
+    expect(b).toMatchObject({ database: 'db2', message: 'duplicate key value violates unique constraint "b_pkey"', detail: 'Key (id)=(2) already exists.' });
+    expect(records.map((r) => r.severity)).toEqual(['ERROR', 'ERROR', 'LOG']);
+  });
+
+  it('reads the SQLSTATE of verbose messages and their LOCATION line', () => {
+    const { records } = parse('%m [%p] ', [
+      `${T} [5] ERROR:  23505: duplicate key value violates unique constraint "t_pkey"`,
+      `${T} [5] LOCATION:  _bt_check_unique, nbtinsert.c:666`,
+    ]);
+    expect(records[0]).toMatchObject({ sqlstate: '23505', message: 'duplicate key value violates unique constraint "t_pkey"', location: '_bt_check_unique, nbtinsert.c:666' });
+  });
+
+  it('counts, and survives, lines that are not records', () => {
+    const { records, parser } = parse('%m [%p] ', ['waiting for server to start....', `\torphan continuation`, `${T} [5] DETAIL:  orphan`, '', '\u0000\u0000garbage']);
+    expect(records).toHaveLength(0);
+    expect(parser.counters.unrecognisedLines).toBe(3);
+    expect(parser.counters.orphanLines).toBe(2);
+  });
+
+  it('bounds a huge statement', () => {
+    const { records } = parse('%m [%p] ', [`${T} [5] ERROR:  x`, `${T} [5] STATEMENT:  ${'v'.repeat(1_000_000)}`, ...Array(100).fill('\tmore')]);
+    expect(records[0]!.statement!.length).toBeLessThanOrEqual(16 * 1024);
+  });
+});
