@@ -149,6 +149,8 @@ export class Remediator {
       state = await guardedSetval(this.options.db, target, !this.options.dryRun);
     } catch (error) {
       this.counters.failed++;
+      // The table may have changed underneath (dropped, renamed): look the name up afresh next time.
+      this.options.resolver.forget(trigger.constraint);
       this.options.audit.write(
         'failed',
         { ...names, trigger, error: (error as Error).message },

@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/config.js';
+import { CLI } from '../helpers/daemon.js';
+
+const run = promisify(execFile);
+
+function configFile(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-config-')), 'seqwatch.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const VALID = `database:
+  url: postgresql://seqwatch:secret@127.0.0.1:5432/gotrs
+sources:
+  - path: /var/log/postgresql/postgresql-15-main.log
+    format: postgres-stderr
+    log_line_prefix: '%m [%p] %q%u@%d '
+remediation:
+  debounce_ms: 200
+  dry_run: false
+audit:
+  path: /var/log/seqwatch/audit.jsonl
+state_dir: /var/lib/seqwatch
+`;
+
+describe('config', () => {
+  it('accepts the documented example, with defaults filled in', () => {
+    const config = parseConfig(VALID, '/etc/seqwatch/seqwatch.yaml');
+    expect(config.sources[0]).toMatchObject({ format: 'postgres-stderr', start_at: 'end' });
+    expect(config.remediation).toEqual({ debounce_ms: 200, dry_run: false });
+  });
+
+  it('names file, line and column of a wrong value', () => {
+    expect(() => parseConfig(VALID.replace('debounce_ms: 200', 'debounce_ms: soon'), 'c.yaml')).toThrow(/^c\.yaml:8:16: remediation\.debounce_ms: /);
+  });
+
+  it('rejects a misspelt key, saying which keys are known', () => {
+    try {
+      parseConfig(VALID.replace('dry_run: false', 'dryrun: true'), 'c.yaml');
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run)');
+    }
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    expect(() => parseConfig('sources:\n  - path: [unclosed\n', 'c.yaml')).toThrow(/^c\.yaml:\d+:\d+: YAML: /);
+  });
+
+  it('rejects a config without sources, and a broken log_line_prefix', () => {
+    expect(() => parseConfig('audit:\n  path: /tmp/a\n', 'c.yaml')).toThrow(/sources/);
+    expect(() => parseConfig(VALID.replace("'%m [%p] %q%u@%d '", "'%m %'"), 'c.yaml')).toThrow(/c\.yaml:6:22: sources\.0\.log_line_prefix: log_line_prefix ends with a lone '%'/);
+  });
+
+  it('seqwatch config check: exit 0 and a summary without the password', async () => {
+    const result = await cli('config', 'check', '-c', configFile(VALID));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('valid');
+    expect(result.stdout).toContain('postgresql://seqwatch:***@127.0.0.1:5432/gotrs');
+    expect(result.stdout).not.toContain('secret');
+  });
+
+  it('seqwatch config check: exit 1 with file:line:column on an invalid file', async () => {
+    const path = configFile(VALID.replace('dry_run: false', 'dry_run: maybe'));
+    const result = await cli('config', 'check', '-c', path);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${path}:9:12: remediation.dry_run:`);
+  });
+
+  it('seqwatch run refuses to start on an invalid config; unknown commands exit 2', async () => {
+    const result = await cli('run', '-c', configFile('sources: []\n'));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('nothing was started');
+    expect((await cli('frobnicate')).code).toBe(2);
+    expect((await cli('config', 'check', '-c', '/nonexistent/seqwatch.yaml')).stderr).toContain('/nonexistent/seqwatch.yaml: cannot read the config file');
+  });
+});

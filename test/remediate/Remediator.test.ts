@@ -1,0 +1,87 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/audit/AuditLog.js';
+import { IndexResolver } from '../../src/db/resolveIndex.js';
+import { Remediator } from '../../src/remediate/Remediator.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { readAudit } from '../helpers/daemon.js';
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await createTestDatabase('rem');
+  await db.pool.query(`CREATE TABLE ticket (id bigserial PRIMARY KEY);
+                       CREATE TABLE article (id bigserial PRIMARY KEY);`);
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?: IndexResolver } = {}) {
+  const auditPath = join(mkdtempSync(join(tmpdir(), 'seqwatch-rem-')), 'audit.jsonl');
+  const audit = new AuditLog(auditPath);
+  const remediator = new Remediator({
+    db: db.pool,
+    resolver: options.resolver ?? new IndexResolver(db.pool),
+    audit,
+    database: db.name,
+    dryRun: options.dryRun ?? false,
+    debounceMs: options.debounceMs ?? 100,
+  });
+  return { remediator, records: () => readAudit(auditPath) };
+}
+
+const incident = (constraint: string, database?: string) => ({ constraint, source: 'test', ...(database ? { database } : {}) });
+
+describe('Remediator', () => {
+  it('turns a burst of 1,000 errors for one table into one fix and at most one more check', async () => {
+    await db.pool.query('INSERT INTO ticket (id) SELECT generate_series(1, 100)');
+    const { remediator: r, records } = remediator();
+    for (let i = 0; i < 1000; i++) r.handle(incident('ticket_pkey'));
+    expect(await r.drain(10_000)).toBe(true);
+    const audit = records();
+    expect(audit.filter((a) => a.event === 'remediated')).toHaveLength(1);
+    expect(r.counters.checks).toBeLessThanOrEqual(2);
+    const detected = audit.filter((a) => a.event === 'detected');
+    expect(detected.reduce((sum, a) => sum + (a.incidents as number), 0)).toBe(1000);
+    expect(audit.find((a) => a.event === 'remediated')).toMatchObject({ before: '1', after: '100', max_id: '100' });
+  });
+
+  it('in a dry run plans and changes nothing', async () => {
+    await db.pool.query('INSERT INTO article (id) VALUES (40)');
+    const { remediator: r, records } = remediator({ dryRun: true });
+    r.handle(incident('article_pkey'));
+    await r.drain(5_000);
+    expect(records().find((a) => a.event === 'planned')).toMatchObject({ table: 'public.article', before: '1', after: '40' });
+    expect((await db.pool.query(`SELECT last_value::text AS v, is_called FROM article_id_seq`)).rows[0]).toEqual({ v: '1', is_called: false });
+  });
+
+  it('ignores records of another database, and audits an unknown name once per window', async () => {
+    const { remediator: r, records } = remediator();
+    r.handle(incident('ticket_pkey', 'some_other_db'));
+    for (let i = 0; i < 50; i++) r.handle(incident('nope_pkey'));
+    await r.drain(5_000);
+    expect(r.counters.otherDatabase).toBe(1);
+    const skipped = records().filter((a) => a.event === 'skipped');
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]).toMatchObject({ reason: 'unknown_constraint' });
+  });
+
+  it('audits a failure and keeps going when the check fails', async () => {
+    await db.pool.query('CREATE TABLE doomed (id serial PRIMARY KEY); INSERT INTO doomed VALUES (5)');
+    const resolver = new IndexResolver(db.pool);
+    await resolver.resolve('doomed_pkey');
+    // The table goes away after it was resolved (and cached): the check fails, is audited, and the next one runs.
+    await db.pool.query('DROP TABLE doomed');
+    const { remediator: r, records } = remediator({ resolver });
+    r.handle(incident('doomed_pkey'));
+    await r.drain(5_000);
+    r.handle(incident('ticket_pkey'));
+    await r.drain(5_000);
+    expect(r.counters.failed).toBe(1);
+    expect(records().find((a) => a.event === 'failed')).toMatchObject({ table: 'public.doomed', error: expect.stringMatching(/doomed/) });
+    expect(records().some((a) => a.event === 'in_sync' && a.table === 'public.ticket')).toBe(true);
+  });
+});
