@@ -12,6 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import { importTickets, INSERT_TICKET_SQL } from './gotrs.js';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './throwawayPostgres.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -20,10 +21,6 @@ const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold('==> ' + s)}\n`);
 const say = (s: string) => process.stdout.write(`    ${s}\n`);
 
-const TICKET_COLUMNS =
-  'tn, queue_id, ticket_lock_id, user_id, responsible_user_id, ticket_priority_id, ticket_state_id, timeout, until_time, ' +
-  'escalation_time, escalation_update_time, escalation_response_time, escalation_solution_time, create_time, create_by, change_time, change_by';
-const TICKET_VALUES = '1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, now(), 1, now(), 1';
 
 function schemaPath(): string {
   const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
@@ -70,7 +67,7 @@ async function main(): Promise<void> {
 
     step("Loading GOTRS's schema and importing 1,000 tickets with explicit ids (as an OTRS migration does)");
     await app.query(readFileSync(schemaPath(), 'utf8'));
-    await app.query(`INSERT INTO ticket (id, ${TICKET_COLUMNS}) SELECT g, 'imported-' || g, ${TICKET_VALUES} FROM generate_series(1, 1000) g`);
+    await importTickets(app, 1000);
     const seq = (await app.query(`SELECT last_value, is_called FROM ticket_id_seq`)).rows[0];
     say(`ticket: MAX(id) = 1000, ticket_id_seq.last_value = ${seq.last_value} (is_called ${seq.is_called}): the sequence is behind`);
 
@@ -97,11 +94,10 @@ async function main(): Promise<void> {
     say('following');
 
     step('The help desk creates a ticket');
-    const insert = `INSERT INTO ticket (${TICKET_COLUMNS}) VALUES ('demo-ticket', ${TICKET_VALUES}) RETURNING id`;
-    say(dim(insert.replace(/\s+/g, ' ').slice(0, 90) + ' ...'));
+    say(dim(INSERT_TICKET_SQL.slice(0, 90) + ' ...'));
     const failedAt = Date.now();
     try {
-      await app.query(insert);
+      await app.query(INSERT_TICKET_SQL, ['demo-1']);
       say('unexpectedly succeeded');
     } catch (error) {
       say(`ERROR:  ${(error as Error).message}`);
@@ -111,7 +107,7 @@ async function main(): Promise<void> {
     say(`seqwatch healed it ${Date.parse(String(remediated.time)) - failedAt} ms after the error`);
 
     step('The help desk retries');
-    const { rows } = await app.query(insert);
+    const { rows } = await app.query(INSERT_TICKET_SQL, ['demo-1']);
     say(`INSERT 0 1: the new ticket has id ${rows[0].id}`);
     await app.end();
 

@@ -3,25 +3,13 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import type { AuditEvent, AuditFields } from '../../src/audit/AuditLog.js';
 import { repoRoot } from './db.js';
 
 export const CLI = join(repoRoot, 'dist/cli/main.js');
 
-export interface AuditRecord {
-  time: string;
-  event: string;
-  table?: string;
-  sequence?: string;
-  column?: string;
-  before?: string;
-  after?: string;
-  max_id?: string | null;
-  reason?: string;
-  error?: string;
-  trigger?: { source: string; constraint: string; offset?: number; line?: number };
-  msg: string;
-  [key: string]: unknown;
-}
+/** One audit line as read back: the fields the daemon writes, plus what every record has. */
+export type AuditRecord = AuditFields & { time: string; event: AuditEvent; msg: string; host: string; pid: number };
 
 export function readAudit(path: string): AuditRecord[] {
   if (!existsSync(path)) return [];

@@ -1,0 +1,23 @@
+import type pg from 'pg';
+
+/** The NOT NULL columns of GOTRS's `ticket` table, and plausible values for them. */
+const TICKET_COLUMNS =
+  'tn, queue_id, ticket_lock_id, user_id, responsible_user_id, ticket_priority_id, ticket_state_id, timeout, until_time, ' +
+  'escalation_time, escalation_update_time, escalation_response_time, escalation_solution_time, create_time, create_by, change_time, change_by';
+const TICKET_VALUES = '1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, now(), 1, now(), 1';
+
+/** What the help desk does: a ticket without an id, numbered by the sequence. */
+export const INSERT_TICKET_SQL = `INSERT INTO ticket (${TICKET_COLUMNS}) VALUES ($1, ${TICKET_VALUES}) RETURNING id`;
+
+/** What an OTRS import does: rows with explicit ids 1..count, the sequence left where it was. */
+export async function importTickets(db: pg.Pool | pg.Client, count: number): Promise<void> {
+  await db.query(
+    `INSERT INTO ticket (id, ${TICKET_COLUMNS}) SELECT g, 'imported-' || g, ${TICKET_VALUES} FROM generate_series(1, $1::int) g`,
+    [count],
+  );
+}
+
+export async function insertTicket(db: pg.Pool | pg.Client, tn: string): Promise<string> {
+  const { rows } = await db.query<{ id: string }>(INSERT_TICKET_SQL, [tn]);
+  return rows[0]!.id;
+}
