@@ -1,121 +1,231 @@
-import pg from 'pg';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
-import type { Config } from './config/config.js';
+import { configWarnings, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
+import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident } from './detect/detectIncident.js';
 import { StderrPrefixParser } from './formats/StderrPrefixParser.js';
 import { Remediator } from './remediate/Remediator.js';
+import { SystemdNotifier } from './service/SystemdNotifier.js';
 import { FileFollower } from './sources/FileFollower.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
 const STOP_GRACE_MS = 10_000;
+/** How often health is assessed (and the health file written) when systemd asks for nothing faster. */
+export const HEARTBEAT_MS = 5_000;
+/** A follower that has not polled for this long is stuck. */
+const STUCK_FOLLOWER_MS = 30_000;
 
-/** The pool the daemon uses: small, named, and with timeouts, since it shares a production server. */
-export function createPool(url: string | undefined): pg.Pool {
-  const pool = new pg.Pool({
-    ...(url ? { connectionString: url } : {}),
-    max: 2,
-    application_name: 'seqwatch',
-    connectionTimeoutMillis: 5_000,
-    statement_timeout: 30_000,
-    lock_timeout: 5_000,
-    idleTimeoutMillis: 60_000,
-  });
-  return pool;
+export interface Health {
+  ok: boolean;
+  database: boolean;
+  sources: boolean;
+  time: string;
 }
 
-/** The database a URL (or the libpq environment) connects to, as pg itself works it out. */
-export function databaseOf(url: string | undefined): string {
-  return new pg.Client(url ? { connectionString: url } : {}).database ?? '';
+interface RunningSource {
+  key: string;
+  config: SourceConfig;
+  follower: FileFollower;
 }
+
+function logDatabaseEvents(logger: Logger) {
+  return (event: 'connected' | 'unavailable', detail: Record<string, unknown>) =>
+    event === 'connected' ? logger.info(detail, 'connected to the database') : logger.warn(detail, 'database unavailable; waiting for it');
+}
+
+const sourceKey = (s: SourceConfig) => JSON.stringify([s.path, s.format, s.log_line_prefix]);
 
 /**
- * The running daemon: sources -> formats -> detect -> remediate (db) -> audit, wired left to right.
+ * The running daemon: sources -> formats -> detect -> remediate (db) -> audit, wired left to right,
+ * plus what a service manager needs: readiness, a watchdog fed only while the pipeline works and
+ * the database answers, reload on SIGHUP, a bounded clean stop.
  */
 export class Daemon {
-  private readonly followers: FileFollower[] = [];
+  private readonly sources = new Map<string, RunningSource>();
   private stopping: Promise<void> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastHealth: Health | undefined;
+  private reloading: Promise<void> = Promise.resolve();
 
   private constructor(
-    private readonly config: Config,
+    private config: Config,
+    private readonly configPath: string,
     private readonly logger: Logger,
     private readonly audit: AuditLog,
-    private readonly pool: pg.Pool,
+    private readonly db: Database,
+    private readonly resolver: IndexResolver,
     readonly remediator: Remediator,
+    private readonly notifier: SystemdNotifier,
   ) {}
 
-  static async start(config: Config, logger: Logger): Promise<Daemon> {
+  static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
+    for (const warning of configWarnings(configPath, config)) logger.warn(warning);
     const audit = new AuditLog(config.audit.path);
-    const pool = createPool(config.database.url);
-    pool.on('error', (error) => logger.warn({ err: error.message }, 'database connection lost; it is reopened on next use'));
-    const database = databaseOf(config.database.url);
+    const db = new Database({ url: config.database.url, password: await readPasswordFile(config), onEvent: logDatabaseEvents(logger) });
+    const resolver = new IndexResolver(db);
     const remediator = new Remediator({
-      db: pool,
-      resolver: new IndexResolver(pool),
+      db,
+      resolver,
       audit,
-      database,
+      database: db.name,
       dryRun: config.remediation.dry_run,
       debounceMs: config.remediation.debounce_ms,
       onWarning: (message) => logger.error(message),
     });
-    const daemon = new Daemon(config, logger, audit, pool, remediator);
-    await daemon.connectOnce(database);
-    for (const source of config.sources) {
-      const parser = new StderrPrefixParser(source.log_line_prefix, source.path, (record) => {
-        const incident = detectIncident(record);
-        if (incident) remediator.handle(incident);
-      });
-      const follower = new FileFollower(
-        source.path,
-        {
-          onLine: (line, position) => parser.push(line.toString('utf8'), position),
-          onIdle: () => parser.flush(),
-          onWarning: (message) => logger.warn({ source: source.path }, message),
-        },
-        { startAt: source.start_at },
-      );
-      await follower.start();
-      daemon.followers.push(follower);
-    }
+    const notifier = new SystemdNotifier(process.env, (message) => logger.warn(message));
+    const daemon = new Daemon(config, configPath, logger, audit, db, resolver, remediator, notifier);
+    for (const source of config.sources) await daemon.startSource(source);
     audit.write(
       'started',
       {
-        database,
+        database: db.name,
         dry_run: config.remediation.dry_run,
         sources: config.sources.map((s) => ({ path: s.path, format: s.format })),
       },
-      `following ${config.sources.length} source(s) for database ${database}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
+      `following ${config.sources.length} source(s) for database ${db.name}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
     );
-    logger.info({ sources: config.sources.map((s) => s.path), database }, 'seqwatch started');
+    logger.info({ sources: config.sources.map((s) => s.path), database: db.name }, 'seqwatch started; following the logs');
+    // Ready once the database answered too; incidents read meanwhile wait for it.
+    void db.waitUntilAvailable().then(
+      () => {
+        logger.info({ host: db.host }, 'database answers; ready');
+        void notifier.ready(daemon.statusLine());
+        daemon.startHeartbeat();
+      },
+      () => {},
+    );
     return daemon;
   }
 
-  /** A first connection, to tell the operator at once when the database cannot be reached. */
-  private async connectOnce(database: string): Promise<void> {
+  private async startSource(source: SourceConfig): Promise<void> {
+    const parser = new StderrPrefixParser(source.log_line_prefix, source.path, (record) => {
+      const incident = detectIncident(record);
+      if (incident) this.remediator.handle(incident);
+    });
+    const follower = new FileFollower(
+      source.path,
+      {
+        onLine: (line, position) => parser.push(line.toString('utf8'), position),
+        onIdle: () => parser.flush(),
+        onWarning: (message) => this.logger.warn({ source: source.path }, message),
+      },
+      { startAt: source.start_at },
+    );
+    await follower.start();
+    this.sources.set(sourceKey(source), { key: sourceKey(source), config: source, follower });
+  }
+
+  private statusLine(): string {
+    const c = this.remediator.counters;
+    return `following ${this.sources.size} source(s); ${c.incidents} incidents, ${c.remediated} remediated, ${c.failed} failed`;
+  }
+
+  private startHeartbeat(): void {
+    const interval = Math.min(this.notifier.watchdogIntervalMs ?? HEARTBEAT_MS, HEARTBEAT_MS);
+    const beat = async () => {
+      const health = await this.health(interval);
+      if (health.ok) void this.notifier.watchdog();
+      if (this.lastHealth?.ok !== health.ok) {
+        if (health.ok) this.logger.info(health, 'healthy');
+        else this.logger.warn(health, 'unhealthy: not feeding the watchdog');
+      }
+      this.lastHealth = health;
+      this.writeHealthFile(health);
+      void this.notifier.status(this.statusLine());
+    };
+    void beat();
+    this.heartbeat = setInterval(() => void beat(), interval);
+  }
+
+  /** Healthy: every follower polls, and the database answers within `timeoutMs`. */
+  async health(timeoutMs = HEARTBEAT_MS): Promise<Health> {
+    const now = Date.now();
+    const sources = [...this.sources.values()].every((s) => now - s.follower.lastPollAt < STUCK_FOLLOWER_MS);
+    const database = await Promise.race([
+      this.db.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
+    ]);
+    return { ok: sources && database, database, sources, time: new Date(now).toISOString() };
+  }
+
+  /** `seqwatch health` reads this (a container's HEALTHCHECK has no systemd to ask). */
+  private writeHealthFile(health: Health): void {
     try {
-      const { rows } = await this.pool.query<{ user: string; version: string }>(
-        'SELECT current_user AS user, current_setting($1) AS version',
-        ['server_version'],
-      );
-      this.logger.info({ database, user: rows[0]?.user, server_version: rows[0]?.version }, 'database answers');
+      mkdirSync(this.config.state_dir, { recursive: true });
+      const file = join(this.config.state_dir, 'health.json');
+      writeFileSync(`${file}.tmp`, JSON.stringify({ ...health, pid: process.pid, counters: this.remediator.counters }) + '\n');
+      renameSync(`${file}.tmp`, file);
     } catch (error) {
-      this.logger.warn({ database, err: (error as Error).message }, 'database does not answer yet; following the logs anyway, checks retry on each incident');
+      this.logger.warn({ err: (error as Error).message, state_dir: this.config.state_dir }, 'cannot write the health file');
     }
+  }
+
+  /**
+   * SIGHUP: reopen the audit log (logrotate moved it) and reload the config. An invalid new config
+   * is refused whole: the old one stays in force, and the refusal is audited as an alert.
+   */
+  reload(): Promise<void> {
+    this.reloading = this.reloading.then(() => this.doReload());
+    return this.reloading;
+  }
+
+  private async doReload(): Promise<void> {
+    if (this.stopping) return;
+    void this.notifier.reloading();
+    this.audit.reopen();
+    let next: Config;
+    let password: string | undefined;
+    try {
+      next = await loadConfig(this.configPath);
+      password = await readPasswordFile(next);
+    } catch (error) {
+      const message = (error as Error).message;
+      this.logger.error({ config: this.configPath }, `reload refused, the running configuration stays in force:\n${message}`);
+      this.audit.write('alert', { reason: 'config_reload_failed', error: message }, `reload of ${this.configPath} refused, the running configuration stays in force: ${message}`);
+      void this.notifier.ready(this.statusLine());
+      return;
+    }
+    for (const warning of configWarnings(this.configPath, next)) this.logger.warn(warning);
+    const previous = this.config;
+    this.config = next;
+    if (next.audit.path !== previous.audit.path) this.audit.reopen(next.audit.path);
+    if (JSON.stringify(next.database) !== JSON.stringify(previous.database) || password !== undefined) {
+      this.db.reconfigure({ url: next.database.url, password, onEvent: logDatabaseEvents(this.logger) });
+      this.resolver.clear();
+    }
+    this.remediator.updateSettings({ database: this.db.name, dryRun: next.remediation.dry_run, debounceMs: next.remediation.debounce_ms });
+    const wanted = new Map(next.sources.map((s) => [sourceKey(s), s]));
+    for (const [key, running] of this.sources) {
+      if (!wanted.has(key)) {
+        await running.follower.stop();
+        this.sources.delete(key);
+      }
+    }
+    for (const [key, source] of wanted) if (!this.sources.has(key)) await this.startSource(source);
+    this.logger.info({ sources: [...this.sources.values()].map((s) => s.config.path), dry_run: next.remediation.dry_run }, 'configuration reloaded');
+    void this.notifier.ready(this.statusLine());
   }
 
   /** Stops reading, lets checks under way finish (bounded), audits `stopped`. Safe to call twice. */
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
-      await Promise.all(this.followers.map((follower) => follower.stop()));
-      const finished = await this.remediator.drain(STOP_GRACE_MS);
+      void this.notifier.stopping();
+      clearInterval(this.heartbeat);
+      await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
+      const finished = await this.remediator.stop(STOP_GRACE_MS);
       this.audit.write(
         'stopped',
         { reason, unfinished_checks: !finished, counters: this.remediator.counters },
-        finished ? `stopped (${reason})` : `stopped (${reason}) with checks still running after ${STOP_GRACE_MS} ms`,
+        finished ? `stopped (${reason})` : `stopped (${reason}); checks still waiting for the database after ${STOP_GRACE_MS} ms were given up`,
       );
       this.audit.close();
-      await this.pool.end().catch(() => {});
+      await this.db.close();
       this.logger.info({ reason }, 'seqwatch stopped');
     })();
     return this.stopping;

@@ -50,7 +50,7 @@ export class AuditLog {
   private readonly logger: Logger;
   private readonly destination: pino.DestinationStream & { end?: () => void; reopen?: (file?: string) => void };
 
-  constructor(readonly path: string) {
+  constructor(private path: string) {
     mkdirSync(dirname(path), { recursive: true });
     this.destination = pino.destination({ dest: path, sync: true, mkdir: true });
     this.logger = pino(
@@ -69,9 +69,15 @@ export class AuditLog {
     this.logger.info({ event, ...fields }, msg);
   }
 
-  /** After logrotate moved the file: continue in a new file at the same path. */
-  reopen(): void {
-    this.destination.reopen?.();
+  /** After logrotate moved the file: continue in a new file at the same path (or at a new path). */
+  reopen(path: string = this.path): void {
+    mkdirSync(dirname(path), { recursive: true });
+    this.destination.reopen?.(path);
+    this.path = path;
+  }
+
+  get file(): string {
+    return this.path;
   }
 
   close(): void {

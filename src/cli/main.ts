@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import pino from 'pino';
-import { ConfigError, loadConfig, redactUrl } from '../config/config.js';
-import { Daemon } from '../daemon.js';
+import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/config.js';
+import { Daemon, HEARTBEAT_MS } from '../daemon.js';
 
 /** Exit codes scripts can rely on. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -32,7 +33,7 @@ program
   .action(async (options: { config: string }) => {
     const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
     const config = await loadConfig(options.config);
-    const daemon = await Daemon.start(config, logger);
+    const daemon = await Daemon.start(config, options.config, logger);
     let signals = 0;
     const onSignal = (signal: string) => {
       if (++signals > 1) {
@@ -43,6 +44,34 @@ program
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGHUP', () => void daemon.reload());
+  });
+
+program
+  .command('health')
+  .description('exit 0 when the daemon using this config is healthy (following its logs, database answering), 1 when not; for container health checks')
+  .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .action(async (options: { config: string }) => {
+    const config = await loadConfig(options.config);
+    const file = join(config.state_dir, 'health.json');
+    let health: { ok: boolean; time: string; database: boolean; sources: boolean };
+    try {
+      health = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (error) {
+      process.stderr.write(`unhealthy: no health file ${file} (${(error as Error).message}): is the daemon running with this config?\n`);
+      process.exitCode = EXIT.failure;
+      return;
+    }
+    const age = Date.now() - Date.parse(health.time);
+    if (age > 3 * HEARTBEAT_MS) {
+      process.stderr.write(`unhealthy: ${file} is ${Math.round(age / 1000)} s old: the daemon is stuck or stopped\n`);
+      process.exitCode = EXIT.failure;
+    } else if (!health.ok) {
+      process.stderr.write(`unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'stuck'}\n`);
+      process.exitCode = EXIT.failure;
+    } else {
+      process.stdout.write('healthy\n');
+    }
   });
 
 const configCommand = program.command('config').description('work with the config file');
@@ -52,9 +81,10 @@ configCommand
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
+    for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);
     const lines = [
       `${options.config}: valid`,
-      `  database: ${redactUrl(config.database.url)}`,
+      `  database: ${redactUrl(config.database.url)}${config.database.password_file ? ` (password from ${config.database.password_file})` : ''}`,
       ...config.sources.map((s) => `  source:   ${s.path} (${s.format}, log_line_prefix ${JSON.stringify(s.log_line_prefix)}, start at ${s.start_at})`),
       `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
       `  audit:    ${config.audit.path}`,

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
@@ -28,6 +29,8 @@ const ConfigSchema = z.strictObject({
   database: z
     .strictObject({
       url: z.string().min(1).optional(),
+      /** A file holding the password (first line), e.g. a Docker or Kubernetes secret. */
+      password_file: z.string().min(1).optional(),
     })
     .default({}),
   sources: z.array(SourceSchema).min(1, 'at least one source is needed: the PostgreSQL server log'),
@@ -104,8 +107,41 @@ export function parseConfig(text: string, file: string): Config {
   const base = dirname(resolve(file));
   config.audit.path = resolve(base, config.audit.path);
   config.state_dir = resolve(base, config.state_dir);
+  if (config.database.password_file) config.database.password_file = resolve(base, config.database.password_file);
   for (const source of config.sources) if (source.path !== '-') source.path = resolve(base, source.path);
   return config;
+}
+
+/** The password from `database.password_file`, if the config names one. */
+export async function readPasswordFile(config: Config): Promise<string | undefined> {
+  const file = config.database.password_file;
+  if (!file) return undefined;
+  try {
+    return (await readFile(file, 'utf8')).split('\n')[0]!.replace(/\r$/, '');
+  } catch (error) {
+    throw new ConfigError([`${file}: cannot read database.password_file: ${(error as Error).message}`]);
+  }
+}
+
+/** Things that are allowed but unwise: said at startup and by `config check`. */
+export function configWarnings(file: string, config: Config): string[] {
+  const warnings: string[] = [];
+  let hasPassword = false;
+  try {
+    hasPassword = Boolean(config.database.url && new URL(config.database.url.replace(/@[^/?]*,[^/?]*/, '@h')).password);
+  } catch {
+    hasPassword = /:\/\/[^/@]*:[^/@]*@/.test(config.database.url ?? '');
+  }
+  if (hasPassword) {
+    try {
+      if ((statSync(file).mode & 0o004) !== 0) {
+        warnings.push(`${file} holds a database password and is readable by every user: chmod o-r ${file} (or use database.password_file, PGPASSFILE)`);
+      }
+    } catch {
+      // Unreadable now: loadConfig already said so, or it was just moved.
+    }
+  }
+  return warnings;
 }
 
 /** The deepest node on the path that exists: a missing key is reported where its parent is. */
@@ -153,12 +189,6 @@ function unwrap(schema: z.ZodType): z.ZodType {
 /** The database URL with any password replaced, for messages and `config check` output. */
 export function redactUrl(url: string | undefined): string {
   if (!url) return '(from libpq environment: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD)';
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
-    return parsed.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
+  // Not `new URL`: a multi-host URL (h1:5432,h2:5432) is valid for libpq but not for WHATWG.
+  return url.replace(/^([a-z]+:\/\/[^:/@?]*:)[^@]*@/i, '$1***@').replace(/([?&]password=)[^&]*/i, '$1***');
 }

@@ -96,3 +96,27 @@ export async function guardedSetval(db: Queryable, target: SequenceTarget, act: 
   if (row.after === null) throw new Error(`setval on ${target.sequence} did not run`);
   return { ...state, verdict: 'remediated', after: row.after };
 }
+
+/** 'seqw' in the high half of the advisory lock key, the sequence oid in the low half. */
+const LOCK_NAMESPACE = 0x73657177n;
+
+export function sequenceLockKey(sequenceOid: number): string {
+  return ((LOCK_NAMESPACE << 32n) | BigInt(sequenceOid)).toString();
+}
+
+/** What guardedSetvalExclusive needs: a transaction on one connection. */
+export interface Transactional {
+  transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
+}
+
+/**
+ * guardedSetval under a transaction-scoped advisory lock keyed by the sequence, so that several
+ * daemons watching one cluster (HA pairs, a sidecar per replica) never run the same fix at once:
+ * the second waits for the first, then finds the sequence in sync.
+ */
+export function guardedSetvalExclusive(db: Transactional, target: SequenceTarget, act: boolean): Promise<SequenceState> {
+  return db.transaction(async (client) => {
+    await client.query('SELECT pg_catalog.pg_advisory_xact_lock($1::int8)', [sequenceLockKey(target.sequenceOid)]);
+    return guardedSetval(client, target, act);
+  });
+}

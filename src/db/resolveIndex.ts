@@ -149,4 +149,9 @@ export class IndexResolver {
   forget(indexName: string): void {
     this.cache.delete(indexName);
   }
+
+  /** Forgets every name (the daemon now talks to another database). */
+  clear(): void {
+    this.cache.clear();
+  }
 }

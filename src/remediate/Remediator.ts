@@ -2,21 +2,31 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pDebounce from 'p-debounce';
 import type { AuditLog, Trigger } from '../audit/AuditLog.js';
 import type { Incident } from '../detect/detectIncident.js';
-import { guardedSetval } from '../db/guardedSetval.js';
-import type { Queryable } from '../db/Queryable.js';
-import type { IndexResolver, SequenceTarget } from '../db/resolveIndex.js';
+import { isUnavailable } from '../db/Database.js';
+import { guardedSetvalExclusive, type SequenceState, type Transactional } from '../db/guardedSetval.js';
+import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
 
-export interface RemediatorOptions {
-  db: Queryable;
-  resolver: IndexResolver;
-  audit: AuditLog;
+/** What remediation needs of the database: transactions, and a way to wait out an outage. */
+export interface RemediationDatabase extends Transactional {
+  waitUntilAvailable(signal?: AbortSignal): Promise<void>;
+}
+
+export interface RemediationSettings {
   /** The database this daemon watches; records that name another one are not ours. */
   database: string;
   dryRun: boolean;
   /** After a check, incidents for the same sequence within this window coalesce into one more check. */
   debounceMs: number;
+}
+
+export interface RemediatorOptions extends RemediationSettings {
+  db: RemediationDatabase;
+  resolver: IndexResolver;
+  audit: AuditLog;
   /** How often the same skip (same constraint, same reason) is audited at most. */
   repeatAuditMs?: number;
+  /** Constraint names waiting for the database to come back; past this, new names are dropped (and audited). */
+  maxPendingNames?: number;
   onWarning?: (message: string) => void;
 }
 
@@ -40,24 +50,49 @@ interface SequenceSlot {
  * From incidents to decisions. Each incident is resolved through the catalog; each sequence it
  * names gets its own debouncer (p-debounce's promise mode with `after`): the first incident is
  * checked at once, runs for one sequence never overlap, and everything that arrives while a check
- * runs or during the debounce window after it makes at most one more check.
+ * runs or during the debounce window after it makes at most one more check. While the database is
+ * away, at most one lookup per constraint name and one check per sequence wait for it.
  */
 export class Remediator {
   readonly counters: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0 };
   private readonly slots = new Map<number, SequenceSlot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly lastSkip = new Map<string, { at: number; repeats: number }>();
+  /** Constraint names being resolved, with how many more incidents named them meanwhile. */
+  private readonly resolving = new Map<string, number>();
+  /** Cut short on stop: the debounce pauses. */
+  private readonly cooldown = new AbortController();
+  /** Cut short when the stop's grace period is over: waiting for the database. */
+  private readonly giveUp = new AbortController();
+  private settings: RemediationSettings;
 
-  constructor(private readonly options: RemediatorOptions) {}
+  constructor(private readonly options: RemediatorOptions) {
+    this.settings = { database: options.database, dryRun: options.dryRun, debounceMs: options.debounceMs };
+  }
+
+  /** New settings (a reloaded config) apply from the next check on. */
+  updateSettings(settings: RemediationSettings): void {
+    this.settings = settings;
+  }
 
   /** Takes an incident; never throws, never blocks the reading of logs. */
   handle(incident: Incident): void {
-    if (incident.database !== undefined && incident.database !== this.options.database) {
+    if (incident.database !== undefined && incident.database !== this.settings.database) {
       this.counters.otherDatabase++;
       return;
     }
     this.counters.incidents++;
-    this.track(this.route(incident));
+    const pending = this.resolving.get(incident.constraint);
+    if (pending !== undefined) {
+      this.resolving.set(incident.constraint, pending + 1);
+      return;
+    }
+    if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
+      this.skipOnce(triggerOf(incident), 'backlog_full', `too many distinct constraint names wait for the database; ${JSON.stringify(incident.constraint)} dropped`);
+      return;
+    }
+    this.resolving.set(incident.constraint, 0);
+    this.track(this.route(incident).finally(() => this.resolving.delete(incident.constraint)));
   }
 
   /** Waits until every check under way has finished (or the time is up); true when all finished. */
@@ -71,6 +106,19 @@ export class Remediator {
     return true;
   }
 
+  /**
+   * For a stop: skips the debounce pauses, lets checks under way finish within `graceMs`, then
+   * gives up on those still waiting for the database (each audited as `skipped`, reason `shutdown`).
+   * True when nothing had to be given up.
+   */
+  async stop(graceMs: number): Promise<boolean> {
+    this.cooldown.abort();
+    if (await this.drain(graceMs)) return true;
+    this.giveUp.abort();
+    await this.drain(2_000);
+    return false;
+  }
+
   private track(work: Promise<void>): void {
     const tracked = work.catch((error: Error) => this.options.onWarning?.(`internal error: ${error.stack ?? error.message}`));
     this.inFlight.add(tracked);
@@ -79,22 +127,21 @@ export class Remediator {
 
   private async route(incident: Incident): Promise<void> {
     const trigger = triggerOf(incident);
-    let resolution;
-    try {
-      resolution = await this.options.resolver.resolve(incident.constraint);
-    } catch (error) {
-      this.counters.failed++;
-      this.options.audit.write(
-        'failed',
-        { trigger, error: (error as Error).message },
-        `could not look up constraint ${JSON.stringify(incident.constraint)} in the catalog: ${(error as Error).message}`,
-      );
-      return;
-    }
+    const resolution = await this.whenAvailable(
+      () => this.options.resolver.resolve(incident.constraint),
+      trigger,
+      {},
+      `looking up ${JSON.stringify(incident.constraint)}`,
+    );
+    if (!resolution) return;
     if (resolution.targets.length === 0 && resolution.nonSequence.length === 0) {
-      this.skipOnce(trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(incident.constraint)} in database ${this.options.database}: nothing to do`);
+      this.skipOnce(trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(incident.constraint)} in database ${this.settings.database}: nothing to do`);
       return;
     }
+    this.dispatch(resolution, trigger, (this.resolving.get(incident.constraint) ?? 0) + 1);
+  }
+
+  private dispatch(resolution: Resolution, trigger: Trigger, incidents: number): void {
     for (const index of resolution.nonSequence) {
       this.skipOnce(
         trigger,
@@ -103,11 +150,47 @@ export class Remediator {
         { table: index.table, index: index.index },
       );
     }
-    for (const target of resolution.targets) this.track(this.enqueue(target, trigger));
+    for (const target of resolution.targets) this.track(this.enqueue(target, trigger, incidents));
   }
 
-  /** Counts the incident against its sequence and makes sure a check will see it. */
-  private enqueue(target: SequenceTarget, trigger: Trigger): Promise<void> {
+  /**
+   * Runs `work`, waiting out database outages (standby, failover, restart) instead of failing.
+   * The first failure of an outage is audited as `failed` with `retrying: true`. Undefined when it
+   * failed for good or the daemon stopped.
+   */
+  private async whenAvailable<T>(work: () => Promise<T>, trigger: Trigger, names: Record<string, string>, what: string): Promise<T | undefined> {
+    let audited = false;
+    for (;;) {
+      try {
+        return await work();
+      } catch (error) {
+        const message = (error as Error).message;
+        if (!isUnavailable(error)) {
+          this.counters.failed++;
+          this.options.audit.write('failed', { ...names, trigger, error: message }, `${what} failed: ${message}`);
+          return undefined;
+        }
+        if (!audited) {
+          audited = true;
+          this.counters.failed++;
+          this.options.audit.write(
+            'failed',
+            { ...names, trigger, error: message, retrying: true },
+            `${what}: the database is not available (${message}); waiting for it and trying again`,
+          );
+        }
+        try {
+          await this.options.db.waitUntilAvailable(this.giveUp.signal);
+        } catch {
+          this.options.audit.write('skipped', { ...names, trigger, reason: 'shutdown' }, `${what}: given up, the daemon is stopping and the database is still away`);
+          return undefined;
+        }
+      }
+    }
+  }
+
+  /** Counts the incidents against their sequence and makes sure a check will see them. */
+  private enqueue(target: SequenceTarget, trigger: Trigger, incidents: number): Promise<void> {
     let slot = this.slots.get(target.sequenceOid);
     if (!slot) {
       const created: SequenceSlot = {
@@ -117,7 +200,9 @@ export class Remediator {
         run: pDebounce.promise(
           async () => {
             await this.check(created);
-            await sleep(this.options.debounceMs);
+            if (!this.cooldown.signal.aborted) {
+              await sleep(this.settings.debounceMs, undefined, { signal: this.cooldown.signal }).catch(() => {});
+            }
           },
           { after: true },
         ),
@@ -126,38 +211,41 @@ export class Remediator {
       this.slots.set(target.sequenceOid, slot);
     }
     slot.target = target;
-    slot.waiting++;
+    slot.waiting += incidents;
     slot.trigger ??= trigger;
     return slot.run();
   }
 
   private async check(slot: SequenceSlot): Promise<void> {
     const { target } = slot;
+    if (slot.waiting === 0) return;
     const trigger = slot.trigger!;
     const incidents = slot.waiting;
     slot.waiting = 0;
     slot.trigger = undefined;
     this.counters.checks++;
     const names = { table: target.table, sequence: target.sequence, column: target.column };
+    const { dryRun } = this.settings;
     this.options.audit.write(
       'detected',
       { ...names, trigger, incidents },
       `${incidents === 1 ? 'a duplicate key error' : `${incidents} duplicate key errors`} on ${target.index}: checking ${target.sequence} against ${target.table}.${target.column}`,
     );
-    let state;
-    try {
-      state = await guardedSetval(this.options.db, target, !this.options.dryRun);
-    } catch (error) {
-      this.counters.failed++;
+    const state = await this.whenAvailable(
+      () => guardedSetvalExclusive(this.options.db, target, !dryRun),
+      trigger,
+      names,
+      `checking ${target.sequence}`,
+    );
+    if (!state) {
       // The table may have changed underneath (dropped, renamed): look the name up afresh next time.
       this.options.resolver.forget(trigger.constraint);
-      this.options.audit.write(
-        'failed',
-        { ...names, trigger, error: (error as Error).message },
-        `checking ${target.sequence} failed: ${(error as Error).message}`,
-      );
       return;
     }
+    this.auditOutcome(target, state, trigger, names);
+  }
+
+  private auditOutcome(target: SequenceTarget, state: SequenceState, trigger: Trigger, names: Record<string, string>): void {
     const values = { before: state.before, max_id: state.maxId };
     switch (state.verdict) {
       case 'remediated':

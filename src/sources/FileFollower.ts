@@ -85,6 +85,8 @@ export class FileFollower {
   private woken = false;
   private wake: (() => void) | undefined;
   private lastWarning = '';
+  /** When the follower last looked at its files: a stuck follower stops feeding the watchdog. */
+  lastPollAt = 0;
 
   constructor(
     readonly path: string,
@@ -100,6 +102,7 @@ export class FileFollower {
   /** Opens the file (or notes that it does not exist yet) and starts following. Resolves once following. */
   async start(): Promise<void> {
     if (this.running) return;
+    this.lastPollAt = Date.now();
     this.current = await this.openPath(this.startAt === 'end');
     this.watchDirectory();
     this.running = this.loop();
@@ -135,6 +138,7 @@ export class FileFollower {
 
   private async loop(): Promise<void> {
     while (!this.stopped) {
+      this.lastPollAt = Date.now();
       let progressed: boolean;
       try {
         progressed = await this.poll();

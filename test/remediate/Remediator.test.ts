@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/AuditLog.js';
+import { Database } from '../../src/db/Database.js';
 import { IndexResolver } from '../../src/db/resolveIndex.js';
 import { Remediator } from '../../src/remediate/Remediator.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -15,16 +16,20 @@ beforeAll(async () => {
   await db.pool.query(`CREATE TABLE ticket (id bigserial PRIMARY KEY);
                        CREATE TABLE article (id bigserial PRIMARY KEY);`);
 });
+const databases: Database[] = [];
 afterAll(async () => {
+  await Promise.all(databases.map((d) => d.close()));
   await db?.drop();
 });
 
 function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?: IndexResolver } = {}) {
+  const database = new Database({ url: db.url });
+  databases.push(database);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'seqwatch-rem-')), 'audit.jsonl');
   const audit = new AuditLog(auditPath);
   const remediator = new Remediator({
-    db: db.pool,
-    resolver: options.resolver ?? new IndexResolver(db.pool),
+    db: database,
+    resolver: options.resolver ?? new IndexResolver(database),
     audit,
     database: db.name,
     dryRun: options.dryRun ?? false,
