@@ -215,7 +215,7 @@ export class Daemon {
   /** Stops reading, lets checks under way finish (bounded), audits `stopped`. Safe to call twice. */
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
-      void this.notifier.stopping();
+      await this.notifier.stopping();
       clearInterval(this.heartbeat);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       const finished = await this.remediator.stop(STOP_GRACE_MS);

@@ -33,18 +33,26 @@ program
   .action(async (options: { config: string }) => {
     const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
     const config = await loadConfig(options.config);
-    const daemon = await Daemon.start(config, options.config, logger);
+    // Signals are caught before anything starts: a SIGHUP from logrotate during start-up must not
+    // kill the daemon (the default action), and a SIGTERM then must still stop it cleanly.
+    let daemon: Daemon | undefined;
+    let stopSignal: string | undefined;
+    let reloadWanted = false;
     let signals = 0;
-    const onSignal = (signal: string) => {
+    const stop = (signal: string) => {
       if (++signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(EXIT.failure);
       }
-      void daemon.stop(signal).then(() => process.exit(EXIT.ok));
+      stopSignal = signal;
+      if (daemon) void daemon.stop(signal).then(() => process.exit(EXIT.ok));
     };
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGHUP', () => void daemon.reload());
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => (daemon ? void daemon.reload() : (reloadWanted = true)));
+    daemon = await Daemon.start(config, options.config, logger);
+    if (stopSignal) void daemon.stop(stopSignal).then(() => process.exit(EXIT.ok));
+    else if (reloadWanted) void daemon.reload();
   });
 
 program

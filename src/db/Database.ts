@@ -128,6 +128,7 @@ export class Database implements Queryable {
   /** Resolves once a usable server answers; retries with backoff. Rejects only when aborted or closed. */
   async waitUntilAvailable(signal?: AbortSignal): Promise<void> {
     let delay = this.options.retryInitialMs ?? 500;
+    let said = false;
     for (;;) {
       signal?.throwIfAborted();
       if (this.closed) throw new DatabaseUnavailable('database connection closed');
@@ -135,7 +136,10 @@ export class Database implements Queryable {
         await (await this.connected()).query('SELECT 1');
         this.lastOkAt = Date.now();
         return;
-      } catch {
+      } catch (error) {
+        // Say why once per wait: "connection refused" and "read-only" call for different fixes.
+        if (!said) this.options.onEvent?.('unavailable', { error: (error as Error).message });
+        said = true;
         this.drop();
         await sleep(delay, undefined, { signal });
         delay = Math.min(delay * 2, this.options.retryMaxMs ?? 5_000);

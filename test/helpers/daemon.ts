@@ -35,18 +35,19 @@ export interface RunningDaemon {
   configPath: string;
   auditPath: string;
   stderr: () => string;
+  alive: () => boolean;
   audit: () => AuditRecord[];
   waitForAudit(what: string, match: (record: AuditRecord) => boolean, timeoutMs?: number): Promise<AuditRecord>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`. */
-export async function startDaemon(config: Record<string, unknown>): Promise<RunningDaemon> {
+export async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-daemon-'));
   const auditPath = join(dir, 'audit.jsonl');
   const configPath = join(dir, 'seqwatch.yaml');
   writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), ...config }));
-  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -57,21 +58,30 @@ export async function startDaemon(config: Record<string, unknown>): Promise<Runn
     configPath,
     auditPath,
     stderr: () => stderr,
+    alive: () => child.exitCode === null && child.signalCode === null,
     audit,
     waitForAudit: (what, match, timeoutMs = 10_000) =>
       waitFor(
         what,
         () => {
-          if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode} while waiting for ${what}:\n${stderr}`);
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new Error(`daemon exited (${child.exitCode ?? child.signalCode}) while waiting for ${what}:\n${stderr}`);
+          }
           return audit().find(match);
         },
         timeoutMs,
       ),
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode === null) child.kill(signal);
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
     },
   };
   await daemon.waitForAudit('the started record', (r) => r.event === 'started', 20_000);
   return daemon;
+}
+
+/** A PostgreSQL stderr line (prefix '%m [%p] ') saying that `constraint` was violated, as an application log might repeat it. */
+export function duplicateKeyLine(constraint: string, pid = 4242): string {
+  const time = new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
+  return `${time} [${pid}] ERROR:  duplicate key value violates unique constraint "${constraint}"\n`;
 }
