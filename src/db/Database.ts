@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import pgPass from 'pgpass';
 import type { Queryable } from './Queryable.js';
 
@@ -209,8 +210,11 @@ export class Database implements Queryable {
 
   private createPool(url: string): pg.Pool {
     const explicit = this.options.password;
+    // Parsed here, not passed as connectionString: pg would let the URL's (empty) password win.
+    const fromUrl = url ? parseIntoClientConfig(url) : {};
+    const urlPassword = typeof fromUrl.password === 'string' && fromUrl.password !== '' ? fromUrl.password : undefined;
     const pool = new pg.Pool({
-      ...(url ? { connectionString: url } : {}),
+      ...fromUrl,
       max: 3,
       application_name: 'seqwatch',
       connectionTimeoutMillis: 5_000,
@@ -218,10 +222,13 @@ export class Database implements Queryable {
       lock_timeout: 5_000,
       idleTimeoutMillis: 60_000,
       // password_file, then the URL or PGPASSWORD, then PGPASSFILE / ~/.pgpass, as libpq does.
-      password: async function (this: void) {
+      password: async () => {
         if (explicit !== undefined) return explicit;
-        const params = new pg.Client(url ? { connectionString: url } : {});
-        if (typeof params.password === 'string' && params.password !== '') return params.password;
+        if (urlPassword !== undefined) return urlPassword;
+        if (process.env.PGPASSWORD) return process.env.PGPASSWORD;
+        // libpq reads the password file when PGPASSWORD is empty; pgpass skips it when the variable exists at all.
+        if (process.env.PGPASSWORD === '') delete process.env.PGPASSWORD;
+        const params = new pg.Client(fromUrl);
         return new Promise<string | undefined>((resolve) =>
           pgPass({ host: params.host, port: params.port, database: params.database, user: params.user }, resolve),
         ) as Promise<string>;

@@ -27,6 +27,8 @@ export interface ThrowawayPostgres {
 
 export interface ThrowawayOptions {
   logLinePrefix?: string;
+  /** Require this password (scram-sha-256) over TCP for the superuser, instead of trusting everyone. */
+  password?: string;
   /** Extra postgresql.conf lines. */
   settings?: Record<string, string | number>;
 }
@@ -101,7 +103,14 @@ export async function startLocalPostgres(options: ThrowawayOptions = {}): Promis
     asRoot ? run('runuser', ['-u', 'postgres', '--', command, ...args]) : run(command, args);
   const logPath = join(logDir, 'postgresql.log');
   const port = await freePort();
-  await as(join(bindir, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+  const auth = ['-A', 'trust'];
+  if (options.password !== undefined) {
+    const pwfile = join(socketDir, 'pwfile');
+    writeFileSync(pwfile, `${options.password}\n`, { mode: 0o600 });
+    if (owner) chownSync(pwfile, owner.uid, owner.gid);
+    auth.splice(0, 2, '--auth-local=trust', '--auth-host=scram-sha-256', `--pwfile=${pwfile}`);
+  }
+  await as(join(bindir, 'initdb'), ['-D', data, '-U', 'postgres', ...auth, '-E', 'UTF8', '--locale=C', '--no-sync']);
   appendFileSync(
     join(data, 'postgresql.conf'),
     `\n# throwaway server for seqwatch tests and demo\nport = ${port}\nunix_socket_directories = '${socketDir}'\n${postgresSettings(prefix, options.settings ?? {})}\n`,

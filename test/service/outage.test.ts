@@ -1,0 +1,77 @@
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { duplicateKeyLine, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { startNotifyListener, type NotifyListener } from '../helpers/notifyListener.js';
+
+/*
+ * A server of its own, since this test stops it. It needs the local binaries: with only an
+ * external TEST_DATABASE_URL or Docker, the test cannot stop and start the server, and says so.
+ */
+describe.runIf(findLocalBinaries())('database outage', () => {
+  let server: ThrowawayPostgres;
+  let daemon: RunningDaemon | undefined;
+  let listener: NotifyListener | undefined;
+
+  beforeAll(async () => {
+    server = await startLocalPostgres({ logLinePrefix: '%m [%p] ' });
+  });
+  afterAll(async () => {
+    await daemon?.stop('SIGKILL');
+    listener?.close();
+    await server?.destroy();
+  });
+
+  it('survives the server going away during an error storm, and heals once it is back', async () => {
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query('CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 500)');
+    await admin.end();
+    const appLog = join(mkdtempSync(join(tmpdir(), 'seqwatch-outage-')), 'app.log');
+    writeFileSync(appLog, '');
+    listener = await startNotifyListener();
+    daemon = await startDaemon(
+      {
+        database: { url: server.url },
+        sources: [{ path: appLog, log_line_prefix: '%m [%p] ' }],
+        remediation: { debounce_ms: 100, dry_run: false },
+      },
+      { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000' },
+    );
+    const d = daemon;
+    await waitFor('ready', () => listener!.messages().some((m) => m.includes('READY=1')), 10_000);
+
+    await server.stopServer();
+    const down = Date.now();
+    // The application keeps failing (its log says so) while the database is down.
+    for (let i = 0; i < 20; i++) {
+      appendFileSync(appLog, Array.from({ length: 100 }, () => duplicateKeyLine('ticket_pkey')).join(''));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await d.waitForAudit('the failure, once', (r) => r.event === 'failed' && r.retrying === true);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(d.alive()).toBe(true);
+    const pingsWhileDown = listener.messages().length;
+
+    await new Promise((r) => setTimeout(r, 1_000));
+    // No watchdog pings while the database does not answer (a few status lines may still go out).
+    expect(listener.messages().slice(pingsWhileDown).filter((m) => m.includes('WATCHDOG=1'))).toEqual([]);
+    expect(Date.now() - down).toBeGreaterThan(4_000);
+
+    await server.startServer();
+    const healed = await d.waitForAudit('remediated after the restart', (r) => r.event === 'remediated' && r.table === 'public.ticket', 30_000);
+    expect(healed).toMatchObject({ before: '1', after: '500' });
+    const audit = d.audit();
+    expect(audit.filter((r) => r.event === 'failed')).toHaveLength(1);
+    expect(audit.filter((r) => r.event === 'remediated')).toHaveLength(1);
+    await waitFor('watchdog fed again', () => listener!.messages().slice(pingsWhileDown).some((m) => m.includes('WATCHDOG=1')), 15_000);
+
+    const app = new pg.Client({ connectionString: server.url });
+    await app.connect();
+    expect((await app.query('INSERT INTO ticket DEFAULT VALUES RETURNING id::text AS id')).rows[0].id).toBe('501');
+    await app.end();
+  });
+});
