@@ -16,12 +16,12 @@ export const AUDIT_EVENTS = [
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 
-/** What set a decision off: where the log line is and which constraint it named. */
+/** What set a decision off: where the log line is and which constraint it named (or which command). */
 export interface Trigger {
   source: string;
   offset?: number;
   line?: number;
-  constraint: string;
+  constraint?: string;
   log_time?: string;
 }
 

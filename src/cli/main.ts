@@ -5,9 +5,10 @@ import { Command, CommanderError } from 'commander';
 import pino from 'pino';
 import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/config.js';
 import { Daemon, HEARTBEAT_MS } from '../daemon.js';
+import { registerCheck } from './commands/check.js';
+import { registerFix } from './commands/fix.js';
+import { CommandFailure, EXIT } from './context.js';
 
-/** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -101,11 +102,17 @@ configCommand
     process.stdout.write(lines.join('\n') + '\n');
   });
 
+registerCheck(program);
+registerFix(program);
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (error instanceof CommandFailure) {
+    process.stderr.write(`seqwatch: ${error.message}\n`);
+    process.exitCode = error.exitCode;
   } else if (error instanceof ConfigError) {
     process.stderr.write(`${error.message}\nseqwatch: invalid configuration; nothing was started\n`);
     process.exitCode = EXIT.failure;

@@ -27,22 +27,22 @@ export interface SequenceState {
 }
 
 /*
- * One statement reads the sequence, reads MAX (MIN when descending) of the column and, only when
- * the next value would collide and the target is inside the sequence's bounds, calls setval. The
- * read and the write share one statement, so a session that advanced the sequence past MAX before
- * this statement started is seen and left alone: the sequence only ever moves forward.
- * $1 is the sequence oid, $2 whether to act. Table and column come from the catalog, quoted by
- * the server (quote_ident / format %I); nothing here comes from a log.
+ * One SELECT per sequence reads the sequence, reads MAX (MIN when descending) of the column and,
+ * only when the next value would collide and the target is inside the sequence's bounds, calls
+ * setval. The read and the write share one statement, so a session that advanced the sequence past
+ * MAX before this statement started is seen and left alone: the sequence only ever moves forward.
+ * `$1` says whether to act, `$<n>` is the sequence oid. Table and column come from the catalog,
+ * quoted by the server (quote_ident / format %I); nothing here comes from a log.
  */
-function statementFor(target: SequenceTarget): string {
-  return `
+function selectFor(target: SequenceTarget, oid: string, position: number): string {
+  return `(
 WITH p AS (
   SELECT seqincrement::numeric AS inc, seqstart::numeric AS start, seqmin::numeric AS lo, seqmax::numeric AS hi
-  FROM pg_catalog.pg_sequence WHERE seqrelid = $1::oid
+  FROM pg_catalog.pg_sequence WHERE seqrelid = ${oid}::oid
 ), m AS (
   SELECT max(${target.columnQuoted})::numeric AS max_id, min(${target.columnQuoted})::numeric AS min_id FROM ${target.table}
 ), s AS (
-  SELECT p.*, pg_catalog.pg_sequence_last_value($1::oid::regclass)::numeric AS last_value,
+  SELECT p.*, pg_catalog.pg_sequence_last_value(${oid}::oid::regclass)::numeric AS last_value,
          CASE WHEN p.inc > 0 THEN m.max_id ELSE m.min_id END AS target
   FROM p, m
 ), v AS (
@@ -55,14 +55,15 @@ WITH p AS (
          CASE WHEN v.inc > 0 THEN v.target >= v.lim ELSE v.target <= v.lim END AS exhausted
   FROM v
 )
-SELECT COALESCE(last_value, start)::text AS before, next::text AS next_before, target::text AS max_id,
+SELECT ${position} AS position, COALESCE(last_value, start)::text AS before, next::text AS next_before, target::text AS max_id,
        inc::text AS increment, lim::text AS "limit", behind, COALESCE(exhausted, false) AS exhausted,
-       CASE WHEN $2::boolean AND behind AND NOT exhausted
-            THEN pg_catalog.setval($1::oid::regclass, target::int8, true)::text END AS after
-FROM d`;
+       CASE WHEN $1::boolean AND behind AND NOT exhausted
+            THEN pg_catalog.setval(${oid}::oid::regclass, target::int8, true)::text END AS after
+FROM d)`;
 }
 
 interface Row {
+  position: number;
   before: string;
   next_before: string;
   max_id: string | null;
@@ -73,14 +74,7 @@ interface Row {
   after: string | null;
 }
 
-/**
- * Checks one sequence against its column and, when `act` is true and the sequence is verifiably
- * behind, moves it forward in the same statement. Never moves a sequence backwards, never past
- * its limit: an exhausted sequence is reported, not "fixed".
- */
-export async function guardedSetval(db: Queryable, target: SequenceTarget, act: boolean): Promise<SequenceState> {
-  const { rows } = await db.query<Row>(statementFor(target), [target.sequenceOid, act]);
-  const row = rows[0];
+function stateOf(target: SequenceTarget, row: Row | undefined, act: boolean): SequenceState {
   if (!row) throw new Error(`sequence ${target.sequence} (oid ${target.sequenceOid}) no longer exists`);
   const state: SequenceState = {
     verdict: 'in_sync',
@@ -97,6 +91,24 @@ export async function guardedSetval(db: Queryable, target: SequenceTarget, act: 
   return { ...state, verdict: 'remediated', after: row.after };
 }
 
+/**
+ * Checks sequences against their columns and, when `act` is true and a sequence is verifiably
+ * behind, moves it forward in the same statement. Never moves a sequence backwards, never past its
+ * limit: an exhausted sequence is reported, not "fixed". Several targets go in one round trip
+ * (`seqwatch fix --all` on thousands of sequences); the states come back in the targets' order.
+ */
+export async function guardedSetvalBatch(db: Queryable, targets: SequenceTarget[], act: boolean): Promise<SequenceState[]> {
+  if (targets.length === 0) return [];
+  const text = targets.map((target, i) => selectFor(target, `$${i + 2}`, i)).join('\nUNION ALL\n');
+  const { rows } = await db.query<Row>(text, [act, ...targets.map((t) => t.sequenceOid)]);
+  const byPosition = new Map(rows.map((row) => [Number(row.position), row]));
+  return targets.map((target, i) => stateOf(target, byPosition.get(i), act));
+}
+
+export async function guardedSetval(db: Queryable, target: SequenceTarget, act: boolean): Promise<SequenceState> {
+  return (await guardedSetvalBatch(db, [target], act))[0]!;
+}
+
 /** 'seqw' in the high half of the advisory lock key, the sequence oid in the low half. */
 const LOCK_NAMESPACE = 0x73657177n;
 
@@ -104,19 +116,25 @@ export function sequenceLockKey(sequenceOid: number): string {
   return ((LOCK_NAMESPACE << 32n) | BigInt(sequenceOid)).toString();
 }
 
-/** What guardedSetvalExclusive needs: a transaction on one connection. */
+/** What the exclusive variants need: a transaction on one connection. */
 export interface Transactional {
   transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
 }
 
 /**
- * guardedSetval under a transaction-scoped advisory lock keyed by the sequence, so that several
- * daemons watching one cluster (HA pairs, a sidecar per replica) never run the same fix at once:
- * the second waits for the first, then finds the sequence in sync.
+ * guardedSetvalBatch under transaction-scoped advisory locks keyed by the sequences, so that
+ * several daemons watching one cluster (HA pairs, a sidecar per replica) and `seqwatch fix` never
+ * run the same fix at once: the second waits for the first, then finds the sequence in sync.
+ * Locks are taken in key order, so two batches cannot deadlock.
  */
-export function guardedSetvalExclusive(db: Transactional, target: SequenceTarget, act: boolean): Promise<SequenceState> {
+export function guardedSetvalExclusiveBatch(db: Transactional, targets: SequenceTarget[], act: boolean): Promise<SequenceState[]> {
   return db.transaction(async (client) => {
-    await client.query('SELECT pg_catalog.pg_advisory_xact_lock($1::int8)', [sequenceLockKey(target.sequenceOid)]);
-    return guardedSetval(client, target, act);
+    const keys = [...new Set(targets.map((t) => sequenceLockKey(t.sequenceOid)))].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    await client.query('SELECT pg_catalog.pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k', [keys]);
+    return guardedSetvalBatch(client, targets, act);
   });
+}
+
+export async function guardedSetvalExclusive(db: Transactional, target: SequenceTarget, act: boolean): Promise<SequenceState> {
+  return (await guardedSetvalExclusiveBatch(db, [target], act))[0]!;
 }

@@ -12,8 +12,8 @@ export interface SequenceTarget {
   columnQuoted: string;
   sequenceOid: number;
   sequence: string;
-  /** The index the log named, schema-qualified and quoted. */
-  index: string;
+  /** The index the log named, schema-qualified and quoted (absent when found by listing every column). */
+  index?: string;
 }
 
 /** A unique index whose key no sequence feeds (`users_login_key`): a real duplicate, nothing to heal. */
@@ -29,14 +29,32 @@ export interface Resolution {
   nonSequence: NonSequenceIndex[];
 }
 
+/**
+ * The sequence that feeds column `att` of table `rel` (schema row `nsp`), as a one-column (`oid`)
+ * subquery: pg_get_serial_sequence (serial, identity), else the sequence the column's DEFAULT
+ * depends on (DEFAULT nextval(...) on a sequence that is not OWNED BY it, or one shared by tables).
+ */
+export function feedingSequence(rel: string, nsp: string, att: string): string {
+  return `
+  SELECT COALESCE(
+    pg_catalog.pg_get_serial_sequence(format('%I.%I', ${nsp}.nspname, ${rel}.relname), ${att}.attname)::regclass::oid,
+    (SELECT d.refobjid
+       FROM pg_catalog.pg_attrdef ad
+       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
+                                  AND d.refclassid = 'pg_catalog.pg_class'::regclass
+       JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+      WHERE ad.adrelid = ${rel}.oid AND ad.adnum = ${att}.attnum
+      ORDER BY d.refobjid LIMIT 1)) AS oid
+`;
+}
+
 /** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: a longer "name" cannot be in the catalog. */
 const MAX_IDENTIFIER_BYTES = 63;
 
 /*
  * One round trip, the index name as the only bind parameter. For every unique index of that name,
  * in any schema: its key columns, mapped to the root table of a partition tree, and for each the
- * sequence that feeds it: pg_get_serial_sequence (serial, identity), else the sequence the
- * column's DEFAULT depends on (DEFAULT nextval(...) on a sequence that is not OWNED BY it).
+ * sequence that feeds it (feedingSequence).
  */
 const RESOLVE_SQL = `
 SELECT x.indexrelid::int8 AS index_oid,
@@ -56,17 +74,7 @@ JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
 CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
 JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
 JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.oid AND ra.attname = a.attname AND NOT ra.attisdropped
-LEFT JOIN LATERAL (
-  SELECT COALESCE(
-    pg_catalog.pg_get_serial_sequence(format('%I.%I', rn.nspname, r.relname), ra.attname)::regclass::oid,
-    (SELECT d.refobjid
-       FROM pg_catalog.pg_attrdef ad
-       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-                                  AND d.refclassid = 'pg_catalog.pg_class'::regclass
-       JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-      WHERE ad.adrelid = r.oid AND ad.adnum = ra.attnum
-      ORDER BY d.refobjid LIMIT 1)) AS oid
-) fed ON true
+LEFT JOIN LATERAL (${feedingSequence('r', 'rn', 'ra')}) fed ON true
 LEFT JOIN pg_catalog.pg_class seq ON seq.oid = fed.oid
 LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
 WHERE ix.relname = $1 AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts

@@ -1,9 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pDebounce from 'p-debounce';
 import type { AuditLog, Trigger } from '../audit/AuditLog.js';
+import { writeSequenceOutcome } from '../audit/writeSequenceOutcome.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { isUnavailable } from '../db/Database.js';
-import { guardedSetvalExclusive, type SequenceState, type Transactional } from '../db/guardedSetval.js';
+import { guardedSetvalExclusive, type Transactional } from '../db/guardedSetval.js';
 import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
 
 /** What remediation needs of the database: transactions, and a way to wait out an outage. */
@@ -239,50 +240,16 @@ export class Remediator {
     );
     if (!state) {
       // The table may have changed underneath (dropped, renamed): look the name up afresh next time.
-      this.options.resolver.forget(trigger.constraint);
+      if (trigger.constraint !== undefined) this.options.resolver.forget(trigger.constraint);
       return;
     }
-    this.auditOutcome(target, state, trigger, names);
-  }
-
-  private auditOutcome(target: SequenceTarget, state: SequenceState, trigger: Trigger, names: Record<string, string>): void {
-    const values = { before: state.before, max_id: state.maxId };
-    switch (state.verdict) {
-      case 'remediated':
-        this.counters.remediated++;
-        this.options.audit.write(
-          'remediated',
-          { ...names, ...values, after: state.after, trigger },
-          `moved ${target.sequence} from ${state.before} to ${state.after} (MAX(${target.column}) = ${state.maxId}); the next INSERT gets ${BigInt(state.after!) + BigInt(state.increment)}`,
-        );
-        return;
-      case 'planned':
-        this.options.audit.write(
-          'planned',
-          { ...names, ...values, after: state.after, trigger },
-          `dry run: would move ${target.sequence} from ${state.before} to ${state.after} (MAX(${target.column}) = ${state.maxId})`,
-        );
-        return;
-      case 'exhausted':
-        this.options.audit.write(
-          'alert',
-          { ...names, ...values, limit: state.limit, reason: 'sequence_exhausted', trigger },
-          `${target.sequence} is behind (next ${state.nextBefore}, MAX ${state.maxId}) but the table's keys reach the sequence's limit ${state.limit}: setval cannot help; widen the column and sequence (ALTER ... TYPE bigint, ALTER SEQUENCE ... MAXVALUE) or renumber`,
-        );
-        return;
-      case 'in_sync':
-        this.options.audit.write(
-          'in_sync',
-          { ...names, ...values, trigger },
-          `${target.sequence} is not behind (next ${state.nextBefore}, MAX ${state.maxId ?? 'none: empty table'}): nothing done`,
-        );
-        return;
-    }
+    if (state.verdict === 'remediated') this.counters.remediated++;
+    writeSequenceOutcome(this.options.audit, target, state, { trigger });
   }
 
   /** Audits a skip once per constraint and reason within the repeat window, counting the rest. */
   private skipOnce(trigger: Trigger, reason: string, msg: string, fields: Record<string, string> = {}): void {
-    const key = `${reason}\u0000${trigger.constraint}`;
+    const key = `${reason}\u0000${trigger.constraint ?? trigger.source}`;
     const now = Date.now();
     const seen = this.lastSkip.get(key);
     if (seen && now - seen.at < (this.options.repeatAuditMs ?? 60_000)) {

@@ -84,11 +84,11 @@ describe('config', () => {
     expect(result.stderr).toContain(`${path}:9:12: remediation.dry_run:`);
   });
 
-  it('seqwatch run refuses to start on an invalid config; unknown commands exit 2', async () => {
+  it('seqwatch run refuses to start on an invalid config; unknown commands exit 64', async () => {
     const result = await cli('run', '-c', configFile('sources: []\n'));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('nothing was started');
-    expect((await cli('frobnicate')).code).toBe(2);
+    expect((await cli('frobnicate')).code).toBe(64);
     expect((await cli('config', 'check', '-c', '/nonexistent/seqwatch.yaml')).stderr).toContain('/nonexistent/seqwatch.yaml: cannot read the config file');
   });
 });

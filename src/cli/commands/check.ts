@@ -1,0 +1,155 @@
+import type { Command } from 'commander';
+import { guardedSetvalBatch, type SequenceState } from '../../db/guardedSetval.js';
+import { listSequenceColumns, namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
+import { EXIT, openDatabase } from '../context.js';
+import { dim, green, red, table, yellow } from '../output.js';
+
+export type CheckStatus = 'ok' | 'behind' | 'near_limit' | 'exhausted' | 'error';
+
+export interface CheckedSequence {
+  column: SequenceColumn;
+  status: CheckStatus;
+  state?: SequenceState;
+  /** How many values the sequence must skip to pass MAX (behind only). */
+  behindBy?: string;
+  /** How much of the sequence's range the larger of next value and MAX uses, in percent. */
+  usedPercent?: number;
+  error?: string;
+}
+
+/** Statements per round trip: large enough for speed, small enough that one failure names few sequences. */
+export const BATCH = 100;
+
+export function assess(column: SequenceColumn, state: SequenceState, nearLimitPercent: number): CheckedSequence {
+  const ascending = BigInt(state.increment) > 0n;
+  const next = BigInt(state.nextBefore);
+  const limit = BigInt(state.limit);
+  const max = state.maxId === null ? undefined : BigInt(state.maxId);
+  const furthest = max === undefined ? next : ascending ? (next > max ? next : max) : next < max ? next : max;
+  const usedPercent = limit === 0n ? 0 : Number((furthest * 10_000n) / limit) / 100;
+  const checked: CheckedSequence = { column, state, status: 'ok', usedPercent };
+  if (state.verdict === 'exhausted' || (ascending ? next > limit : next < limit)) return { ...checked, status: 'exhausted' };
+  if (state.verdict === 'planned' && max !== undefined) {
+    checked.status = 'behind';
+    checked.behindBy = String(ascending ? max - next + 1n : next - max + 1n);
+  }
+  if (usedPercent >= nearLimitPercent && checked.status === 'ok') checked.status = 'near_limit';
+  return checked;
+}
+
+/** Checks every sequence-fed column (read-only): what the daemon and `fix` would find. */
+export async function checkAll(
+  db: Parameters<typeof guardedSetvalBatch>[0],
+  columns: SequenceColumn[],
+  nearLimitPercent: number,
+): Promise<CheckedSequence[]> {
+  const results: CheckedSequence[] = [];
+  for (let i = 0; i < columns.length; i += BATCH) {
+    const batch = columns.slice(i, i + BATCH);
+    try {
+      const states = await guardedSetvalBatch(db, batch, false);
+      batch.forEach((column, j) => results.push(assess(column, states[j]!, nearLimitPercent)));
+    } catch {
+      // One bad table (no SELECT privilege, say) must not hide the others: check them one by one.
+      for (const column of batch) {
+        try {
+          results.push(assess(column, (await guardedSetvalBatch(db, [column], false))[0]!, nearLimitPercent));
+        } catch (error) {
+          results.push({ column, status: 'error', error: (error as Error).message });
+        }
+      }
+    }
+  }
+  return results;
+}
+
+export function exitCodeOf(results: CheckedSequence[]): number {
+  if (results.some((r) => r.status === 'exhausted' || r.status === 'near_limit')) return EXIT.critical;
+  if (results.some((r) => r.status === 'error')) return EXIT.unknown;
+  if (results.some((r) => r.status === 'behind')) return EXIT.drift;
+  return EXIT.ok;
+}
+
+const LABEL: Record<CheckStatus, (r: CheckedSequence) => string> = {
+  ok: () => green('in sync'),
+  behind: (r) => yellow(`BEHIND by ${r.behindBy}`),
+  near_limit: (r) => red(`NEAR LIMIT (${r.usedPercent}% used)`),
+  exhausted: () => red('EXHAUSTED'),
+  error: (r) => red(`cannot check: ${r.error}`),
+};
+
+export function renderCheck(results: CheckedSequence[], database: string): string {
+  const rows = results.map((r) => [
+    r.column.table,
+    r.column.column,
+    r.column.sequence,
+    r.column.kind,
+    r.state?.nextBefore ?? '',
+    r.state?.maxId ?? dim('empty'),
+    LABEL[r.status](r),
+  ]);
+  const count = (status: CheckStatus) => results.filter((r) => r.status === status).length;
+  const summary =
+    `${results.length} sequence-fed columns in ${database}: ${count('ok')} in sync, ${count('behind')} behind, ` +
+    `${count('near_limit')} near their limit, ${count('exhausted')} exhausted, ${count('error')} could not be checked`;
+  const hint = count('behind') > 0 ? `\nfix them: seqwatch fix --all   (preview: seqwatch fix --all --dry-run)\n` : '\n';
+  return table(['TABLE', 'COLUMN', 'SEQUENCE', 'KIND', 'NEXT', 'MAX', 'STATUS'], rows, [4, 5]) + '\n' + summary + hint;
+}
+
+export function checkJson(results: CheckedSequence[], database: string): object {
+  return {
+    database,
+    checked_at: new Date().toISOString(),
+    exit_code: exitCodeOf(results),
+    sequences: results.map((r) => ({
+      table: r.column.table,
+      column: r.column.column,
+      column_type: r.column.columnType,
+      sequence: r.column.sequence,
+      kind: r.column.kind,
+      status: r.status,
+      next_value: r.state?.nextBefore ?? null,
+      max_id: r.state?.maxId ?? null,
+      limit: r.state?.limit ?? null,
+      behind_by: r.behindBy ?? null,
+      used_percent: r.usedPercent ?? null,
+      error: r.error ?? null,
+    })),
+  };
+}
+
+export function registerCheck(program: Command): void {
+  program
+    .command('check')
+    .description('compare every sequence-fed column\'s next value with its MAX; read-only')
+    .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+    .option('--json', 'machine-readable output')
+    .option('--table <name...>', 'only these tables (schema.table or table)')
+    .option('--near-limit <percent>', 'call a sequence critical once it uses this much of its range', '90')
+    .addHelpText(
+      'after',
+      `
+Exit codes follow the monitoring-plugin convention (Nagios, Icinga, health checks, CI):
+  0  every sequence is in sync
+  1  drift: at least one sequence is behind MAX (the next INSERT will fail); run seqwatch fix
+  2  critical: a sequence is exhausted or near its type's limit (setval cannot help)
+  3  unknown: the database or a table could not be checked
+
+Covers serial, bigserial, smallserial, identity and DEFAULT nextval() columns, sequences shared by
+several tables, partitioned tables (checked at their root), every schema, quoted names and
+descending sequences. Example, after an import:
+  seqwatch check -c /etc/seqwatch/seqwatch.yaml || seqwatch fix --all -c /etc/seqwatch/seqwatch.yaml`,
+    )
+    .action(async (options: { config: string; json?: boolean; table?: string[]; nearLimit: string }) => {
+      const { db } = await openDatabase(options.config, EXIT.unknown);
+      try {
+        let columns = await listSequenceColumns(db);
+        if (options.table) columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
+        const results = await checkAll(db, columns, Number(options.nearLimit));
+        process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));
+        process.exitCode = exitCodeOf(results);
+      } finally {
+        await db.close();
+      }
+    });
+}
