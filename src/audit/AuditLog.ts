@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
@@ -45,10 +46,21 @@ export interface AuditFields {
  * `time` (ISO 8601), `event`, the acting daemon (`host`, `pid`), the fields, and `msg`, one
  * sentence for a person. Row data (a DETAIL's key values) and passwords never reach it: callers
  * pass names and numbers only.
+ *
+ * Tamper evidence: every line ends with `"prev"` (the previous line's hash) and `"hash"`, the
+ * SHA-256 of the line up to and including `prev`. The chain runs through the file in line order and
+ * on into the next file after a rotation; `seqwatch audit verify` walks it. Other writers of the
+ * same file (`seqwatch fix` while the daemon runs) continue the chain: before each write the file's
+ * size is compared with what this writer last left, and if someone else wrote, their last hash is
+ * read from the file's tail.
  */
 export class AuditLog {
   private readonly logger: Logger;
   private readonly destination: pino.DestinationStream & { end?: () => void; reopen?: (file?: string) => void };
+
+  private lastHash = '';
+  /** The file's size after this writer's last line; another size means someone else wrote (or rotated). */
+  private expectedSize = -1;
 
   constructor(private path: string) {
     mkdirSync(dirname(path), { recursive: true });
@@ -60,6 +72,7 @@ export class AuditLog {
         // leading comma pino's isoTime would write after the level it no longer has.
         formatters: { level: () => ({}) },
         timestamp: () => `"time":"${new Date().toISOString()}"`,
+        hooks: { streamWrite: (line: string) => this.chain(line) },
       },
       this.destination,
     );
@@ -80,7 +93,41 @@ export class AuditLog {
     return this.path;
   }
 
+  /** Adds `prev` and `hash` to one serialised record (`{...}\n`). */
+  private chain(line: string): string {
+    const size = fileSize(this.path);
+    if (size > 0 && size !== this.expectedSize) this.lastHash = lastHashIn(this.path, size) ?? this.lastHash;
+    const body = `${line.slice(0, line.lastIndexOf('}'))},"prev":"${this.lastHash}"}`;
+    const hash = createHash('sha256').update(body).digest('hex');
+    const out = `${body.slice(0, -1)},"hash":"${hash}"}\n`;
+    this.lastHash = hash;
+    this.expectedSize = size + Buffer.byteLength(out);
+    return out;
+  }
+
   close(): void {
     this.destination.end?.();
   }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The `hash` of the last complete line of a file, read from its tail. */
+function lastHashIn(path: string, size: number): string | undefined {
+  const length = Math.min(size, 64 * 1024);
+  const buffer = Buffer.alloc(length);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buffer, 0, length, size - length);
+  } finally {
+    closeSync(fd);
+  }
+  const lines = buffer.toString('utf8').split('\n').filter(Boolean);
+  return /,"hash":"([0-9a-f]{64})"}$/.exec(lines.at(-1) ?? '')?.[1];
 }

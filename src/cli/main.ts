@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import pino from 'pino';
 import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/config.js';
 import { Daemon, HEARTBEAT_MS } from '../daemon.js';
+import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerFix } from './commands/fix.js';
 import { CommandFailure, EXIT } from './context.js';
@@ -20,6 +21,7 @@ const program = new Command('seqwatch')
   )
   .version(pkg.version)
   .showHelpAfterError('(run with --help for usage)')
+  .enablePositionalOptions()
   .exitOverride();
 
 program
@@ -104,6 +106,7 @@ configCommand
 
 registerCheck(program);
 registerFix(program);
+registerAudit(program);
 
 try {
   await program.parseAsync(process.argv);
@@ -114,7 +117,8 @@ try {
     process.stderr.write(`seqwatch: ${error.message}\n`);
     process.exitCode = error.exitCode;
   } else if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\nseqwatch: invalid configuration; nothing was started\n`);
+    const running = process.argv[2] === 'run';
+    process.stderr.write(`${error.message}\nseqwatch: invalid configuration${running ? '; nothing was started' : ''}\n`);
     process.exitCode = EXIT.failure;
   } else {
     process.stderr.write(`seqwatch: ${(error as Error).stack ?? String(error)}\n`);
