@@ -8,6 +8,7 @@ import { Daemon, HEARTBEAT_MS } from '../daemon.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerFix } from './commands/fix.js';
+import { registerReplay } from './commands/replay.js';
 import { CommandFailure, EXIT } from './context.js';
 
 
@@ -107,6 +108,7 @@ configCommand
 registerCheck(program);
 registerFix(program);
 registerAudit(program);
+registerReplay(program);
 
 try {
   await program.parseAsync(process.argv);

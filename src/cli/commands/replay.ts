@@ -1,0 +1,148 @@
+import { basename } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig, readPasswordFile } from '../../config/config.js';
+import { Database } from '../../db/Database.js';
+import { guardedSetval } from '../../db/guardedSetval.js';
+import { resolveIndex, type Resolution } from '../../db/resolveIndex.js';
+import type { Incident } from '../../detect/detectIncident.js';
+import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
+import { CommandFailure, EXIT } from '../context.js';
+import { bold, dim, green, Progress, red, table, yellow } from '../output.js';
+import { assess } from './check.js';
+
+interface ConstraintTally {
+  constraint: string;
+  errors: number;
+  /** Bursts further apart than the debounce window: each would have been one check. */
+  checks: number;
+  first?: string;
+  last?: string;
+  lastEpoch?: number;
+  inBurst: number;
+  where: string;
+}
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description('run detection over historical logs (read-only): what the daemon would have done, per table')
+    .argument('<logfile...>', 'PostgreSQL stderr logs, plain or gzip-compressed')
+    .option('-c, --config <file>', 'YAML config file (database, log_line_prefix, debounce)', '/etc/seqwatch/seqwatch.yaml')
+    .option('--log-line-prefix <prefix>', "the server's log_line_prefix when these logs were written (default: the config's first source)")
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      `
+Nothing is changed: the catalog is read to resolve each constraint, and each sequence is checked
+read-only to show where it stands now. Without a reachable database the counts are still shown.
+Examples:
+  seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 /var/log/postgresql/*.gz
+  seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
+    )
+    .action(async (files: string[], options: { config: string; logLinePrefix?: string; json?: boolean }) => {
+      const config = await loadConfig(options.config);
+      const prefix = options.logLinePrefix ?? config.sources[0]!.log_line_prefix;
+      const tallies = new Map<string, ConstraintTally>();
+      const db = new Database({ url: config.database.url, password: await readPasswordFile(config) });
+      let otherDatabase = 0;
+      const window = config.remediation.debounce_ms;
+      const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+      const started = Date.now();
+      for (const file of files) {
+        const progress = new Progress(basename(file));
+        let counters: ScanCounters;
+        try {
+          counters = await scanLog(file, {
+            logLinePrefix: prefix,
+            // As the daemon does: records that name another database are not this one's.
+            onIncident: (incident) => (incident.database !== undefined && incident.database !== db.name ? otherDatabase++ : tally(tallies, incident, window)),
+            onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
+          });
+        } catch (error) {
+          progress.done();
+          throw new CommandFailure(`${file}: ${(error as Error).message}`, EXIT.failure);
+        }
+        progress.done();
+        for (const key of Object.keys(totals) as Array<keyof ScanCounters>) totals[key] += counters[key];
+      }
+      const seconds = (Date.now() - started) / 1000;
+
+      const resolutions = new Map<string, Resolution | string>();
+      try {
+        await db.query('SELECT 1');
+        for (const constraint of tallies.keys()) resolutions.set(constraint, await resolveIndex(db, constraint));
+      } catch (error) {
+        for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${(error as Error).message}`);
+      }
+      const rows: Array<Record<string, string | number | null>> = [];
+      for (const t of [...tallies.values()].sort((a, b) => b.errors - a.errors)) {
+        const resolution = resolutions.get(t.constraint)!;
+        const base = { constraint: t.constraint, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
+        if (typeof resolution === 'string') {
+          rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
+          continue;
+        }
+        if (resolution.targets.length === 0 && resolution.nonSequence.length === 0) {
+          rows.push({ ...base, table: null, sequence: null, would: 'skip: no such index', now: null });
+        }
+        for (const index of resolution.nonSequence) rows.push({ ...base, table: index.table, sequence: null, would: 'skip: not fed by a sequence', now: null });
+        for (const target of resolution.targets) {
+          let now: string;
+          try {
+            const state = await guardedSetval(db, target, false);
+            const checked = assess({ ...target, schema: '', tableName: '', kind: 'serial', columnType: '' }, state, 90);
+            now = checked.status === 'behind' ? `BEHIND by ${checked.behindBy}` : checked.status === 'exhausted' ? 'EXHAUSTED' : 'in sync';
+          } catch (error) {
+            now = `cannot check: ${(error as Error).message}`;
+          }
+          rows.push({ ...base, table: target.table, sequence: target.sequence, would: `heal (${t.checks} check${t.checks === 1 ? '' : 's'})`, now });
+        }
+      }
+      if (options.json) {
+        await db.close();
+        process.stdout.write(
+          JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, constraints: rows }, null, 2) + '\n',
+        );
+        return;
+      }
+      const colour = (now: string | number | null) =>
+        typeof now !== 'string' ? dim('-') : now.startsWith('BEHIND') ? yellow(now) : now === 'in sync' ? green(now) : red(now);
+      process.stdout.write(
+        table(
+          ['CONSTRAINT', 'ERRORS', 'FIRST', 'LAST', 'TABLE', 'SEQUENCE', 'THE DAEMON WOULD', 'NOW'],
+          rows.map((r) => [String(r.constraint), String(r.errors), String(r.first ?? ''), String(r.last ?? ''), String(r.table ?? '-'), String(r.sequence ?? '-'), String(r.would), colour(r.now ?? null)]),
+          [1],
+        ),
+      );
+      await db.close();
+      const mib = totals.bytes / 1048576;
+      process.stdout.write(
+        `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
+          `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
+          `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
+          `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}\n`,
+      );
+    });
+}
+
+function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number): void {
+  let t = tallies.get(incident.constraint);
+  if (!t) {
+    t = { constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
+    tallies.set(incident.constraint, t);
+  }
+  t.errors++;
+  const epoch = incident.logTime ? Date.parse(incident.logTime) : NaN;
+  // The daemon checks at a burst's first error and once more after it if more came; a gap longer
+  // than the debounce window starts a new burst. Without parsable times: one burst.
+  const newBurst = t.errors === 1 || (!Number.isNaN(epoch) && t.lastEpoch !== undefined && epoch - t.lastEpoch > windowMs);
+  if (newBurst) {
+    t.checks++;
+    t.inBurst = 1;
+  } else if (t.inBurst++ === 1) {
+    t.checks++;
+  }
+  if (!Number.isNaN(epoch)) t.lastEpoch = epoch;
+  t.first ??= incident.logTime;
+  t.last = incident.logTime;
+}

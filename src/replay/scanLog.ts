@@ -1,0 +1,132 @@
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import { detectIncident, type Incident } from '../detect/detectIncident.js';
+import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
+
+const ENGLISH = Buffer.from('duplicate key value violates unique constraint "');
+const SQLSTATE = Buffer.from('23505');
+const CHUNK = 4 * 1024 * 1024;
+
+export interface ScanCounters {
+  bytes: number;
+  /** Lines that contained a needle and were parsed. */
+  candidates: number;
+  incidents: number;
+  /** Lines longer than a chunk, passed over. */
+  oversized: number;
+}
+
+export interface ScanOptions {
+  logLinePrefix: string;
+  onIncident(incident: Incident): void;
+  onProgress?(bytesRead: number, totalBytes: number): void;
+}
+
+/**
+ * Finds the unique violations in a (possibly huge, possibly gzip-compressed) PostgreSQL stderr log.
+ * Speed through simple code: the raw bytes are searched for the message's fixed text with
+ * Buffer.indexOf, the way grep -F does, and only the lines that contain it are decoded and parsed
+ * (by the daemon's own parser). With `%e` in the prefix the SQLSTATE is searched too, so translated
+ * messages are found as well.
+ */
+export async function scanLog(file: string, options: ScanOptions): Promise<ScanCounters> {
+  const counters: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+  const needles = options.logLinePrefix.includes('%e') ? [ENGLISH, SQLSTATE] : [ENGLISH];
+  const parser = new StderrPrefixParser(options.logLinePrefix, file, (record) => {
+    const incident = detectIncident(record);
+    if (!incident) return;
+    counters.incidents++;
+    options.onIncident(incident);
+  });
+  const scan = (region: Buffer, base: number) => {
+    for (const needle of needles) {
+      for (let from = 0; ; ) {
+        const hit = region.indexOf(needle, from);
+        if (hit === -1) break;
+        const start = region.lastIndexOf(0x0a, hit) + 1;
+        const newline = region.indexOf(0x0a, hit);
+        const end = newline === -1 ? region.length : newline;
+        from = end + 1;
+        // A line with both needles is taken once, under the first.
+        if (needle !== needles[0] && region.subarray(start, end).includes(needles[0]!)) continue;
+        counters.candidates++;
+        parser.push(region.toString('utf8', start, region[end - 1] === 0x0d ? end - 1 : end), { offset: base + start });
+        parser.flush();
+      }
+    }
+  };
+
+  const handle = await open(file, 'r');
+  const { size } = await handle.stat();
+  const magic = Buffer.alloc(2);
+  await handle.read(magic, 0, 2, 0);
+  if (magic[0] === 0x1f && magic[1] === 0x8b) {
+    await handle.close();
+    const raw = createReadStream(file);
+    await scanStream(raw.pipe(createGunzip()), scan, counters, () => options.onProgress?.(raw.bytesRead, size));
+    return counters;
+  }
+  try {
+    // The buffer holds the unfinished last line of the previous chunk, then the next chunk.
+    const buffer = Buffer.allocUnsafe(CHUNK * 2);
+    let carry = 0;
+    let position = 0;
+    for (;;) {
+      if (carry > CHUNK) {
+        // A line longer than a chunk: no record worth parsing is that long.
+        counters.oversized++;
+        carry = 0;
+      }
+      const { bytesRead } = await handle.read(buffer, carry, buffer.length - carry, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      counters.bytes += bytesRead;
+      const end = carry + bytesRead;
+      const lastNewline = buffer.lastIndexOf(0x0a, end - 1);
+      if (lastNewline === -1) {
+        carry = end;
+        continue;
+      }
+      scan(buffer.subarray(0, lastNewline + 1), position - end);
+      carry = end - lastNewline - 1;
+      buffer.copy(buffer, 0, lastNewline + 1, end);
+      options.onProgress?.(position, size);
+    }
+    if (carry > 0) scan(buffer.subarray(0, carry), position - carry);
+  } finally {
+    await handle.close();
+  }
+  return counters;
+}
+
+/** The same over a stream (a decompressed file), chunk by chunk. */
+async function scanStream(
+  stream: AsyncIterable<Buffer>,
+  scan: (region: Buffer, base: number) => void,
+  counters: ScanCounters,
+  progress: () => void,
+): Promise<void> {
+  let carry: Buffer = Buffer.alloc(0);
+  let offset = 0;
+  for await (const chunk of stream) {
+    counters.bytes += chunk.length;
+    const data: Buffer = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+    const lastNewline = data.lastIndexOf(0x0a);
+    if (lastNewline === -1) {
+      if (data.length > CHUNK) {
+        counters.oversized++;
+        offset += data.length;
+        carry = Buffer.alloc(0);
+      } else {
+        carry = data;
+      }
+      continue;
+    }
+    scan(data.subarray(0, lastNewline + 1), offset);
+    offset += lastNewline + 1;
+    carry = Buffer.from(data.subarray(lastNewline + 1));
+    progress();
+  }
+  if (carry.length > 0) scan(carry, offset);
+}

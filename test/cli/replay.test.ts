@@ -1,0 +1,89 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scanLog } from '../../src/replay/scanLog.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { CLI } from '../helpers/daemon.js';
+
+const run = promisify(execFile);
+const PREFIX = '%m [%p] %q%u@%d ';
+
+describe('seqwatch replay', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let config: string;
+  let log: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('replay');
+    await db.pool.query(`CREATE TABLE ticket (id bigserial PRIMARY KEY, tn text UNIQUE);
+                         CREATE TABLE article (id bigserial PRIMARY KEY);
+                         INSERT INTO ticket (id, tn) SELECT g, 't' || g FROM generate_series(1, 100) g;
+                         INSERT INTO article (id) SELECT generate_series(1, 10); SELECT setval('article_id_seq', 10);`);
+    dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-'));
+    config = join(dir, 'seqwatch.yaml');
+    writeFileSync(config, stringify({ database: { url: db.url }, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }));
+    const line = (t: string, pid: number, dbname: string, text: string) => `2026-11-27 ${t} UTC [${pid}] app@${dbname} ${text}`;
+    const lines: string[] = [];
+    for (let i = 0; i < 2000; i++) lines.push(line('09:00:00.000', 10, db.name, `LOG:  duration: 0.1${i} ms  statement: SELECT ${i}`));
+    lines.push(line('09:00:01.000', 11, db.name, 'ERROR:  duplicate key value violates unique constraint "ticket_pkey"'));
+    lines.push(line('09:00:01.000', 11, db.name, 'DETAIL:  Key (id)=(1) already exists.'));
+    lines.push(line('09:00:01.050', 12, db.name, 'ERROR:  duplicate key value violates unique constraint "ticket_pkey"'));
+    lines.push(line('09:10:00.000', 13, db.name, 'ERROR:  duplicate key value violates unique constraint "ticket_pkey"'));
+    lines.push(line('09:11:00.000', 14, db.name, 'ERROR:  duplicate key value violates unique constraint "ticket_tn_key"'));
+    lines.push(line('09:12:00.000', 15, db.name, 'ERROR:  duplicate key value violates unique constraint "article_pkey"'));
+    lines.push(line('09:13:00.000', 16, 'otherdb', 'ERROR:  duplicate key value violates unique constraint "ticket_pkey"'));
+    lines.push(line('09:14:00.000', 17, db.name, 'ERROR:  duplicate key value violates unique constraint "gone_pkey"'));
+    lines.push(line('09:15:00.000', 18, db.name, `LOG:  statement: SELECT 'duplicate key value violates unique constraint "ticket_pkey"'`));
+    log = join(dir, 'postgresql.log');
+    writeFileSync(log, lines.join('\n') + '\n');
+    writeFileSync(`${log}.1.gz`, gzipSync(lines.slice(0, 2003).join('\n') + '\n'));
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('reports, per constraint, what the daemon would have done and where each sequence stands now; changes nothing', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, log, `${log}.1.gz`, '--json']);
+    const report = JSON.parse(stdout);
+    const row = (constraint: string) => report.constraints.find((r: { constraint: string }) => r.constraint === constraint);
+    // 3 in the plain file, 2 in the compressed one; two bursts in the plain file, the gz one overlaps them.
+    expect(row('ticket_pkey')).toMatchObject({ errors: 5, table: 'public.ticket', sequence: 'public.ticket_id_seq', now: 'BEHIND by 100' });
+    expect(row('ticket_pkey').would).toMatch(/^heal \(\d checks?\)$/);
+    expect(row('ticket_tn_key')).toMatchObject({ errors: 1, would: 'skip: not fed by a sequence' });
+    expect(row('article_pkey')).toMatchObject({ errors: 1, now: 'in sync' });
+    expect(row('gone_pkey')).toMatchObject({ would: 'skip: no such index' });
+    expect(report.other_database).toBe(1);
+    expect(report.scanned.incidents).toBe(9); // the other database's included
+    const { rows } = await db.pool.query(`SELECT last_value::text AS v, is_called FROM ticket_id_seq`);
+    expect(rows[0]).toEqual({ v: '1', is_called: false });
+  });
+
+  it('reads well in a terminal', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, log], { env: { ...process.env, NO_COLOR: '1' } });
+    expect(stdout).toMatch(/^CONSTRAINT\s+ERRORS\s+FIRST\s+LAST\s+TABLE\s+SEQUENCE\s+THE DAEMON WOULD\s+NOW$/m);
+    expect(stdout).toMatch(/^ticket_pkey\s+3\s+2026-11-27 09:00:01.000 UTC\s+2026-11-27 09:10:00.000 UTC\s+public\.ticket\s+public\.ticket_id_seq\s+heal \(3 checks\)\s+BEHIND by 100$/m);
+    expect(stdout).toMatch(/6 duplicate key errors on 4 constraints in 1 file\(s\)/);
+    expect(stdout).toContain('1 errors of other databases ignored');
+  });
+
+  it('finds records split across read chunks and survives lines longer than a chunk', async () => {
+    const big = join(dir, 'big.log');
+    const filler = 'x'.repeat(1000);
+    const parts: string[] = [];
+    for (let i = 0; i < 12_000; i++) parts.push(`2026-11-27 09:00:00.000 UTC [1] app@db LOG:  ${filler}`);
+    parts.push('y'.repeat(9 * 1024 * 1024));
+    parts.push('2026-11-27 09:00:00.000 UTC [2] app@db ERROR:  duplicate key value violates unique constraint "ticket_pkey"');
+    writeFileSync(big, parts.join('\n') + '\n');
+    const found: number[] = [];
+    const counters = await scanLog(big, { logLinePrefix: PREFIX, onIncident: (i) => found.push(i.offset!) });
+    expect(counters.incidents).toBe(1);
+    expect(counters.oversized).toBeGreaterThanOrEqual(1);
+    expect(found[0]).toBe(parts.slice(0, -1).join('\n').length + 1);
+  });
+});
