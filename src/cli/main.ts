@@ -7,6 +7,7 @@ import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/co
 import { Daemon, HEARTBEAT_MS } from '../daemon.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerFix } from './commands/fix.js';
 import { registerReplay } from './commands/replay.js';
 import { CommandFailure, EXIT } from './context.js';
@@ -109,6 +110,7 @@ registerCheck(program);
 registerFix(program);
 registerAudit(program);
 registerReplay(program);
+registerDoctor(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,84 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { CLI } from '../helpers/daemon.js';
+
+const run = promisify(execFile);
+
+async function doctor(config: string): Promise<{ code: number; stdout: string }> {
+  try {
+    const { stdout } = await run(process.execPath, [CLI, 'doctor', '-c', config], { env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, stdout };
+  } catch (error) {
+    const e = error as { code: number; stdout: string };
+    return { code: e.code, stdout: e.stdout };
+  }
+}
+
+describe('seqwatch doctor', () => {
+  let db: TestDatabase;
+  let dir: string;
+  const role = `doc_${Math.random().toString(36).slice(2, 8)}`;
+  const { logPath, logLinePrefix } = inject('pg');
+
+  beforeAll(async () => {
+    db = await createTestDatabase('doctor');
+    await db.pool.query(`CREATE TABLE ticket (id bigserial PRIMARY KEY); CREATE TABLE article (id bigserial PRIMARY KEY);
+                         CREATE ROLE ${role} LOGIN;
+                         GRANT SELECT ON ticket, article TO ${role};
+                         GRANT SELECT, UPDATE ON SEQUENCE ticket_id_seq TO ${role};
+                         GRANT SELECT ON SEQUENCE article_id_seq TO ${role};`);
+    dir = mkdtempSync(join(tmpdir(), 'seqwatch-doctor-'));
+  });
+  afterAll(async () => {
+    await db.pool.query(`DROP OWNED BY ${role}`).catch(() => {});
+    await db?.drop();
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client({ connectionString: inject('pg').url });
+    await admin.connect();
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+
+  function config(user: string, sources: Array<Record<string, string>>): string {
+    const url = new URL(db.url);
+    url.username = user;
+    const path = join(dir, `${user}-${sources.length}-${Math.random()}.yaml`);
+    writeFileSync(path, stringify({ database: { url: url.toString() }, sources, audit: { path: join(dir, 'audit.jsonl') } }));
+    return path;
+  }
+
+  it('names each missing privilege with the GRANT that fixes it, and exits 1', async () => {
+    const result = await doctor(config(role, [{ path: join(dir, 'later.log') }]));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(`${role} is not a superuser`);
+    expect(result.stdout).toContain(`cannot read and set 1 sequence(s)`);
+    expect(result.stdout).toContain(`GRANT SELECT, UPDATE ON SEQUENCE public.article_id_seq TO ${role};`);
+    expect(result.stdout).toContain('does not exist yet');
+  });
+
+  it('names a log_line_prefix that does not match the server, and an unreadable source', async () => {
+    const unreadable = join(dir, 'secret.log');
+    writeFileSync(unreadable, 'x\n');
+    chmodSync(unreadable, 0o000);
+    const result = await doctor(config('postgres', [{ path: unreadable, log_line_prefix: '%t ' }]));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/the config's log_line_prefix "%t " is not the server's/);
+    expect(result.stdout).toContain(`in the config: log_line_prefix: '${logLinePrefix}'`);
+    expect(result.stdout).toContain('postgres is a superuser');
+    if (process.getuid?.() !== 0) expect(result.stdout).toContain('is not readable by this user');
+  });
+
+  it.runIf(logPath)('finds nothing to fix when the role, the settings and the server log are right', async () => {
+    await db.pool.query(`GRANT UPDATE ON SEQUENCE article_id_seq TO ${role}`);
+    const result = await doctor(config(role, [{ path: logPath, log_line_prefix: logLinePrefix }]));
+    expect(result.stdout).toMatch(/of its last \d+ lines match its log_line_prefix/);
+    expect(result.stdout).toContain('nothing to fix');
+    expect(result.code).toBe(0);
+  });
+});
