@@ -7,7 +7,12 @@ import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident } from './detect/detectIncident.js';
 import { StderrPrefixParser } from './formats/StderrPrefixParser.js';
-import { Remediator } from './remediate/Remediator.js';
+import { Remediator, type RemediationSettings } from './remediate/Remediator.js';
+import { TablePolicy } from './remediate/TablePolicy.js';
+import { listSequenceColumns } from './db/listSequenceColumns.js';
+import { Metrics, startMetricsServer } from './metrics/Metrics.js';
+import { Notifier } from './notify/Notifier.js';
+import type { Server } from 'node:http';
 import { SystemdNotifier } from './service/SystemdNotifier.js';
 import { FileFollower } from './sources/FileFollower.js';
 
@@ -29,6 +34,24 @@ interface RunningSource {
   key: string;
   config: SourceConfig;
   follower: FileFollower;
+  parser: StderrPrefixParser;
+}
+
+/** The remediation settings a config asks for (also on reload). */
+function remediationSettings(config: Config, database: string): RemediationSettings {
+  return {
+    database,
+    dryRun: config.remediation.dry_run,
+    debounceMs: config.remediation.debounce_ms,
+    policy: new TablePolicy(config.policy.include, config.policy.exclude),
+    cooldownMs: config.remediation.cooldown,
+    maxFixesPerHour: config.remediation.max_fixes_per_hour,
+  };
+}
+
+function notifierFor(config: Config, logger: Logger): Notifier | undefined {
+  if (!config.notify) return undefined;
+  return new Notifier({ ...config.notify, onWarning: (message) => logger.warn(message) });
 }
 
 function logDatabaseEvents(logger: Logger) {
@@ -49,6 +72,10 @@ export class Daemon {
   private heartbeat: NodeJS.Timeout | undefined;
   private lastHealth: Health | undefined;
   private reloading: Promise<void> = Promise.resolve();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private notifier: Notifier | undefined;
+  private metricsServer: Server | undefined;
 
   private constructor(
     private config: Config,
@@ -58,7 +85,7 @@ export class Daemon {
     private readonly db: Database,
     private readonly resolver: IndexResolver,
     readonly remediator: Remediator,
-    private readonly notifier: SystemdNotifier,
+    private readonly systemd: SystemdNotifier,
   ) {}
 
   static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
@@ -70,13 +97,14 @@ export class Daemon {
       db,
       resolver,
       audit,
-      database: db.name,
-      dryRun: config.remediation.dry_run,
-      debounceMs: config.remediation.debounce_ms,
+      ...remediationSettings(config, db.name),
       onWarning: (message) => logger.error(message),
     });
-    const notifier = new SystemdNotifier(process.env, (message) => logger.warn(message));
-    const daemon = new Daemon(config, configPath, logger, audit, db, resolver, remediator, notifier);
+    const systemd = new SystemdNotifier(process.env, (message) => logger.warn(message));
+    const daemon = new Daemon(config, configPath, logger, audit, db, resolver, remediator, systemd);
+    daemon.notifier = notifierFor(config, logger);
+    audit.onRecord((record) => daemon.notifier?.notify(record));
+    if (config.metrics) await daemon.startMetrics(config.metrics.listen);
     for (const source of config.sources) await daemon.startSource(source);
     audit.write(
       'started',
@@ -92,8 +120,9 @@ export class Daemon {
     void db.waitUntilAvailable().then(
       () => {
         logger.info({ host: db.host }, 'database answers; ready');
-        void notifier.ready(daemon.statusLine());
+        void systemd.ready(daemon.statusLine());
         daemon.startHeartbeat();
+        daemon.scheduleSweep();
       },
       () => {},
     );
@@ -115,7 +144,44 @@ export class Daemon {
       { startAt: source.start_at },
     );
     await follower.start();
-    this.sources.set(sourceKey(source), { key: sourceKey(source), config: source, follower });
+    this.sources.set(sourceKey(source), { key: sourceKey(source), config: source, follower, parser });
+  }
+
+  private async startMetrics(listen: string): Promise<void> {
+    const metrics = new Metrics({
+      sources: () =>
+        [...this.sources.values()].map((s) => ({
+          source: s.config.path,
+          records: s.parser.counters.records,
+          bytes: s.follower.counters.bytes,
+          lagBytes: s.follower.lagBytes(),
+        })),
+      incidents: () => this.remediator.counters.incidents,
+      health: () => this.health(),
+    });
+    this.audit.onRecord((record) => metrics.observe(record));
+    this.metricsServer = await startMetricsServer(listen, metrics, () => this.health());
+    this.logger.info({ listen }, 'serving /metrics and /healthz');
+  }
+
+  /** The periodic sweep (remediation.sweep_interval): once when ready, then every interval. */
+  private scheduleSweep(): void {
+    clearInterval(this.sweepTimer);
+    const interval = this.config.remediation.sweep_interval;
+    if (!interval || this.stopping) return;
+    const sweep = async () => {
+      if (this.sweeping) return;
+      this.sweeping = true;
+      try {
+        await this.remediator.sweep(await listSequenceColumns(this.db));
+      } catch (error) {
+        this.logger.warn({ err: (error as Error).message }, 'sweep failed; the next one retries');
+      } finally {
+        this.sweeping = false;
+      }
+    };
+    void sweep();
+    this.sweepTimer = setInterval(() => void sweep(), interval);
   }
 
   private statusLine(): string {
@@ -124,17 +190,17 @@ export class Daemon {
   }
 
   private startHeartbeat(): void {
-    const interval = Math.min(this.notifier.watchdogIntervalMs ?? HEARTBEAT_MS, HEARTBEAT_MS);
+    const interval = Math.min(this.systemd.watchdogIntervalMs ?? HEARTBEAT_MS, HEARTBEAT_MS);
     const beat = async () => {
       const health = await this.health(interval);
-      if (health.ok) void this.notifier.watchdog();
+      if (health.ok) void this.systemd.watchdog();
       if (this.lastHealth?.ok !== health.ok) {
         if (health.ok) this.logger.info(health, 'healthy');
         else this.logger.warn(health, 'unhealthy: not feeding the watchdog');
       }
       this.lastHealth = health;
       this.writeHealthFile(health);
-      void this.notifier.status(this.statusLine());
+      void this.systemd.status(this.statusLine());
     };
     void beat();
     this.heartbeat = setInterval(() => void beat(), interval);
@@ -177,7 +243,7 @@ export class Daemon {
 
   private async doReload(): Promise<void> {
     if (this.stopping) return;
-    void this.notifier.reloading();
+    void this.systemd.reloading();
     this.audit.reopen();
     let next: Config;
     let password: string | undefined;
@@ -188,7 +254,7 @@ export class Daemon {
       const message = (error as Error).message;
       this.logger.error({ config: this.configPath }, `reload refused, the running configuration stays in force:\n${message}`);
       this.audit.write('alert', { reason: 'config_reload_failed', error: message }, `reload of ${this.configPath} refused, the running configuration stays in force: ${message}`);
-      void this.notifier.ready(this.statusLine());
+      void this.systemd.ready(this.statusLine());
       return;
     }
     for (const warning of configWarnings(this.configPath, next)) this.logger.warn(warning);
@@ -199,7 +265,12 @@ export class Daemon {
       this.db.reconfigure({ url: next.database.url, password, onEvent: logDatabaseEvents(this.logger) });
       this.resolver.clear();
     }
-    this.remediator.updateSettings({ database: this.db.name, dryRun: next.remediation.dry_run, debounceMs: next.remediation.debounce_ms });
+    this.remediator.updateSettings(remediationSettings(next, this.db.name));
+    this.notifier = notifierFor(next, this.logger);
+    if (JSON.stringify(next.metrics) !== JSON.stringify(previous.metrics)) {
+      this.logger.warn('metrics.listen changed: it takes effect at the next restart');
+    }
+    if (next.remediation.sweep_interval !== previous.remediation.sweep_interval) this.scheduleSweep();
     const wanted = new Map(next.sources.map((s) => [sourceKey(s), s]));
     for (const [key, running] of this.sources) {
       if (!wanted.has(key)) {
@@ -209,14 +280,15 @@ export class Daemon {
     }
     for (const [key, source] of wanted) if (!this.sources.has(key)) await this.startSource(source);
     this.logger.info({ sources: [...this.sources.values()].map((s) => s.config.path), dry_run: next.remediation.dry_run }, 'configuration reloaded');
-    void this.notifier.ready(this.statusLine());
+    void this.systemd.ready(this.statusLine());
   }
 
   /** Stops reading, lets checks under way finish (bounded), audits `stopped`. Safe to call twice. */
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
-      await this.notifier.stopping();
+      await this.systemd.stopping();
       clearInterval(this.heartbeat);
+      clearInterval(this.sweepTimer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       const finished = await this.remediator.stop(STOP_GRACE_MS);
       this.audit.write(
@@ -224,7 +296,9 @@ export class Daemon {
         { reason, unfinished_checks: !finished, counters: this.remediator.counters },
         finished ? `stopped (${reason})` : `stopped (${reason}); checks still waiting for the database after ${STOP_GRACE_MS} ms were given up`,
       );
+      await this.notifier?.flush(5_000);
       this.audit.close();
+      this.metricsServer?.close();
       await this.db.close();
       this.logger.info({ reason }, 'seqwatch stopped');
     })();

@@ -40,6 +40,9 @@ export interface AuditFields {
   [key: string]: unknown;
 }
 
+/** A record as listeners see it. */
+export type AuditRecord = AuditFields & { time: string; event: AuditEvent; msg: string };
+
 /**
  * The audit log: one JSON object per line, written synchronously so that a record is on disk
  * before the next decision is taken and nothing is lost when the process is killed. Each line has
@@ -78,8 +81,18 @@ export class AuditLog {
     );
   }
 
+  private readonly listeners: Array<(record: AuditRecord) => void> = [];
+
   write(event: AuditEvent, fields: AuditFields, msg: string): void {
     this.logger.info({ event, ...fields }, msg);
+    if (this.listeners.length === 0) return;
+    const record: AuditRecord = { time: new Date().toISOString(), event, ...fields, msg };
+    for (const listener of this.listeners) listener(record);
+  }
+
+  /** Called after each record is written (notifications, metrics); must not throw or block. */
+  onRecord(listener: (record: AuditRecord) => void): void {
+    this.listeners.push(listener);
   }
 
   /** After logrotate moved the file: continue in a new file at the same path (or at a new path). */

@@ -25,6 +25,25 @@ const SourceSchema = z.strictObject({
   start_at: z.enum(['end', 'beginning']).default('end'),
 });
 
+/** A duration: milliseconds as a number, or text like `500ms`, `30s`, `5m`, `1h`. */
+const Duration = z.union([
+  z.number().int().min(0),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?\s*(ms|s|m|h)$/, 'a duration like 500ms, 30s, 5m or 1h')
+    .transform((text) => {
+      const [, amount, unit] = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/.exec(text)!;
+      return Math.round(Number(amount) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[unit as 'ms' | 's' | 'm' | 'h']);
+    }),
+]);
+
+/** `schema.table` globs (`*`, `?`); a pattern without a dot means that table in any schema. */
+const Globs = z.array(z.string().min(1)).default([]);
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/;
+
+const AUDIT_EVENT_NAMES = ['started', 'detected', 'remediated', 'in_sync', 'planned', 'skipped', 'failed', 'alert', 'stopped'] as const;
+
 const ConfigSchema = z.strictObject({
   database: z
     .strictObject({
@@ -38,8 +57,44 @@ const ConfigSchema = z.strictObject({
     .strictObject({
       debounce_ms: z.number().int().min(0).max(60_000).default(200),
       dry_run: z.boolean().default(false),
+      /** Check every sequence this often and heal drift before the first INSERT fails; off when absent. */
+      sweep_interval: Duration.optional(),
+      /** After a fix, the next fix of the same sequence waits at least this long. */
+      cooldown: Duration.default(5_000),
+      /** More fixes of one sequence within an hour mean something keeps writing explicit ids: alert, stop. */
+      max_fixes_per_hour: z.number().int().min(1).default(10),
     })
-    .default({ debounce_ms: 200, dry_run: false }),
+    .default({ debounce_ms: 200, dry_run: false, cooldown: 5_000, max_fixes_per_hour: 10 }),
+  policy: z
+    .strictObject({
+      include: Globs,
+      exclude: Globs,
+    })
+    .default({ include: [], exclude: [] }),
+  metrics: z
+    .strictObject({
+      /** host:port for /metrics (Prometheus) and /healthz; loopback only. */
+      listen: z
+        .string()
+        .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:9187')
+        .refine((value) => LOOPBACK.test(value.slice(0, value.lastIndexOf(':'))), 'a loopback address (127.0.0.1, [::1], localhost): metrics are not for the network'),
+    })
+    .optional(),
+  notify: z
+    .strictObject({
+      /** Which audit events are sent. */
+      events: z.array(z.enum(AUDIT_EVENT_NAMES)).default(['remediated', 'alert']),
+      webhook: z
+        .strictObject({
+          url: z.string().url(),
+          timeout_ms: z.number().int().min(100).default(5_000),
+          retries: z.number().int().min(0).max(10).default(3),
+        })
+        .optional(),
+      /** A command (argv) run for each event, the record as JSON on its stdin; as fail2ban runs its actions. */
+      command: z.array(z.string().min(1)).min(1).optional(),
+    })
+    .optional(),
   audit: z
     .strictObject({
       path: z.string().min(1).default('/var/log/seqwatch/audit.jsonl'),

@@ -3,8 +3,6 @@ import { feedingSequence, type SequenceTarget } from './resolveIndex.js';
 
 /** A sequence-fed column found by listing the whole database, with what `check` shows about it. */
 export interface SequenceColumn extends SequenceTarget {
-  schema: string;
-  tableName: string;
   /** serial (OWNED BY, incl. bigserial/smallserial), identity, or default (DEFAULT nextval, not owned). */
   kind: 'serial' | 'identity' | 'default';
   columnType: string;

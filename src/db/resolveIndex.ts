@@ -7,6 +7,9 @@ export interface SequenceTarget {
   tableOid: number;
   /** Schema-qualified and quoted as PostgreSQL quotes identifiers: `public.ticket`, `"Billing"."Invoice Lines"`. */
   table: string;
+  /** The same, unquoted, for policies and for people typing names. */
+  schema: string;
+  tableName: string;
   column: string;
   /** `quote_ident(column)`, computed by the server. */
   columnQuoted: string;
@@ -61,6 +64,8 @@ SELECT x.indexrelid::int8 AS index_oid,
        format('%I.%I', ixn.nspname, ix.relname) AS index_q,
        r.oid::int8 AS table_oid,
        format('%I.%I', rn.nspname, r.relname) AS table_q,
+       rn.nspname AS schema_name,
+       r.relname AS table_name,
        ra.attname AS column_name,
        quote_ident(ra.attname) AS column_q,
        seq.oid::int8 AS sequence_oid,
@@ -85,6 +90,8 @@ interface Row {
   index_q: string;
   table_oid: string;
   table_q: string;
+  schema_name: string;
+  table_name: string;
   column_name: string;
   column_q: string;
   sequence_oid: string | null;
@@ -112,6 +119,8 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
       resolution.targets.push({
         tableOid: Number(row.table_oid),
         table: row.table_q,
+        schema: row.schema_name,
+        tableName: row.table_name,
         column: row.column_name,
         columnQuoted: row.column_q,
         sequenceOid: Number(row.sequence_oid),

@@ -4,8 +4,9 @@ import type { AuditLog, Trigger } from '../audit/AuditLog.js';
 import { writeSequenceOutcome } from '../audit/writeSequenceOutcome.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { isUnavailable } from '../db/Database.js';
-import { guardedSetvalExclusive, type Transactional } from '../db/guardedSetval.js';
+import { guardedSetvalExclusive, guardedSetvalExclusiveBatch, type Transactional } from '../db/guardedSetval.js';
 import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
+import type { TablePolicy } from './TablePolicy.js';
 
 /** What remediation needs of the database: transactions, and a way to wait out an outage. */
 export interface RemediationDatabase extends Transactional {
@@ -18,7 +19,15 @@ export interface RemediationSettings {
   dryRun: boolean;
   /** After a check, incidents for the same sequence within this window coalesce into one more check. */
   debounceMs: number;
+  /** Which tables may be acted on. */
+  policy?: TablePolicy;
+  /** After a fix, the next fix of the same sequence waits at least this long. */
+  cooldownMs?: number;
+  /** Past this many fixes of one sequence within an hour: alert, and stop acting on it for the hour. */
+  maxFixesPerHour?: number;
 }
+
+const HOUR = 3_600_000;
 
 export interface RemediatorOptions extends RemediationSettings {
   db: RemediationDatabase;
@@ -37,6 +46,7 @@ export interface RemediatorCounters {
   checks: number;
   remediated: number;
   failed: number;
+  sweeps: number;
 }
 
 interface SequenceSlot {
@@ -55,7 +65,9 @@ interface SequenceSlot {
  * away, at most one lookup per constraint name and one check per sequence wait for it.
  */
 export class Remediator {
-  readonly counters: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0 };
+  readonly counters: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
+  /** When each sequence was fixed within the last hour, for the cooldown and the hourly cap. */
+  private readonly fixTimes = new Map<number, number[]>();
   private readonly slots = new Map<number, SequenceSlot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly lastSkip = new Map<string, { at: number; repeats: number }>();
@@ -68,7 +80,7 @@ export class Remediator {
   private settings: RemediationSettings;
 
   constructor(private readonly options: RemediatorOptions) {
-    this.settings = { database: options.database, dryRun: options.dryRun, debounceMs: options.debounceMs };
+    this.settings = { ...options };
   }
 
   /** New settings (a reloaded config) apply from the next check on. */
@@ -151,7 +163,74 @@ export class Remediator {
         { table: index.table, index: index.index },
       );
     }
-    for (const target of resolution.targets) this.track(this.enqueue(target, trigger, incidents));
+    for (const target of resolution.targets) {
+      if (!this.allowed(target)) {
+        this.auditOnce('skipped', trigger, 'excluded_by_policy', `${target.table} is excluded by the policy (policy.include/exclude): not acted on`, { table: target.table, sequence: target.sequence });
+        continue;
+      }
+      this.track(this.enqueue(target, trigger, incidents));
+    }
+  }
+
+  private allowed(target: SequenceTarget): boolean {
+    return this.settings.policy?.allows(target.schema, target.tableName) ?? true;
+  }
+
+  /** Fixes of this sequence within the last hour (oldest first). */
+  private recentFixes(sequenceOid: number, now = Date.now()): number[] {
+    const recent = (this.fixTimes.get(sequenceOid) ?? []).filter((t) => now - t < HOUR);
+    this.fixTimes.set(sequenceOid, recent);
+    return recent;
+  }
+
+  /**
+   * Past the hourly cap, something keeps writing explicit ids: say so once (alert) and leave the
+   * sequence to a person until the hour has passed. True when capped.
+   */
+  private capped(target: SequenceTarget, trigger: Trigger): boolean {
+    const cap = this.settings.maxFixesPerHour ?? Infinity;
+    const recent = this.recentFixes(target.sequenceOid);
+    if (recent.length < cap) return false;
+    const until = new Date(recent[0]! + HOUR).toISOString();
+    this.auditOnce(
+      'alert',
+      trigger,
+      'recurring_drift',
+      `${target.sequence} was moved forward ${recent.length} times within the hour: something keeps writing explicit ids into ${target.table} (an importer still running, a promoted replica, an application bug). seqwatch stops acting on it until ${until}; find the writer`,
+      { table: target.table, sequence: target.sequence, fixes_last_hour: String(recent.length), paused_until: until },
+      HOUR,
+    );
+    return true;
+  }
+
+  /**
+   * The periodic sweep: every sequence-fed column (as listed by the caller) checked, drift healed
+   * before the first INSERT fails. Audited like any other decision, except "in sync", which would
+   * only repeat itself every interval.
+   */
+  async sweep(columns: SequenceTarget[]): Promise<void> {
+    this.counters.sweeps++;
+    const trigger: Trigger = { source: 'sweep' };
+    const act = !this.settings.dryRun;
+    const eligible = columns.filter((c) => this.allowed(c) && !(act && this.capped(c, trigger)));
+    for (let i = 0; i < eligible.length; i += 100) {
+      const batch = eligible.slice(i, i + 100);
+      const states = await this.whenAvailable(() => guardedSetvalExclusiveBatch(this.options.db, batch, act), trigger, {}, 'sweeping');
+      if (!states) return;
+      batch.forEach((target, j) => {
+        const state = states[j]!;
+        if (state.verdict === 'in_sync') return;
+        if (state.verdict === 'exhausted') {
+          this.auditOnce('alert', trigger, 'sequence_exhausted', `${target.sequence} is behind but its table's keys reach the sequence's limit ${state.limit}: setval cannot help`, { table: target.table, sequence: target.sequence }, HOUR, target.sequence);
+          return;
+        }
+        if (state.verdict === 'remediated') {
+          this.counters.remediated++;
+          this.recentFixes(target.sequenceOid).push(Date.now());
+        }
+        writeSequenceOutcome(this.options.audit, target, state, { trigger });
+      });
+    }
   }
 
   /**
@@ -232,6 +311,12 @@ export class Remediator {
       { ...names, trigger, incidents },
       `${incidents === 1 ? 'a duplicate key error' : `${incidents} duplicate key errors`} on ${target.index}: checking ${target.sequence} against ${target.table}.${target.column}`,
     );
+    if (!dryRun) {
+      if (this.capped(target, trigger)) return;
+      const last = this.recentFixes(target.sequenceOid).at(-1);
+      const wait = last === undefined ? 0 : last + (this.settings.cooldownMs ?? 0) - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal: this.cooldown.signal }).catch(() => {});
+    }
     const state = await this.whenAvailable(
       () => guardedSetvalExclusive(this.options.db, target, !dryRun),
       trigger,
@@ -243,22 +328,41 @@ export class Remediator {
       if (trigger.constraint !== undefined) this.options.resolver.forget(trigger.constraint);
       return;
     }
-    if (state.verdict === 'remediated') this.counters.remediated++;
+    if (state.verdict === 'remediated') {
+      this.counters.remediated++;
+      this.recentFixes(target.sequenceOid).push(Date.now());
+    }
     writeSequenceOutcome(this.options.audit, target, state, { trigger });
   }
 
-  /** Audits a skip once per constraint and reason within the repeat window, counting the rest. */
   private skipOnce(trigger: Trigger, reason: string, msg: string, fields: Record<string, string> = {}): void {
-    const key = `${reason}\u0000${trigger.constraint ?? trigger.source}`;
+    this.auditOnce('skipped', trigger, reason, msg, fields);
+  }
+
+  /**
+   * Audits a decision once per subject and reason within `windowMs`, counting the repeats: a
+   * storm of the same error must not bury the audit log. The subject is the constraint (or
+   * `subject`, e.g. a sequence, when given).
+   */
+  private auditOnce(
+    event: 'skipped' | 'alert',
+    trigger: Trigger,
+    reason: string,
+    msg: string,
+    fields: Record<string, string> = {},
+    windowMs = this.options.repeatAuditMs ?? 60_000,
+    subject = fields.sequence ?? trigger.constraint ?? trigger.source,
+  ): void {
+    const key = `${event}\u0000${reason}\u0000${subject}`;
     const now = Date.now();
     const seen = this.lastSkip.get(key);
-    if (seen && now - seen.at < (this.options.repeatAuditMs ?? 60_000)) {
+    if (seen && now - seen.at < windowMs) {
       seen.repeats++;
       return;
     }
     if (this.lastSkip.size >= 10_000) this.lastSkip.delete(this.lastSkip.keys().next().value!);
     this.lastSkip.set(key, { at: now, repeats: 0 });
-    this.options.audit.write('skipped', { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
+    this.options.audit.write(event, { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
   }
 }
 

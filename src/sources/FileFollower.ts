@@ -1,5 +1,5 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 export interface FileFollowerOptions {
@@ -117,6 +117,17 @@ export class FileFollower {
     for (const file of [...this.rotated, ...(this.current ? [this.current] : [])]) await file.handle.close().catch(() => {});
     this.rotated = [];
     this.current = undefined;
+  }
+
+  /** Bytes in the file at the path that have not been read yet (0 when it does not exist). */
+  lagBytes(): number {
+    try {
+      const { size, ino } = statSync(this.path);
+      if (!this.current || this.current.ino !== ino) return size;
+      return Math.max(0, size - this.current.position);
+    } catch {
+      return 0;
+    }
   }
 
   private wakeUp(): void {

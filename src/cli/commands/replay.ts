@@ -90,7 +90,7 @@ Examples:
           let now: string;
           try {
             const state = await guardedSetval(db, target, false);
-            const checked = assess({ ...target, schema: '', tableName: '', kind: 'serial', columnType: '' }, state, 90);
+            const checked = assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
             now = checked.status === 'behind' ? `BEHIND by ${checked.behindBy}` : checked.status === 'exhausted' ? 'EXHAUSTED' : 'in sync';
           } catch (error) {
             now = `cannot check: ${(error as Error).message}`;

@@ -1,0 +1,123 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AuditRecord } from '../audit/AuditLog.js';
+
+export interface MetricsSources {
+  /** Per source: records parsed so far, and bytes not yet read (file size minus position). */
+  sources(): Array<{ source: string; records: number; bytes: number; lagBytes: number }>;
+  incidents(): number;
+  health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
+}
+
+/**
+ * Prometheus metrics: records read per source, incidents, every audited decision by event, the
+ * time from the log record to the fix, source lag, health. Counters that the pipeline already keeps
+ * are read when scraped, not counted twice on the hot path.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly decisions: Counter<'event'>;
+  private readonly healSeconds: Histogram;
+
+  constructor(sources: MetricsSources) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'seqwatch_process_' });
+    new Counter({
+      name: 'seqwatch_log_records_total',
+      help: 'Log records parsed, per source',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.sources()) this.inc({ source: s.source }, s.records);
+      },
+    });
+    new Counter({
+      name: 'seqwatch_log_bytes_total',
+      help: 'Log bytes read, per source',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.sources()) this.inc({ source: s.source }, s.bytes);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_source_lag_bytes',
+      help: 'Bytes written to a source file and not yet read',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        for (const s of sources.sources()) this.set({ source: s.source }, s.lagBytes);
+      },
+    });
+    new Counter({
+      name: 'seqwatch_incidents_total',
+      help: 'Duplicate key errors seen for the watched database',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.incidents());
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_up',
+      help: '1 when every source is followed and the database answers',
+      registers: [this.registry],
+      async collect() {
+        this.set((await sources.health()).ok ? 1 : 0);
+      },
+    });
+    this.decisions = new Counter({
+      name: 'seqwatch_audit_events_total',
+      help: 'Audited decisions by event: remediated, in_sync, alert, failed, skipped, ...',
+      labelNames: ['event'],
+      registers: [this.registry],
+    });
+    this.healSeconds = new Histogram({
+      name: 'seqwatch_heal_seconds',
+      help: 'From the log record of the first error to the fix',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [this.registry],
+    });
+  }
+
+  /** Counts an audit record; for a fix, observes how long after the error's log time it came. */
+  observe(record: AuditRecord): void {
+    this.decisions.inc({ event: record.event });
+    if (record.event !== 'remediated' || !record.trigger?.log_time) return;
+    const logged = Date.parse(record.trigger.log_time);
+    if (!Number.isNaN(logged)) this.healSeconds.observe(Math.max(0, (Date.parse(record.time) - logged) / 1000));
+  }
+}
+
+/** /metrics and /healthz on a loopback address. Resolves once listening. */
+export async function startMetricsServer(listen: string, metrics: Metrics, health: MetricsSources['health']): Promise<Server> {
+  const at = listen.lastIndexOf(':');
+  const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(at + 1));
+  const server = createServer((request, response) => {
+    void (async () => {
+      try {
+        if (request.method === 'GET' && request.url === '/metrics') {
+          response.writeHead(200, { 'content-type': metrics.registry.contentType });
+          response.end(await metrics.registry.metrics());
+        } else if (request.method === 'GET' && request.url === '/healthz') {
+          const state = await health();
+          response.writeHead(state.ok ? 200 : 503, { 'content-type': 'application/json' });
+          response.end(JSON.stringify(state) + '\n');
+        } else {
+          response.writeHead(404, { 'content-type': 'text/plain' });
+          response.end('seqwatch: /metrics or /healthz\n');
+        }
+      } catch (error) {
+        response.writeHead(500, { 'content-type': 'text/plain' });
+        response.end(`${(error as Error).message}\n`);
+      }
+    })();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
