@@ -311,18 +311,15 @@ export class Remediator {
       { ...names, trigger, incidents },
       `${incidents === 1 ? 'a duplicate key error' : `${incidents} duplicate key errors`} on ${target.index}: checking ${target.sequence} against ${target.table}.${target.column}`,
     );
-    if (!dryRun) {
-      if (this.capped(target, trigger)) return;
-      const last = this.recentFixes(target.sequenceOid).at(-1);
-      const wait = last === undefined ? 0 : last + (this.settings.cooldownMs ?? 0) - Date.now();
-      if (wait > 0) await sleep(wait, undefined, { signal: this.cooldown.signal }).catch(() => {});
-    }
-    const state = await this.whenAvailable(
-      () => guardedSetvalExclusive(this.options.db, target, !dryRun),
-      trigger,
-      names,
-      `checking ${target.sequence}`,
-    );
+    if (!dryRun && this.capped(target, trigger)) return;
+    const check = (act: boolean) =>
+      this.whenAvailable(() => guardedSetvalExclusive(this.options.db, target, act), trigger, names, `checking ${target.sequence}`);
+    const last = this.recentFixes(target.sequenceOid).at(-1);
+    const cooling = dryRun || last === undefined ? 0 : last + (this.settings.cooldownMs ?? 0) - Date.now();
+    let state = cooling > 0 ? await check(false) : undefined;
+    // Within the cooldown only a fix waits: a sequence found in sync is reported at once.
+    if (state?.verdict === 'planned') await sleep(last! + (this.settings.cooldownMs ?? 0) - Date.now(), undefined, { signal: this.cooldown.signal }).catch(() => {});
+    if (!state || state.verdict === 'planned') state = await check(!dryRun);
     if (!state) {
       // The table may have changed underneath (dropped, renamed): look the name up afresh next time.
       if (trigger.constraint !== undefined) this.options.resolver.forget(trigger.constraint);
