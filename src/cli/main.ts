@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import pino from 'pino';
 import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/config.js';
-import { Daemon, HEARTBEAT_MS } from '../daemon.js';
+import type { Daemon } from '../daemon.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -55,6 +55,8 @@ program
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => (daemon ? void daemon.reload() : (reloadWanted = true)));
+    // Loaded here: the daemon's modules (metrics, notifications) are not needed by the other commands.
+    const { Daemon } = await import('../daemon.js');
     daemon = await Daemon.start(config, options.config, logger);
     if (stopSignal) void daemon.stop(stopSignal).then(() => process.exit(EXIT.ok));
     else if (reloadWanted) void daemon.reload();
@@ -75,6 +77,7 @@ program
       process.exitCode = EXIT.failure;
       return;
     }
+    const { HEARTBEAT_MS } = await import('../daemon.js');
     const age = Date.now() - Date.parse(health.time);
     if (age > 3 * HEARTBEAT_MS) {
       process.stderr.write(`unhealthy: ${file} is ${Math.round(age / 1000)} s old: the daemon is stuck or stopped\n`);

@@ -69,6 +69,7 @@ export class Database implements Queryable {
   private connecting: Promise<pg.Pool> | undefined;
   private endpoints: Endpoint[];
   private readWrite: boolean;
+  private cachedName: string | undefined;
   private closed = false;
   /** The host in use, for the audit ("which server was fixed"). */
   host: string | undefined;
@@ -82,12 +83,14 @@ export class Database implements Queryable {
   reconfigure(options: DatabaseOptions): void {
     this.options = options;
     ({ endpoints: this.endpoints, readWrite: this.readWrite } = endpointsOf(options.url));
+    this.cachedName = undefined;
     this.drop();
   }
 
   /** The database name, as pg works it out from the URL or the libpq environment. */
   get name(): string {
-    return new pg.Client(this.endpoints[0]!.url ? { connectionString: this.endpoints[0]!.url } : {}).database ?? '';
+    this.cachedName ??= new pg.Client(this.endpoints[0]!.url ? { connectionString: this.endpoints[0]!.url } : {}).database ?? '';
+    return this.cachedName;
   }
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {

@@ -27,39 +27,50 @@ export interface SequenceState {
 }
 
 /*
- * One SELECT per sequence reads the sequence, reads MAX (MIN when descending) of the column and,
- * only when the next value would collide and the target is inside the sequence's bounds, calls
- * setval. The read and the write share one statement, so a session that advanced the sequence past
- * MAX before this statement started is seen and left alone: the sequence only ever moves forward.
- * `$1` says whether to act, `$<n>` is the sequence oid. Table and column come from the catalog,
- * quoted by the server (quote_ident / format %I); nothing here comes from a log.
+ * The guarded statement. For each target it reads MAX(column) (MIN for a descending sequence), reads
+ * the sequence (pg_sequence_last_value) and, only when the next value would collide and the target
+ * is inside the sequence's bounds, calls setval, all in one statement: a session that advanced the
+ * sequence past MAX before this statement started is seen and left alone, so a sequence only ever
+ * moves forward. `$1` says whether to act, `$2` holds the sequence oids in the targets' order.
+ *
+ * Only the aggregate is written per table (table and column come from the catalog, quoted by the
+ * server: quote_ident / format %I; nothing here comes from a log); the guard is the same text for
+ * every batch. That keeps planning cheap: thousands of sequences cost a few round trips
+ * (`seqwatch fix --all`). The aggregate follows the direction the catalog gave; if the sequence's
+ * direction changed since, the aggregate does not match and nothing is done.
  */
-function selectFor(target: SequenceTarget, oid: string, position: number): string {
-  return `(
-WITH p AS (
-  SELECT seqincrement::numeric AS inc, seqstart::numeric AS start, seqmin::numeric AS lo, seqmax::numeric AS hi
-  FROM pg_catalog.pg_sequence WHERE seqrelid = ${oid}::oid
-), m AS (
-  SELECT max(${target.columnQuoted})::numeric AS max_id, min(${target.columnQuoted})::numeric AS min_id FROM ${target.table}
+function statementFor(targets: SequenceTarget[]): string {
+  const aggregates = targets
+    .map((t, i) => {
+      const aggregate = t.ascending === false ? 'min' : 'max';
+      return `(${i}, (SELECT ${aggregate}(${t.columnQuoted}) FROM ${t.table})::numeric, ${t.ascending === false ? 'false' : 'true'})`;
+    })
+    .join(',\n  ');
+  return `
+WITH m(position, target, ascending) AS (VALUES
+  ${aggregates}
 ), s AS (
-  SELECT p.*, pg_catalog.pg_sequence_last_value(${oid}::oid::regclass)::numeric AS last_value,
-         CASE WHEN p.inc > 0 THEN m.max_id ELSE m.min_id END AS target
-  FROM p, m
+  SELECT m.position, o.oid, m.target, p.seqincrement::numeric AS inc, p.seqstart::numeric AS start,
+         (CASE WHEN p.seqincrement > 0 THEN p.seqmax ELSE p.seqmin END)::numeric AS lim,
+         (p.seqincrement > 0) = m.ascending AS direction_known,
+         pg_catalog.pg_sequence_last_value(o.oid::regclass)::numeric AS last_value
+  FROM m
+  JOIN unnest($2::oid[]) WITH ORDINALITY AS o(oid, n) ON o.n = m.position + 1
+  JOIN pg_catalog.pg_sequence p ON p.seqrelid = o.oid
 ), v AS (
-  SELECT s.*, COALESCE(s.last_value + s.inc, s.start) AS next,
-         CASE WHEN s.inc > 0 THEN s.hi ELSE s.lo END AS lim
-  FROM s
+  SELECT s.*, COALESCE(s.last_value + s.inc, s.start) AS next FROM s
 ), d AS (
   SELECT v.*,
-         v.target IS NOT NULL AND (CASE WHEN v.inc > 0 THEN v.next <= v.target ELSE v.next >= v.target END) AS behind,
-         CASE WHEN v.inc > 0 THEN v.target >= v.lim ELSE v.target <= v.lim END AS exhausted
+         v.direction_known AND v.target IS NOT NULL
+           AND (CASE WHEN v.inc > 0 THEN v.next <= v.target ELSE v.next >= v.target END) AS behind,
+         COALESCE(CASE WHEN v.inc > 0 THEN v.target >= v.lim ELSE v.target <= v.lim END, false) AS exhausted
   FROM v
 )
-SELECT ${position} AS position, COALESCE(last_value, start)::text AS before, next::text AS next_before, target::text AS max_id,
-       inc::text AS increment, lim::text AS "limit", behind, COALESCE(exhausted, false) AS exhausted,
+SELECT position, COALESCE(last_value, start)::text AS before, next::text AS next_before, target::text AS max_id,
+       inc::text AS increment, lim::text AS "limit", behind, exhausted,
        CASE WHEN $1::boolean AND behind AND NOT exhausted
-            THEN pg_catalog.setval(${oid}::oid::regclass, target::int8, true)::text END AS after
-FROM d)`;
+            THEN pg_catalog.setval(oid::regclass, target::int8, true)::text END AS after
+FROM d`;
 }
 
 interface Row {
@@ -99,8 +110,7 @@ function stateOf(target: SequenceTarget, row: Row | undefined, act: boolean): Se
  */
 export async function guardedSetvalBatch(db: Queryable, targets: SequenceTarget[], act: boolean): Promise<SequenceState[]> {
   if (targets.length === 0) return [];
-  const text = targets.map((target, i) => selectFor(target, `$${i + 2}`, i)).join('\nUNION ALL\n');
-  const { rows } = await db.query<Row>(text, [act, ...targets.map((t) => t.sequenceOid)]);
+  const { rows } = await db.query<Row>(statementFor(targets), [act, targets.map((t) => t.sequenceOid)]);
   const byPosition = new Map(rows.map((row) => [Number(row.position), row]));
   return targets.map((target, i) => stateOf(target, byPosition.get(i), act));
 }

@@ -15,6 +15,8 @@ export interface SequenceTarget {
   columnQuoted: string;
   sequenceOid: number;
   sequence: string;
+  /** The sequence counts up (the usual case); false for a descending one, whose collisions are at MIN. */
+  ascending?: boolean;
   /** The index the log named, schema-qualified and quoted (absent when found by listing every column). */
   index?: string;
 }
@@ -69,7 +71,8 @@ SELECT x.indexrelid::int8 AS index_oid,
        ra.attname AS column_name,
        quote_ident(ra.attname) AS column_q,
        seq.oid::int8 AS sequence_oid,
-       CASE WHEN seq.oid IS NOT NULL THEN format('%I.%I', sn.nspname, seq.relname) END AS sequence_q
+       CASE WHEN seq.oid IS NOT NULL THEN format('%I.%I', sn.nspname, seq.relname) END AS sequence_q,
+       (SELECT ps.seqincrement > 0 FROM pg_catalog.pg_sequence ps WHERE ps.seqrelid = seq.oid) AS ascending
 FROM pg_catalog.pg_class ix
 JOIN pg_catalog.pg_namespace ixn ON ixn.oid = ix.relnamespace
 JOIN pg_catalog.pg_index x ON x.indexrelid = ix.oid AND x.indisunique
@@ -96,6 +99,7 @@ interface Row {
   column_q: string;
   sequence_oid: string | null;
   sequence_q: string | null;
+  ascending: boolean | null;
 }
 
 /** Looks an index name up in the catalog; the name is a bind parameter, never part of the statement. */
@@ -125,6 +129,7 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
         columnQuoted: row.column_q,
         sequenceOid: Number(row.sequence_oid),
         sequence: row.sequence_q!,
+        ascending: row.ascending !== false,
         index: row.index_q,
       });
     }

@@ -68,32 +68,45 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
     return counters;
   }
   try {
-    // The buffer holds the unfinished last line of the previous chunk, then the next chunk.
-    const buffer = Buffer.allocUnsafe(CHUNK * 2);
+    // Two buffers: while one is scanned, the next chunk is read into the other (the read runs on
+    // libuv's thread pool), so the scan never waits for the copy from the page cache. Each buffer
+    // starts with the unfinished last line of the one before.
+    const buffers = [Buffer.allocUnsafe(CHUNK * 2), Buffer.allocUnsafe(CHUNK * 2)];
+    let current = 0;
     let carry = 0;
     let position = 0;
+    const readInto = (buffer: Buffer, at: number) => handle.read(buffer, at, CHUNK, position);
+    let pending = readInto(buffers[0]!, 0);
+    // Should a scan throw, the read in flight must not become an unhandled rejection.
+    pending.catch(() => {});
     for (;;) {
-      if (carry > CHUNK) {
-        // A line longer than a chunk: no record worth parsing is that long.
-        counters.oversized++;
-        carry = 0;
+      const { bytesRead } = await pending;
+      const buffer = buffers[current]!;
+      if (bytesRead === 0) {
+        if (carry > 0) scan(buffer.subarray(0, carry), position - carry);
+        break;
       }
-      const { bytesRead } = await handle.read(buffer, carry, buffer.length - carry, position);
-      if (bytesRead === 0) break;
+      const start = position - carry;
       position += bytesRead;
       counters.bytes += bytesRead;
       const end = carry + bytesRead;
       const lastNewline = buffer.lastIndexOf(0x0a, end - 1);
-      if (lastNewline === -1) {
-        carry = end;
-        continue;
+      let nextCarry = lastNewline === -1 ? end : end - lastNewline - 1;
+      const next = buffers[1 - current]!;
+      if (nextCarry > CHUNK) {
+        // A line longer than a chunk: no record worth parsing is that long.
+        counters.oversized++;
+        nextCarry = 0;
+      } else {
+        buffer.copy(next, 0, end - nextCarry, end);
       }
-      scan(buffer.subarray(0, lastNewline + 1), position - end);
-      carry = end - lastNewline - 1;
-      buffer.copy(buffer, 0, lastNewline + 1, end);
+      pending = readInto(next, nextCarry);
+      pending.catch(() => {});
+      if (lastNewline !== -1) scan(buffer.subarray(0, lastNewline + 1), start);
       options.onProgress?.(position, size);
+      carry = nextCarry;
+      current = 1 - current;
     }
-    if (carry > 0) scan(buffer.subarray(0, carry), position - carry);
   } finally {
     await handle.close();
   }

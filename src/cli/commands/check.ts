@@ -18,7 +18,7 @@ export interface CheckedSequence {
 }
 
 /** Statements per round trip: large enough for speed, small enough that one failure names few sequences. */
-export const BATCH = 100;
+export const BATCH = 250;
 
 export function assess(column: SequenceColumn, state: SequenceState, nearLimitPercent: number): CheckedSequence {
   const ascending = BigInt(state.increment) > 0n;
