@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/config.js';
 import { CLI } from '../helpers/daemon.js';
+import { repoRoot } from '../helpers/db.js';
 
 const run = promisify(execFile);
 
@@ -44,6 +45,13 @@ describe('config', () => {
     const config = parseConfig(VALID, '/etc/seqwatch/seqwatch.yaml');
     expect(config.sources[0]).toMatchObject({ format: 'postgres-stderr', start_at: 'end' });
     expect(config.remediation).toEqual({ debounce_ms: 200, dry_run: false, cooldown: 5000, max_fixes_per_hour: 10 });
+  });
+
+  it('accepts the commented example config that ships in config/', () => {
+    const path = join(repoRoot, 'config/seqwatch.example.yaml');
+    const config = parseConfig(readFileSync(path, 'utf8'), path);
+    expect(config.remediation).toMatchObject({ cooldown: 5000, max_fixes_per_hour: 10 });
+    expect(config.sources[0]!.log_line_prefix).toBe('%m [%p] %q%u@%d ');
   });
 
   it('names file, line and column of a wrong value', () => {
