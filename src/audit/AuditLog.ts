@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
+import { tailLines } from '../sources/tailLines.js';
 
 export const AUDIT_EVENTS = [
   'started',
@@ -133,14 +134,6 @@ function fileSize(path: string): number {
 
 /** The `hash` of the last complete line of a file, read from its tail. */
 function lastHashIn(path: string, size: number): string | undefined {
-  const length = Math.min(size, 64 * 1024);
-  const buffer = Buffer.alloc(length);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buffer, 0, length, size - length);
-  } finally {
-    closeSync(fd);
-  }
-  const lines = buffer.toString('utf8').split('\n').filter(Boolean);
+  const lines = tailLines(path, 64 * 1024, size).filter(Boolean);
   return /,"hash":"([0-9a-f]{64})"}$/.exec(lines.at(-1) ?? '')?.[1];
 }

@@ -1,28 +1,14 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/AuditLog.js';
 import { auditFiles, readAuditLines } from '../../src/audit/readAuditFiles.js';
 import { verifyChain } from '../../src/audit/verifyChain.js';
 import { parseWhen } from '../../src/cli/commands/audit.js';
-import { CLI } from '../helpers/daemon.js';
-
-const run = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { runCli as cli } from '../helpers/daemon.js';
 
 /** An audit log with a few decisions, as the daemon and `fix` write them. */
 function sampleLog(records = 6): string {

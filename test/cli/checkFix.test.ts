@@ -1,26 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { CLI, readAudit } from '../helpers/daemon.js';
+import { readAudit, runCli as cli } from '../helpers/daemon.js';
+import { EVERY_KIND_OF_SEQUENCE } from '../helpers/everyKind.js';
 import { loadGotrsSchema } from '../helpers/gotrs.js';
 import { importIntoEveryTable } from '../helpers/importAll.js';
-
-const run = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function configFor(db: TestDatabase): { path: string; audit: string } {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-cli-'));
@@ -47,30 +34,13 @@ describe('seqwatch check and fix over every kind of sequence', () => {
     db = await createTestDatabase('cli');
     config = configFor(db);
     await db.pool.query(`
-      CREATE TABLE plain (id serial PRIMARY KEY, login text UNIQUE);
-      CREATE TABLE big (id bigserial PRIMARY KEY);
-      CREATE TABLE small (id smallserial PRIMARY KEY);
-      CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY);
-      CREATE SEQUENCE loose_seq;
-      CREATE TABLE loose (id int PRIMARY KEY DEFAULT nextval('loose_seq'));
-      CREATE SEQUENCE shared_seq;
-      CREATE TABLE shared_a (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'));
-      CREATE TABLE shared_b (id bigint PRIMARY KEY DEFAULT nextval('shared_seq'));
-      CREATE TABLE events (id bigserial, at date NOT NULL, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
-      CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
-      CREATE SCHEMA "Billing";
-      CREATE TABLE "Billing"."Invoice Lines" ("Line Id" serial PRIMARY KEY);
-      CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b;
-      CREATE TABLE tenant_a.ticket (id serial PRIMARY KEY);
-      CREATE TABLE tenant_b.ticket (id serial PRIMARY KEY);
-      CREATE SEQUENCE down_seq INCREMENT BY -1;
-      CREATE TABLE down (id int PRIMARY KEY DEFAULT nextval('down_seq'));
+      ${EVERY_KIND_OF_SEQUENCE}
       CREATE TABLE ahead (id serial PRIMARY KEY);
 
       INSERT INTO plain (id) SELECT generate_series(1, 10);
       INSERT INTO big (id) VALUES (5000000000);
       INSERT INTO small (id) VALUES (7);
-      INSERT INTO ident (id) OVERRIDING SYSTEM VALUE SELECT generate_series(1, 4);
+      INSERT INTO ident (id) SELECT generate_series(1, 4);
       INSERT INTO loose (id) VALUES (3); SELECT setval('loose_seq', 1000);
       INSERT INTO shared_a (id) VALUES (70); INSERT INTO shared_b (id) VALUES (90);
       INSERT INTO events (id, at) VALUES (12, '2026-05-01');

@@ -1,29 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/config/config.js';
-import { CLI } from '../helpers/daemon.js';
+import { runCli as cli } from '../helpers/daemon.js';
 import { repoRoot } from '../helpers/db.js';
-
-const run = promisify(execFile);
 
 function configFile(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-config-')), 'seqwatch.yaml');
   writeFileSync(path, text);
   return path;
-}
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
 }
 
 const VALID = `database:

@@ -85,3 +85,13 @@ export function duplicateKeyLine(constraint: string, pid = 4242): string {
   const time = new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
   return `${time} [${pid}] ERROR:  duplicate key value violates unique constraint "${constraint}"\n`;
 }
+
+/** Runs the built CLI to completion (no colour); never throws on a non-zero exit. */
+export async function runCli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { execFile } = await import('node:child_process');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}

@@ -1,9 +1,10 @@
-import { accessSync, constants, existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig, readPasswordFile, type Config } from '../../config/config.js';
 import { Database } from '../../db/Database.js';
 import { listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
+import { tailLines } from '../../sources/tailLines.js';
 import { EXIT } from '../context.js';
 import { bold, green, red, yellow } from '../output.js';
 
@@ -204,7 +205,7 @@ function sourceFindings(config: Config, serverPrefix: string | undefined): Findi
       });
       continue;
     }
-    const lines = tail(source.path, 64 * 1024).filter((l) => l && !l.startsWith('\t'));
+    const lines = tailLines(source.path, 64 * 1024).filter((l) => l && !l.startsWith('\t'));
     if (lines.length === 0) {
       findings.push({ level: 'ok', what: `${source.path} is readable (empty so far)` });
       continue;
@@ -223,19 +224,4 @@ function sourceFindings(config: Config, serverPrefix: string | undefined): Findi
     }
   }
   return findings;
-}
-
-function tail(path: string, bytes: number): string[] {
-  const size = statSync(path).size;
-  const length = Math.min(size, bytes);
-  const buffer = Buffer.alloc(length);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buffer, 0, length, size - length);
-  } finally {
-    closeSync(fd);
-  }
-  const lines = buffer.toString('utf8').split('\n');
-  if (size > length) lines.shift();
-  return lines;
 }
