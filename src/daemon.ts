@@ -6,7 +6,8 @@ import { configWarnings, loadConfig, readPasswordFile, type Config, type SourceC
 import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident } from './detect/detectIncident.js';
-import { StderrPrefixParser } from './formats/StderrPrefixParser.js';
+import { createParser } from './formats/createParser.js';
+import type { RecordParser } from './formats/RecordParser.js';
 import { Remediator, type RemediationSettings } from './remediate/Remediator.js';
 import { TablePolicy } from './remediate/TablePolicy.js';
 import { listSequenceColumns } from './db/listSequenceColumns.js';
@@ -34,7 +35,7 @@ interface RunningSource {
   key: string;
   config: SourceConfig;
   follower: FileFollower;
-  parser: StderrPrefixParser;
+  parser: RecordParser;
 }
 
 /** The remediation settings a config asks for (also on reload). */
@@ -130,10 +131,19 @@ export class Daemon {
   }
 
   private async startSource(source: SourceConfig): Promise<void> {
-    const parser = new StderrPrefixParser(source.log_line_prefix, source.path, (record) => {
-      const incident = detectIncident(record);
-      if (incident) this.remediator.handle(incident);
-    });
+    const parser = createParser(
+      source.format,
+      {
+        source: source.path,
+        logLinePrefix: source.log_line_prefix,
+        ...(source.inner_format ? { innerFormat: source.inner_format } : {}),
+        onDetected: (format) => this.logger.info({ source: source.path, format }, `format detected: ${format}`),
+      },
+      (record) => {
+        const incident = detectIncident(record);
+        if (incident) this.remediator.handle(incident);
+      },
+    );
     const follower = new FileFollower(
       source.path,
       {

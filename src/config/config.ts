@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
+import { FORMATS, INNER_FORMATS } from '../formats/createParser.js';
 import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePrefix.js';
 
 export const DEBIAN_LOG_LINE_PREFIX = '%m [%p] %q%u@%d ';
@@ -10,7 +11,9 @@ export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 
 const SourceSchema = z.strictObject({
   path: z.string().min(1),
-  format: z.enum(['postgres-stderr']).default('postgres-stderr'),
+  format: z.enum(FORMATS).default('postgres-stderr'),
+  /** docker-json only: what the container wrote (default postgres-stderr). */
+  inner_format: z.enum(INNER_FORMATS).optional(),
   log_line_prefix: z
     .string()
     .default(DEFAULT_LOG_LINE_PREFIX)
@@ -186,6 +189,14 @@ export function configWarnings(file: string, config: Config): string[] {
     hasPassword = Boolean(config.database.url && new URL(config.database.url.replace(/@[^/?]*,[^/?]*/, '@h')).password);
   } catch {
     hasPassword = /:\/\/[^/@]*:[^/@]*@/.test(config.database.url ?? '');
+  }
+  for (const source of config.sources) {
+    const sqlstate = ['postgres-csv', 'postgres-json'].includes(source.format) || source.log_line_prefix.includes('%e');
+    if (!sqlstate && source.format !== 'auto') {
+      warnings.push(
+        `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only: keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
+      );
+    }
   }
   if (hasPassword) {
     try {

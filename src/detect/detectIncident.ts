@@ -1,8 +1,12 @@
 import type { LogRecord } from '../formats/LogRecord.js';
 
-/** A log record that says an INSERT collided on a unique index: a candidate for a lagging sequence. */
+/**
+ * A log record that matters: a unique violation (a candidate for a lagging sequence), or one of the
+ * other sequence errors of the runbook, which setval must not "fix" and a person must see.
+ */
 export interface Incident {
-  /** The index named in the message (PostgreSQL reports the index, never schema-qualified). */
+  kind: 'unique_violation' | SequenceErrorKind;
+  /** The index named in the message (PostgreSQL reports the index, never schema-qualified); for sequence errors, the sequence. */
   constraint: string;
   source: string;
   offset?: number;
@@ -14,6 +18,16 @@ export interface Incident {
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+export type SequenceErrorKind = 'sequence_exhausted' | 'sequence_missing' | 'sequence_permission_denied' | 'setval_out_of_bounds';
+
+/** The `_id_seq` family: SQLSTATE, English message, and what it means. */
+const SEQUENCE_ERRORS: Array<{ kind: SequenceErrorKind; sqlstate: string; english: RegExp }> = [
+  { kind: 'sequence_exhausted', sqlstate: '2200H', english: /^nextval: reached (?:maximum|minimum) value of sequence "(.+)" \(-?\d+\)$/ },
+  { kind: 'sequence_missing', sqlstate: '42P01', english: /^relation "(.+_seq)" does not exist$/ },
+  { kind: 'sequence_permission_denied', sqlstate: '42501', english: /^permission denied for sequence (.+)$/ },
+  { kind: 'setval_out_of_bounds', sqlstate: '22003', english: /^setval: value -?\d+ is out of bounds for sequence "(.+)" \(-?\d+\.\.-?\d+\)$/ },
+];
 const ENGLISH = /^duplicate key value violates unique constraint "(.*)"$/s;
 /**
  * How translations quote the name ("…" ru/ja/…, «…» fr/es, »…« de, „…“, “…”, 「…」). Greedy
@@ -29,6 +43,15 @@ const QUOTED = [/"(.*)"/s, /«\s*(.*)\s*»/s, /»(.*)«/s, /„(.*)“/s, /“(.
  */
 export function detectIncident(record: LogRecord): Incident | undefined {
   if (record.severity !== 'ERROR') return undefined;
+  for (const known of SEQUENCE_ERRORS) {
+    const english = known.english.exec(record.message);
+    if (!english && record.sqlstate !== known.sqlstate) continue;
+    // By SQLSTATE alone (a translated message) these codes also cover tables and numbers: only a
+    // message that names a *_seq counts.
+    const name = english?.[1] ?? /([\w$.]+_seq)\b/.exec(record.message)?.[1];
+    if (!name) continue;
+    return withWhere({ kind: known.kind, constraint: name }, record);
+  }
   let constraint: string | undefined;
   const english = ENGLISH.exec(record.message);
   if (english) {
@@ -40,7 +63,11 @@ export function detectIncident(record: LogRecord): Incident | undefined {
     }
   }
   if (constraint === undefined) return undefined;
-  const incident: Incident = { constraint, source: record.source };
+  return withWhere({ kind: 'unique_violation', constraint }, record);
+}
+
+function withWhere(found: Pick<Incident, 'kind' | 'constraint'>, record: LogRecord): Incident {
+  const incident: Incident = { ...found, source: record.source };
   if (record.offset !== undefined) incident.offset = record.offset;
   if (record.line !== undefined) incident.line = record.line;
   if (record.logTime !== undefined) incident.logTime = record.logTime;

@@ -1,5 +1,6 @@
 import type { LogRecord } from './LogRecord.js';
 import { compileLogLinePrefix } from './logLinePrefix.js';
+import { bounded, MAX_FIELD_CHARS, newCounters, type LinePosition, type ParserCounters, type RecordParser } from './RecordParser.js';
 
 /** Lines that add to the record before them instead of starting one. */
 const SECONDARY = new Set(['DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT']);
@@ -13,16 +14,10 @@ const FIELD_OF: Record<string, 'detail' | 'hint' | 'context' | 'statement' | 'lo
 };
 type TextField = 'message' | 'detail' | 'hint' | 'context' | 'statement' | 'location';
 
-/** A field longer than this is cut: a multi-megabyte STATEMENT must not grow memory without bound. */
-const MAX_FIELD_CHARS = 16 * 1024;
+/** How much of a line the prefix is looked for in. */
+const HEAD_CHARS = 4096;
 /** Backends with a record still open; past this the oldest is emitted as it is. */
 const MAX_PENDING = 4096;
-
-export interface StderrParserCounters {
-  records: number;
-  unrecognisedLines: number;
-  orphanLines: number;
-}
 
 interface Pending {
   record: LogRecord;
@@ -36,8 +31,8 @@ interface Pending {
  * with a TAB, and lines of different backends interleave, so records are assembled per pid and
  * emitted when that backend starts its next message or when the caller flushes (at end of input).
  */
-export class StderrPrefixParser {
-  readonly counters: StderrParserCounters = { records: 0, unrecognisedLines: 0, orphanLines: 0 };
+export class StderrPrefixParser implements RecordParser {
+  readonly counters: ParserCounters = newCounters();
   private readonly matcher: RegExp;
   private readonly pending = new Map<string, Pending>();
   private last: Pending | undefined;
@@ -51,16 +46,14 @@ export class StderrPrefixParser {
   }
 
   /** Feeds one physical line (without its newline), with where it was read, when known. */
-  push(line: string, position: { offset?: number; line?: number } = {}): void {
+  push(line: string, position: LinePosition = {}): void {
     if (line.startsWith('\t')) {
-      if (!this.last) {
-        this.counters.orphanLines++;
-        return;
-      }
-      appendField(this.last.record, this.last.lastField, '\n' + line.slice(1));
+      this.continueRecord(line.slice(1));
       return;
     }
-    const match = this.matcher.exec(line);
+    // The prefix is matched on the line's head only: its lazy parts (%a, %u) must not scan a huge line.
+    const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
+    const match = this.matcher.exec(head);
     if (!match?.groups) {
       this.counters.unrecognisedLines++;
       return;
@@ -75,7 +68,7 @@ export class StderrPrefixParser {
         return;
       }
       const field = FIELD_OF[severity]!;
-      setField(open.record, field, g.message!);
+      setField(open.record, field, g.message! + line.slice(head.length));
       open.lastField = field;
       this.last = open;
       return;
@@ -90,7 +83,7 @@ export class StderrPrefixParser {
     if (g.database) record.database = g.database;
     if (g.application) record.application = g.application;
     if (g.sqlstate && g.sqlstate !== '00000') record.sqlstate = g.sqlstate;
-    let message = g.message!;
+    let message = g.message! + line.slice(head.length);
     // log_error_verbosity = verbose puts the SQLSTATE before the message: "ERROR:  23505: duplicate ..."
     const verbose = /^([0-9A-Z]{5}): /.exec(message);
     if (verbose) {
@@ -102,6 +95,19 @@ export class StderrPrefixParser {
     if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
     this.pending.set(key, open);
     this.last = open;
+  }
+
+  /**
+   * Adds a continuation line to the record being assembled: the one last touched, or, when the
+   * caller knows it (syslog carries the pid on every line), the one of backend `pid`.
+   */
+  continueRecord(text: string, pid?: string): void {
+    const open = pid === undefined ? this.last : this.pending.get(pid);
+    if (!open) {
+      this.counters.orphanLines++;
+      return;
+    }
+    appendField(open.record, open.lastField, '\n' + text);
   }
 
   /** Emits every record still being assembled: call at end of input, or when the source goes idle. */
@@ -121,7 +127,7 @@ export class StderrPrefixParser {
 }
 
 function setField(record: LogRecord, field: TextField, value: string): void {
-  record[field] = value.length > MAX_FIELD_CHARS ? value.slice(0, MAX_FIELD_CHARS) : value;
+  record[field] = bounded(value);
 }
 
 function appendField(record: LogRecord, field: TextField, value: string): void {

@@ -95,6 +95,11 @@ export class Remediator {
       return;
     }
     this.counters.incidents++;
+    if (incident.kind !== 'unique_violation') {
+      const { reason, advice } = SEQUENCE_ERROR_ADVICE[incident.kind];
+      this.auditOnce('alert', triggerOf(incident), reason, `${advice(incident.constraint)}; setval cannot fix this, nothing was done`, { sequence: incident.constraint });
+      return;
+    }
     const pending = this.resolving.get(incident.constraint);
     if (pending !== undefined) {
       this.resolving.set(incident.constraint, pending + 1);
@@ -362,6 +367,26 @@ export class Remediator {
     this.options.audit.write(event, { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
   }
 }
+
+/** What each of the runbook's other sequence errors means, and what a person should do. */
+const SEQUENCE_ERROR_ADVICE: Record<Exclude<Incident['kind'], 'unique_violation'>, { reason: string; advice: (sequence: string) => string }> = {
+  sequence_exhausted: {
+    reason: 'sequence_exhausted',
+    advice: (s) => `nextval() failed: ${s} reached its limit. Widen it and its column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint; ALTER SEQUENCE ${s} AS bigint)`,
+  },
+  sequence_missing: {
+    reason: 'sequence_missing',
+    advice: (s) => `sequence ${s} does not exist: a column DEFAULT points at a dropped or never restored sequence (a partial pg_restore?). Recreate it (CREATE SEQUENCE ${s}; then seqwatch fix) or correct the DEFAULT`,
+  },
+  sequence_permission_denied: {
+    reason: 'sequence_permission_denied',
+    advice: (s) => `the application's role may not use ${s}: GRANT USAGE, SELECT ON SEQUENCE ${s} TO <application role>`,
+  },
+  setval_out_of_bounds: {
+    reason: 'setval_out_of_bounds',
+    advice: (s) => `a setval on ${s} was out of its bounds: a hand-run fix used a value past the sequence's limits; compare the column's MAX with the sequence's MAXVALUE`,
+  },
+};
 
 function triggerOf(incident: Incident): Trigger {
   const trigger: Trigger = { source: incident.source, constraint: incident.constraint };

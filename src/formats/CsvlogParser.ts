@@ -1,0 +1,109 @@
+import { parse } from 'csv-parse/sync';
+import type { LogRecord } from './LogRecord.js';
+import { assign } from './JsonlogParser.js';
+import { bounded, MAX_FIELD_CHARS, newCounters, placed, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
+
+/** csvlog's columns, PostgreSQL 13 to 17 (later ones only add columns at the end). */
+const COLUMN = {
+  log_time: 0,
+  user_name: 1,
+  database_name: 2,
+  process_id: 3,
+  error_severity: 11,
+  sql_state_code: 12,
+  message: 13,
+  detail: 14,
+  hint: 15,
+  context: 18,
+  query: 19,
+  application_name: 22,
+} as const;
+
+/** How every csvlog record begins: its log_time, then a comma. */
+export const CSV_RECORD_START = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [^ ,]+)?,/;
+
+/** A record larger than this is dropped (and counted): a runaway quoted field cannot take all memory. */
+const MAX_RECORD_CHARS = 8 * MAX_FIELD_CHARS;
+
+/**
+ * PostgreSQL's csvlog. A quoted field can hold newlines and doubled quotes, so one record spans
+ * several physical lines: lines are gathered until the quotes balance, then the record is parsed by
+ * csv-parse (a real CSV parser: no hand-rolled splitting on commas).
+ */
+export class CsvlogParser implements RecordParser {
+  readonly counters: ParserCounters = newCounters();
+  /** The physical lines of the record being gathered (joined only once it is complete). */
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private quotes = 0;
+  private position: LinePosition | undefined;
+
+  constructor(
+    private readonly source: string,
+    private readonly onRecord: RecordSink,
+  ) {}
+
+  push(line: string, position?: LinePosition): void {
+    // A new record's first line while a quote is still open: the open one was cut short (garbage,
+    // a truncated write). Count it and start over, so it cannot swallow the records after it.
+    if (this.pending.length > 0 && CSV_RECORD_START.test(line)) {
+      this.counters.unrecognisedLines++;
+      this.reset();
+    }
+    if (this.pending.length === 0) this.position = position;
+    this.pending.push(line);
+    this.pendingChars += line.length + 1;
+    for (let i = line.indexOf('"'); i !== -1; i = line.indexOf('"', i + 1)) this.quotes++;
+    if (this.pendingChars > MAX_RECORD_CHARS) {
+      this.counters.unrecognisedLines++;
+      this.reset();
+      return;
+    }
+    if (this.quotes % 2 === 0) this.emit();
+  }
+
+  flush(): void {
+    // A record still open at the end is half-written: keep it, its rest may still come.
+  }
+
+  private reset(): void {
+    this.pending = [];
+    this.pendingChars = 0;
+    this.quotes = 0;
+  }
+
+  private emit(): void {
+    const text = this.pending.join('\n');
+    const position = this.position;
+    this.reset();
+    let fields: string[] | undefined;
+    try {
+      fields = (parse(text, { relax_column_count: true }) as string[][])[0];
+    } catch {
+      fields = undefined;
+    }
+    const field = (index: number) => (fields?.[index] !== undefined && fields[index] !== '' ? bounded(fields[index]!) : undefined);
+    const severity = field(COLUMN.error_severity);
+    const message = field(COLUMN.message);
+    if (!fields || fields.length < 14 || !severity || message === undefined) {
+      this.counters.unrecognisedLines++;
+      return;
+    }
+    const record: LogRecord = { source: this.source, severity, message };
+    assign(record, {
+      logTime: field(COLUMN.log_time),
+      user: field(COLUMN.user_name),
+      database: field(COLUMN.database_name),
+      sqlstate: field(COLUMN.sql_state_code),
+      detail: field(COLUMN.detail),
+      hint: field(COLUMN.hint),
+      context: field(COLUMN.context),
+      statement: field(COLUMN.query),
+      application: field(COLUMN.application_name),
+    });
+    const pid = Number(field(COLUMN.process_id));
+    if (Number.isInteger(pid)) record.pid = pid;
+    this.counters.records++;
+    this.onRecord(placed(record, position));
+  }
+}

@@ -1,0 +1,44 @@
+import type { LogRecord } from './LogRecord.js';
+
+/** Where a line came from, as the sources report it. */
+export interface LinePosition {
+  offset?: number;
+  line?: number;
+}
+
+export interface ParserCounters {
+  records: number;
+  /** Lines that belong to no record of this format (counted, never fatal). */
+  unrecognisedLines: number;
+  orphanLines: number;
+}
+
+/**
+ * A format: physical lines in, LogRecords out. Every format turns its input into the same record
+ * type, so the detector never needs to know where a record came from.
+ */
+export interface RecordParser {
+  readonly counters: ParserCounters;
+  /** Feeds one physical line, without its newline. */
+  push(line: string, position?: LinePosition): void;
+  /** Emits whatever is still being assembled: at the end of input, or when the source goes idle. */
+  flush(): void;
+}
+
+export type RecordSink = (record: LogRecord) => void;
+
+export const newCounters = (): ParserCounters => ({ records: 0, unrecognisedLines: 0, orphanLines: 0 });
+
+/** Fields longer than this are cut: a multi-megabyte statement must not grow memory without bound. */
+export const MAX_FIELD_CHARS = 16 * 1024;
+
+export function bounded(value: string): string {
+  return value.length > MAX_FIELD_CHARS ? value.slice(0, MAX_FIELD_CHARS) : value;
+}
+
+/** Copies the position into a record. */
+export function placed(record: LogRecord, position: LinePosition | undefined): LogRecord {
+  if (position?.offset !== undefined) record.offset = position.offset;
+  if (position?.line !== undefined) record.line = position.line;
+  return record;
+}

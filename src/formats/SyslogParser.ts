@@ -1,0 +1,61 @@
+import { newCounters, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
+import { StderrPrefixParser } from './StderrPrefixParser.js';
+
+const CHUNK = /\[(\d+)-(\d+)\] /y;
+
+/**
+ * `... postgres[3360]: [5-1] rest`: the pid from the syslog header, PostgreSQL's line number and
+ * chunk, and the rest. Found with indexOf, not one regular expression: a pattern that has to guess
+ * where the header ends backtracks without bound on a long line of garbage.
+ */
+export function splitSyslogLine(line: string): { pid: string; chunk: string; rest: string } | undefined {
+  const header = line.indexOf(']: [');
+  if (header === -1 || header > 1024) return undefined;
+  const open = line.lastIndexOf('[', header);
+  const pid = line.slice(open + 1, header);
+  if (open <= 0 || !/^\d+$/.test(pid)) return undefined;
+  CHUNK.lastIndex = header + 3;
+  const chunk = CHUNK.exec(line);
+  if (!chunk) return undefined;
+  return { pid, chunk: chunk[2]!, rest: line.slice(CHUNK.lastIndex) };
+}
+
+/**
+ * PostgreSQL through syslog/rsyslog (log_destination = 'syslog'), as the syslog daemon writes it to
+ * a file. Each message line is `[N-1] <log_line_prefix>SEVERITY:  text`; a message's further lines
+ * come as `[N-2]`, `[N-3]`, with the TAB rsyslog escapes as `#011`. The pid comes from the syslog
+ * header, so backends are kept apart whatever the prefix holds.
+ */
+export class SyslogParser implements RecordParser {
+  readonly counters: ParserCounters = newCounters();
+  private readonly inner: StderrPrefixParser;
+
+  constructor(logLinePrefix: string, source: string, onRecord: RecordSink) {
+    this.inner = new StderrPrefixParser(`[%p] ${logLinePrefix}`, source, (record) => {
+      this.counters.records++;
+      onRecord(record);
+    });
+  }
+
+  push(line: string, position?: LinePosition): void {
+    const parts = splitSyslogLine(line);
+    if (!parts) {
+      this.counters.unrecognisedLines++;
+      return;
+    }
+    const { pid, chunk, rest } = parts;
+    if (chunk === '1') {
+      this.inner.push(`[${pid}] ${rest}`, position);
+    } else {
+      this.inner.continueRecord(rest.replace(/^#011/, ''), pid);
+    }
+  }
+
+  flush(): void {
+    this.inner.flush();
+    this.counters.unrecognisedLines += this.inner.counters.unrecognisedLines;
+    this.counters.orphanLines += this.inner.counters.orphanLines;
+    this.inner.counters.unrecognisedLines = 0;
+    this.inner.counters.orphanLines = 0;
+  }
+}

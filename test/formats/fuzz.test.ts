@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { detectIncident } from '../../src/detect/detectIncident.js';
+import { createParser, FORMATS } from '../../src/formats/createParser.js';
+
+/** A small seeded PRNG (mulberry32): a failure here can be replayed with the seed it prints. */
+function random(seed: number): () => number {
+  return () => {
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SEEDS = [
+  '2026-11-27 10:00:00.123 UTC [42] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
+  '2026-11-27 10:00:00.123 UTC [42] gotrs@gotrs DETAIL:  Key (id)=(1) already exists.',
+  '\tSELECT 1',
+  '2026-11-27 10:00:00.123 UTC,"gotrs","gotrs",4242,"h",s,3,"INSERT",2026-11-27 09:59:58 UTC,3/12,0,ERROR,23505,"duplicate key value violates unique constraint ""t_pkey""",,,,,,"INSERT\n(1)",,,"psql"',
+  JSON.stringify({ error_severity: 'ERROR', state_code: '23505', message: 'duplicate key value violates unique constraint "a_pkey"', pid: 1 }),
+  JSON.stringify({ log: '2026-11-27 10:00:00.123 UTC [1] ERROR:  duplicate key value violates unique constraint "b_pkey"\n', stream: 'stderr' }),
+  'Nov 27 10:00:00 db1 postgres[3360]: [5-1] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "c_pkey"',
+  'Nov 27 10:00:00 db1 postgres[3360]: [5-2] #011more',
+  'pq: duplicate key value violates unique constraint "d_pkey" (SQLSTATE 23505)',
+  'nextval: reached maximum value of sequence "valid_id_seq" (32767)',
+];
+
+function mutate(line: string, next: () => number): string {
+  const chars = [...line];
+  const edits = 1 + Math.floor(next() * 6);
+  for (let i = 0; i < edits; i++) {
+    const at = Math.floor(next() * (chars.length + 1));
+    const choice = next();
+    if (choice < 0.25) chars.splice(at, 1);
+    else if (choice < 0.5) chars.splice(at, 0, String.fromCharCode(Math.floor(next() * 0x3000)));
+    else if (choice < 0.7) chars.splice(at, 0, ['"', '\\', '{', '}', ',', '\n', '\t', '\u0000', '\uFFFD', '%'][Math.floor(next() * 10)]!);
+    else if (choice < 0.85) chars.splice(at, 0, ...chars.slice(0, Math.floor(next() * 40)));
+    else chars.splice(at, Math.floor(next() * 10));
+  }
+  return chars.join('');
+}
+
+describe('parser fuzzing', () => {
+  for (const format of FORMATS) {
+    it(`${format}: random and mutated records, huge lines and invalid bytes never throw, memory stays bounded`, () => {
+      const seed = 0x5eed + FORMATS.indexOf(format);
+      const next = random(seed);
+      let records = 0;
+      const parser = createParser(format, { source: 'fuzz', logLinePrefix: '%m [%p] %q%u@%d ' }, (record) => {
+        records++;
+        detectIncident(record);
+      });
+      const before = process.memoryUsage().heapUsed;
+      for (let i = 0; i < 10_000; i++) {
+        const r = next();
+        let line: string;
+        if (r < 0.5) line = mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next);
+        else if (r < 0.8) line = SEEDS[Math.floor(next() * SEEDS.length)]!;
+        else if (r < 0.98) line = Buffer.from(Array.from({ length: Math.floor(next() * 300) }, () => Math.floor(next() * 256))).toString('utf8');
+        else line = (r < 0.99 ? '"' : '{"log":"') + 'x'.repeat(200_000 + Math.floor(next() * 100_000));
+        for (const part of line.split('\n')) expect(() => parser.push(part, { offset: i }), `seed ${seed}, line ${i}`).not.toThrow();
+        if (i % 1000 === 0) parser.flush();
+      }
+      parser.flush();
+      global.gc?.();
+      const grown = process.memoryUsage().heapUsed - before;
+      expect(grown).toBeLessThan(64 * 1024 * 1024);
+      expect(records + parser.counters.unrecognisedLines + parser.counters.orphanLines).toBeGreaterThan(0);
+    });
+  }
+});
