@@ -16,6 +16,8 @@ export interface ThrowawayPostgres {
   url: string;
   /** The server's stderr log, where the duplicate key errors appear; undefined when not reachable. */
   logPath: string | undefined;
+  /** A directory the server may write logs into (for log_directory with the logging collector). */
+  logDir: string | undefined;
   logLinePrefix: string;
   kind: 'local' | 'docker';
   /** Stops the server and removes every file it had. */
@@ -129,6 +131,7 @@ export async function startLocalPostgres(options: ThrowawayOptions = {}): Promis
   return {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     logPath,
+    logDir,
     logLinePrefix: prefix,
     kind: 'local',
     stopServer,
@@ -184,6 +187,7 @@ export async function startDockerPostgres(options: ThrowawayOptions = {}): Promi
   return {
     url: container.getConnectionUri(),
     logPath: join(logDir, 'postgresql.log'),
+    logDir,
     logLinePrefix: prefix,
     kind: 'docker',
     stopServer: async () => {

@@ -36,7 +36,7 @@ function remediator(settings: Partial<RemediationSettings>) {
 
 const drift = (table: string, rows = 10) =>
   db.pool.query(`INSERT INTO ${table} (id) SELECT (SELECT coalesce(max(id), 0) FROM ${table}) + g FROM generate_series(1, $1::int) g`, [rows]);
-const incident = (constraint: string) => ({ constraint, source: 'test' });
+const incident = (constraint: string) => ({ kind: 'unique_violation' as const, constraint, source: 'test' });
 
 describe('policy', () => {
   it('matches schema.table globs; a pattern without a dot is a table in any schema; exclude wins', () => {

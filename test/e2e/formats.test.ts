@@ -1,0 +1,109 @@
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { FileFollower } from '../../src/sources/FileFollower.js';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+
+/*
+ * One real server per log format, each healing a sequence end to end through the built CLI.
+ * Servers of their own: the logging collector and log_destination are server-wide settings.
+ */
+describe.runIf(findLocalBinaries())('every log format, end to end on a real server', () => {
+  const servers: ThrowawayPostgres[] = [];
+  const daemons: RunningDaemon[] = [];
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.stop()));
+    await Promise.all(servers.map((s) => s.destroy()));
+  });
+
+  async function server(prefix: string, settings: Record<string, string | number> = {}): Promise<ThrowawayPostgres> {
+    const s = await startLocalPostgres({ logLinePrefix: prefix, settings });
+    servers.push(s);
+    return s;
+  }
+
+  async function driftAndFail(url: string): Promise<void> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query('CREATE TABLE IF NOT EXISTS ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 42)');
+    await expect(client.query('INSERT INTO ticket DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
+    await client.end();
+  }
+
+  async function healed(url: string, daemon: RunningDaemon): Promise<void> {
+    const fix = await daemon.waitForAudit('ticket remediated', (r) => r.event === 'remediated' && r.table === 'public.ticket', 15_000);
+    expect(fix).toMatchObject({ before: '1', after: '42', trigger: { constraint: 'ticket_pkey' } });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    expect((await client.query('INSERT INTO ticket DEFAULT VALUES RETURNING id::text AS id')).rows[0].id).toBe('43');
+    await client.end();
+  }
+
+  for (const destination of ['csvlog', 'jsonlog'] as const) {
+    it(`${destination} from the logging collector`, async () => {
+      const s = await server('%m [%p] ', { logging_collector: 'on', log_destination: destination, log_filename: 'postgresql.log', log_file_mode: '0644' });
+      // The collector writes into the data directory's log/ unless told otherwise; point it at ours.
+      const admin = new pg.Client({ connectionString: s.url });
+      await admin.connect();
+      await admin.query(`ALTER SYSTEM SET log_directory = '${s.logDir}'`);
+      await admin.query('SELECT pg_reload_conf()');
+      await admin.end();
+      await new Promise((r) => setTimeout(r, 300));
+      const path = join(s.logDir!, destination === 'csvlog' ? 'postgresql.csv' : 'postgresql.json');
+      const daemon = await startDaemon({
+        database: { url: s.url },
+        sources: [{ path, format: destination === 'csvlog' ? 'postgres-csv' : 'postgres-json', start_at: 'end' }],
+        remediation: { debounce_ms: 50 },
+      });
+      daemons.push(daemon);
+      await driftAndFail(s.url);
+      await healed(s.url, daemon);
+    });
+  }
+
+  it("docker-json: the container's json-file log, wrapping stderr with a third log_line_prefix (and %e)", async () => {
+    const prefix = '%t [%p-%l] %q%u@%d %e ';
+    const s = await server(prefix);
+    // What Docker's json-file driver does with the container's stderr, line by line.
+    const dockerLog = join(s.logDir!, 'container-json.log');
+    writeFileSync(dockerLog, '');
+    const shim = new FileFollower(
+      s.logPath!,
+      { onLine: (line) => appendFileSync(dockerLog, JSON.stringify({ log: `${line.toString()}\n`, stream: 'stderr', time: new Date().toISOString() }) + '\n') },
+      { startAt: 'end', pollIntervalMs: 20 },
+    );
+    await shim.start();
+    try {
+      const daemon = await startDaemon({
+        database: { url: s.url },
+        sources: [{ path: dockerLog, format: 'docker-json', inner_format: 'postgres-stderr', log_line_prefix: prefix }],
+        remediation: { debounce_ms: 50 },
+      });
+      daemons.push(daemon);
+      await driftAndFail(s.url);
+      await healed(s.url, daemon);
+      expect(daemon.audit().find((r) => r.event === 'detected')?.trigger).toMatchObject({ source: dockerLog });
+    } finally {
+      await shim.stop();
+    }
+  });
+
+  it('auto detects the format and says which', async () => {
+    const s = servers[0]!;
+    const daemon = await startDaemon({
+      database: { url: s.url },
+      sources: [{ path: join(s.logDir!, 'postgresql.csv'), format: 'auto', start_at: 'end' }],
+    });
+    daemons.push(daemon);
+    const client = new pg.Client({ connectionString: s.url });
+    await client.connect();
+    await client.query('CREATE TABLE queue (id serial PRIMARY KEY); INSERT INTO queue (id) VALUES (1), (2), (3)');
+    await expect(client.query('INSERT INTO queue DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
+    await client.end();
+    // The csvlog test's daemon follows the same server and may heal it first: either outcome is this daemon's proof.
+    await daemon.waitForAudit('queue checked', (r) => ['remediated', 'in_sync'].includes(r.event) && r.table === 'public.queue', 15_000);
+    expect(daemon.stderr()).toContain('format detected: postgres-csv');
+  });
+});
