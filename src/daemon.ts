@@ -15,6 +15,7 @@ import { Metrics, startMetricsServer } from './metrics/Metrics.js';
 import { Notifier } from './notify/Notifier.js';
 import type { Server } from 'node:http';
 import { SystemdNotifier } from './service/SystemdNotifier.js';
+import { CheckpointStore } from './sources/CheckpointStore.js';
 import { FileFollower } from './sources/FileFollower.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
@@ -36,6 +37,8 @@ interface RunningSource {
   config: SourceConfig;
   follower: FileFollower;
   parser: RecordParser;
+  /** Offsets of this source's incidents still being handled: the checkpoint may not pass them. */
+  unfinished: number[];
 }
 
 /** The remediation settings a config asks for (also on reload). */
@@ -77,6 +80,7 @@ export class Daemon {
   private sweeping = false;
   private notifier: Notifier | undefined;
   private metricsServer: Server | undefined;
+  private readonly checkpoints: CheckpointStore;
 
   private constructor(
     private config: Config,
@@ -87,7 +91,9 @@ export class Daemon {
     private readonly resolver: IndexResolver,
     readonly remediator: Remediator,
     private readonly systemd: SystemdNotifier,
-  ) {}
+  ) {
+    this.checkpoints = new CheckpointStore(config.state_dir);
+  }
 
   static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
     for (const warning of configWarnings(configPath, config)) logger.warn(warning);
@@ -131,6 +137,7 @@ export class Daemon {
   }
 
   private async startSource(source: SourceConfig): Promise<void> {
+    const unfinished: number[] = [];
     const parser = createParser(
       source.format,
       {
@@ -141,20 +148,49 @@ export class Daemon {
       },
       (record) => {
         const incident = detectIncident(record);
-        if (incident) this.remediator.handle(incident);
+        if (!incident) return;
+        const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
+        unfinished.push(offset);
+        void this.remediator.handle(incident).finally(() => {
+          unfinished.splice(unfinished.indexOf(offset), 1);
+          this.saveCheckpoint(running);
+        });
       },
     );
     const follower = new FileFollower(
       source.path,
       {
         onLine: (line, position) => parser.push(line.toString('utf8'), position),
-        onIdle: () => parser.flush(),
+        onIdle: () => {
+          parser.flush();
+          this.saveCheckpoint(running);
+        },
         onWarning: (message) => this.logger.warn({ source: source.path }, message),
       },
       { startAt: source.start_at },
     );
-    await follower.start();
-    this.sources.set(sourceKey(source), { key: sourceKey(source), config: source, follower, parser });
+    const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished };
+    const resume = this.checkpoints.load(source.path);
+    if (resume) this.logger.info({ source: source.path, offset: resume.offset }, 'resuming from the checkpoint');
+    await follower.start(resume);
+    this.sources.set(running.key, running);
+  }
+
+  /**
+   * Records where a source may resume: the first line not yet read, or the first incident still
+   * being handled, whichever is earlier. Written after the records before it were handled, so a
+   * restart (kill -9 included) neither loses nor repeats one.
+   */
+  private saveCheckpoint(source: RunningSource): void {
+    const checkpoint = source.follower.checkpoint();
+    if (!checkpoint) return;
+    const earliest = Math.min(...source.unfinished);
+    if (earliest < checkpoint.offset) checkpoint.offset = earliest;
+    try {
+      this.checkpoints.save(source.config.path, checkpoint);
+    } catch (error) {
+      this.logger.warn({ source: source.config.path, err: (error as Error).message }, 'cannot write the checkpoint: a restart would re-read from the last one');
+    }
   }
 
   private async startMetrics(listen: string): Promise<void> {
@@ -301,6 +337,7 @@ export class Daemon {
       clearInterval(this.sweepTimer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       const finished = await this.remediator.stop(STOP_GRACE_MS);
+      for (const source of this.sources.values()) this.saveCheckpoint(source);
       this.audit.write(
         'stopped',
         { reason, unfinished_checks: !finished, counters: this.remediator.counters },

@@ -71,8 +71,8 @@ export class Remediator {
   private readonly slots = new Map<number, SequenceSlot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly lastSkip = new Map<string, { at: number; repeats: number }>();
-  /** Constraint names being resolved, with how many more incidents named them meanwhile. */
-  private readonly resolving = new Map<string, number>();
+  /** Constraint names being handled, with how many more incidents named them meanwhile. */
+  private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
   /** Cut short on stop: the debounce pauses. */
   private readonly cooldown = new AbortController();
   /** Cut short when the stop's grace period is over: waiting for the database. */
@@ -88,29 +88,39 @@ export class Remediator {
     this.settings = settings;
   }
 
-  /** Takes an incident; never throws, never blocks the reading of logs. */
-  handle(incident: Incident): void {
+  /**
+   * Takes an incident; never throws, never blocks the reading of logs. The promise settles once the
+   * incident is handled (its outcome audited): a checkpoint may then move past it.
+   */
+  handle(incident: Incident): Promise<void> {
     if (incident.database !== undefined && incident.database !== this.settings.database) {
       this.counters.otherDatabase++;
-      return;
+      return Promise.resolve();
     }
     this.counters.incidents++;
     if (incident.kind !== 'unique_violation') {
       const { reason, advice } = SEQUENCE_ERROR_ADVICE[incident.kind];
       this.auditOnce('alert', triggerOf(incident), reason, `${advice(incident.constraint)}; setval cannot fix this, nothing was done`, { sequence: incident.constraint });
-      return;
+      return Promise.resolve();
     }
     const pending = this.resolving.get(incident.constraint);
     if (pending !== undefined) {
-      this.resolving.set(incident.constraint, pending + 1);
-      return;
+      pending.extra++;
+      return pending.done;
     }
     if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
       this.skipOnce(triggerOf(incident), 'backlog_full', `too many distinct constraint names wait for the database; ${JSON.stringify(incident.constraint)} dropped`);
-      return;
+      return Promise.resolve();
     }
-    this.resolving.set(incident.constraint, 0);
-    this.track(this.route(incident).finally(() => this.resolving.delete(incident.constraint)));
+    const entry = { extra: 0, done: Promise.resolve() };
+    this.resolving.set(incident.constraint, entry);
+    entry.done = this.track(this.route(incident, entry).finally(() => this.release(incident.constraint, entry)));
+    return entry.done;
+  }
+
+  /** Lets the next incident of this name start its own handling (once resolved, or failed). */
+  private release(constraint: string, entry: { extra: number; done: Promise<void> }): void {
+    if (this.resolving.get(constraint) === entry) this.resolving.delete(constraint);
   }
 
   /** Waits until every check under way has finished (or the time is up); true when all finished. */
@@ -137,13 +147,14 @@ export class Remediator {
     return false;
   }
 
-  private track(work: Promise<void>): void {
+  private track(work: Promise<void>): Promise<void> {
     const tracked = work.catch((error: Error) => this.options.onWarning?.(`internal error: ${error.stack ?? error.message}`));
     this.inFlight.add(tracked);
     void tracked.finally(() => this.inFlight.delete(tracked));
+    return tracked;
   }
 
-  private async route(incident: Incident): Promise<void> {
+  private async route(incident: Incident, entry: { extra: number; done: Promise<void> }): Promise<void> {
     const trigger = triggerOf(incident);
     const resolution = await this.whenAvailable(
       () => this.options.resolver.resolve(incident.constraint),
@@ -156,10 +167,12 @@ export class Remediator {
       this.skipOnce(trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(incident.constraint)} in database ${this.settings.database}: nothing to do`);
       return;
     }
-    this.dispatch(resolution, trigger, (this.resolving.get(incident.constraint) ?? 0) + 1);
+    // From here on, further incidents of this name go to the sequences' debouncers themselves.
+    this.release(incident.constraint, entry);
+    await this.dispatch(resolution, trigger, entry.extra + 1);
   }
 
-  private dispatch(resolution: Resolution, trigger: Trigger, incidents: number): void {
+  private async dispatch(resolution: Resolution, trigger: Trigger, incidents: number): Promise<void> {
     for (const index of resolution.nonSequence) {
       this.skipOnce(
         trigger,
@@ -168,13 +181,15 @@ export class Remediator {
         { table: index.table, index: index.index },
       );
     }
+    const checks: Array<Promise<void>> = [];
     for (const target of resolution.targets) {
       if (!this.allowed(target)) {
         this.auditOnce('skipped', trigger, 'excluded_by_policy', `${target.table} is excluded by the policy (policy.include/exclude): not acted on`, { table: target.table, sequence: target.sequence });
         continue;
       }
-      this.track(this.enqueue(target, trigger, incidents));
+      checks.push(this.enqueue(target, trigger, incidents));
     }
+    await Promise.all(checks);
   }
 
   private allowed(target: SequenceTarget): boolean {

@@ -1,6 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { createHash } from 'node:crypto';
 
 export interface FileFollowerOptions {
   /** Where to begin in a file that already exists at start: its end (like `tail -F`) or its beginning. */
@@ -28,6 +29,19 @@ export interface FileFollowerHandlers {
   onIdle?(): void;
   /** Something an operator should know (permission denied, ...); following goes on. */
   onWarning?(message: string): void;
+}
+
+/**
+ * Where a follower was, to resume there after a restart: the file's identity (device, inode and a
+ * hash of its first bytes: an inode can be reused by a new file) and the offset of the first line
+ * not yet handled.
+ */
+export interface Checkpoint {
+  dev: number;
+  ino: number;
+  headLength: number;
+  headHash: string;
+  offset: number;
 }
 
 export interface FileFollowerCounters {
@@ -85,6 +99,8 @@ export class FileFollower {
   private woken = false;
   private wake: (() => void) | undefined;
   private lastWarning = '';
+  /** Where it was when it stopped: still valid for the checkpoint written after the last checks finish. */
+  private finalCheckpoint: Checkpoint | undefined;
   /** When the follower last looked at its files: a stuck follower stops feeding the watchdog. */
   lastPollAt = 0;
 
@@ -99,11 +115,16 @@ export class FileFollower {
     this.rotatedIdleMs = options.rotatedIdleMs ?? 2000;
   }
 
-  /** Opens the file (or notes that it does not exist yet) and starts following. Resolves once following. */
-  async start(): Promise<void> {
+  /**
+   * Opens the file (or notes that it does not exist yet) and starts following. Resolves once
+   * following. With a checkpoint of the same file, reading resumes where it stopped; a file
+   * replaced meanwhile is read from its start; a checkpoint that does not match is ignored, and said.
+   */
+  async start(resume?: Checkpoint): Promise<void> {
     if (this.running) return;
     this.lastPollAt = Date.now();
-    this.current = await this.openPath(this.startAt === 'end');
+    this.current = await this.openPath(this.startAt === 'end' && !resume);
+    if (resume && this.current) await this.resume(this.current, resume);
     this.watchDirectory();
     this.running = this.loop();
   }
@@ -114,9 +135,39 @@ export class FileFollower {
     this.watcher?.close();
     this.wakeUp();
     await this.running;
+    this.finalCheckpoint = this.checkpoint();
     for (const file of [...this.rotated, ...(this.current ? [this.current] : [])]) await file.handle.close().catch(() => {});
     this.rotated = [];
     this.current = undefined;
+  }
+
+  private async resume(file: OpenFile, checkpoint: Checkpoint): Promise<void> {
+    if (file.dev !== checkpoint.dev || file.ino !== checkpoint.ino) {
+      // Replaced while we were down (rotation, delete and recreate): all of the new file is new.
+      this.warn(`${this.path} was replaced since the checkpoint: reading it from its start`);
+      return;
+    }
+    const { size } = await file.handle.stat();
+    const head = Buffer.alloc(Math.min(checkpoint.headLength, size));
+    if (head.length > 0) await file.handle.read(head, 0, head.length, 0);
+    if (head.length < checkpoint.headLength || hashOf(head) !== checkpoint.headHash || checkpoint.offset > size) {
+      this.warn(`${this.path}: the checkpoint does not match the file (truncated or rewritten): reading it from its start`);
+      return;
+    }
+    file.position = checkpoint.offset;
+    file.lineStart = checkpoint.offset;
+    file.lineNumber = undefined;
+  }
+
+  /**
+   * Where to resume after a restart: the current file and the start of the first line not yet
+   * delivered. Undefined while a rotated file is still being drained (its rest would be lost).
+   */
+  checkpoint(): Checkpoint | undefined {
+    if (this.stopped && this.finalCheckpoint) return { ...this.finalCheckpoint };
+    const file = this.current;
+    if (!file || this.rotated.length > 0) return undefined;
+    return { dev: file.dev, ino: file.ino, headLength: file.head.length, headHash: hashOf(file.head), offset: file.lineStart };
   }
 
   /** Bytes in the file at the path that have not been read yet (0 when it does not exist). */
@@ -333,4 +384,8 @@ export class FileFollower {
     this.lastWarning = message;
     this.handlers.onWarning?.(message);
   }
+}
+
+function hashOf(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }

@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Checkpoint } from './FileFollower.js';
+
+/**
+ * Each file source's checkpoint, one small JSON file per source under `state_dir/checkpoints/`,
+ * replaced atomically (write, then rename) so that a crash leaves the old one or the new one,
+ * never half of one.
+ */
+export class CheckpointStore {
+  private readonly dir: string;
+  private readonly saved = new Map<string, string>();
+
+  constructor(stateDir: string) {
+    this.dir = join(stateDir, 'checkpoints');
+  }
+
+  private fileFor(source: string): string {
+    return join(this.dir, `${createHash('sha256').update(source).digest('hex').slice(0, 24)}.json`);
+  }
+
+  load(source: string): Checkpoint | undefined {
+    try {
+      const data = JSON.parse(readFileSync(this.fileFor(source), 'utf8')) as Checkpoint & { source?: string };
+      if (data.source !== source || typeof data.offset !== 'number') return undefined;
+      return { dev: data.dev, ino: data.ino, headLength: data.headLength, headHash: data.headHash, offset: data.offset };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Writes the checkpoint if it changed since the last write. */
+  save(source: string, checkpoint: Checkpoint): void {
+    const text = JSON.stringify({ source, ...checkpoint });
+    if (this.saved.get(source) === text) return;
+    mkdirSync(this.dir, { recursive: true });
+    const file = this.fileFor(source);
+    writeFileSync(`${file}.tmp`, text + '\n');
+    renameSync(`${file}.tmp`, file);
+    this.saved.set(source, text);
+  }
+}
