@@ -16,7 +16,8 @@ import { Notifier } from './notify/Notifier.js';
 import type { Server } from 'node:http';
 import { SystemdNotifier } from './service/SystemdNotifier.js';
 import { CheckpointStore } from './sources/CheckpointStore.js';
-import { FileFollower } from './sources/FileFollower.js';
+import { FileFollower, type LinePosition } from './sources/FileFollower.js';
+import { StreamFollower } from './sources/StreamFollower.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
 const STOP_GRACE_MS = 10_000;
@@ -35,7 +36,7 @@ export interface Health {
 interface RunningSource {
   key: string;
   config: SourceConfig;
-  follower: FileFollower;
+  follower: FileFollower | StreamFollower;
   parser: RecordParser;
   /** Offsets of this source's incidents still being handled: the checkpoint may not pass them. */
   unfinished: number[];
@@ -157,20 +158,22 @@ export class Daemon {
         });
       },
     );
-    const follower = new FileFollower(
-      source.path,
-      {
-        onLine: (line, position) => parser.push(line.toString('utf8'), position),
-        onIdle: () => {
-          parser.flush();
-          this.saveCheckpoint(running);
-        },
-        onWarning: (message) => this.logger.warn({ source: source.path }, message),
+    const handlers = {
+      onLine: (line: Buffer, position: LinePosition) => parser.push(line.toString('utf8'), position),
+      onIdle: () => {
+        parser.flush();
+        this.saveCheckpoint(running);
       },
-      { startAt: source.start_at },
-    );
+      onWarning: (message: string) => this.logger.warn({ source: source.path }, message),
+      // The end of standard input is the end of the pipeline: stop cleanly, as after SIGTERM.
+      onEnd: () => void this.stop('end of standard input'),
+    };
+    const follower =
+      source.path === '-'
+        ? new StreamFollower('-', process.stdin, handlers)
+        : new FileFollower(source.path, handlers, { startAt: source.start_at });
     const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished };
-    const resume = this.checkpoints.load(source.path);
+    const resume = follower instanceof FileFollower ? this.checkpoints.load(source.path) : undefined;
     if (resume) this.logger.info({ source: source.path, offset: resume.offset }, 'resuming from the checkpoint');
     await follower.start(resume);
     this.sources.set(running.key, running);
@@ -329,6 +332,11 @@ export class Daemon {
     void this.systemd.ready(this.statusLine());
   }
 
+  // Declared before `finished`, whose initialiser sets it: fields initialise in order.
+  private finish: (reason: string) => void = () => {};
+  /** Settles once the daemon has stopped, whatever stopped it (a signal, the end of standard input). */
+  readonly finished: Promise<string> = new Promise((resolve) => (this.finish = resolve));
+
   /** Stops reading, lets checks under way finish (bounded), audits `stopped`. Safe to call twice. */
   stop(reason: string): Promise<void> {
     this.stopping ??= (async () => {
@@ -348,6 +356,7 @@ export class Daemon {
       this.metricsServer?.close();
       await this.db.close();
       this.logger.info({ reason }, 'seqwatch stopped');
+      this.finish(reason);
     })();
     return this.stopping;
   }

@@ -58,6 +58,7 @@ program
     // Loaded here: the daemon's modules (metrics, notifications) are not needed by the other commands.
     const { Daemon } = await import('../daemon.js');
     daemon = await Daemon.start(config, options.config, logger);
+    void daemon.finished.then(() => process.exit(EXIT.ok));
     if (stopSignal) void daemon.stop(stopSignal).then(() => process.exit(EXIT.ok));
     else if (reloadWanted) void daemon.reload();
   });

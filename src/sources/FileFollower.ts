@@ -2,6 +2,9 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { createHash } from 'node:crypto';
+import { LineSplitter, type LinePosition } from './LineSplitter.js';
+
+export type { LinePosition };
 
 export interface FileFollowerOptions {
   /** Where to begin in a file that already exists at start: its end (like `tail -F`) or its beginning. */
@@ -12,14 +15,6 @@ export interface FileFollowerOptions {
   maxLineBytes?: number;
   /** A file rotated away is still read while it keeps growing, and closed once idle this long. */
   rotatedIdleMs?: number;
-}
-
-/** Where a line came from: enough for an operator to find it again. */
-export interface LinePosition {
-  /** Byte offset of the line's first byte in the file it was read from. */
-  offset: number;
-  /** 1-based line number, when the file was read from its beginning (unknown after starting at the end). */
-  line?: number;
 }
 
 export interface FileFollowerHandlers {
@@ -62,13 +57,7 @@ interface OpenFile {
   ino: number;
   /** Next byte to read. */
   position: number;
-  /** Offset of the first byte of the line being assembled. */
-  lineStart: number;
-  lineNumber: number | undefined;
-  partial: Buffer[];
-  partialBytes: number;
-  /** Inside a line that is over the limit: drop bytes up to the next newline. */
-  discarding: boolean;
+  lines: LineSplitter;
   head: Buffer;
   lastGrowth: number;
 }
@@ -155,8 +144,7 @@ export class FileFollower {
       return;
     }
     file.position = checkpoint.offset;
-    file.lineStart = checkpoint.offset;
-    file.lineNumber = undefined;
+    file.lines.reset(checkpoint.offset);
   }
 
   /**
@@ -167,7 +155,7 @@ export class FileFollower {
     if (this.stopped && this.finalCheckpoint) return { ...this.finalCheckpoint };
     const file = this.current;
     if (!file || this.rotated.length > 0) return undefined;
-    return { dev: file.dev, ino: file.ino, headLength: file.head.length, headHash: hashOf(file.head), offset: file.lineStart };
+    return { dev: file.dev, ino: file.ino, headLength: file.head.length, headHash: hashOf(file.head), offset: file.lines.lineStart };
   }
 
   /** Bytes in the file at the path that have not been read yet (0 when it does not exist). */
@@ -247,11 +235,7 @@ export class FileFollower {
     if (await this.wasTruncated(file)) {
       this.counters.truncations++;
       file.position = 0;
-      file.lineStart = 0;
-      file.lineNumber = 1;
-      file.partial = [];
-      file.partialBytes = 0;
-      file.discarding = false;
+      file.lines.reset(0);
       file.head = Buffer.alloc(0);
       progressed = true;
     }
@@ -289,11 +273,15 @@ export class FileFollower {
       dev: info.dev,
       ino: info.ino,
       position,
-      lineStart: position,
-      lineNumber: position === 0 ? 1 : undefined,
-      partial: [],
-      partialBytes: 0,
-      discarding: false,
+      lines: new LineSplitter(
+        this.maxLineBytes,
+        (line, where) => {
+          this.counters.lines++;
+          this.handlers.onLine(line, where);
+        },
+        () => this.counters.oversizedLines++,
+        position,
+      ),
       head,
       lastGrowth: Date.now(),
     };
@@ -321,60 +309,15 @@ export class FileFollower {
       if (bytesRead === 0) break;
       any = true;
       this.counters.bytes += bytesRead;
-      this.split(file, this.chunk.subarray(0, bytesRead));
+      file.lines.push(this.chunk.subarray(0, bytesRead), file.position);
       file.position += bytesRead;
     }
     return any;
   }
 
-  private split(file: OpenFile, bytes: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const newline = bytes.indexOf(0x0a, start);
-      if (newline === -1) break;
-      const piece = bytes.subarray(start, newline);
-      if (file.discarding) {
-        file.discarding = false;
-      } else if (file.partialBytes + piece.length > this.maxLineBytes) {
-        this.counters.oversizedLines++;
-      } else if (file.partialBytes > 0) {
-        file.partial.push(piece);
-        this.emit(file, Buffer.concat(file.partial));
-      } else {
-        this.emit(file, piece);
-      }
-      file.partial = [];
-      file.partialBytes = 0;
-      if (file.lineNumber !== undefined) file.lineNumber++;
-      start = newline + 1;
-      file.lineStart = file.position + start;
-    }
-    if (start >= bytes.length || file.discarding) return;
-    const rest = bytes.subarray(start);
-    if (file.partialBytes + rest.length > this.maxLineBytes) {
-      this.counters.oversizedLines++;
-      file.discarding = true;
-      file.partial = [];
-      file.partialBytes = 0;
-      return;
-    }
-    // The chunk buffer is reused for the next read: keep a copy of the unfinished line.
-    file.partial.push(Buffer.from(rest));
-    file.partialBytes += rest.length;
-  }
-
-  private emit(file: OpenFile, line: Buffer): void {
-    this.counters.lines++;
-    const position: LinePosition = { offset: file.lineStart };
-    if (file.lineNumber !== undefined) position.line = file.lineNumber;
-    // A CRLF file still yields clean lines.
-    const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-    this.handlers.onLine(line.subarray(0, end), position);
-  }
-
   /** Closes a rotated file; its last line needs no newline: nobody will finish it now. */
   private async retire(file: OpenFile): Promise<void> {
-    if (file.partialBytes > 0 && !file.discarding) this.emit(file, Buffer.concat(file.partial));
+    file.lines.end();
     this.rotated = this.rotated.filter((other) => other !== file);
     await file.handle.close().catch(() => {});
   }

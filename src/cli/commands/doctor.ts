@@ -191,6 +191,10 @@ function settingFindings(config: Config, settings: Record<string, string>): Find
 function sourceFindings(config: Config, serverPrefix: string | undefined): Finding[] {
   const findings: Finding[] = [];
   for (const source of config.sources) {
+    if (source.path === '-') {
+      findings.push({ level: 'ok', what: 'a source reads standard input: start seqwatch at the end of the pipeline (docker logs -f gotrs-postgres 2>&1 | seqwatch run ...)' });
+      continue;
+    }
     if (!existsSync(source.path)) {
       findings.push({ level: 'warn', what: `${source.path} does not exist yet: it will be followed from its start once it appears` });
       continue;

@@ -1,0 +1,93 @@
+/** Where a line came from: enough for an operator to find it again. */
+export interface LinePosition {
+  /** Byte offset of the line's first byte in the file it was read from. */
+  offset: number;
+  /** 1-based line number, when reading started at the beginning (unknown after starting at the end). */
+  line?: number;
+}
+
+/**
+ * Splits bytes into lines on the newline byte, so a multi-byte character or a NUL never confuses
+ * it. A line longer than `maxLineBytes` is skipped (and counted) without losing the next one; a
+ * CRLF line comes out clean. Lines are handed out as views of the caller's buffer: decode or copy
+ * them before returning.
+ */
+export class LineSplitter {
+  /** Offset of the first byte of the line being assembled. */
+  lineStart: number;
+  lineNumber: number | undefined;
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** Inside a line that is over the limit: drop bytes up to the next newline. */
+  private discarding = false;
+
+  constructor(
+    private readonly maxLineBytes: number,
+    private readonly onLine: (line: Buffer, position: LinePosition) => void,
+    private readonly onOversized: () => void,
+    start = 0,
+  ) {
+    this.lineStart = start;
+    this.lineNumber = start === 0 ? 1 : undefined;
+  }
+
+  /** Starts over at `offset` (a truncated file, a resumed one); line numbers only from 0. */
+  reset(offset: number): void {
+    this.lineStart = offset;
+    this.lineNumber = offset === 0 ? 1 : undefined;
+    this.partial = [];
+    this.partialBytes = 0;
+    this.discarding = false;
+  }
+
+  /** Takes the bytes that were read at offset `at`. */
+  push(bytes: Buffer, at: number): void {
+    let start = 0;
+    for (;;) {
+      const newline = bytes.indexOf(0x0a, start);
+      if (newline === -1) break;
+      const piece = bytes.subarray(start, newline);
+      if (this.discarding) {
+        this.discarding = false;
+      } else if (this.partialBytes + piece.length > this.maxLineBytes) {
+        this.onOversized();
+      } else if (this.partialBytes > 0) {
+        this.partial.push(piece);
+        this.emit(Buffer.concat(this.partial));
+      } else {
+        this.emit(piece);
+      }
+      this.partial = [];
+      this.partialBytes = 0;
+      if (this.lineNumber !== undefined) this.lineNumber++;
+      start = newline + 1;
+      this.lineStart = at + start;
+    }
+    if (start >= bytes.length || this.discarding) return;
+    const rest = bytes.subarray(start);
+    if (this.partialBytes + rest.length > this.maxLineBytes) {
+      this.onOversized();
+      this.discarding = true;
+      this.partial = [];
+      this.partialBytes = 0;
+      return;
+    }
+    // The caller's buffer is reused for the next read: keep a copy of the unfinished line.
+    this.partial.push(Buffer.from(rest));
+    this.partialBytes += rest.length;
+  }
+
+  /** Hands out the unfinished last line as it is: nobody will finish it now (a rotated file, stdin's end). */
+  end(): void {
+    if (this.partialBytes > 0 && !this.discarding) this.emit(Buffer.concat(this.partial));
+    this.partial = [];
+    this.partialBytes = 0;
+  }
+
+  private emit(line: Buffer): void {
+    const position: LinePosition = { offset: this.lineStart };
+    if (this.lineNumber !== undefined) position.line = this.lineNumber;
+    const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    this.onLine(line.subarray(0, end), position);
+  }
+}
