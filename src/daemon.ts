@@ -1,5 +1,5 @@
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
 import { configWarnings, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
@@ -18,6 +18,7 @@ import { SystemdNotifier } from './service/SystemdNotifier.js';
 import { CheckpointStore } from './sources/CheckpointStore.js';
 import { FileFollower, type LinePosition } from './sources/FileFollower.js';
 import { StreamFollower } from './sources/StreamFollower.js';
+import { globToRegExp, isGlob } from './sources/glob.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
 const STOP_GRACE_MS = 10_000;
@@ -40,7 +41,16 @@ interface RunningSource {
   parser: RecordParser;
   /** Offsets of this source's incidents still being handled: the checkpoint may not pass them. */
   unfinished: number[];
+  /** For a file found by a glob: the glob source's key. */
+  parent?: string;
+  /** When the file last grew (glob files idle for long are closed). */
+  lastGrowth: number;
+  lastBytes: number;
 }
+
+/** A glob source's file that has not grown for this long, and is not the newest, is closed. */
+const GLOB_IDLE_CLOSE_MS = 60_000;
+const GLOB_SCAN_MS = 1_000;
 
 /** The remediation settings a config asks for (also on reload). */
 function remediationSettings(config: Config, database: string): RemediationSettings {
@@ -82,6 +92,7 @@ export class Daemon {
   private notifier: Notifier | undefined;
   private metricsServer: Server | undefined;
   private readonly checkpoints: CheckpointStore;
+  private readonly globs = new Map<string, { config: SourceConfig; timer: NodeJS.Timeout }>();
 
   private constructor(
     private config: Config,
@@ -113,7 +124,10 @@ export class Daemon {
     daemon.notifier = notifierFor(config, logger);
     audit.onRecord((record) => daemon.notifier?.notify(record));
     if (config.metrics) await daemon.startMetrics(config.metrics.listen);
-    for (const source of config.sources) await daemon.startSource(source);
+    for (const source of config.sources) {
+      if (isGlob(source.path)) await daemon.watchGlob(source);
+      else await daemon.startSource(source);
+    }
     audit.write(
       'started',
       {
@@ -137,7 +151,51 @@ export class Daemon {
     return daemon;
   }
 
-  private async startSource(source: SourceConfig): Promise<void> {
+  /**
+   * A glob source (`/var/log/postgresql/*.json`): every matching file is followed as a source of its
+   * own (its own parser and checkpoint). Files that appear later are read from their start, so the
+   * logging collector's rotation to a new file loses nothing; files read to the end and unchanged
+   * for a while, and not the newest, are closed (their checkpoint kept).
+   */
+  private async watchGlob(source: SourceConfig): Promise<void> {
+    const key = sourceKey(source);
+    const dir = dirname(source.path);
+    const pattern = globToRegExp(basename(source.path));
+    const scan = async (initial: boolean) => {
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir).filter((name) => pattern.test(name));
+      } catch {
+        // The directory does not exist yet: files will be found once it does.
+      }
+      const files = names.map((name) => join(dir, name));
+      for (const file of files) {
+        const child: SourceConfig = { ...source, path: file, start_at: initial ? source.start_at : 'beginning' };
+        if (!this.sources.has(sourceKey(child))) await this.startSource(child, key);
+      }
+      const newest = files.map((f) => ({ f, m: mtimeOf(f) })).sort((a, b) => b.m - a.m)[0]?.f;
+      const now = Date.now();
+      for (const [childKey, running] of this.sources) {
+        if (running.parent !== key) continue;
+        if (running.follower.counters.bytes !== running.lastBytes) {
+          running.lastBytes = running.follower.counters.bytes;
+          running.lastGrowth = now;
+        }
+        const gone = !files.includes(running.config.path);
+        const idle = now - running.lastGrowth > GLOB_IDLE_CLOSE_MS && running.config.path !== newest && running.unfinished.length === 0;
+        if (gone || idle) {
+          await running.follower.stop();
+          this.saveCheckpoint(running);
+          this.sources.delete(childKey);
+        }
+      }
+    };
+    await scan(true);
+    const timer = setInterval(() => void scan(false).catch((error: Error) => this.logger.warn({ source: source.path, err: error.message }, 'glob scan failed')), GLOB_SCAN_MS);
+    this.globs.set(key, { config: source, timer });
+  }
+
+  private async startSource(source: SourceConfig, parent?: string): Promise<void> {
     const unfinished: number[] = [];
     const parser = createParser(
       source.format,
@@ -172,7 +230,8 @@ export class Daemon {
       source.path === '-'
         ? new StreamFollower('-', process.stdin, handlers)
         : new FileFollower(source.path, handlers, { startAt: source.start_at });
-    const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished };
+    const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished, lastGrowth: Date.now(), lastBytes: 0 };
+    if (parent) running.parent = parent;
     const resume = follower instanceof FileFollower ? this.checkpoints.load(source.path) : undefined;
     if (resume) this.logger.info({ source: source.path, offset: resume.offset }, 'resuming from the checkpoint');
     await follower.start(resume);
@@ -321,13 +380,26 @@ export class Daemon {
     }
     if (next.remediation.sweep_interval !== previous.remediation.sweep_interval) this.scheduleSweep();
     const wanted = new Map(next.sources.map((s) => [sourceKey(s), s]));
-    for (const [key, running] of this.sources) {
+    for (const [key, glob] of this.globs) {
       if (!wanted.has(key)) {
+        clearInterval(glob.timer);
+        this.globs.delete(key);
+      }
+    }
+    for (const [key, running] of this.sources) {
+      if (!wanted.has(running.parent ?? key)) {
         await running.follower.stop();
+        this.saveCheckpoint(running);
         this.sources.delete(key);
       }
     }
-    for (const [key, source] of wanted) if (!this.sources.has(key)) await this.startSource(source);
+    for (const [key, source] of wanted) {
+      if (isGlob(source.path)) {
+        if (!this.globs.has(key)) await this.watchGlob(source);
+      } else if (!this.sources.has(key)) {
+        await this.startSource(source);
+      }
+    }
     this.logger.info({ sources: [...this.sources.values()].map((s) => s.config.path), dry_run: next.remediation.dry_run }, 'configuration reloaded');
     void this.systemd.ready(this.statusLine());
   }
@@ -343,6 +415,7 @@ export class Daemon {
       await this.systemd.stopping();
       clearInterval(this.heartbeat);
       clearInterval(this.sweepTimer);
+      for (const glob of this.globs.values()) clearInterval(glob.timer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       const finished = await this.remediator.stop(STOP_GRACE_MS);
       for (const source of this.sources.values()) this.saveCheckpoint(source);
@@ -359,5 +432,13 @@ export class Daemon {
       this.finish(reason);
     })();
     return this.stopping;
+  }
+}
+
+function mtimeOf(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
   }
 }

@@ -1,3 +1,5 @@
+import { globToRegExp } from '../sources/glob.js';
+
 /**
  * Which tables the daemon may act on: `schema.table` globs (`*` any run of characters, `?` one),
  * unquoted, case-sensitive as PostgreSQL stores names. A pattern without a dot names a table in
@@ -8,8 +10,8 @@ export class TablePolicy {
   private readonly exclude: RegExp[];
 
   constructor(include: string[] = [], exclude: string[] = []) {
-    this.include = include.map(globToRegExp);
-    this.exclude = exclude.map(globToRegExp);
+    this.include = include.map(tableGlob);
+    this.exclude = exclude.map(tableGlob);
   }
 
   allows(schema: string, table: string): boolean {
@@ -19,8 +21,7 @@ export class TablePolicy {
   }
 }
 
-function globToRegExp(glob: string): RegExp {
-  const qualified = glob.includes('.') ? glob : `*.${glob}`;
-  const body = qualified.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`);
+/** A pattern without a dot names a table in any schema. */
+function tableGlob(glob: string): RegExp {
+  return globToRegExp(glob.includes('.') ? glob : `*.${glob}`);
 }

@@ -4,6 +4,7 @@ import { loadConfig, readPasswordFile, type Config } from '../../config/config.j
 import { Database } from '../../db/Database.js';
 import { listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
+import { isGlob } from '../../sources/glob.js';
 import { tailLines } from '../../sources/tailLines.js';
 import { EXIT } from '../context.js';
 import { bold, green, red, yellow } from '../output.js';
@@ -193,6 +194,10 @@ function sourceFindings(config: Config, serverPrefix: string | undefined): Findi
   for (const source of config.sources) {
     if (source.path === '-') {
       findings.push({ level: 'ok', what: 'a source reads standard input: start seqwatch at the end of the pipeline (docker logs -f gotrs-postgres 2>&1 | seqwatch run ...)' });
+      continue;
+    }
+    if (isGlob(source.path)) {
+      findings.push({ level: 'ok', what: `${source.path} is a glob: every matching file is followed, new ones from their start` });
       continue;
     }
     if (!existsSync(source.path)) {
