@@ -18,6 +18,7 @@ import { SystemdNotifier } from './service/SystemdNotifier.js';
 import { CheckpointStore } from './sources/CheckpointStore.js';
 import { FileFollower, type LinePosition } from './sources/FileFollower.js';
 import { StreamFollower } from './sources/StreamFollower.js';
+import { JournalFollower } from './sources/JournalFollower.js';
 import { globToRegExp, isGlob } from './sources/glob.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
@@ -37,7 +38,7 @@ export interface Health {
 interface RunningSource {
   key: string;
   config: SourceConfig;
-  follower: FileFollower | StreamFollower;
+  follower: FileFollower | StreamFollower | JournalFollower;
   parser: RecordParser;
   /** Offsets of this source's incidents still being handled: the checkpoint may not pass them. */
   unfinished: number[];
@@ -226,8 +227,13 @@ export class Daemon {
       // The end of standard input is the end of the pipeline: stop cleanly, as after SIGTERM.
       onEnd: () => void this.stop('end of standard input'),
     };
-    const follower =
-      source.path === '-'
+    const follower = source.journal_unit
+      ? new JournalFollower(source.path, handlers, {
+          unit: source.journal_unit,
+          ...(this.checkpoints.loadCursor(source.path) ? { cursor: this.checkpoints.loadCursor(source.path)! } : {}),
+          ...(process.env.SEQWATCH_JOURNALCTL ? { command: process.env.SEQWATCH_JOURNALCTL } : {}),
+        })
+      : source.path === '-'
         ? new StreamFollower('-', process.stdin, handlers)
         : new FileFollower(source.path, handlers, { startAt: source.start_at });
     const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished, lastGrowth: Date.now(), lastBytes: 0 };
@@ -244,6 +250,11 @@ export class Daemon {
    * restart (kill -9 included) neither loses nor repeats one.
    */
   private saveCheckpoint(source: RunningSource): void {
+    if (source.follower instanceof JournalFollower) {
+      // A cursor names an entry, not a range: move it only when nothing before it is still open.
+      if (source.follower.cursor && source.unfinished.length === 0) this.checkpoints.saveCursor(source.config.path, source.follower.cursor);
+      return;
+    }
     const checkpoint = source.follower.checkpoint();
     if (!checkpoint) return;
     const earliest = Math.min(...source.unfinished);

@@ -10,7 +10,10 @@ export const DEBIAN_LOG_LINE_PREFIX = '%m [%p] %q%u@%d ';
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 
 const SourceSchema = z.strictObject({
-  path: z.string().min(1),
+  /** A file, a glob of files, or "-" for standard input. */
+  path: z.string().min(1).optional(),
+  /** Instead of a path: the systemd unit whose journal to follow (journalctl). */
+  journal_unit: z.string().min(1).optional(),
   format: z.enum(FORMATS).default('postgres-stderr'),
   /** docker-json only: what the container wrote (default postgres-stderr). */
   inner_format: z.enum(INNER_FORMATS).optional(),
@@ -26,6 +29,8 @@ const SourceSchema = z.strictObject({
       }
     }),
   start_at: z.enum(['end', 'beginning']).default('end'),
+}).refine((source) => (source.path === undefined) !== (source.journal_unit === undefined), {
+  message: 'a source has either a path (a file, a glob, or "-" for standard input) or a journal_unit',
 });
 
 /** A duration: milliseconds as a number, or text like `500ms`, `30s`, `5m`, `1h`. */
@@ -106,8 +111,10 @@ const ConfigSchema = z.strictObject({
   state_dir: z.string().min(1).default('/var/lib/seqwatch'),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
-export type SourceConfig = Config['sources'][number];
+type ParsedConfig = z.infer<typeof ConfigSchema>;
+/** A source as the pipeline sees it: its path is its name (`journald:<unit>` for a journal). */
+export type SourceConfig = ParsedConfig['sources'][number] & { path: string };
+export type Config = Omit<ParsedConfig, 'sources'> & { sources: SourceConfig[] };
 
 /** A configuration problem, already worded for the operator: `FILE:LINE:COL: where: what`. */
 export class ConfigError extends Error {
@@ -166,8 +173,11 @@ export function parseConfig(text: string, file: string): Config {
   config.audit.path = resolve(base, config.audit.path);
   config.state_dir = resolve(base, config.state_dir);
   if (config.database.password_file) config.database.password_file = resolve(base, config.database.password_file);
-  for (const source of config.sources) if (source.path !== '-') source.path = resolve(base, source.path);
-  return config;
+  for (const source of config.sources) {
+    if (source.journal_unit !== undefined) source.path = `journald:${source.journal_unit}`;
+    else if (source.path !== '-') source.path = resolve(base, source.path!);
+  }
+  return config as Config;
 }
 
 /** The password from `database.password_file`, if the config names one. */

@@ -30,9 +30,26 @@ export class CheckpointStore {
     }
   }
 
+  /** A journal source's cursor. */
+  loadCursor(source: string): string | undefined {
+    try {
+      const data = JSON.parse(readFileSync(this.fileFor(source), 'utf8')) as { source?: string; cursor?: unknown };
+      return data.source === source && typeof data.cursor === 'string' ? data.cursor : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  saveCursor(source: string, cursor: string): void {
+    this.write(source, JSON.stringify({ source, cursor }));
+  }
+
   /** Writes the checkpoint if it changed since the last write. */
   save(source: string, checkpoint: Checkpoint): void {
-    const text = JSON.stringify({ source, ...checkpoint });
+    this.write(source, JSON.stringify({ source, ...checkpoint }));
+  }
+
+  private write(source: string, text: string): void {
     if (this.saved.get(source) === text) return;
     mkdirSync(this.dir, { recursive: true });
     const file = this.fileFor(source);

@@ -95,3 +95,6 @@ export async function runCli(...args: string[]): Promise<{ code: number; stdout:
     });
   });
 }
+
+/** A path inside the repository. */
+export const repoRootPath = (path: string): string => join(repoRoot, path);

@@ -1,0 +1,108 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { FileFollowerCounters, FileFollowerHandlers } from './FileFollower.js';
+import { LineSplitter } from './LineSplitter.js';
+
+export interface JournalOptions {
+  /** The systemd unit whose entries to follow (`postgresql@15-main.service`). */
+  unit: string;
+  /** Resume after this entry (a cursor checkpointed earlier). */
+  cursor?: string;
+  /** The journalctl to run (tests point it at a stand-in: there is no journald in a container). */
+  command?: string;
+  restartDelayMs?: number;
+}
+
+/**
+ * PostgreSQL under systemd without a log file: `journalctl --follow --output=json` spawned and
+ * supervised (restarted when it exits), each entry's MESSAGE handed on as a line, its cursor kept
+ * for the checkpoint. systemd 252's `--after-cursor` skips an entry when combined with `-u`, so
+ * the follower asks for `--cursor` (which includes that entry) and drops the entry it already had.
+ */
+export class JournalFollower {
+  readonly counters: FileFollowerCounters = { lines: 0, bytes: 0, oversizedLines: 0, rotations: 0, truncations: 0 };
+  lastPollAt = 0;
+  /** The cursor of the last entry handed on. */
+  cursor: string | undefined;
+  private child: ChildProcess | undefined;
+  private stopped = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private aliveTimer: NodeJS.Timeout | undefined;
+  private entries = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly handlers: FileFollowerHandlers,
+    private readonly options: JournalOptions,
+  ) {
+    this.cursor = options.cursor;
+  }
+
+  async start(): Promise<void> {
+    this.lastPollAt = Date.now();
+    this.aliveTimer = setInterval(() => {
+      if (this.child && this.child.exitCode === null) this.lastPollAt = Date.now();
+    }, 1_000);
+    this.aliveTimer.unref();
+    this.spawn();
+  }
+
+  private spawn(): void {
+    if (this.stopped) return;
+    const args = ['--follow', '--output=json', '--no-pager', `--unit=${this.options.unit}`];
+    const resumeAt = this.cursor;
+    args.push(resumeAt ? `--cursor=${resumeAt}` : '--lines=0');
+    const child = spawn(this.options.command ?? 'journalctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    let skipFirst = resumeAt !== undefined;
+    const lines = new LineSplitter(
+      4 * 1024 * 1024,
+      (line) => {
+        let entry: { MESSAGE?: unknown; __CURSOR?: string };
+        try {
+          entry = JSON.parse(line.toString('utf8')) as typeof entry;
+        } catch {
+          return;
+        }
+        if (skipFirst) {
+          skipFirst = false;
+          if (entry.__CURSOR === resumeAt) return;
+        }
+        // journald stores a MESSAGE that is not valid UTF-8 as an array of bytes.
+        const message = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE as number[]) : Buffer.from(String(entry.MESSAGE ?? ''));
+        this.counters.lines++;
+        this.handlers.onLine(message, { offset: this.entries++ });
+        if (entry.__CURSOR) this.cursor = entry.__CURSOR;
+      },
+      () => this.counters.oversizedLines++,
+    );
+    child.stdout!.on('data', (chunk: Buffer) => {
+      this.counters.bytes += chunk.length;
+      lines.push(chunk, 0);
+      clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => this.handlers.onIdle?.(), 100);
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-1000)));
+    child.on('error', (error) => this.handlers.onWarning?.(`journalctl: ${error.message}`));
+    child.on('close', (code) => {
+      if (this.stopped) return;
+      this.handlers.onWarning?.(`journalctl exited (${code})${stderr ? `: ${stderr.trim()}` : ''}; restarting it`);
+      setTimeout(() => this.spawn(), this.options.restartDelayMs ?? 2_000).unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.idleTimer);
+    clearInterval(this.aliveTimer);
+    this.child?.kill();
+  }
+
+  checkpoint(): undefined {
+    return undefined;
+  }
+
+  lagBytes(): number {
+    return 0;
+  }
+}

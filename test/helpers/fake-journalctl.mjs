@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// A stand-in for journalctl (no journald runs in a container): serves the entries of the JSON-lines
+// file in $FAKE_JOURNAL as `journalctl --follow --output=json --unit=U [--cursor=C | --lines=0]`
+// does. Like systemd's, --cursor includes the entry at the cursor.
+import { existsSync, readFileSync } from 'node:fs';
+
+const file = process.env.FAKE_JOURNAL;
+const args = process.argv.slice(2);
+const cursor = args.find((a) => a.startsWith('--cursor='))?.slice('--cursor='.length);
+const read = () => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
+let lines = read();
+let sent;
+if (cursor) {
+  const at = lines.findIndex((l) => JSON.parse(l).__CURSOR === cursor);
+  sent = at === -1 ? 0 : at;
+} else {
+  sent = lines.length; // --lines=0: only what comes next
+}
+const flush = () => {
+  lines = read();
+  for (; sent < lines.length; sent++) process.stdout.write(lines[sent] + '\n');
+};
+flush();
+setInterval(flush, 50);
