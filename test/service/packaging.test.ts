@@ -25,9 +25,10 @@ describe('the container image and the compose example', () => {
 
   it('runs gotrs-postgres with the log settings seqwatch is configured for', () => {
     expect(settings.logging_collector).toBe('on');
-    expect(config.sources[0]!.path).toBe(join(settings.log_directory!, settings.log_filename!));
-    expect(config.sources[0]!.log_line_prefix).toBe(settings.log_line_prefix);
-    expect(settings.lc_messages).toBe('C');
+    expect(settings.log_destination).toBe('jsonlog');
+    // The collector names the jsonlog file after log_filename, .log becoming .json.
+    expect(config.sources[0]!.path).toBe(join(settings.log_directory!, settings.log_filename!.replace(/\.log$/, '.json')));
+    expect(config.sources[0]!.format).toBe('postgres-json');
   });
 
   it('shares the log volume read-only, on the same network, locked down, with a health check', () => {
