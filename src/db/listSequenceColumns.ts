@@ -1,5 +1,5 @@
 import type { Queryable } from './Queryable.js';
-import type { SequenceTarget } from './resolveIndex.js';
+import { targetOf, type SequenceTarget, type TargetRow } from './resolveIndex.js';
 
 /** A sequence-fed column found by listing the whole database, with what `check` shows about it. */
 export interface SequenceColumn extends SequenceTarget {
@@ -54,35 +54,14 @@ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
 ORDER BY n.nspname, c.relname, a.attnum`;
 
-interface Row {
-  table_oid: string;
-  table_q: string;
-  schema_name: string;
-  table_name: string;
-  column_name: string;
-  column_q: string;
+interface Row extends TargetRow {
   column_type: string;
-  sequence_oid: string;
-  sequence_q: string;
-  ascending: boolean;
   kind: SequenceColumn['kind'];
 }
 
 export async function listSequenceColumns(db: Queryable): Promise<SequenceColumn[]> {
   const { rows } = await db.query<Row>(LIST_SQL);
-  return rows.map((row) => ({
-    tableOid: Number(row.table_oid),
-    table: row.table_q,
-    schema: row.schema_name,
-    tableName: row.table_name,
-    column: row.column_name,
-    columnQuoted: row.column_q,
-    columnType: row.column_type,
-    sequenceOid: Number(row.sequence_oid),
-    sequence: row.sequence_q,
-    ascending: row.ascending,
-    kind: row.kind,
-  }));
+  return rows.map((row) => ({ ...targetOf(row), kind: row.kind, columnType: row.column_type }));
 }
 
 /**

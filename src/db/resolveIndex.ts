@@ -88,18 +88,38 @@ LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
 WHERE ix.relname = $1 AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
 ORDER BY ixn.nspname, k.n`;
 
-interface Row {
-  index_oid: string;
-  index_q: string;
+/** The catalog columns both catalog queries return for a sequence-fed column. */
+export interface TargetRow {
   table_oid: string;
   table_q: string;
   schema_name: string;
   table_name: string;
   column_name: string;
   column_q: string;
+  sequence_oid: string;
+  sequence_q: string;
+  ascending: boolean | null;
+}
+
+export function targetOf(row: TargetRow): SequenceTarget {
+  return {
+    tableOid: Number(row.table_oid),
+    table: row.table_q,
+    schema: row.schema_name,
+    tableName: row.table_name,
+    column: row.column_name,
+    columnQuoted: row.column_q,
+    sequenceOid: Number(row.sequence_oid),
+    sequence: row.sequence_q,
+    ascending: row.ascending !== false,
+  };
+}
+
+interface Row extends Omit<TargetRow, 'sequence_oid' | 'sequence_q'> {
+  index_oid: string;
+  index_q: string;
   sequence_oid: string | null;
   sequence_q: string | null;
-  ascending: boolean | null;
 }
 
 /** Looks an index name up in the catalog; the name is a bind parameter, never part of the statement. */
@@ -119,20 +139,7 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
       resolution.nonSequence.push({ table: first.table_q, index: first.index_q, columns: columns.map((c) => c.column_name) });
       continue;
     }
-    for (const row of fed) {
-      resolution.targets.push({
-        tableOid: Number(row.table_oid),
-        table: row.table_q,
-        schema: row.schema_name,
-        tableName: row.table_name,
-        column: row.column_name,
-        columnQuoted: row.column_q,
-        sequenceOid: Number(row.sequence_oid),
-        sequence: row.sequence_q!,
-        ascending: row.ascending !== false,
-        index: row.index_q,
-      });
-    }
+    for (const row of fed) resolution.targets.push({ ...targetOf(row as TargetRow), index: row.index_q });
   }
   return resolution;
 }
