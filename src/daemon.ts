@@ -2,13 +2,13 @@ import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'nod
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
-import { configWarnings, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
+import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
 import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
-import { detectIncident } from './detect/detectIncident.js';
+import { detectIncident, type Incident } from './detect/detectIncident.js';
 import { createParser } from './formats/createParser.js';
 import type { RecordParser } from './formats/RecordParser.js';
-import { Remediator, type RemediationSettings } from './remediate/Remediator.js';
+import { Remediator, type RemediationSettings, type RemediatorCounters } from './remediate/Remediator.js';
 import { TablePolicy } from './remediate/TablePolicy.js';
 import { listSequenceColumns } from './db/listSequenceColumns.js';
 import { Metrics, startMetricsServer } from './metrics/Metrics.js';
@@ -47,6 +47,13 @@ interface RunningSource {
   /** When the file last grew (glob files idle for long are closed). */
   lastGrowth: number;
   lastBytes: number;
+}
+
+/** One watched database: its connection, catalog cache and remediation. */
+interface DatabaseContext {
+  db: Database;
+  resolver: IndexResolver;
+  remediator: Remediator;
 }
 
 /** A glob source's file that has not grown for this long, and is not the newest, is closed. */
@@ -100,9 +107,7 @@ export class Daemon {
     private readonly configPath: string,
     private readonly logger: Logger,
     private readonly audit: AuditLog,
-    private readonly db: Database,
-    private readonly resolver: IndexResolver,
-    readonly remediator: Remediator,
+    private readonly contexts: DatabaseContext[],
     private readonly systemd: SystemdNotifier,
   ) {
     this.checkpoints = new CheckpointStore(config.state_dir);
@@ -111,17 +116,24 @@ export class Daemon {
   static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
     for (const warning of configWarnings(configPath, config)) logger.warn(warning);
     const audit = new AuditLog(config.audit.path);
-    const db = new Database({ url: config.database.url, password: await readPasswordFile(config), onEvent: logDatabaseEvents(logger) });
-    const resolver = new IndexResolver(db);
-    const remediator = new Remediator({
-      db,
-      resolver,
-      audit,
-      ...remediationSettings(config, db.name),
-      onWarning: (message) => logger.error(message),
-    });
+    const contexts: DatabaseContext[] = [];
+    for (const database of databasesOf(config)) {
+      const db = new Database({ url: database.url, password: await readPasswordFile(database), onEvent: logDatabaseEvents(logger) });
+      const resolver = new IndexResolver(db);
+      const remediator = new Remediator({
+        db,
+        resolver,
+        audit,
+        ...remediationSettings(config, db.name),
+        onWarning: (message) => logger.error(message),
+      });
+      contexts.push({ db, resolver, remediator });
+    }
+    const names = contexts.map((c) => c.db.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate !== undefined) throw new ConfigError([`${configPath}: database ${duplicate} is named twice in databases`]);
     const systemd = new SystemdNotifier(process.env, (message) => logger.warn(message));
-    const daemon = new Daemon(config, configPath, logger, audit, db, resolver, remediator, systemd);
+    const daemon = new Daemon(config, configPath, logger, audit, contexts, systemd);
     daemon.notifier = notifierFor(config, logger);
     audit.onRecord((record) => daemon.notifier?.notify(record));
     if (config.metrics) await daemon.startMetrics(config.metrics.listen);
@@ -129,20 +141,21 @@ export class Daemon {
       if (isGlob(source.path)) await daemon.watchGlob(source);
       else await daemon.startSource(source);
     }
+    const database = names.join(', ');
     audit.write(
       'started',
       {
-        database: db.name,
+        database,
         dry_run: config.remediation.dry_run,
         sources: config.sources.map((s) => ({ path: s.path, format: s.format })),
       },
-      `following ${config.sources.length} source(s) for database ${db.name}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
+      `following ${config.sources.length} source(s) for database${names.length > 1 ? 's' : ''} ${database}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
     );
-    logger.info({ sources: config.sources.map((s) => s.path), database: db.name }, 'seqwatch started; following the logs');
-    // Ready once the database answered too; incidents read meanwhile wait for it.
-    void db.waitUntilAvailable().then(
+    logger.info({ sources: config.sources.map((s) => s.path), database }, 'seqwatch started; following the logs');
+    // Ready once every database answered too; incidents read meanwhile wait for them.
+    void Promise.all(contexts.map((c) => c.db.waitUntilAvailable())).then(
       () => {
-        logger.info({ host: db.host }, 'database answers; ready');
+        logger.info({ hosts: contexts.map((c) => c.db.host) }, 'database answers; ready');
         void systemd.ready(daemon.statusLine());
         daemon.startHeartbeat();
         daemon.scheduleSweep();
@@ -211,7 +224,7 @@ export class Daemon {
         if (!incident) return;
         const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
         unfinished.push(offset);
-        void this.remediator.handle(incident).finally(() => {
+        void this.route(incident).finally(() => {
           unfinished.splice(unfinished.indexOf(offset), 1);
           this.saveCheckpoint(running);
         });
@@ -245,6 +258,25 @@ export class Daemon {
   }
 
   /**
+   * To the database the record names (%d, dbname); a record that names none (an application log)
+   * is checked in every watched database: only verified drift is acted on, so that is safe.
+   */
+  private route(incident: Incident): Promise<void> {
+    if (incident.database !== undefined) {
+      const context = this.contexts.find((c) => c.db.name === incident.database) ?? this.contexts[0]!;
+      return context.remediator.handle(incident);
+    }
+    return Promise.all(this.contexts.map((c) => c.remediator.handle(incident))).then(() => {});
+  }
+
+  /** Counters of all databases together. */
+  private counters(): RemediatorCounters {
+    const total: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
+    for (const c of this.contexts) for (const key of Object.keys(total) as Array<keyof RemediatorCounters>) total[key] += c.remediator.counters[key];
+    return total;
+  }
+
+  /**
    * Records where a source may resume: the first line not yet read, or the first incident still
    * being handled, whichever is earlier. Written after the records before it were handled, so a
    * restart (kill -9 included) neither loses nor repeats one.
@@ -275,7 +307,7 @@ export class Daemon {
           bytes: s.follower.counters.bytes,
           lagBytes: s.follower.lagBytes(),
         })),
-      incidents: () => this.remediator.counters.incidents,
+      incidents: () => this.counters().incidents,
       health: () => this.health(),
     });
     this.audit.onRecord((record) => metrics.observe(record));
@@ -292,7 +324,7 @@ export class Daemon {
       if (this.sweeping) return;
       this.sweeping = true;
       try {
-        await this.remediator.sweep(await listSequenceColumns(this.db));
+        for (const c of this.contexts) await c.remediator.sweep(await listSequenceColumns(c.db));
       } catch (error) {
         this.logger.warn({ err: (error as Error).message }, 'sweep failed; the next one retries');
       } finally {
@@ -304,7 +336,7 @@ export class Daemon {
   }
 
   private statusLine(): string {
-    const c = this.remediator.counters;
+    const c = this.counters();
     return `following ${this.sources.size} source(s); ${c.incidents} incidents, ${c.remediated} remediated, ${c.failed} failed`;
   }
 
@@ -330,7 +362,7 @@ export class Daemon {
     const now = Date.now();
     const sources = [...this.sources.values()].every((s) => now - s.follower.lastPollAt < STUCK_FOLLOWER_MS);
     const database = await Promise.race([
-      this.db.query('SELECT 1').then(
+      Promise.all(this.contexts.map((c) => c.db.query('SELECT 1'))).then(
         () => true,
         () => false,
       ),
@@ -344,7 +376,7 @@ export class Daemon {
     try {
       mkdirSync(this.config.state_dir, { recursive: true });
       const file = join(this.config.state_dir, 'health.json');
-      writeFileSync(`${file}.tmp`, JSON.stringify({ ...health, pid: process.pid, counters: this.remediator.counters }) + '\n');
+      writeFileSync(`${file}.tmp`, JSON.stringify({ ...health, pid: process.pid, counters: this.counters() }) + '\n');
       renameSync(`${file}.tmp`, file);
     } catch (error) {
       this.logger.warn({ err: (error as Error).message, state_dir: this.config.state_dir }, 'cannot write the health file');
@@ -365,10 +397,11 @@ export class Daemon {
     void this.systemd.reloading();
     this.audit.reopen();
     let next: Config;
-    let password: string | undefined;
+    let passwords: Array<string | undefined>;
     try {
       next = await loadConfig(this.configPath);
-      password = await readPasswordFile(next);
+      // An unreadable password file refuses the reload too: better the old password than none.
+      passwords = await Promise.all(databasesOf(next).map((d) => readPasswordFile(d)));
     } catch (error) {
       const message = (error as Error).message;
       this.logger.error({ config: this.configPath }, `reload refused, the running configuration stays in force:\n${message}`);
@@ -380,11 +413,19 @@ export class Daemon {
     const previous = this.config;
     this.config = next;
     if (next.audit.path !== previous.audit.path) this.audit.reopen(next.audit.path);
-    if (JSON.stringify(next.database) !== JSON.stringify(previous.database) || password !== undefined) {
-      this.db.reconfigure({ url: next.database.url, password, onEvent: logDatabaseEvents(this.logger) });
-      this.resolver.clear();
+    const [wantedDatabases, runningDatabases] = [databasesOf(next), databasesOf(previous)];
+    if (wantedDatabases.length !== this.contexts.length) {
+      this.logger.warn('the number of databases changed: that takes effect at the next restart; the databases watched stay as they were');
+    } else {
+      for (const [i, c] of this.contexts.entries()) {
+        const wanted = wantedDatabases[i]!;
+        if (JSON.stringify(wanted) !== JSON.stringify(runningDatabases[i]) || passwords[i] !== undefined) {
+          c.db.reconfigure({ url: wanted.url, password: passwords[i], onEvent: logDatabaseEvents(this.logger) });
+          c.resolver.clear();
+        }
+      }
     }
-    this.remediator.updateSettings(remediationSettings(next, this.db.name));
+    for (const c of this.contexts) c.remediator.updateSettings(remediationSettings(next, c.db.name));
     this.notifier = notifierFor(next, this.logger);
     if (JSON.stringify(next.metrics) !== JSON.stringify(previous.metrics)) {
       this.logger.warn('metrics.listen changed: it takes effect at the next restart');
@@ -428,17 +469,17 @@ export class Daemon {
       clearInterval(this.sweepTimer);
       for (const glob of this.globs.values()) clearInterval(glob.timer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
-      const finished = await this.remediator.stop(STOP_GRACE_MS);
+      const finished = (await Promise.all(this.contexts.map((c) => c.remediator.stop(STOP_GRACE_MS)))).every(Boolean);
       for (const source of this.sources.values()) this.saveCheckpoint(source);
       this.audit.write(
         'stopped',
-        { reason, unfinished_checks: !finished, counters: this.remediator.counters },
+        { reason, unfinished_checks: !finished, counters: this.counters() },
         finished ? `stopped (${reason})` : `stopped (${reason}); checks still waiting for the database after ${STOP_GRACE_MS} ms were given up`,
       );
       await this.notifier?.flush(5_000);
       this.audit.close();
       this.metricsServer?.close();
-      await this.db.close();
+      await Promise.all(this.contexts.map((c) => c.db.close()));
       this.logger.info({ reason }, 'seqwatch stopped');
       this.finish(reason);
     })();

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, readPasswordFile, type Config } from '../config/config.js';
+import { ConfigError, databasesOf, loadConfig, readPasswordFile, type Config } from '../config/config.js';
 import { Database } from '../db/Database.js';
 
 /** Exit codes scripts can rely on. `check` uses the monitoring-plugin convention (0 OK .. 3 UNKNOWN). */
@@ -14,8 +14,29 @@ export class CommandFailure extends Error {
   }
 }
 
+/**
+ * The database a command works on: the config's only one, or, when it watches several, the one
+ * `--database NAME` names.
+ */
+export async function databaseFor(config: Config, name: string | undefined, exitCode: number = EXIT.failure): Promise<Database> {
+  const candidates = await Promise.all(
+    databasesOf(config).map(async (d) => new Database({ url: d.url, password: await readPasswordFile(d) })),
+  );
+  const names = candidates.map((db) => db.name);
+  const chosen = name === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates.find((db) => db.name === name);
+  if (!chosen) {
+    throw new CommandFailure(
+      name === undefined
+        ? `this config watches several databases (${names.join(', ')}): say which with --database NAME`
+        : `no database ${name} in this config (${names.join(', ')})`,
+      exitCode === EXIT.unknown ? EXIT.unknown : EXIT.usage,
+    );
+  }
+  return chosen;
+}
+
 /** The config and a connected Database, or a CommandFailure (exit `unavailableExit`) naming the problem. */
-export async function openDatabase(configPath: string, unavailableExit: number = EXIT.failure): Promise<{ config: Config; db: Database }> {
+export async function openDatabase(configPath: string, unavailableExit: number = EXIT.failure, name?: string): Promise<{ config: Config; db: Database }> {
   let config: Config;
   try {
     config = await loadConfig(configPath);
@@ -23,7 +44,7 @@ export async function openDatabase(configPath: string, unavailableExit: number =
     if (!(error instanceof ConfigError)) throw error;
     throw new CommandFailure(`${error.message}\nseqwatch: invalid configuration`, unavailableExit);
   }
-  const db = new Database({ url: config.database.url, password: await readPasswordFile(config) });
+  const db = await databaseFor(config, name, unavailableExit);
   try {
     await db.query('SELECT 1');
   } catch (error) {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import pino from 'pino';
-import { ConfigError, configWarnings, loadConfig, redactUrl } from '../config/config.js';
+import { ConfigError, configWarnings, databasesOf, loadConfig, redactUrl } from '../config/config.js';
 import type { Daemon } from '../daemon.js';
 import { registerAudit } from './commands/audit.js';
 import { registerCheck } from './commands/check.js';
@@ -101,7 +101,7 @@ configCommand
     for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);
     const lines = [
       `${options.config}: valid`,
-      `  database: ${redactUrl(config.database.url)}${config.database.password_file ? ` (password from ${config.database.password_file})` : ''}`,
+      ...databasesOf(config).map((d) => `  database: ${redactUrl(d.url)}${d.password_file ? ` (password from ${d.password_file})` : ''}`),
       ...config.sources.map((s) => `  source:   ${s.path} (${s.format}, log_line_prefix ${JSON.stringify(s.log_line_prefix)}, start at ${s.start_at})`),
       `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
       `  audit:    ${config.audit.path}`,

@@ -52,14 +52,17 @@ const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/;
 
 const AUDIT_EVENT_NAMES = ['started', 'detected', 'remediated', 'in_sync', 'planned', 'skipped', 'failed', 'alert', 'stopped'] as const;
 
+const DatabaseSchema = z.strictObject({
+  url: z.string().min(1).optional(),
+  /** A file holding the password (first line), e.g. a Docker or Kubernetes secret. */
+  password_file: z.string().min(1).optional(),
+});
+export type DatabaseConfig = z.infer<typeof DatabaseSchema>;
+
 const ConfigSchema = z.strictObject({
-  database: z
-    .strictObject({
-      url: z.string().min(1).optional(),
-      /** A file holding the password (first line), e.g. a Docker or Kubernetes secret. */
-      password_file: z.string().min(1).optional(),
-    })
-    .default({}),
+  database: DatabaseSchema.default({}),
+  /** Several databases of one cluster: records are routed to them by their database name (%d, dbname). */
+  databases: z.array(DatabaseSchema).min(1).optional(),
   sources: z.array(SourceSchema).min(1, 'at least one source is needed: the PostgreSQL server log'),
   remediation: z
     .strictObject({
@@ -172,7 +175,12 @@ export function parseConfig(text: string, file: string): Config {
   const base = dirname(resolve(file));
   config.audit.path = resolve(base, config.audit.path);
   config.state_dir = resolve(base, config.state_dir);
-  if (config.database.password_file) config.database.password_file = resolve(base, config.database.password_file);
+  if (config.databases && (config.database.url || config.database.password_file)) {
+    throw new ConfigError([`${file}: say either database (one) or databases (several), not both`]);
+  }
+  for (const database of [config.database, ...(config.databases ?? [])]) {
+    if (database.password_file) database.password_file = resolve(base, database.password_file);
+  }
   for (const source of config.sources) {
     if (source.journal_unit !== undefined) source.path = `journald:${source.journal_unit}`;
     else if (source.path !== '-') source.path = resolve(base, source.path!);
@@ -180,9 +188,14 @@ export function parseConfig(text: string, file: string): Config {
   return config as Config;
 }
 
-/** The password from `database.password_file`, if the config names one. */
-export async function readPasswordFile(config: Config): Promise<string | undefined> {
-  const file = config.database.password_file;
+/** The databases a config names: `databases`, or the single `database`. */
+export function databasesOf(config: Config): DatabaseConfig[] {
+  return config.databases ?? [config.database];
+}
+
+/** The password from a database's `password_file` (the single `database` when given a Config). */
+export async function readPasswordFile(config: Config | DatabaseConfig): Promise<string | undefined> {
+  const file = 'sources' in config ? config.database.password_file : config.password_file;
   if (!file) return undefined;
   try {
     return (await readFile(file, 'utf8')).split('\n')[0]!.replace(/\r$/, '');
@@ -194,12 +207,8 @@ export async function readPasswordFile(config: Config): Promise<string | undefin
 /** Things that are allowed but unwise: said at startup and by `config check`. */
 export function configWarnings(file: string, config: Config): string[] {
   const warnings: string[] = [];
-  let hasPassword = false;
-  try {
-    hasPassword = Boolean(config.database.url && new URL(config.database.url.replace(/@[^/?]*,[^/?]*/, '@h')).password);
-  } catch {
-    hasPassword = /:\/\/[^/@]*:[^/@]*@/.test(config.database.url ?? '');
-  }
+  // A password in a URL: user:password@ (several hosts included) or ?password=.
+  const hasPassword = databasesOf(config).some((d) => /:\/\/[^/@?]*:[^/@?]+@|[?&]password=/.test(d.url ?? ''));
   for (const source of config.sources) {
     const sqlstate = ['postgres-csv', 'postgres-json'].includes(source.format) || source.log_line_prefix.includes('%e');
     if (!sqlstate && source.format !== 'auto') {

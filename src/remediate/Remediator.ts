@@ -248,7 +248,7 @@ export class Remediator {
           this.counters.remediated++;
           this.recentFixes(target.sequenceOid).push(Date.now());
         }
-        writeSequenceOutcome(this.options.audit, target, state, { trigger });
+        writeSequenceOutcome(this.options.audit, target, state, { database: this.settings.database, trigger });
       });
     }
   }
@@ -324,7 +324,7 @@ export class Remediator {
     slot.waiting = 0;
     slot.trigger = undefined;
     this.counters.checks++;
-    const names = { table: target.table, sequence: target.sequence, column: target.column };
+    const names = { database: this.settings.database, table: target.table, sequence: target.sequence, column: target.column };
     const { dryRun } = this.settings;
     this.options.audit.write(
       'detected',
@@ -349,7 +349,7 @@ export class Remediator {
       this.counters.remediated++;
       this.recentFixes(target.sequenceOid).push(Date.now());
     }
-    writeSequenceOutcome(this.options.audit, target, state, { trigger });
+    writeSequenceOutcome(this.options.audit, target, state, { database: this.settings.database, trigger });
   }
 
   private skipOnce(trigger: Trigger, reason: string, msg: string, fields: Record<string, string> = {}): void {

@@ -123,6 +123,7 @@ export function registerCheck(program: Command): void {
     .command('check')
     .description('compare every sequence-fed column\'s next value with its MAX; read-only')
     .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+    .option('--database <name>', 'which database, when the config watches several')
     .option('--json', 'machine-readable output')
     .option('--table <name...>', 'only these tables (schema.table or table)')
     .option('--near-limit <percent>', 'call a sequence critical once it uses this much of its range', '90')
@@ -140,8 +141,8 @@ several tables, partitioned tables (checked at their root), every schema, quoted
 descending sequences. Example, after an import:
   seqwatch check -c /etc/seqwatch/seqwatch.yaml || seqwatch fix --all -c /etc/seqwatch/seqwatch.yaml`,
     )
-    .action(async (options: { config: string; json?: boolean; table?: string[]; nearLimit: string }) => {
-      const { db } = await openDatabase(options.config, EXIT.unknown);
+    .action(async (options: { config: string; database?: string; json?: boolean; table?: string[]; nearLimit: string }) => {
+      const { db } = await openDatabase(options.config, EXIT.unknown, options.database);
       try {
         let columns = await listSequenceColumns(db);
         if (options.table) columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));

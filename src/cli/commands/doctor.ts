@@ -1,12 +1,12 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { loadConfig, readPasswordFile, type Config } from '../../config/config.js';
-import { Database } from '../../db/Database.js';
+import { loadConfig, type Config } from '../../config/config.js';
+import type { Database } from '../../db/Database.js';
 import { listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
 import { isGlob } from '../../sources/glob.js';
 import { tailLines } from '../../sources/tailLines.js';
-import { EXIT } from '../context.js';
+import { databaseFor, EXIT } from '../context.js';
 import { bold, green, red, yellow } from '../output.js';
 
 type Level = 'ok' | 'warn' | 'problem';
@@ -25,6 +25,7 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('check that seqwatch can do its job here, with the exact fix for each problem')
     .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+    .option('--database <name>', 'which database, when the config watches several')
     .addHelpText(
       'after',
       `
@@ -34,9 +35,9 @@ on (log_destination, logging_collector, log_line_prefix against the config, lc_m
 log_min_messages, log_min_error_statement); that each source is readable and looks like its format.
 Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.`,
     )
-    .action(async (options: { config: string }) => {
+    .action(async (options: { config: string; database?: string }) => {
       const config = await loadConfig(options.config);
-      const findings = await diagnose(config);
+      const findings = await diagnose(config, await databaseFor(config, options.database));
       const mark = { ok: green('ok  '), warn: yellow('warn'), problem: red('FIX ') };
       for (const f of findings) {
         process.stdout.write(`${mark[f.level]}  ${f.what}\n`);
@@ -49,9 +50,8 @@ Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.`,
     });
 }
 
-export async function diagnose(config: Config): Promise<Finding[]> {
+export async function diagnose(config: Config, db: Database): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const db = new Database({ url: config.database.url, password: await readPasswordFile(config) });
   try {
     let who: { user: string; superuser: boolean; version: string; database: string };
     try {

@@ -18,6 +18,7 @@ export function registerFix(program: Command): void {
     .command('fix')
     .description('move every sequence that is behind MAX forward, never backwards (the correct "make db-fix-sequences")')
     .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+    .option('--database <name>', 'which database, when the config watches several')
     .option('--all', 'every sequence-fed column of the database')
     .option('--table <name...>', 'only these tables (schema.table or table)')
     .option('--dry-run', 'say what would be done, change nothing (audited as "planned")')
@@ -35,9 +36,9 @@ Examples:
   seqwatch fix --all --dry-run -c /etc/seqwatch/seqwatch.yaml
   seqwatch fix --table ticket --table article -c /etc/seqwatch/seqwatch.yaml`,
     )
-    .action(async (options: { config: string; all?: boolean; table?: string[]; dryRun?: boolean }) => {
+    .action(async (options: { config: string; database?: string; all?: boolean; table?: string[]; dryRun?: boolean }) => {
       if (!options.all && !options.table) throw new CommandFailure('say which sequences: --all, or --table NAME (repeatable)', EXIT.usage);
-      const { config, db } = await openDatabase(options.config, EXIT.failure);
+      const { config, db } = await openDatabase(options.config, EXIT.failure, options.database);
       const audit = new AuditLog(config.audit.path);
       const act = !options.dryRun;
       try {

@@ -1,12 +1,11 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, readPasswordFile } from '../../config/config.js';
-import { Database } from '../../db/Database.js';
+import { loadConfig } from '../../config/config.js';
 import { guardedSetval } from '../../db/guardedSetval.js';
 import { resolveIndex, type Resolution } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
-import { CommandFailure, EXIT } from '../context.js';
+import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, Progress, red, table, yellow } from '../output.js';
 import { assess } from './check.js';
 
@@ -30,6 +29,7 @@ export function registerReplay(program: Command): void {
     .option('-c, --config <file>', 'YAML config file (database, log_line_prefix, debounce)', '/etc/seqwatch/seqwatch.yaml')
     .option('--log-line-prefix <prefix>', "the server's log_line_prefix when these logs were written (default: the config's first source)")
     .option('--json', 'machine-readable output')
+    .option('--database <name>', 'which database, when the config watches several')
     .addHelpText(
       'after',
       `
@@ -39,11 +39,11 @@ Examples:
   seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
-    .action(async (files: string[], options: { config: string; logLinePrefix?: string; json?: boolean }) => {
+    .action(async (files: string[], options: { config: string; logLinePrefix?: string; json?: boolean; database?: string }) => {
       const config = await loadConfig(options.config);
       const prefix = options.logLinePrefix ?? config.sources[0]!.log_line_prefix;
       const tallies = new Map<string, ConstraintTally>();
-      const db = new Database({ url: config.database.url, password: await readPasswordFile(config) });
+      const db = await databaseFor(config, options.database);
       let otherDatabase = 0;
       const window = config.remediation.debounce_ms;
       const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
