@@ -69,6 +69,7 @@ function remediationSettings(config: Config, database: string): RemediationSetti
     policy: new TablePolicy(config.policy.include, config.policy.exclude),
     cooldownMs: config.remediation.cooldown,
     maxFixesPerHour: config.remediation.max_fixes_per_hour,
+    staleAfterMs: config.remediation.stale_after,
   };
 }
 

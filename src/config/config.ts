@@ -74,8 +74,13 @@ const ConfigSchema = z.strictObject({
       cooldown: Duration.default(5_000),
       /** More fixes of one sequence within an hour mean something keeps writing explicit ids: alert, stop. */
       max_fixes_per_hour: z.number().int().min(1).default(10),
+      /**
+       * A record logged longer ago than this (read after a restart, or from a backlog) is not acted
+       * on blindly: the table is checked, read-only, and the record audited as skipped.
+       */
+      stale_after: Duration.default(3_600_000),
     })
-    .default({ debounce_ms: 200, dry_run: false, cooldown: 5_000, max_fixes_per_hour: 10 }),
+    .default({ debounce_ms: 200, dry_run: false, cooldown: 5_000, max_fixes_per_hour: 10, stale_after: 3_600_000 }),
   policy: z
     .strictObject({
       include: Globs,

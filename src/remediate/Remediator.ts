@@ -25,6 +25,8 @@ export interface RemediationSettings {
   cooldownMs?: number;
   /** Past this many fixes of one sequence within an hour: alert, and stop acting on it for the hour. */
   maxFixesPerHour?: number;
+  /** Records logged longer ago than this are not acted on: checked read-only, audited as skipped. */
+  staleAfterMs?: number;
 }
 
 const HOUR = 3_600_000;
@@ -103,6 +105,10 @@ export class Remediator {
       this.auditOnce('alert', triggerOf(incident), reason, `${advice(incident.constraint)}; setval cannot fix this, nothing was done`, { sequence: incident.constraint });
       return Promise.resolve();
     }
+    const age = incident.logTime ? Date.now() - Date.parse(incident.logTime) : NaN;
+    if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
+      return this.track(this.reportStale(incident, age));
+    }
     const pending = this.resolving.get(incident.constraint);
     if (pending !== undefined) {
       pending.extra++;
@@ -121,6 +127,30 @@ export class Remediator {
   /** Lets the next incident of this name start its own handling (once resolved, or failed). */
   private release(constraint: string, entry: { extra: number; done: Promise<void> }): void {
     if (this.resolving.get(constraint) === entry) this.resolving.delete(constraint);
+  }
+
+  /**
+   * A record from long ago (read after a restart or from a backlog): its error is history. The
+   * table is checked read-only and the record audited as skipped, with where the sequence stands
+   * now; the sweep, or the next fresh error, heals what is still behind.
+   */
+  private async reportStale(incident: Incident, age: number): Promise<void> {
+    const trigger = triggerOf(incident);
+    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), trigger, {}, `looking up ${JSON.stringify(incident.constraint)}`);
+    if (!resolution) return;
+    this.skipNonTargets(resolution, trigger, incident.constraint);
+    for (const target of resolution.targets) {
+      const state = await this.whenAvailable(() => guardedSetvalExclusive(this.options.db, target, false), trigger, {}, `checking ${target.sequence}`);
+      if (!state) continue;
+      const now = state.verdict === 'planned' ? `behind (next ${state.nextBefore}, MAX ${state.maxId})` : state.verdict === 'exhausted' ? 'exhausted' : 'in sync';
+      this.auditOnce(
+        'skipped',
+        trigger,
+        'stale_record',
+        `a duplicate key error logged ${Math.round(age / 60_000)} min ago on ${target.index}: not acted on (older than remediation.stale_after); ${target.sequence} is ${now} now${state.verdict === 'planned' ? ': seqwatch fix, the sweep or the next error heals it' : ''}`,
+        { database: this.settings.database, table: target.table, sequence: target.sequence, before: state.before, max_id: state.maxId ?? '' },
+      );
+    }
   }
 
   /** Waits until every check under way has finished (or the time is up); true when all finished. */
@@ -163,16 +193,17 @@ export class Remediator {
       `looking up ${JSON.stringify(incident.constraint)}`,
     );
     if (!resolution) return;
-    if (resolution.targets.length === 0 && resolution.nonSequence.length === 0) {
-      this.skipOnce(trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(incident.constraint)} in database ${this.settings.database}: nothing to do`);
-      return;
-    }
+    this.skipNonTargets(resolution, trigger, incident.constraint);
     // From here on, further incidents of this name go to the sequences' debouncers themselves.
     this.release(incident.constraint, entry);
     await this.dispatch(resolution, trigger, entry.extra + 1);
   }
 
-  private async dispatch(resolution: Resolution, trigger: Trigger, incidents: number): Promise<void> {
+  /** Audits what a name resolved to that is not a sequence to check: nothing at all, or a key no sequence feeds. */
+  private skipNonTargets(resolution: Resolution, trigger: Trigger, constraint: string): void {
+    if (resolution.targets.length === 0 && resolution.nonSequence.length === 0) {
+      this.skipOnce(trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(constraint)} in database ${this.settings.database}: nothing to do`);
+    }
     for (const index of resolution.nonSequence) {
       this.skipOnce(
         trigger,
@@ -181,6 +212,9 @@ export class Remediator {
         { table: index.table, index: index.index },
       );
     }
+  }
+
+  private async dispatch(resolution: Resolution, trigger: Trigger, incidents: number): Promise<void> {
     const checks: Array<Promise<void>> = [];
     for (const target of resolution.targets) {
       if (!this.allowed(target)) {

@@ -116,7 +116,7 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
         db.pool.query(`DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = $m$duplicate key value violates unique constraint "${name}"$m$; END $$`),
       ).rejects.toMatchObject({ code: '23505' });
     }
-    const stamp = '2026-11-27 10:00:00.000 UTC';
+    const stamp = new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
     appendFileSync(
       appLog,
       [

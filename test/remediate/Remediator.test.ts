@@ -89,4 +89,15 @@ describe('Remediator', () => {
     expect(records().find((a) => a.event === 'failed')).toMatchObject({ table: 'public.doomed', error: expect.stringMatching(/doomed/) });
     expect(records().some((a) => a.event === 'in_sync' && a.table === 'public.ticket')).toBe(true);
   });
+
+  it('does not act on a record logged long ago: checks the table read-only and says where it stands', async () => {
+    await db.pool.query('CREATE TABLE old (id bigserial PRIMARY KEY); INSERT INTO old (id) SELECT generate_series(1, 7)');
+    const { remediator: r, records } = remediator();
+    r.updateSettings({ database: db.name, dryRun: false, debounceMs: 0, staleAfterMs: 3_600_000 });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString().replace('T', ' ').replace('Z', ' UTC');
+    await r.handle({ ...incident('old_pkey'), logTime: twoHoursAgo });
+    expect(records().find((a) => a.event === 'skipped')).toMatchObject({ reason: 'stale_record', table: 'public.old', before: '1', max_id: '7' });
+    expect(records().find((a) => a.event === 'skipped')!.msg).toMatch(/logged 120 min ago .* is behind \(next 1, MAX 7\)/);
+    expect((await db.pool.query('SELECT is_called FROM old_id_seq')).rows[0].is_called).toBe(false);
+  });
 });
