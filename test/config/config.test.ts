@@ -30,7 +30,7 @@ describe('config', () => {
   it('accepts the documented example, with defaults filled in', () => {
     const config = parseConfig(VALID, '/etc/seqwatch/seqwatch.yaml');
     expect(config.sources[0]).toMatchObject({ format: 'postgres-stderr', start_at: 'end' });
-    expect(config.remediation).toEqual({ debounce_ms: 200, dry_run: false, cooldown: 5000, max_fixes_per_hour: 10 });
+    expect(config.remediation).toEqual({ debounce_ms: 200, dry_run: false, cooldown: 5000, max_fixes_per_hour: 10, stale_after: 3_600_000 });
   });
 
   it('accepts the commented example config that ships in config/', () => {
@@ -50,7 +50,7 @@ describe('config', () => {
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour)');
+      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour, stale_after)');
     }
   });
 
