@@ -1,6 +1,6 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { LineSplitter, type LinePosition } from './LineSplitter.js';
 
@@ -234,6 +234,7 @@ export class FileFollower {
     }
     if (await this.wasTruncated(file)) {
       this.counters.truncations++;
+      await this.drainCopy(file);
       file.position = 0;
       file.lines.reset(0);
       file.head = Buffer.alloc(0);
@@ -285,6 +286,43 @@ export class FileFollower {
       head,
       lastGrowth: Date.now(),
     };
+  }
+
+  /**
+   * copytruncate copied the file before it truncated it: the lines written after our last read and
+   * before the copy are in the copy only. Find the copy (a sibling that begins with the same bytes
+   * and reaches past where we were) and read it from the start of our unfinished line to its end.
+   */
+  private async drainCopy(file: OpenFile): Promise<void> {
+    if (file.head.length === 0) return;
+    const dir = dirname(this.path);
+    const name = basename(this.path);
+    let best: { path: string; mtime: number } | undefined;
+    for (const entry of await readdir(dir).catch(() => [] as string[])) {
+      if (entry === name || !entry.startsWith(name) || entry.endsWith('.gz')) continue;
+      const candidate = join(dir, entry);
+      const info = await stat(candidate).catch(() => undefined);
+      if (!info?.isFile() || info.size < file.lines.lineStart || (best && best.mtime >= info.mtimeMs)) continue;
+      const handle = await open(candidate, 'r').catch(() => undefined);
+      if (!handle) continue;
+      const head = Buffer.alloc(file.head.length);
+      await handle.read(head, 0, head.length, 0).finally(() => handle.close());
+      if (head.equals(file.head)) best = { path: candidate, mtime: info.mtimeMs };
+    }
+    if (!best) return;
+    const copy = await open(best.path, 'r');
+    try {
+      file.lines.reset(file.lines.lineStart);
+      for (let at = file.lines.lineStart; ; ) {
+        const { bytesRead } = await copy.read(this.chunk, 0, CHUNK_BYTES, at);
+        if (bytesRead === 0) break;
+        file.lines.push(this.chunk.subarray(0, bytesRead), at);
+        at += bytesRead;
+      }
+      file.lines.end();
+    } finally {
+      await copy.close();
+    }
   }
 
   /** copytruncate: the file got shorter than what was read, or its first bytes are no longer the same. */
