@@ -22,9 +22,10 @@ export function splitSyslogLine(line: string): { pid: string; chunk: string; res
 
 /**
  * PostgreSQL through syslog/rsyslog (log_destination = 'syslog'), as the syslog daemon writes it to
- * a file. Each message line is `[N-1] <log_line_prefix>SEVERITY:  text`; a message's further lines
- * come as `[N-2]`, `[N-3]`, with the TAB rsyslog escapes as `#011`. The pid comes from the syslog
- * header, so backends are kept apart whatever the prefix holds.
+ * a file: `... postgres[pid]: [N-1] <log_line_prefix>ERROR:  text`, then the message's further
+ * lines as `[N-2]`, `[N-3]` (`<prefix>DETAIL:  ...`, `<prefix>STATEMENT:  ...`, or a continuation
+ * whose TAB rsyslog escapes as `#011`). The pid comes from the syslog header, so backends are kept
+ * apart whatever the prefix holds.
  */
 export class SyslogParser implements RecordParser {
   readonly counters: ParserCounters = newCounters();
@@ -43,12 +44,11 @@ export class SyslogParser implements RecordParser {
       this.counters.unrecognisedLines++;
       return;
     }
-    const { pid, chunk, rest } = parts;
-    if (chunk === '1') {
-      this.inner.push(`[${pid}] ${rest}`, position);
-    } else {
-      this.inner.continueRecord(rest.replace(/^#011/, ''), pid);
-    }
+    const { pid, rest } = parts;
+    // PostgreSQL splits a message at its newlines into chunks [N-1], [N-2], ...: the DETAIL and
+    // STATEMENT lines (with their prefix) and the TAB-started continuation lines, the TAB escaped.
+    if (rest.startsWith('#011')) this.inner.continueRecord(rest.slice(4), pid);
+    else this.inner.push(`[${pid}] ${rest}`, position);
   }
 
   flush(): void {

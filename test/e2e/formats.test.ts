@@ -1,10 +1,12 @@
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { FileFollower } from '../../src/sources/FileFollower.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { startSyslogReceiver } from '../helpers/syslogReceiver.js';
 
 /*
  * One real server per log format, each healing a sequence end to end through the built CLI.
@@ -87,6 +89,41 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
       expect(daemon.audit().find((r) => r.event === 'detected')?.trigger).toMatchObject({ source: dockerLog });
     } finally {
       await shim.stop();
+    }
+  });
+
+  it('postgres-stderr with the default prefix %m [%p], read from the server log itself', async () => {
+    const s = await server('%m [%p] ');
+    const daemon = await startDaemon({
+      database: { url: s.url },
+      sources: [{ path: s.logPath, format: 'postgres-stderr', log_line_prefix: '%m [%p] ' }],
+      remediation: { debounce_ms: 50 },
+    });
+    daemons.push(daemon);
+    await driftAndFail(s.url);
+    await healed(s.url, daemon);
+  });
+
+  // PostgreSQL writes to /dev/log; a stand-in for rsyslog writes what it gets to a file. Only where
+  // no syslog daemon owns /dev/log and the tests may create it (as root, as in CI).
+  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: PostgreSQL through (a stand-in for) rsyslog', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'seqwatch-syslog-')), 'postgresql.log');
+    writeFileSync(file, '');
+    const receiver = await startSyslogReceiver('/dev/log', file);
+    try {
+      const s = await server('%q%u@%d ', { log_destination: 'syslog', syslog_ident: 'postgres' });
+      const daemon = await startDaemon({
+        database: { url: s.url },
+        sources: [{ path: file, format: 'syslog', log_line_prefix: '%q%u@%d ' }],
+        remediation: { debounce_ms: 50 },
+      });
+      daemons.push(daemon);
+      await driftAndFail(s.url);
+      await healed(s.url, daemon);
+      expect(readFileSync(file, 'utf8')).toMatch(/testhost postgres\[\d+\]: \[\d+-1\] postgres@postgres ERROR: {2}duplicate key/);
+    } finally {
+      receiver.kill();
+      rmSync('/dev/log', { force: true });
     }
   });
 

@@ -74,7 +74,7 @@ describe('syslog', () => {
       'Nov 27 10:00:00 db1 postgres[3360]: [5-1] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
       'Nov 27 10:00:00 db1 postgres[3361]: [9-1] gotrs@gotrs LOG:  checkpoint',
       'Nov 27 10:00:00 db1 postgres[3360]: [5-2] #011more of the message',
-      'Nov 27 10:00:00 db1 postgres[3360]: [6-1] gotrs@gotrs DETAIL:  Key (id)=(1) already exists.',
+      'Nov 27 10:00:00 db1 postgres[3360]: [5-3] gotrs@gotrs DETAIL:  Key (id)=(1) already exists.',
       'Nov 27 10:00:01 db1 kernel: something else',
     ];
     const { records, incidents, parser } = parse('syslog', lines, { prefix: '%q%u@%d ' });
