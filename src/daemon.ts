@@ -307,6 +307,11 @@ export class Daemon {
           records: s.parser.counters.records,
           bytes: s.follower.counters.bytes,
           lagBytes: s.follower.lagBytes(),
+          oddities: {
+            oversized: s.follower.counters.oversizedLines,
+            unrecognised: s.parser.counters.unrecognisedLines,
+            orphan: s.parser.counters.orphanLines,
+          },
         })),
       incidents: () => this.counters().incidents,
       health: () => this.health(),

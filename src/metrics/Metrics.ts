@@ -4,7 +4,14 @@ import type { AuditRecord } from '../audit/AuditLog.js';
 
 export interface MetricsSources {
   /** Per source: records parsed so far, and bytes not yet read (file size minus position). */
-  sources(): Array<{ source: string; records: number; bytes: number; lagBytes: number }>;
+  sources(): Array<{
+    source: string;
+    records: number;
+    bytes: number;
+    lagBytes: number;
+    /** Bad input, counted and passed over: over-long lines, lines of no record, orphan continuations. */
+    oddities: { oversized: number; unrecognised: number; orphan: number };
+  }>;
   incidents(): number;
   health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
 }
@@ -39,6 +46,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const s of sources.sources()) this.inc({ source: s.source }, s.bytes);
+      },
+    });
+    new Counter({
+      name: 'seqwatch_log_oddities_total',
+      help: 'Bad input passed over, per source and kind: oversized lines, unrecognised lines, orphan continuation lines',
+      labelNames: ['source', 'kind'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.sources()) for (const [kind, n] of Object.entries(s.oddities)) this.inc({ source: s.source, kind }, n);
       },
     });
     new Gauge({

@@ -96,6 +96,7 @@ describe('metrics, health and notifications', () => {
     expect(metrics).toMatch(new RegExp(`^seqwatch_log_records_total\\{source="${appLog}"\\} 1$`, 'm'));
     expect(metrics).toMatch(new RegExp(`^seqwatch_source_lag_bytes\\{source="${appLog}"\\} 0$`, 'm'));
     expect(metrics).toMatch(/^seqwatch_heal_seconds_count 1$/m);
+    expect(metrics).toMatch(new RegExp(`^seqwatch_log_oddities_total\\{source="${appLog}",kind="oversized"\\} 0$`, 'm'));
     expect(metrics).toMatch(/^seqwatch_up 1$/m);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
