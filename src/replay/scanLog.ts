@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
+import { createParser, type Format, type InnerFormat } from '../formats/createParser.js';
+import { LineSplitter } from '../sources/LineSplitter.js';
 
 const ENGLISH = Buffer.from('duplicate key value violates unique constraint "');
 const SQLSTATE = Buffer.from('23505');
@@ -142,4 +144,42 @@ async function scanStream(
     progress();
   }
   if (carry.length > 0) scan(carry, offset);
+}
+
+/**
+ * Any other format (csvlog, jsonlog, syslog, docker json-file, application logs, auto): every line
+ * goes through that format's parser, as in the daemon. Slower than the stderr fast path, as exact.
+ */
+export async function scanLogAs(file: string, format: Format, options: ScanOptions & { innerFormat?: InnerFormat }): Promise<ScanCounters> {
+  const counters: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+  const parser = createParser(
+    format,
+    { source: file, logLinePrefix: options.logLinePrefix, ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}) },
+    (record) => {
+      counters.candidates++;
+      const incident = detectIncident(record);
+      if (!incident || incident.kind !== 'unique_violation') return;
+      counters.incidents++;
+      options.onIncident(incident);
+    },
+  );
+  const lines = new LineSplitter(
+    4 * 1024 * 1024,
+    (line, position) => parser.push(line.toString('utf8'), position),
+    () => counters.oversized++,
+  );
+  const { size } = await stat(file);
+  const magic = Buffer.alloc(2);
+  const probe = await open(file, 'r');
+  await probe.read(magic, 0, 2, 0).finally(() => probe.close());
+  const raw = createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const stream: AsyncIterable<Buffer> = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
+  for await (const chunk of stream) {
+    lines.push(chunk, counters.bytes);
+    counters.bytes += chunk.length;
+    options.onProgress?.(raw.bytesRead, size);
+  }
+  lines.end();
+  parser.flush();
+  return counters;
 }

@@ -86,4 +86,14 @@ describe('seqwatch replay', () => {
     expect(counters.oversized).toBeGreaterThanOrEqual(1);
     expect(found[0]).toBe(parts.slice(0, -1).join('\n').length + 1);
   });
+
+  it('replays the other formats too: jsonlog, gzip-compressed', async () => {
+    const entry = (time: string, constraint: string, dbname: string) =>
+      JSON.stringify({ timestamp: `2026-11-27 ${time} UTC`, dbname, pid: 7, error_severity: 'ERROR', state_code: '23505', message: `duplicate key value violates unique constraint "${constraint}"` });
+    const json = join(dir, 'postgresql.json.gz');
+    writeFileSync(json, gzipSync([entry('10:00:00.000', 'ticket_pkey', db.name), JSON.stringify({ error_severity: 'LOG', message: 'checkpoint' }), entry('10:00:05.000', 'ticket_pkey', db.name)].join('\n') + '\n'));
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'postgres-json', json, '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
+  });
 });

@@ -4,7 +4,8 @@ import { loadConfig } from '../../config/config.js';
 import { guardedSetval } from '../../db/guardedSetval.js';
 import { resolveIndex, type Resolution } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
-import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
+import { scanLog, scanLogAs, type ScanCounters } from '../../replay/scanLog.js';
+import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, Progress, red, table, yellow } from '../output.js';
 import { assess } from './check.js';
@@ -28,6 +29,7 @@ export function registerReplay(program: Command): void {
     .argument('<logfile...>', 'PostgreSQL stderr logs, plain or gzip-compressed')
     .option('-c, --config <file>', 'YAML config file (database, log_line_prefix, debounce)', '/etc/seqwatch/seqwatch.yaml')
     .option('--log-line-prefix <prefix>', "the server's log_line_prefix when these logs were written (default: the config's first source)")
+    .option('--format <format>', `the logs' format: ${FORMATS.join(', ')} (default: the config's first source's)`)
     .option('--json', 'machine-readable output')
     .option('--database <name>', 'which database, when the config watches several')
     .addHelpText(
@@ -39,9 +41,11 @@ Examples:
   seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
-    .action(async (files: string[], options: { config: string; logLinePrefix?: string; json?: boolean; database?: string }) => {
+    .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string }) => {
       const config = await loadConfig(options.config);
       const prefix = options.logLinePrefix ?? config.sources[0]!.log_line_prefix;
+      const format = (options.format ?? config.sources[0]!.format) as Format;
+      if (!(FORMATS as readonly string[]).includes(format)) throw new CommandFailure(`unknown format ${format}: one of ${FORMATS.join(', ')}`, EXIT.usage);
       const tallies = new Map<string, ConstraintTally>();
       const db = await databaseFor(config, options.database);
       let otherDatabase = 0;
@@ -52,7 +56,8 @@ Examples:
         const progress = new Progress(basename(file));
         let counters: ScanCounters;
         try {
-          counters = await scanLog(file, {
+          const scan = format === 'postgres-stderr' ? scanLog : (path: string, o: Parameters<typeof scanLog>[1]) => scanLogAs(path, format, { ...o, ...(config.sources[0]!.inner_format ? { innerFormat: config.sources[0]!.inner_format } : {}) });
+          counters = await scan(file, {
             logLinePrefix: prefix,
             // As the daemon does: records that name another database are not this one's.
             onIncident: (incident) => (incident.database !== undefined && incident.database !== db.name ? otherDatabase++ : tally(tallies, incident, window)),
