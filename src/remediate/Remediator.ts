@@ -70,7 +70,11 @@ export class Remediator {
   readonly counters: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
   /** When each sequence was fixed within the last hour, for the cooldown and the hourly cap. */
   private readonly fixTimes = new Map<number, number[]>();
-  private readonly slots = new Map<number, SequenceSlot>();
+  /**
+   * One debouncer per sequence and table: a sequence shared by two tables is checked against the
+   * table whose index the error named (the advisory lock still serialises them per sequence).
+   */
+  private readonly slots = new Map<string, SequenceSlot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly lastSkip = new Map<string, { at: number; repeats: number }>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
@@ -325,7 +329,8 @@ export class Remediator {
 
   /** Counts the incidents against their sequence and makes sure a check will see them. */
   private enqueue(target: SequenceTarget, trigger: Trigger, incidents: number): Promise<void> {
-    let slot = this.slots.get(target.sequenceOid);
+    const key = `${target.sequenceOid}:${target.tableOid}:${target.column}`;
+    let slot = this.slots.get(key);
     if (!slot) {
       const created: SequenceSlot = {
         target,
@@ -342,7 +347,7 @@ export class Remediator {
         ),
       };
       slot = created;
-      this.slots.set(target.sequenceOid, slot);
+      this.slots.set(key, slot);
     }
     slot.target = target;
     slot.waiting += incidents;

@@ -100,4 +100,13 @@ describe('Remediator', () => {
     expect(records().find((a) => a.event === 'skipped')!.msg).toMatch(/logged 120 min ago .* is behind \(next 1, MAX 7\)/);
     expect((await db.pool.query('SELECT is_called FROM old_id_seq')).rows[0].is_called).toBe(false);
   });
+
+  it('checks a shared sequence against each table an error named, even in one burst', async () => {
+    await db.pool.query(`CREATE SEQUENCE shared_seq;
+      CREATE TABLE shared_a (id bigint PRIMARY KEY DEFAULT nextval('shared_seq')); INSERT INTO shared_a VALUES (30);
+      CREATE TABLE shared_b (id bigint PRIMARY KEY DEFAULT nextval('shared_seq')); INSERT INTO shared_b VALUES (70);`);
+    const { remediator: r } = remediator();
+    await Promise.all([r.handle(incident('shared_a_pkey')), r.handle(incident('shared_b_pkey'))]);
+    expect((await db.pool.query(`SELECT last_value::text AS v FROM shared_seq`)).rows[0].v).toBe('70');
+  });
 });
