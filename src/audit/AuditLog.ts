@@ -103,9 +103,6 @@ export class AuditLog {
     this.path = path;
   }
 
-  get file(): string {
-    return this.path;
-  }
 
   /** Adds `prev` and `hash` to one serialised record (`{...}\n`). */
   private chain(line: string): string {

@@ -3,10 +3,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
+import { AUDIT_EVENTS } from '../audit/AuditLog.js';
 import { FORMATS, INNER_FORMATS } from '../formats/createParser.js';
 import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePrefix.js';
 
-export const DEBIAN_LOG_LINE_PREFIX = '%m [%p] %q%u@%d ';
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 
 const SourceSchema = z.strictObject({
@@ -49,8 +49,6 @@ const Duration = z.union([
 const Globs = z.array(z.string().min(1)).default([]);
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\])$/;
-
-const AUDIT_EVENT_NAMES = ['started', 'detected', 'remediated', 'in_sync', 'planned', 'skipped', 'failed', 'alert', 'stopped'] as const;
 
 const DatabaseSchema = z.strictObject({
   url: z.string().min(1).optional(),
@@ -99,7 +97,7 @@ const ConfigSchema = z.strictObject({
   notify: z
     .strictObject({
       /** Which audit events are sent. */
-      events: z.array(z.enum(AUDIT_EVENT_NAMES)).default(['remediated', 'alert']),
+      events: z.array(z.enum(AUDIT_EVENTS)).default(['remediated', 'alert']),
       webhook: z
         .strictObject({
           url: z.string().url(),
