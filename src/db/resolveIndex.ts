@@ -1,4 +1,5 @@
 import type { Queryable } from './Queryable.js';
+import { RateLimiter } from './RateLimiter.js';
 import { TtlCache } from './TtlCache.js';
 
 /** A column fed by a sequence, found through the catalog: everything a check or a fix needs. */
@@ -146,22 +147,26 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
 
 /**
  * resolveIndex with a cache per name. Found names are kept longer than unknown ones, so an index
- * created after its first error is still found soon. Concurrent lookups of one name share a query.
+ * created after its first error is still found soon. Concurrent lookups of one name share a query;
+ * lookups of new names go to the catalog at 50 a second at most (100 at once).
  */
 export class IndexResolver {
   private readonly cache: TtlCache<Promise<Resolution>>;
+  private readonly limiter: RateLimiter;
 
   constructor(
     private readonly db: Queryable,
-    private readonly options: { foundTtlMs?: number; unknownTtlMs?: number; maxEntries?: number } = {},
+    private readonly options: { foundTtlMs?: number; unknownTtlMs?: number; maxEntries?: number; lookupsPerSecond?: number; lookupBurst?: number } = {},
   ) {
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
+    this.limiter = new RateLimiter(options.lookupsPerSecond ?? 50, options.lookupBurst ?? 100);
   }
 
   resolve(indexName: string): Promise<Resolution> {
     const cached = this.cache.get(indexName);
     if (cached) return cached;
-    const lookup = resolveIndex(this.db, indexName);
+    // Catalog queries at a bounded rate: a storm of distinct (forged, garbled) names waits its turn.
+    const lookup = this.limiter.take().then(() => resolveIndex(this.db, indexName));
     this.cache.set(indexName, lookup, this.options.unknownTtlMs ?? 30_000);
     lookup.then(
       (resolution) => {

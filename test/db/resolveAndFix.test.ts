@@ -172,3 +172,20 @@ describe('guardedSetval', () => {
     for (let i = 1; i < samples.length; i++) expect(samples[i]! >= samples[i - 1]!).toBe(true);
   });
 });
+
+describe('catalog lookups under a storm of distinct names', () => {
+  it('go to the catalog at the bounded rate, and every name is answered', async () => {
+    let queries = 0;
+    const counting = { query: (text: string, values?: unknown[]) => (queries++, db.pool.query(text, values)) };
+    const resolver = new IndexResolver(counting, { lookupsPerSecond: 200, lookupBurst: 20 });
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 300 }, (_, i) => resolver.resolve(`forged_${i}_pkey`)));
+    const elapsed = (Date.now() - started) / 1000;
+    expect(answers.every((a) => a.targets.length === 0 && a.nonSequence.length === 0)).toBe(true);
+    expect(queries).toBe(300);
+    // 300 lookups at 200/s after a burst of 20 take at least (300 - 20) / 200 s.
+    expect(elapsed).toBeGreaterThanOrEqual((300 - 20) / 200 - 0.05);
+    await resolver.resolve('forged_1_pkey');
+    expect(queries).toBe(300); // answered from the cache
+  });
+});
