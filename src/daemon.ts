@@ -241,10 +241,11 @@ export class Daemon {
       // The end of standard input is the end of the pipeline: stop cleanly, as after SIGTERM.
       onEnd: () => void this.stop('end of standard input'),
     };
+    const cursor = source.journal_unit ? this.checkpoints.loadCursor(source.path) : undefined;
     const follower = source.journal_unit
       ? new JournalFollower(source.path, handlers, {
           unit: source.journal_unit,
-          ...(this.checkpoints.loadCursor(source.path) ? { cursor: this.checkpoints.loadCursor(source.path)! } : {}),
+          ...(cursor ? { cursor } : {}),
           ...(process.env.SEQWATCH_JOURNALCTL ? { command: process.env.SEQWATCH_JOURNALCTL } : {}),
         })
       : source.path === '-'
