@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { findLocalBinaries, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
+import { createDatabase, findLocalBinaries, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
 import { cli, median, race, timed, writeResult } from './lib.mjs';
 
 const TABLES = Number(process.env.BENCH_SEQUENCES ?? 2000);
@@ -39,11 +39,7 @@ export async function benchFix() {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-bench-fix-'));
   const server = await startThrowawayPostgres();
   try {
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE many');
-    await admin.end();
-    const url = server.url.replace(/\/postgres$/, '/many');
+    const url = await createDatabase(server, 'many');
     const db = new pg.Client({ connectionString: url });
     await db.connect();
     process.stderr.write(`fix: creating ${TABLES} tables...\n`);

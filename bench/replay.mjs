@@ -1,10 +1,11 @@
 // seqwatch replay over a busy 1 GiB PostgreSQL log, against grep -F for the same words, same file, same run.
 // BENCH_LOG_MB=256 npm run bench  scales the log down.
-import { createWriteStream, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
+import { gotrsSchemaPath } from '../dist/devtools/gotrs.js';
+import { createDatabase, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
 import { cli, median, race, timed, writeResult } from './lib.mjs';
 
 const MB = Number(process.env.BENCH_LOG_MB ?? 1024);
@@ -53,16 +54,10 @@ export async function benchReplay() {
   const size = statSync(log).size;
   const server = await startThrowawayPostgres();
   try {
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE gotrs');
-    await admin.end();
-    const url = server.url.replace(/\/postgres$/, '/gotrs');
+    const url = await createDatabase(server, 'gotrs');
     const db = new pg.Client({ connectionString: url });
     await db.connect();
-    const shared = join(process.cwd(), '../shared/fixtures/gotrs-schema.postgresql.sql');
-    const { readFileSync } = await import('node:fs');
-    await db.query(readFileSync(existsSync(shared) ? shared : join(process.cwd(), 'demo/gotrs-schema.postgresql.sql'), 'utf8'));
+    await db.query(readFileSync(gotrsSchemaPath(), 'utf8'));
     await db.end();
     const config = join(dir, 'seqwatch.yaml');
     writeFileSync(config, `database: {url: '${url}'}\nsources: [{path: ${log}, log_line_prefix: '${PREFIX}'}]\naudit: {path: ${join(dir, 'audit.jsonl')}}\n`);

@@ -12,8 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { importTickets, INSERT_TICKET_SQL } from './gotrs.js';
-import { startThrowawayPostgres, type ThrowawayPostgres } from './throwawayPostgres.js';
+import { gotrsSchemaPath, importTickets, INSERT_TICKET_SQL } from './gotrs.js';
+import { createDatabase, startThrowawayPostgres, type ThrowawayPostgres } from './throwawayPostgres.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -21,11 +21,6 @@ const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold('==> ' + s)}\n`);
 const say = (s: string) => process.stdout.write(`    ${s}\n`);
 
-
-function schemaPath(): string {
-  const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
-  return existsSync(shared) ? shared : join(root, 'demo/gotrs-schema.postgresql.sql');
-}
 
 async function waitForAudit(path: string, match: (r: Record<string, unknown>) => boolean, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
@@ -57,16 +52,12 @@ async function main(): Promise<void> {
     server = await startThrowawayPostgres();
     say(`${server.kind === 'local' ? 'local binaries' : 'Docker container'}; server log: ${server.logPath}`);
 
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query('CREATE DATABASE gotrs');
-    await admin.end();
-    const url = server.url.replace(/\/postgres$/, '/gotrs');
+    const url = await createDatabase(server, 'gotrs');
     const app = new pg.Client({ connectionString: url, application_name: 'gotrs-backend' });
     await app.connect();
 
     step("Loading GOTRS's schema and importing 1,000 tickets with explicit ids (as an OTRS migration does)");
-    await app.query(readFileSync(schemaPath(), 'utf8'));
+    await app.query(readFileSync(gotrsSchemaPath(), 'utf8'));
     await importTickets(app, 1000);
     const seq = (await app.query(`SELECT last_value, is_called FROM ticket_id_seq`)).rows[0];
     say(`ticket: MAX(id) = 1000, ticket_id_seq.last_value = ${seq.last_value} (is_called ${seq.is_called}): the sequence is behind`);

@@ -1,4 +1,15 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** GOTRS's schema: the project's ../shared copy when there is one, else the one shipped for the demo. */
+export function gotrsSchemaPath(): string {
+  const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
+  return existsSync(shared) ? shared : join(root, 'demo/gotrs-schema.postgresql.sql');
+}
 
 /** The NOT NULL columns of GOTRS's `ticket` table, and plausible values for them. */
 const TICKET_COLUMNS =

@@ -220,3 +220,16 @@ export async function startThrowawayPostgres(
   }
   throw new Error(`cannot start a throwaway PostgreSQL: ${reasons.join('; ')}`);
 }
+
+/** Creates a database on a throwaway server; returns its URL. */
+export async function createDatabase(server: ThrowawayPostgres, name: string): Promise<string> {
+  const { default: pg } = await import('pg');
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return server.url.replace(/\/postgres$/, `/${name}`);
+}
