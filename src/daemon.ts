@@ -32,6 +32,8 @@ export interface Health {
   ok: boolean;
   database: boolean;
   sources: boolean;
+  /** The audit log can be written (when false, decisions wait in memory and go to the daemon's log). */
+  audit: boolean;
   time: string;
 }
 
@@ -137,6 +139,7 @@ export class Daemon {
     const daemon = new Daemon(config, configPath, logger, audit, contexts, systemd);
     daemon.notifier = notifierFor(config, logger);
     audit.onRecord((record) => daemon.notifier?.notify(record));
+    daemon.reportAuditTrouble();
     if (config.metrics) await daemon.startMetrics(config.metrics.listen);
     for (const source of config.sources) {
       if (isGlob(source.path)) await daemon.watchGlob(source);
@@ -315,6 +318,9 @@ export class Daemon {
           },
         })),
       incidents: () => this.counters().incidents,
+      catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),
+      checks: () => this.counters().checks,
+      audit: () => this.audit.writeState,
       health: () => this.health(),
     });
     this.audit.onRecord((record) => metrics.observe(record));
@@ -347,14 +353,43 @@ export class Daemon {
     return `following ${this.sources.size} source(s); ${c.incidents} incidents, ${c.remediated} remediated, ${c.failed} failed`;
   }
 
+  /**
+   * A full disk (or a read-only remount) under the audit log: the daemon keeps healing, since a fix
+   * is as safe unaudited and an outage left alone is harm. It says so loudly instead: an error in its
+   * own log (the journal) at once and every minute, each decision echoed there in full, /healthz and
+   * the health file report `audit: false`, and the held records reach the file when it has room.
+   */
+  private reportAuditTrouble(): void {
+    let nagged = 0;
+    const nag = () => {
+      const state = this.audit.writeState;
+      this.logger.error(
+        { audit: this.config.audit.path, ...state },
+        `cannot write the audit log (${state.error}): seqwatch keeps healing, holds ${state.held} record(s) in memory and logs each decision here until it can write again; free space under ${this.config.audit.path}`,
+      );
+      nagged = Date.now();
+    };
+    this.audit.onTrouble((state) => {
+      if (state.writable) this.logger.warn({ audit: this.config.audit.path }, 'the audit log is writable again; the held records were written to it');
+      else nag();
+    });
+    this.audit.onRecord((record) => {
+      if (this.audit.writeState.writable) return;
+      this.logger.warn({ unaudited: record }, `decision not yet in the audit log: ${record.event}: ${record.msg}`);
+      if (Date.now() - nagged > 60_000) nag();
+    });
+  }
+
   private startHeartbeat(): void {
     const interval = Math.min(this.systemd.watchdogIntervalMs ?? HEARTBEAT_MS, HEARTBEAT_MS);
     const beat = async () => {
+      this.audit.retry();
       const health = await this.health(interval);
-      if (health.ok) void this.systemd.watchdog();
+      // An unwritable audit log is reported, not a reason to be restarted: a restart frees no disk.
+      if (health.database && health.sources) void this.systemd.watchdog();
       if (this.lastHealth?.ok !== health.ok) {
         if (health.ok) this.logger.info(health, 'healthy');
-        else this.logger.warn(health, 'unhealthy: not feeding the watchdog');
+        else this.logger.warn(health, health.database && health.sources ? 'unhealthy: the audit log cannot be written' : 'unhealthy: not feeding the watchdog');
       }
       this.lastHealth = health;
       this.writeHealthFile(health);
@@ -375,7 +410,8 @@ export class Daemon {
       ),
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
     ]);
-    return { ok: sources && database, database, sources, time: new Date(now).toISOString() };
+    const audit = this.audit.writeState.writable;
+    return { ok: sources && database && audit, database, sources, audit, time: new Date(now).toISOString() };
   }
 
   /** `seqwatch health` reads this (a container's HEALTHCHECK has no systemd to ask). */

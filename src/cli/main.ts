@@ -70,7 +70,7 @@ program
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     const file = join(config.state_dir, 'health.json');
-    let health: { ok: boolean; time: string; database: boolean; sources: boolean };
+    let health: { ok: boolean; time: string; database: boolean; sources: boolean; audit?: boolean };
     try {
       health = JSON.parse(readFileSync(file, 'utf8'));
     } catch (error) {
@@ -84,7 +84,9 @@ program
       process.stderr.write(`unhealthy: ${file} is ${Math.round(age / 1000)} s old: the daemon is stuck or stopped\n`);
       process.exitCode = EXIT.failure;
     } else if (!health.ok) {
-      process.stderr.write(`unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'stuck'}\n`);
+      process.stderr.write(
+        `unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'stuck'}, audit log ${health.audit === false ? 'cannot be written (full disk?)' : 'written'}\n`,
+      );
       process.exitCode = EXIT.failure;
     } else {
       process.stdout.write('healthy\n');

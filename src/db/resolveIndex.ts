@@ -58,12 +58,13 @@ export function feedingSequence(rel: string, nsp: string, att: string): string {
 const MAX_IDENTIFIER_BYTES = 63;
 
 /*
- * One round trip, the index name as the only bind parameter. For every unique index of that name,
- * in any schema: its key columns, mapped to the root table of a partition tree, and for each the
+ * One round trip, the index names as the only bind parameter (a text array). For every unique index
+ * of those names, in any schema: its key columns, mapped to the root table of a partition tree, and for each the
  * sequence that feeds it (feedingSequence).
  */
 const RESOLVE_SQL = `
-SELECT x.indexrelid::int8 AS index_oid,
+SELECT ix.relname AS index_name,
+       x.indexrelid::int8 AS index_oid,
        format('%I.%I', ixn.nspname, ix.relname) AS index_q,
        r.oid::int8 AS table_oid,
        format('%I.%I', rn.nspname, r.relname) AS table_q,
@@ -86,8 +87,8 @@ JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.oid AND ra.attname = a.attnam
 LEFT JOIN LATERAL (${feedingSequence('r', 'rn', 'ra')}) fed ON true
 LEFT JOIN pg_catalog.pg_class seq ON seq.oid = fed.oid
 LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
-WHERE ix.relname = $1 AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
-ORDER BY ixn.nspname, k.n`;
+WHERE ix.relname = ANY($1::pg_catalog.text[]) AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
+ORDER BY ix.relname, ixn.nspname, k.n`;
 
 /** The catalog columns both catalog queries return for a sequence-fed column. */
 export interface TargetRow {
@@ -117,66 +118,119 @@ export function targetOf(row: TargetRow): SequenceTarget {
 }
 
 interface Row extends Omit<TargetRow, 'sequence_oid' | 'sequence_q'> {
+  index_name: string;
   index_oid: string;
   index_q: string;
   sequence_oid: string | null;
   sequence_q: string | null;
 }
 
+/** Names the catalog cannot hold (empty, a NUL, longer than NAMEDATALEN - 1 bytes): answered without asking it. */
+function impossibleName(indexName: string): boolean {
+  return indexName.length === 0 || indexName.includes('\u0000') || Buffer.byteLength(indexName) > MAX_IDENTIFIER_BYTES;
+}
+
 /** Looks an index name up in the catalog; the name is a bind parameter, never part of the statement. */
 export async function resolveIndex(db: Queryable, indexName: string): Promise<Resolution> {
-  const resolution: Resolution = { targets: [], nonSequence: [] };
-  // Names the catalog cannot hold are answered without asking it (and a NUL would fail the query).
-  if (indexName.length === 0 || indexName.includes('\u0000') || Buffer.byteLength(indexName) > MAX_IDENTIFIER_BYTES) {
-    return resolution;
-  }
-  const { rows } = await db.query<Row>(RESOLVE_SQL, [indexName]);
+  return (await resolveIndexes(db, [indexName])).get(indexName)!;
+}
+
+/** Looks many index names up in one catalog query (one bind parameter, a text array). */
+export async function resolveIndexes(db: Queryable, indexNames: string[]): Promise<Map<string, Resolution>> {
+  const resolutions = new Map<string, Resolution>();
+  for (const name of indexNames) resolutions.set(name, { targets: [], nonSequence: [] });
+  const askable = indexNames.filter((name) => !impossibleName(name));
+  if (askable.length === 0) return resolutions;
+  const { rows } = await db.query<Row>(RESOLVE_SQL, [askable]);
   const byIndex = new Map<string, Row[]>();
   for (const row of rows) byIndex.set(row.index_oid, [...(byIndex.get(row.index_oid) ?? []), row]);
   for (const columns of byIndex.values()) {
+    const first = columns[0]!;
+    const resolution = resolutions.get(first.index_name)!;
     const fed = columns.filter((row) => row.sequence_oid !== null);
     if (fed.length === 0) {
-      const first = columns[0]!;
       resolution.nonSequence.push({ table: first.table_q, index: first.index_q, columns: columns.map((c) => c.column_name) });
       continue;
     }
     for (const row of fed) resolution.targets.push({ ...targetOf(row as TargetRow), index: row.index_q });
   }
-  return resolution;
+  return resolutions;
+}
+
+export interface IndexResolverOptions {
+  foundTtlMs?: number;
+  /** How long a name the catalog does not have is remembered as unknown (the negative cache). */
+  unknownTtlMs?: number;
+  maxEntries?: number;
+  /** Catalog queries per second at most, and at once. */
+  queriesPerSecond?: number;
+  queryBurst?: number;
+  /** Names asked about in one catalog query at most. */
+  batchSize?: number;
 }
 
 /**
  * resolveIndex with a cache per name. Found names are kept longer than unknown ones, so an index
- * created after its first error is still found soon. Concurrent lookups of one name share a query;
- * lookups of new names go to the catalog at 50 a second at most (100 at once).
+ * created after its first error is still found soon. New names are looked up together: names that
+ * arrive while a query runs wait for the next one, which asks about all of them (up to `batchSize`),
+ * and queries go to the catalog at `queriesPerSecond` at most. A storm of distinct (forged, garbled)
+ * names therefore costs a few queries a second, and a real name caught in it waits one query, not
+ * its turn behind thousands.
  */
 export class IndexResolver {
+  /** Catalog queries made so far (for /metrics and the storm tests). */
+  queries = 0;
   private readonly cache: TtlCache<Promise<Resolution>>;
   private readonly limiter: RateLimiter;
+  private readonly waiting = new Map<string, { resolve: (r: Resolution) => void; reject: (e: Error) => void }>();
+  private flushing = false;
 
   constructor(
     private readonly db: Queryable,
-    private readonly options: { foundTtlMs?: number; unknownTtlMs?: number; maxEntries?: number; lookupsPerSecond?: number; lookupBurst?: number } = {},
+    private readonly options: IndexResolverOptions = {},
   ) {
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
-    this.limiter = new RateLimiter(options.lookupsPerSecond ?? 50, options.lookupBurst ?? 100);
+    this.limiter = new RateLimiter(options.queriesPerSecond ?? 10, options.queryBurst ?? 10);
   }
 
   resolve(indexName: string): Promise<Resolution> {
     const cached = this.cache.get(indexName);
     if (cached) return cached;
-    // Catalog queries at a bounded rate: a storm of distinct (forged, garbled) names waits its turn.
-    const lookup = this.limiter.take().then(() => resolveIndex(this.db, indexName));
+    const lookup = new Promise<Resolution>((resolve, reject) => this.waiting.set(indexName, { resolve, reject }));
     this.cache.set(indexName, lookup, this.options.unknownTtlMs ?? 30_000);
     lookup.then(
       (resolution) => {
         const found = resolution.targets.length + resolution.nonSequence.length > 0;
-        if (found) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
+        if (found && this.cache.get(indexName) === lookup) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
       },
       // A failed lookup (database down) must be retried, not remembered.
-      () => this.cache.delete(indexName),
+      () => {
+        if (this.cache.get(indexName) === lookup) this.cache.delete(indexName);
+      },
     );
+    if (!this.flushing) void this.flush();
     return lookup;
+  }
+
+  /** Asks the catalog about the waiting names, a batch per query, until none wait. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.waiting.size > 0) {
+        await this.limiter.take();
+        const batch = [...this.waiting].slice(0, this.options.batchSize ?? 1_000);
+        for (const [name] of batch) this.waiting.delete(name);
+        try {
+          this.queries++;
+          const resolutions = await resolveIndexes(this.db, batch.map(([name]) => name));
+          for (const [name, waiter] of batch) waiter.resolve(resolutions.get(name)!);
+        } catch (error) {
+          for (const [, waiter] of batch) waiter.reject(error as Error);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   /** Forgets a name, e.g. after a fix failed because the table changed underneath. */

@@ -13,6 +13,11 @@ export interface MetricsSources {
     oddities: { oversized: number; unrecognised: number; orphan: number };
   }>;
   incidents(): number;
+  /** Catalog queries (name lookups) and sequence checks made so far. */
+  catalogQueries(): number;
+  checks(): number;
+  /** Whether the audit log can be written, and how many records wait in memory. */
+  audit(): { writable: boolean; held: number; lost: number };
   health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
 }
 
@@ -74,6 +79,40 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(sources.incidents());
+      },
+    });
+    new Counter({
+      name: 'seqwatch_catalog_queries_total',
+      help: 'Catalog queries made to look up constraint names (each asks about a batch of names)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.catalogQueries());
+      },
+    });
+    new Counter({
+      name: 'seqwatch_sequence_checks_total',
+      help: 'Guarded checks of a sequence against its table (each may move it forward once)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.checks());
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_audit_writable',
+      help: '1 when the audit log can be written; 0 while records wait in memory (a full disk?)',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.audit().writable ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_audit_held_records',
+      help: 'Audit records waiting in memory for the audit log to be writable again',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.audit().held);
       },
     });
     new Gauge({

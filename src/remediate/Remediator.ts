@@ -77,6 +77,8 @@ export class Remediator {
   private readonly slots = new Map<string, SequenceSlot>();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly lastSkip = new Map<string, { at: number; repeats: number }>();
+  /** Per event and reason: how many distinct subjects were audited this window, and those that were not. */
+  private readonly reasonWindows = new Map<string, ReasonWindow>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
   /** Cut short on stop: the debounce pauses. */
@@ -175,6 +177,7 @@ export class Remediator {
    */
   async stop(graceMs: number): Promise<boolean> {
     this.cooldown.abort();
+    for (const window of this.reasonWindows.values()) this.summarise(window);
     if (await this.drain(graceMs)) return true;
     this.giveUp.abort();
     await this.drain(2_000);
@@ -398,7 +401,9 @@ export class Remediator {
   /**
    * Audits a decision once per subject and reason within `windowMs`, counting the repeats: a
    * storm of the same error must not bury the audit log. The subject is the constraint (or
-   * `subject`, e.g. a sequence, when given).
+   * `subject`, e.g. a sequence, when given). Past DISTINCT_PER_WINDOW subjects of one reason within
+   * the window (a storm of forged or garbled names), the rest are summarised in one record at the
+   * window's end: how many names, how many records, a few examples.
    */
   private auditOnce(
     event: 'skipped' | 'alert',
@@ -416,10 +421,67 @@ export class Remediator {
       seen.repeats++;
       return;
     }
+    // Names read from logs can flood; alerts about sequences the catalog knows cannot.
+    const fromLog = event === 'skipped' || LOG_NAMED_ALERTS.has(reason);
+    if (fromLog && !this.withinReasonBudget(event, reason, subject, windowMs, now)) return;
     if (this.lastSkip.size >= 10_000) this.lastSkip.delete(this.lastSkip.keys().next().value!);
     this.lastSkip.set(key, { at: now, repeats: 0 });
     this.options.audit.write(event, { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
   }
+
+  /** False when this reason has had its share of distinct subjects this window (the subject is counted for the summary). */
+  private withinReasonBudget(event: 'skipped' | 'alert', reason: string, subject: string, windowMs: number, now: number): boolean {
+    const key = `${event}\u0000${reason}`;
+    let window = this.reasonWindows.get(key);
+    if (window && now - window.start >= windowMs) {
+      this.summarise(window);
+      window = undefined;
+    }
+    if (!window) {
+      window = { event, reason, start: now, audited: 0, names: new Set(), records: 0, moreNames: 0, timer: undefined };
+      this.reasonWindows.set(key, window);
+    }
+    if (window.audited < DISTINCT_PER_WINDOW) {
+      window.audited++;
+      return true;
+    }
+    window.records++;
+    if (window.names.has(subject)) return false;
+    if (window.names.size < 10_000) window.names.add(subject);
+    else window.moreNames++;
+    const flushing = window;
+    window.timer ??= setTimeout(() => this.summarise(flushing), Math.max(0, windowMs - (now - window.start))).unref();
+    return false;
+  }
+
+  /** One record for the subjects of a reason that were not audited one by one. */
+  private summarise(window: ReasonWindow): void {
+    clearTimeout(window.timer);
+    if (this.reasonWindows.get(`${window.event}\u0000${window.reason}`) === window) this.reasonWindows.delete(`${window.event}\u0000${window.reason}`);
+    if (window.records === 0) return;
+    const distinct = window.names.size + window.moreNames;
+    const examples = [...window.names].slice(0, 5);
+    this.options.audit.write(
+      window.event,
+      { reason: window.reason, trigger: { source: 'summary' }, distinct_names: distinct, records: window.records, examples, since: new Date(window.start).toISOString() },
+      `${distinct} more distinct name(s) with reason ${window.reason} in ${window.records} record(s) since ${new Date(window.start).toISOString()}, beyond the ${DISTINCT_PER_WINDOW} audited one by one (e.g. ${examples.map((e) => JSON.stringify(e)).join(', ')}): each handled as those audited one by one, nothing was changed for them. A flood of names: a forged or garbled log, or an application producing many unique violations`,
+    );
+  }
+}
+
+/** Distinct subjects of one reason audited one by one per window; the rest go into a summary record. */
+const DISTINCT_PER_WINDOW = 20;
+
+interface ReasonWindow {
+  event: 'skipped' | 'alert';
+  reason: string;
+  start: number;
+  audited: number;
+  names: Set<string>;
+  /** Distinct names past the set's bound (counted, not kept). */
+  moreNames: number;
+  records: number;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** What each of the runbook's other sequence errors means, and what a person should do. */
@@ -441,6 +503,9 @@ const SEQUENCE_ERROR_ADVICE: Record<Exclude<Incident['kind'], 'unique_violation'
     advice: (s) => `a setval on ${s} was out of its bounds: a hand-run fix used a value past the sequence's limits; compare the column's MAX with the sequence's MAXVALUE`,
   },
 };
+
+/** Alerts whose subject is a name read from a log (and may therefore come in floods). */
+const LOG_NAMED_ALERTS = new Set(Object.values(SEQUENCE_ERROR_ADVICE).map((a) => a.reason));
 
 function triggerOf(incident: Incident): Trigger {
   const trigger: Trigger = { source: incident.source, constraint: incident.constraint };
