@@ -49,6 +49,9 @@ interface RunningSource {
   /** When the file last grew (glob files idle for long are closed). */
   lastGrowth: number;
   lastBytes: number;
+  /** When the checkpoint was last written, and the write waiting to follow it. */
+  lastCheckpointAt?: number;
+  checkpointTimer?: NodeJS.Timeout;
 }
 
 /** One watched database: its connection, catalog cache and remediation. */
@@ -57,6 +60,12 @@ interface DatabaseContext {
   resolver: IndexResolver;
   remediator: Remediator;
 }
+
+/** Checkpoints written after handled incidents at most this often (see requestCheckpoint). */
+const CHECKPOINT_EVERY_MS = 100;
+
+/** Distinct names waiting for the catalog past which files are not read on (see backpressure). */
+const PENDING_NAMES_HIGH = 2_000;
 
 /** A glob source's file that has not grown for this long, and is not the newest, is closed. */
 const GLOB_IDLE_CLOSE_MS = 60_000;
@@ -230,7 +239,7 @@ export class Daemon {
         unfinished.push(offset);
         void this.route(incident).finally(() => {
           unfinished.splice(unfinished.indexOf(offset), 1);
-          this.saveCheckpoint(running);
+          this.requestCheckpoint(running);
         });
       },
     );
@@ -241,6 +250,7 @@ export class Daemon {
         this.saveCheckpoint(running);
       },
       onWarning: (message: string) => this.logger.warn({ source: source.path }, message),
+      backpressure: () => this.backpressure(),
       // The end of standard input is the end of the pipeline: stop cleanly, as after SIGTERM.
       onEnd: () => void this.stop('end of standard input'),
     };
@@ -263,6 +273,19 @@ export class Daemon {
   }
 
   /**
+   * Past PENDING_NAMES_HIGH distinct names waiting for the catalog (a flood of forged or garbled
+   * names), files are not read on until the lookups catch up: the lines wait on disk instead of in
+   * memory, and none is dropped.
+   */
+  private backpressure(): Promise<void> | undefined {
+    const full = () => this.contexts.some((c) => c.remediator.pendingNames >= PENDING_NAMES_HIGH);
+    if (!full()) return undefined;
+    return (async () => {
+      while (full() && !this.stopping) await new Promise((resolve) => setTimeout(resolve, 20));
+    })();
+  }
+
+  /**
    * To the database the record names (%d, dbname); a record that names none (an application log)
    * is checked in every watched database: only verified drift is acted on, so that is safe.
    */
@@ -282,6 +305,20 @@ export class Daemon {
   }
 
   /**
+   * A checkpoint after each handled incident, but at most every CHECKPOINT_EVERY_MS: a storm of
+   * 50,000 records must not become 50,000 file writes. Crashing in between only means re-reading
+   * those few records (each then found in sync).
+   */
+  private requestCheckpoint(source: RunningSource): void {
+    const wait = (source.lastCheckpointAt ?? 0) + CHECKPOINT_EVERY_MS - Date.now();
+    if (wait <= 0) return this.saveCheckpoint(source);
+    source.checkpointTimer ??= setTimeout(() => {
+      source.checkpointTimer = undefined;
+      if (this.sources.get(source.key) === source) this.saveCheckpoint(source);
+    }, wait);
+  }
+
+  /**
    * Records where a source may resume: the first line not yet read, or the first incident still
    * being handled, whichever is earlier. Written after the records before it were handled, so a
    * restart (kill -9 included) neither loses nor repeats one.
@@ -294,8 +331,8 @@ export class Daemon {
     }
     const checkpoint = source.follower.checkpoint();
     if (!checkpoint) return;
-    const earliest = Math.min(...source.unfinished);
-    if (earliest < checkpoint.offset) checkpoint.offset = earliest;
+    source.lastCheckpointAt = Date.now();
+    for (const offset of source.unfinished) if (offset < checkpoint.offset) checkpoint.offset = offset;
     try {
       this.checkpoints.save(source.config.path, checkpoint);
     } catch (error) {
@@ -513,7 +550,10 @@ export class Daemon {
       for (const glob of this.globs.values()) clearInterval(glob.timer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       const finished = (await Promise.all(this.contexts.map((c) => c.remediator.stop(STOP_GRACE_MS)))).every(Boolean);
-      for (const source of this.sources.values()) this.saveCheckpoint(source);
+      for (const source of this.sources.values()) {
+        clearTimeout(source.checkpointTimer);
+        this.saveCheckpoint(source);
+      }
       this.audit.write(
         'stopped',
         { reason, unfinished_checks: !finished, counters: this.counters() },

@@ -130,6 +130,11 @@ export class Remediator {
     return entry.done;
   }
 
+  /** Distinct constraint names being looked up or waiting for the catalog. */
+  get pendingNames(): number {
+    return this.resolving.size;
+  }
+
   /** Lets the next incident of this name start its own handling (once resolved, or failed). */
   private release(constraint: string, entry: { extra: number; done: Promise<void> }): void {
     if (this.resolving.get(constraint) === entry) this.resolving.delete(constraint);

@@ -24,6 +24,11 @@ export interface FileFollowerHandlers {
   onIdle?(): void;
   /** Something an operator should know (permission denied, ...); following goes on. */
   onWarning?(message: string): void;
+  /**
+   * Asked before each chunk is read: a promise makes the follower wait for it (the stages after it
+   * are full). The lines stay in the file meanwhile, so waiting loses nothing.
+   */
+  backpressure?(): Promise<void> | undefined;
 }
 
 /**
@@ -343,6 +348,8 @@ export class FileFollower {
   private async readAvailable(file: OpenFile): Promise<boolean> {
     let any = false;
     while (!this.stopped) {
+      const full = this.handlers.backpressure?.();
+      if (full) await full;
       const { bytesRead } = await file.handle.read(this.chunk, 0, CHUNK_BYTES, file.position);
       if (bytesRead === 0) break;
       any = true;

@@ -4,16 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { duplicateKeyLine, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { duplicateKeyLine, freePort, startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 describe('metrics, health and notifications', () => {
   let db: TestDatabase;

@@ -1,0 +1,115 @@
+import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { duplicateKeyLine, freePort, metricValue, rssMiB, startDaemon, waitFor, waitUntil, type RunningDaemon } from '../helpers/daemon.js';
+
+/*
+ * Storms, as a stuck application or a forged log produces them: the same error ten thousand times
+ * within a second, and fifty thousand distinct names nobody has. One daemon, metrics on, a real
+ * server; the counts come from the daemon's /metrics and its audit log.
+ */
+const HEAP_MIB = 64;
+
+describe('storms', () => {
+  let db: TestDatabase;
+  let daemon: RunningDaemon;
+  let port: number;
+  let appLog: string;
+
+  const lastValue = async (seq: string) => Number((await db.pool.query<{ v: string }>('SELECT last_value::text AS v FROM ' + seq)).rows[0]!.v);
+  const incidentsOf = (records: ReturnType<RunningDaemon['audit']>, table: string) =>
+    records.filter((r) => r.event === 'detected' && r.table === table).reduce((n, r) => n + Number(r.incidents), 0);
+
+  beforeAll(async () => {
+    db = await createTestDatabase('storm');
+    await db.pool.query(`
+      CREATE TABLE ticket (id bigserial PRIMARY KEY);
+      CREATE TABLE article (id bigserial PRIMARY KEY);
+      INSERT INTO ticket (id) SELECT generate_series(1, 1000);
+      INSERT INTO article (id) SELECT generate_series(1, 700);`);
+    appLog = join(mkdtempSync(join(tmpdir(), 'seqwatch-storm-')), 'app.log');
+    writeFileSync(appLog, '');
+    port = await freePort();
+    daemon = await startDaemon({
+      database: { url: db.url },
+      sources: [{ path: appLog, log_line_prefix: '%m [%p] ' }],
+      remediation: { debounce_ms: 200, dry_run: false },
+      metrics: { listen: `127.0.0.1:${port}` },
+    },
+    // Bounded memory, shown the hard way: a daemon whose state grew with the names would die here.
+    { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` });
+  });
+
+  afterAll(async () => {
+    await daemon?.stop('SIGKILL');
+    await db?.drop();
+  });
+
+  it('10,000 duplicate key errors for one table within a second: a handful of checks, one setval, every error counted', async () => {
+    const started = Date.now();
+    appendFileSync(appLog, Array.from({ length: 10_000 }, (_, i) => duplicateKeyLine('ticket_pkey', 1000 + (i % 50))).join(''));
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await daemon.waitForAudit('the fix', (r) => r.event === 'remediated' && r.table === 'public.ticket');
+    await waitFor('every error to reach a check', () => incidentsOf(daemon.audit(), 'public.ticket') === 10_000, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const records = daemon.audit();
+    expect(records.filter((r) => r.event === 'remediated')).toHaveLength(1);
+    expect(await lastValue('ticket_id_seq')).toBe(1000);
+    const checks = await metricValue(port, 'seqwatch_sequence_checks_total');
+    expect(checks).toBeGreaterThanOrEqual(1);
+    expect(checks).toBeLessThanOrEqual(5);
+    expect(records.filter((r) => r.event === 'detected')).toHaveLength(checks);
+    expect(await metricValue(port, 'seqwatch_catalog_queries_total')).toBe(1);
+    expect(await metricValue(port, 'seqwatch_incidents_total')).toBe(10_000);
+    console.info(`storm of 10,000: ${checks} checks, 1 catalog query, healed ${Date.parse(records.find((r) => r.event === 'remediated')!.time) - started} ms after the write`);
+  });
+
+  it('2 x 50,000 distinct unknown names: bounded catalog queries and memory, a summary instead of 50,000 lines, and the real error among them healed', async () => {
+    const queriesBefore = await metricValue(port, 'seqwatch_catalog_queries_total');
+    const rssBefore = rssMiB(daemon.child.pid!);
+    const started = Date.now();
+    const lines: string[] = [];
+    for (let i = 0; i < 50_000; i++) lines.push(duplicateKeyLine(`forged_${i}_pkey`, 2000 + (i % 50)));
+    lines.splice(25_000, 0, duplicateKeyLine('article_pkey'));
+    // Written in five bursts, as fast as the file takes them.
+    for (let i = 0; i < 5; i++) appendFileSync(appLog, lines.slice(i * 10_000, (i + 1) * 10_000 + (i === 4 ? 1 : 0)).join(''));
+
+    await daemon.waitForAudit('the real error healed', (r) => r.event === 'remediated' && r.table === 'public.article', 30_000);
+    expect(await lastValue('article_id_seq')).toBe(700);
+    await waitUntil('every record read', async () => (await metricValue(port, 'seqwatch_incidents_total')) === 60_001, 60_000);
+    // The lookups still running finish; then nothing more is asked.
+    let queries = await metricValue(port, 'seqwatch_catalog_queries_total');
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const now = await metricValue(port, 'seqwatch_catalog_queries_total');
+      if (now === queries) break;
+      queries = now;
+    }
+    // Batches of 1,000 names: about 51 queries for 50,001 names (a few more when batches run part full).
+    expect(queries - queriesBefore).toBeLessThanOrEqual(120);
+    const rssAfter = rssMiB(daemon.child.pid!);
+
+    // 50,000 more: a daemon whose memory grew with each name would not survive its capped heap.
+    const more: string[] = [];
+    for (let i = 0; i < 50_000; i++) more.push(duplicateKeyLine(`garbled_${i}_key`, 3000 + (i % 50)));
+    for (let i = 0; i < 5; i++) appendFileSync(appLog, more.slice(i * 10_000, (i + 1) * 10_000).join(''));
+    await waitUntil('every record read', async () => (await metricValue(port, 'seqwatch_incidents_total')) === 110_001, 60_000);
+    expect(daemon.alive()).toBe(true);
+    const rssEnd = rssMiB(daemon.child.pid!);
+    const healed = daemon.audit().find((r) => r.event === 'remediated' && r.table === 'public.article')!;
+    console.info(
+      `storm of 50,000 names: ${queries - queriesBefore} catalog queries, RSS ${rssBefore.toFixed(0)} -> ${rssAfter.toFixed(0)} -> ${rssEnd.toFixed(0)} MiB after 50,000 more (old space capped at ${HEAP_MIB} MiB), article healed ${Date.parse(healed.time) - started} ms after the first write`,
+    );
+
+    const unknown = daemon.audit().filter((r) => r.reason === 'unknown_constraint');
+    expect(unknown.length).toBeLessThanOrEqual(20);
+    expect(await daemon.stop('SIGTERM')).toBe(0);
+    const summary = daemon.audit().find((r) => r.reason === 'unknown_constraint' && r.trigger?.source === 'summary');
+    expect(summary).toMatchObject({ event: 'skipped', distinct_names: 100_000 - unknown.length, records: 100_000 - unknown.length });
+    expect(daemon.stderr()).not.toMatch(/backlog_full|internal error/);
+    expect(daemon.audit().some((r) => r.reason === 'backlog_full')).toBe(false);
+  });
+});
