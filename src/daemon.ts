@@ -49,6 +49,11 @@ interface RunningSource {
   /** When the file last grew (glob files idle for long are closed). */
   lastGrowth: number;
   lastBytes: number;
+  /**
+   * Lines went to the parser since it was last flushed: it may hold a record being assembled (its
+   * continuation lines may follow) that is no incident yet, so a checkpoint now could pass it.
+   */
+  parserHolds?: boolean;
   /** When the checkpoint was last written, and the write waiting to follow it. */
   lastCheckpointAt?: number;
   checkpointTimer?: NodeJS.Timeout;
@@ -244,9 +249,13 @@ export class Daemon {
       },
     );
     const handlers = {
-      onLine: (line: Buffer, position: LinePosition) => parser.push(line.toString('utf8'), position),
+      onLine: (line: Buffer, position: LinePosition) => {
+        running.parserHolds = true;
+        parser.push(line.toString('utf8'), position);
+      },
       onIdle: () => {
         parser.flush();
+        running.parserHolds = false;
         this.saveCheckpoint(running);
       },
       onWarning: (message: string) => this.logger.warn({ source: source.path }, message),
@@ -329,6 +338,8 @@ export class Daemon {
       if (source.follower.cursor && source.unfinished.length === 0) this.checkpoints.saveCursor(source.config.path, source.follower.cursor);
       return;
     }
+    // The next idle moment (parser flushed) writes it instead.
+    if (source.parserHolds) return;
     const checkpoint = source.follower.checkpoint();
     if (!checkpoint) return;
     source.lastCheckpointAt = Date.now();
@@ -549,6 +560,11 @@ export class Daemon {
       clearInterval(this.sweepTimer);
       for (const glob of this.globs.values()) clearInterval(glob.timer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
+      // Records still being assembled are handled now, within the grace period, not re-read later.
+      for (const source of this.sources.values()) {
+        source.parser.flush();
+        source.parserHolds = false;
+      }
       const finished = (await Promise.all(this.contexts.map((c) => c.remediator.stop(STOP_GRACE_MS)))).every(Boolean);
       for (const source of this.sources.values()) {
         clearTimeout(source.checkpointTimer);

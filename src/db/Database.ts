@@ -114,6 +114,10 @@ export class Database implements Queryable {
       throw this.failed(pool, error);
     }
     let broken = false;
+    // A checked-out connection that dies between two queries (pg_terminate_backend, a restart)
+    // emits 'error' with no query to take it: without a listener that would end the process.
+    const onError = () => (broken = true);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -125,6 +129,7 @@ export class Database implements Queryable {
       if (!broken) await client.query('ROLLBACK').catch(() => (broken = true));
       throw broken ? this.failed(pool, error) : error;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

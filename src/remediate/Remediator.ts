@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pDebounce from 'p-debounce';
 import type { AuditLog, Trigger } from '../audit/AuditLog.js';
@@ -89,6 +90,8 @@ export class Remediator {
 
   constructor(private readonly options: RemediatorOptions) {
     this.settings = { ...options };
+    // Every sequence's debounce pause and every wait for the database listen to these: many at once is normal.
+    setMaxListeners(0, this.cooldown.signal, this.giveUp.signal);
   }
 
   /** New settings (a reloaded config) apply from the next check on. */

@@ -3,17 +3,7 @@ import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { detectIncident } from '../../src/detect/detectIncident.js';
 import { createParser, FORMATS } from '../../src/formats/createParser.js';
-
-/** A small seeded PRNG (mulberry32): a failure here can be replayed with the seed it prints. */
-function random(seed: number): () => number {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { random } from '../helpers/random.js';
 
 const SEEDS = [
   '2026-11-27 10:00:00.123 UTC [42] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',

@@ -54,7 +54,8 @@ export interface RunningDaemon {
 /** Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`. */
 export async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-daemon-'));
-  const auditPath = join(dir, 'audit.jsonl');
+  // A config may name its own audit file and state_dir (shared by daemons restarted in turn).
+  const auditPath = (config.audit as { path?: string } | undefined)?.path ?? join(dir, 'audit.jsonl');
   const configPath = join(dir, 'seqwatch.yaml');
   writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), ...config }));
   const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
@@ -86,7 +87,7 @@ export async function startDaemon(config: Record<string, unknown>, env: NodeJS.P
       return exited;
     },
   };
-  await daemon.waitForAudit('the started record', (r) => r.event === 'started', 20_000);
+  await daemon.waitForAudit('the started record', (r) => r.event === 'started' && r.pid === child.pid, 20_000);
   return daemon;
 }
 
