@@ -1,5 +1,5 @@
 // seqwatch fix --all on 2,000 lagging sequences, against a correct single DO block, same database, same run.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -14,25 +14,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
  * moves the sequence only forward. It is correct, but it is one transaction holding every sequence's
  * lock, it misses sequences not OWNED BY their column, and it audits nothing.
  */
-const DO_BLOCK = `
-DO $$
-DECLARE r record; m bigint; cur bigint; called boolean;
-BEGIN
-  FOR r IN
-    SELECT format('%I.%I', n.nspname, c.relname) AS tbl, a.attname AS col,
-           pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) AS seq
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
-      AND pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) IS NOT NULL
-  LOOP
-    EXECUTE format('SELECT max(%I) FROM %s', r.col, r.tbl) INTO m;
-    EXECUTE format('SELECT last_value, is_called FROM %s', r.seq) INTO cur, called;
-    IF m IS NOT NULL AND (m > cur OR (m = cur AND NOT called)) THEN
-      PERFORM setval(r.seq, m, true);
-    END IF;
-  END LOOP;
-END $$;`;
+const DO_BLOCK = readFileSync(new URL('./do-block.sql', import.meta.url), 'utf8');
 
 export async function benchFix() {
   if (!findLocalBinaries()) throw new Error('the fix benchmark needs local PostgreSQL binaries');
@@ -67,14 +49,38 @@ export async function benchFix() {
         if ((await drifted()) !== 0) throw new Error(`${name} left sequences behind`);
       }
     }
+    // check: read-only, every sequence behind; seqwatch check (exit 1: drift found) vs the DO block's read-only half.
+    await reset();
+    const CHECK_DO_BLOCK = readFileSync(new URL('./do-block-check.sql', import.meta.url), 'utf8');
+    const checkTimes = race(
+      {
+        seqwatch: () => {
+          const r = timed('node', [cli, 'check', '--json', '-c', config], { allowFailure: true });
+          if (r.status !== 1 || JSON.parse(r.stdout).sequences.filter((s) => s.status === 'behind').length !== TABLES) throw new Error(`check did not report ${TABLES} behind (exit ${r.status})`);
+          return r.seconds;
+        },
+        do_block: () => {
+          const r = timed(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', CHECK_DO_BLOCK]);
+          if (!r.stderr.includes(`${TABLES} sequence(s) behind`)) throw new Error('the check DO block did not find every sequence behind');
+          return r.seconds;
+        },
+      },
+      RUNS,
+    );
     await db.end();
     const result = {
-      benchmark: `fix --all on ${TABLES} lagging sequences vs a correct single DO block (both as processes: node and psql)`,
+      benchmark: `fix --all and check on ${TABLES} lagging sequences vs a correct single DO block (both as processes: node and psql)`,
       sequences: TABLES,
       runs: RUNS,
       seconds: times,
       median_seconds: { seqwatch: median(times.seqwatch), do_block: median(times.do_block) },
       ratio_seqwatch_to_do_block: median(times.seqwatch) / median(times.do_block),
+      check: {
+        seconds: checkTimes,
+        median_seconds: { seqwatch: median(checkTimes.seqwatch), do_block: median(checkTimes.do_block) },
+        ratio_seqwatch_to_do_block: median(checkTimes.seqwatch) / median(checkTimes.do_block),
+      },
+      ratio_check_seqwatch_to_do_block: median(checkTimes.seqwatch) / median(checkTimes.do_block),
     };
     return { result, file: writeResult('fix', result) };
   } finally {

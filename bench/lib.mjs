@@ -25,6 +25,12 @@ export const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+/** The p-th percentile (nearest rank). */
+export const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+};
+
 export function machine() {
   return { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memory_gib: Math.round(totalmem() / 2 ** 30), node: process.version };
 }
@@ -46,4 +52,34 @@ export function race(contenders, runs, before = () => {}) {
     }
   }
   return times;
+}
+
+const clock = (n) =>
+  `2026-11-27 ${String(Math.floor(n / 3600000) % 24).padStart(2, '0')}:${String(Math.floor(n / 60000) % 60).padStart(2, '0')}:${String(Math.floor(n / 1000) % 60).padStart(2, '0')}.${String(n % 1000).padStart(3, '0')} UTC`;
+
+/**
+ * `count` lines of a busy GOTRS server log (prefix '%m [%p] %q%u@%d '), from line number `from`:
+ * ordinary statements, a real but non-sequence unique violation every 400 lines (users_login_key,
+ * with DETAIL and STATEMENT), a lagging-sequence one every 200,000 (ticket_pkey). Tallies into `counts`.
+ */
+export function busyLogBlock(from, count, counts) {
+  const block = [];
+  for (let line = from; line < from + count; line++) {
+    const t = clock(line);
+    const pid = 1000 + (line % 97);
+    if (line % 400 === 17) {
+      counts.login_key++;
+      block.push(`${t} [${pid}] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "users_login_key"`);
+      block.push(`${t} [${pid}] gotrs@gotrs DETAIL:  Key (login)=(agent${line}) already exists.`);
+      block.push(`${t} [${pid}] gotrs@gotrs STATEMENT:  INSERT INTO users (login, pw, first_name, last_name, valid_id) VALUES ($1, $2, $3, $4, 1)`);
+    } else if (line % 200_000 === 99) {
+      counts.pkey++;
+      block.push(`${t} [${pid}] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"`);
+      block.push(`${t} [${pid}] gotrs@gotrs DETAIL:  Key (id)=(${line}) already exists.`);
+    } else {
+      counts.statements++;
+      block.push(`${t} [${pid}] gotrs@gotrs LOG:  duration: 0.${line % 1000} ms  execute <unnamed>: SELECT id, tn, title, queue_id FROM ticket WHERE id = $1 AND archive_flag = 0`);
+    }
+  }
+  return block.join('\n') + '\n';
 }

@@ -1,9 +1,11 @@
 // npm run bench: every benchmark, each against its peer in the same run; results in bench/results/.
 import { benchFix } from './fix.mjs';
+import { benchHeal } from './heal.mjs';
+import { benchLive } from './live.mjs';
 import { benchReplay } from './replay.mjs';
 
 const only = process.argv.slice(2);
-const all = { fix: benchFix, replay: benchReplay };
+const all = { heal: benchHeal, live: benchLive, fix: benchFix, replay: benchReplay };
 for (const [name, bench] of Object.entries(all)) {
   if (only.length > 0 && !only.includes(name)) continue;
   const { result, file } = await bench();

@@ -2,14 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import pino from 'pino';
 import { ConfigError, configWarnings, databasesOf, loadConfig, redactUrl } from '../config/config.js';
 import type { Daemon } from '../daemon.js';
-import { registerAudit } from './commands/audit.js';
-import { registerCheck } from './commands/check.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerFix } from './commands/fix.js';
-import { registerReplay } from './commands/replay.js';
 import { CommandFailure, EXIT } from './context.js';
 
 
@@ -36,6 +30,7 @@ program
       'Example:\n  seqwatch run -c /etc/seqwatch/seqwatch.yaml',
   )
   .action(async (options: { config: string }) => {
+    const { default: pino } = await import('pino');
     const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
     const config = await loadConfig(options.config);
     // Signals are caught before anything starts: a SIGHUP from logrotate during start-up must not
@@ -112,11 +107,19 @@ configCommand
     process.stdout.write(lines.join('\n') + '\n');
   });
 
-registerCheck(program);
-registerFix(program);
-registerAudit(program);
-registerReplay(program);
-registerDoctor(program);
+/*
+ * The operator's commands, each in its own module with its own dependencies. `seqwatch fix ...`
+ * loads only fix's (a quicker start for scripts and sweeps); `--help` and anything unknown load all.
+ */
+const COMMANDS: Record<string, () => Promise<(program: Command) => void>> = {
+  check: async () => (await import('./commands/check.js')).registerCheck,
+  fix: async () => (await import('./commands/fix.js')).registerFix,
+  audit: async () => (await import('./commands/audit.js')).registerAudit,
+  replay: async () => (await import('./commands/replay.js')).registerReplay,
+  doctor: async () => (await import('./commands/doctor.js')).registerDoctor,
+};
+const named = process.argv[2];
+for (const name of named !== undefined && named in COMMANDS ? [named] : Object.keys(COMMANDS)) (await COMMANDS[name]!())(program);
 
 try {
   await program.parseAsync(process.argv);
