@@ -117,3 +117,30 @@ describe('seqwatch audit', () => {
     expect(parseWhen('2026-11-27T03:00:00Z', now)).toBe(Date.parse('2026-11-27T03:00:00Z'));
   });
 });
+
+describe('an audit log that cannot be written', () => {
+  it('holds records in order, tells its listeners, and writes them with an alert once it can', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-audit-full-'));
+    const path = join(dir, 'audit.jsonl');
+    const audit = new AuditLog(path, 3);
+    const trouble: boolean[] = [];
+    audit.onTrouble((state) => trouble.push(state.writable));
+    audit.write('started', {}, 'first');
+    // The disk fills (/dev/full fails every write with ENOSPC).
+    audit.reopen('/dev/full');
+    for (let i = 1; i <= 5; i++) audit.write('remediated', { table: 'public.ticket', after: String(i) }, `fix ${i}`);
+    expect(audit.writeState).toMatchObject({ writable: false, held: 3, lost: 2 });
+    expect(audit.writeState.error).toMatch(/ENOSPC/);
+    expect(trouble).toEqual([false]);
+    expect(audit.retry()).toBe(false);
+
+    audit.reopen(path);
+    expect(audit.writeState).toMatchObject({ writable: true, held: 0 });
+    expect(trouble).toEqual([false, true]);
+    const records = lines(path).map((line) => JSON.parse(line) as { event: string; after?: string; reason?: string; lost?: number });
+    expect(records.map((r) => r.after ?? r.reason ?? r.event)).toEqual(['started', '1', '2', '3', 'audit_unwritable']);
+    expect(records.at(-1)).toMatchObject({ event: 'alert', lost: 2 });
+    expect(verifyChain(readAuditLines([path]))).toEqual({ records: 5 });
+    audit.close();
+  });
+});
