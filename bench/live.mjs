@@ -5,9 +5,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { gotrsSchemaPath } from '../dist/devtools/gotrs.js';
-import { createDatabase, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
+import { createGotrsDatabase } from '../dist/devtools/gotrs.js';
+import { startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
 import { busyLogBlock, cli, median, writeResult } from './lib.mjs';
 
 const MB_PER_S = Number(process.env.BENCH_LIVE_MB_PER_S ?? 20);
@@ -113,11 +112,7 @@ export async function benchLive() {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-bench-live-'));
   const server = await startThrowawayPostgres();
   try {
-    const url = await createDatabase(server, 'gotrs');
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    await db.query(readFileSync(gotrsSchemaPath(), 'utf8'));
-    await db.end();
+    const url = await createGotrsDatabase(server);
     const data = blocks();
     const expected = data.counts.login_key + data.counts.pkey;
     const mib = data.bytes / 2 ** 20;

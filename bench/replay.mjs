@@ -1,12 +1,11 @@
 // seqwatch replay over a busy 1 GiB PostgreSQL log, against grep -F for the same words, same file, same run.
 // BENCH_LOG_MB=256 npm run bench  scales the log down.
 import { spawnSync } from 'node:child_process';
-import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { gotrsSchemaPath } from '../dist/devtools/gotrs.js';
-import { createDatabase, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
+import { createGotrsDatabase } from '../dist/devtools/gotrs.js';
+import { startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
 import { busyLogBlock, cli, median, race, timed, writeResult } from './lib.mjs';
 
 const MB = Number(process.env.BENCH_LOG_MB ?? 1024);
@@ -63,11 +62,7 @@ export async function benchReplay() {
   const size = statSync(log).size;
   const server = await startThrowawayPostgres();
   try {
-    const url = await createDatabase(server, 'gotrs');
-    const db = new pg.Client({ connectionString: url });
-    await db.connect();
-    await db.query(readFileSync(gotrsSchemaPath(), 'utf8'));
-    await db.end();
+    const url = await createGotrsDatabase(server);
     const config = join(dir, 'seqwatch.yaml');
     writeFileSync(config, `database: {url: '${url}'}\nsources: [{path: ${log}, log_line_prefix: '${PREFIX}'}]\naudit: {path: ${join(dir, 'audit.jsonl')}}\n`);
 

@@ -5,7 +5,7 @@ import { AuditLog } from './audit/AuditLog.js';
 import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
 import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
-import { detectIncident, type Incident } from './detect/detectIncident.js';
+import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
 import { createParser } from './formats/createParser.js';
 import type { RecordParser } from './formats/RecordParser.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from './remediate/Remediator.js';
@@ -229,6 +229,8 @@ export class Daemon {
 
   private async startSource(source: SourceConfig, parent?: string): Promise<void> {
     const unfinished: number[] = [];
+    // Most of a busy log cannot matter: lines without these are passed over (see LineSkipping).
+    const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
     const parser = createParser(
       source.format,
       {
@@ -236,6 +238,7 @@ export class Daemon {
         logLinePrefix: source.log_line_prefix,
         ...(source.inner_format ? { innerFormat: source.inner_format } : {}),
         onDetected: (format) => this.logger.info({ source: source.path, format }, `format detected: ${format}`),
+        interesting: (line: string) => needles.some((needle) => line.includes(needle)),
       },
       (record) => {
         const incident = detectIncident(record);
@@ -272,7 +275,18 @@ export class Daemon {
         })
       : source.path === '-'
         ? new StreamFollower('-', process.stdin, handlers)
-        : new FileFollower(source.path, handlers, { startAt: source.start_at });
+        : new FileFollower(source.path, handlers, {
+            startAt: source.start_at,
+            ...(parser.canPassOver && parser.passedOverLines
+              ? {
+                  skipping: {
+                    needles: needles.map((needle) => Buffer.from(needle)),
+                    canSkip: () => parser.canPassOver!(),
+                    onSkipped: (lines: number) => parser.passedOverLines!(lines),
+                  },
+                }
+              : {}),
+          });
     const running: RunningSource = { key: sourceKey(source), config: source, follower, parser, unfinished, lastGrowth: Date.now(), lastBytes: 0 };
     if (parent) running.parent = parent;
     const resume = follower instanceof FileFollower ? this.checkpoints.load(source.path) : undefined;
@@ -365,6 +379,7 @@ export class Daemon {
             unrecognised: s.parser.counters.unrecognisedLines,
             orphan: s.parser.counters.orphanLines,
           },
+          skipped: s.parser.counters.skippedLines ?? 0,
         })),
       incidents: () => this.counters().incidents,
       catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),

@@ -28,6 +28,18 @@ const SEQUENCE_ERRORS: Array<{ kind: SequenceErrorKind; sqlstate: string; englis
   { kind: 'sequence_permission_denied', sqlstate: '42501', english: /^permission denied for sequence (.+)$/ },
   { kind: 'setval_out_of_bounds', sqlstate: '22003', english: /^setval: value -?\d+ is out of bounds for sequence "(.+)" \(-?\d+\.\.-?\d+\)$/ },
 ];
+const ENGLISH_NEEDLES = ['duplicate key value violates unique constraint', 'value of sequence', 'for sequence', '_seq" does not exist'];
+const SQLSTATE_NEEDLES = [UNIQUE_VIOLATION, ...SEQUENCE_ERRORS.map((e) => e.sqlstate)];
+
+/**
+ * Strings one of which is in the first line of every record detectIncident can act on, for a cheap
+ * pre-check of raw log data: the English messages' words, and the SQLSTATEs when the log carries
+ * them (a prefix with %e; without it only English messages are recognised anyway).
+ */
+export function incidentNeedles(withSqlstate: boolean): string[] {
+  return withSqlstate ? [...ENGLISH_NEEDLES, ...SQLSTATE_NEEDLES] : [...ENGLISH_NEEDLES];
+}
+
 const ENGLISH = /^duplicate key value violates unique constraint "(.*)"$/s;
 /**
  * How translations quote the name ("…" ru/ja/…, «…» fr/es, »…« de, „…“, “…”, 「…」). Greedy

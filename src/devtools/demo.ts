@@ -12,8 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { gotrsSchemaPath, importTickets, INSERT_TICKET_SQL } from './gotrs.js';
-import { createDatabase, startThrowawayPostgres, type ThrowawayPostgres } from './throwawayPostgres.js';
+import { createGotrsDatabase, importTickets, INSERT_TICKET_SQL } from './gotrs.js';
+import { startThrowawayPostgres, type ThrowawayPostgres } from './throwawayPostgres.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -52,12 +52,10 @@ async function main(): Promise<void> {
     server = await startThrowawayPostgres();
     say(`${server.kind === 'local' ? 'local binaries' : 'Docker container'}; server log: ${server.logPath}`);
 
-    const url = await createDatabase(server, 'gotrs');
+    step("Loading GOTRS's schema and importing 1,000 tickets with explicit ids (as an OTRS migration does)");
+    const url = await createGotrsDatabase(server);
     const app = new pg.Client({ connectionString: url, application_name: 'gotrs-backend' });
     await app.connect();
-
-    step("Loading GOTRS's schema and importing 1,000 tickets with explicit ids (as an OTRS migration does)");
-    await app.query(readFileSync(gotrsSchemaPath(), 'utf8'));
     await importTickets(app, 1000);
     const seq = (await app.query(`SELECT last_value, is_called FROM ticket_id_seq`)).rows[0];
     say(`ticket: MAX(id) = 1000, ticket_id_seq.last_value = ${seq.last_value} (is_called ${seq.is_called}): the sequence is behind`);

@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type pg from 'pg';
+import pg from 'pg';
+import { createDatabase, type ThrowawayPostgres } from './throwawayPostgres.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -9,6 +10,19 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export function gotrsSchemaPath(): string {
   const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
   return existsSync(shared) ? shared : join(root, 'demo/gotrs-schema.postgresql.sql');
+}
+
+/** A database on the throwaway server with GOTRS's schema loaded (empty tables); returns its URL. */
+export async function createGotrsDatabase(server: ThrowawayPostgres, name = 'gotrs'): Promise<string> {
+  const url = await createDatabase(server, name);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(readFileSync(gotrsSchemaPath(), 'utf8'));
+  } finally {
+    await client.end();
+  }
+  return url;
 }
 
 /** The NOT NULL columns of GOTRS's `ticket` table, and plausible values for them. */

@@ -11,6 +11,8 @@ export interface ParserCounters {
   /** Lines that belong to no record of this format (counted, never fatal). */
   unrecognisedLines: number;
   orphanLines: number;
+  /** Lines a pre-check passed over unparsed (ordinary statements in a busy log). */
+  skippedLines?: number;
 }
 
 /**
@@ -23,6 +25,10 @@ export interface RecordParser {
   push(line: string, position?: LinePosition): void;
   /** Emits whatever is still being assembled: at the end of input, or when the source goes idle. */
   flush(): void;
+  /** Formats whose sources may pass over lines unseen (postgres-stderr): true while nothing is being assembled. */
+  canPassOver?(): boolean;
+  /** Told how many lines the source passed over unseen. */
+  passedOverLines?(lines: number): void;
 }
 
 export type RecordSink = (record: LogRecord) => void;

@@ -16,6 +16,8 @@ type TextField = 'message' | 'detail' | 'hint' | 'context' | 'statement' | 'loca
 
 /** How much of a line the prefix is looked for in. */
 const HEAD_CHARS = 4096;
+/** With a pre-check, one line in this many is parsed in full all the same. */
+const SAMPLE_EVERY = 64;
 /** Backends with a record still open; past this the oldest is emitted as it is. */
 const MAX_PENDING = 4096;
 
@@ -36,11 +38,24 @@ export class StderrPrefixParser implements RecordParser {
   private readonly matcher: RegExp;
   private readonly pending = new Map<string, Pending>();
   private last: Pending | undefined;
+  /** Backends whose current record the pre-check passed over: their DETAIL, STATEMENT... lines are too. */
+  private readonly passedOver = new Set<string>();
+  /** The line before was passed over by the pre-check: its continuation lines are too. */
+  private lastSkipped = false;
+  /** Lines passed over since the last one parsed in full (every SAMPLE_EVERY-th is parsed anyway). */
+  private sinceParsed = 0;
 
+  /**
+   * `interesting`, when given, is a cheap pre-check on a whole line: a line it rejects, while no
+   * record is being assembled, cannot start a record that matters and is passed over without the
+   * prefix regex (the bulk of a busy log: ordinary statements). Every SAMPLE_EVERY-th line is
+   * parsed in full anyway, so a log_line_prefix that does not match still shows as unrecognised lines.
+   */
   constructor(
     logLinePrefix: string,
     private readonly source: string,
     private readonly onRecord: (record: LogRecord) => void,
+    private readonly interesting?: (line: string) => boolean,
   ) {
     this.matcher = compileLogLinePrefix(logLinePrefix);
   }
@@ -48,9 +63,16 @@ export class StderrPrefixParser implements RecordParser {
   /** Feeds one physical line (without its newline), with where it was read, when known. */
   push(line: string, position: LinePosition = {}): void {
     if (line.startsWith('\t')) {
-      this.continueRecord(line.slice(1));
+      if (!this.lastSkipped) this.continueRecord(line.slice(1));
       return;
     }
+    if (this.interesting && this.pending.size === 0 && ++this.sinceParsed < SAMPLE_EVERY && !this.interesting(line)) {
+      this.passOver();
+      return;
+    }
+    this.sinceParsed = 0;
+    const afterSkipped = this.lastSkipped;
+    this.lastSkipped = false;
     // The prefix is matched on the line's head only: its lazy parts (%a, %u) must not scan a huge line.
     const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
     const match = this.matcher.exec(head);
@@ -64,7 +86,9 @@ export class StderrPrefixParser implements RecordParser {
     if (SECONDARY.has(severity)) {
       const open = this.pending.get(key);
       if (!open) {
-        this.counters.orphanLines++;
+        // A DETAIL or STATEMENT of a record the pre-check passed over is no orphan.
+        if (afterSkipped || this.passedOver.has(key)) this.lastSkipped = true;
+        else this.counters.orphanLines++;
         return;
       }
       const field = FIELD_OF[severity]!;
@@ -74,6 +98,14 @@ export class StderrPrefixParser implements RecordParser {
       return;
     }
     this.emit(key);
+    this.passedOver.delete(key);
+    if (this.interesting && !this.interesting(line)) {
+      // Parsed only to close this backend's record before it: this one is not kept.
+      if (this.passedOver.size >= MAX_PENDING) this.passedOver.clear();
+      this.passedOver.add(key);
+      this.passOver();
+      return;
+    }
     const record: LogRecord = { source: this.source, severity, message: '' };
     if (position.offset !== undefined) record.offset = position.offset;
     if (position.line !== undefined) record.line = position.line;
@@ -110,10 +142,27 @@ export class StderrPrefixParser implements RecordParser {
     appendField(open.record, open.lastField, '\n' + text);
   }
 
+  /** Nothing is being assembled: lines that hold none of the pre-check's needles may be passed over unseen. */
+  canPassOver(): boolean {
+    return this.pending.size === 0;
+  }
+
+  /** `lines` lines were passed over unseen (by the source, which searched their bytes): see canPassOver. */
+  passedOverLines(lines: number): void {
+    this.counters.skippedLines = (this.counters.skippedLines ?? 0) + lines;
+    this.lastSkipped = true;
+  }
+
+  private passOver(): void {
+    this.counters.skippedLines = (this.counters.skippedLines ?? 0) + 1;
+    this.lastSkipped = true;
+  }
+
   /** Emits every record still being assembled: call at end of input, or when the source goes idle. */
   flush(): void {
     for (const key of [...this.pending.keys()]) this.emit(key);
     this.last = undefined;
+    this.lastSkipped = false;
   }
 
   private emit(key: string): void {

@@ -19,12 +19,14 @@ export interface FormatOptions {
   innerFormat?: InnerFormat;
   /** For auto: told once which format the first lines showed. */
   onDetected?: (format: Exclude<Format, 'auto'>) => void;
+  /** A cheap pre-check on whole lines, for the formats that can use one (postgres-stderr): see StderrPrefixParser. */
+  interesting?: (line: string) => boolean;
 }
 
 export function createParser(format: Format, options: FormatOptions, onRecord: RecordSink): RecordParser {
   switch (format) {
     case 'postgres-stderr':
-      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord);
+      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord, options.interesting);
     case 'postgres-csv':
       return new CsvlogParser(options.source, onRecord);
     case 'postgres-json':

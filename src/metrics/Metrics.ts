@@ -11,6 +11,8 @@ export interface MetricsSources {
     lagBytes: number;
     /** Bad input, counted and passed over: over-long lines, lines of no record, orphan continuations. */
     oddities: { oversized: number; unrecognised: number; orphan: number };
+    /** Lines the pre-check passed over without parsing them (they cannot start a record that matters). */
+    skipped: number;
   }>;
   incidents(): number;
   /** Catalog queries (name lookups) and sequence checks made so far. */
@@ -61,6 +63,16 @@ export class Metrics {
       collect() {
         this.reset();
         for (const s of sources.sources()) for (const [kind, n] of Object.entries(s.oddities)) this.inc({ source: s.source, kind }, n);
+      },
+    });
+    new Counter({
+      name: 'seqwatch_log_lines_skipped_total',
+      help: 'Lines passed over unparsed by the pre-check (no record starting there can be a sequence error), per source',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of sources.sources()) this.inc({ source: s.source }, s.skipped);
       },
     });
     new Gauge({

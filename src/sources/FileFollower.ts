@@ -2,7 +2,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { LineSplitter, type LinePosition } from './LineSplitter.js';
+import { LineSplitter, type LinePosition, type LineSkipping } from './LineSplitter.js';
 
 export type { LinePosition };
 
@@ -15,6 +15,8 @@ export interface FileFollowerOptions {
   maxLineBytes?: number;
   /** A file rotated away is still read while it keeps growing, and closed once idle this long. */
   rotatedIdleMs?: number;
+  /** Runs of lines that cannot matter are counted, not handed out (see LineSkipping). */
+  skipping?: LineSkipping;
 }
 
 export interface FileFollowerHandlers {
@@ -97,6 +99,7 @@ export class FileFollower {
   private finalCheckpoint: Checkpoint | undefined;
   /** When the follower last looked at its files: a stuck follower stops feeding the watchdog. */
   lastPollAt = 0;
+  private readonly skipping: LineSkipping | undefined;
 
   constructor(
     readonly path: string,
@@ -107,6 +110,7 @@ export class FileFollower {
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
     this.maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
     this.rotatedIdleMs = options.rotatedIdleMs ?? 2000;
+    this.skipping = options.skipping;
   }
 
   /**
@@ -287,6 +291,7 @@ export class FileFollower {
         },
         () => this.counters.oversizedLines++,
         position,
+        this.skipping,
       ),
       head,
       lastGrowth: Date.now(),

@@ -7,6 +7,19 @@ export interface LinePosition {
 }
 
 /**
+ * Lets a splitter pass over whole runs of lines that cannot matter without handing them out one by
+ * one: while `canSkip()` (nothing is being assembled downstream), the lines before the next
+ * occurrence of any needle are only counted. The needles are searched in the raw bytes, the way
+ * grep -F does.
+ */
+export interface LineSkipping {
+  needles: Buffer[];
+  canSkip(): boolean;
+  /** `lines` complete lines were passed over. */
+  onSkipped(lines: number): void;
+}
+
+/**
  * Splits bytes into lines on the newline byte, so a multi-byte character or a NUL never confuses
  * it. A line longer than `maxLineBytes` is skipped (and counted) without losing the next one; a
  * CRLF line comes out clean. Lines are handed out as views of the caller's buffer: decode or copy
@@ -26,6 +39,7 @@ export class LineSplitter {
     private readonly onLine: (line: Buffer, position: LinePosition) => void,
     private readonly onOversized: () => void,
     start = 0,
+    private readonly skipping?: LineSkipping,
   ) {
     this.lineStart = start;
     this.lineNumber = start === 0 ? 1 : undefined;
@@ -43,7 +57,14 @@ export class LineSplitter {
   /** Takes the bytes that were read at offset `at`. */
   push(bytes: Buffer, at: number): void {
     let start = 0;
+    // Where each needle next occurs in `bytes` (-1: not again); the first line is always handed out,
+    // so a log_line_prefix that matches nothing still shows.
+    const next = this.skipping?.needles.map((needle) => bytes.indexOf(needle));
+    let handedOut = false;
     for (;;) {
+      if (next && handedOut && this.partialBytes === 0 && !this.discarding && this.skipping!.canSkip()) {
+        start = this.skipTo(bytes, at, start, next);
+      }
       const newline = bytes.indexOf(0x0a, start);
       if (newline === -1) break;
       const piece = bytes.subarray(start, newline);
@@ -62,6 +83,7 @@ export class LineSplitter {
       if (this.lineNumber !== undefined) this.lineNumber++;
       start = newline + 1;
       this.lineStart = at + start;
+      handedOut = true;
     }
     if (start >= bytes.length || this.discarding) return;
     const rest = bytes.subarray(start);
@@ -75,6 +97,26 @@ export class LineSplitter {
     // The caller's buffer is reused for the next read: keep a copy of the unfinished line.
     this.partial.push(Buffer.from(rest));
     this.partialBytes += rest.length;
+  }
+
+  /**
+   * Passes over the complete lines from `start` up to the line holding the next needle (or the
+   * last complete line); returns where handing out resumes.
+   */
+  private skipTo(bytes: Buffer, at: number, start: number, next: number[]): number {
+    let hit = -1;
+    next.forEach((position, i) => {
+      if (position !== -1 && position < start) next[i] = position = bytes.indexOf(this.skipping!.needles[i]!, start);
+      if (position !== -1 && (hit === -1 || position < hit)) hit = position;
+    });
+    const until = hit === -1 ? bytes.lastIndexOf(0x0a) + 1 : bytes.lastIndexOf(0x0a, hit) + 1;
+    if (until <= start) return start;
+    let lines = 0;
+    for (let newline = bytes.indexOf(0x0a, start); newline !== -1 && newline < until; newline = bytes.indexOf(0x0a, newline + 1)) lines++;
+    if (this.lineNumber !== undefined) this.lineNumber += lines;
+    this.lineStart = at + until;
+    this.skipping!.onSkipped(lines);
+    return until;
   }
 
   /** Hands out the unfinished last line as it is: nobody will finish it now (a rotated file, stdin's end). */

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { LineSplitter, type LinePosition } from '../../src/sources/LineSplitter.js';
+
+/** Splits `chunks` (pushed one after the other) and returns what came out. */
+function split(chunks: string[], skipping?: { needles: string[]; canSkip: () => boolean }) {
+  const lines: Array<{ text: string } & LinePosition> = [];
+  let skipped = 0;
+  const splitter = new LineSplitter(
+    1024,
+    (line, position) => lines.push({ text: line.toString(), ...position }),
+    () => {},
+    0,
+    skipping && { needles: skipping.needles.map((n) => Buffer.from(n)), canSkip: skipping.canSkip, onSkipped: (n) => (skipped += n) },
+  );
+  let at = 0;
+  for (const chunk of chunks) {
+    splitter.push(Buffer.from(chunk), at);
+    at += Buffer.byteLength(chunk);
+  }
+  return { lines, skipped, lineStart: splitter.lineStart };
+}
+
+describe('LineSplitter passing over lines that cannot matter', () => {
+  const log = ['first', 'ordinary 1', 'ordinary 2', 'a NEEDLE here', 'ordinary 3', 'ordinary 4', 'NEEDLE again', 'tail'].map((l) => `${l}\n`).join('');
+
+  it('hands out the first line and the lines with a needle, with their true offsets and numbers; the rest are counted', () => {
+    const { lines, skipped, lineStart } = split([log], { needles: ['NEEDLE'], canSkip: () => true });
+    expect(lines.map((l) => [l.text, l.offset, l.line])).toEqual([
+      ['first', 0, 1],
+      ['a NEEDLE here', log.indexOf('a NEEDLE'), 4],
+      ['NEEDLE again', log.indexOf('NEEDLE again'), 7],
+    ]);
+    expect(skipped).toBe(5);
+    expect(lineStart).toBe(Buffer.byteLength(log));
+  });
+
+  it('hands out every line while something downstream is being assembled', () => {
+    expect(split([log], { needles: ['NEEDLE'], canSkip: () => false }).lines).toHaveLength(8);
+  });
+
+  it('never passes over a line split between two reads, nor a needle split between them', () => {
+    const cut = log.indexOf('EDLE again');
+    const { lines } = split([log.slice(0, cut), log.slice(cut)], { needles: ['NEEDLE'], canSkip: () => true });
+    expect(lines.map((l) => l.text)).toContain('NEEDLE again');
+    expect(lines.map((l) => l.text)).toContain('a NEEDLE here');
+  });
+
+  it('without skipping, hands out every line', () => {
+    expect(split([log]).lines).toHaveLength(8);
+  });
+});
