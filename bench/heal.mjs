@@ -24,6 +24,7 @@ function application(client, table) {
   let healedAt;
   let failures = 0;
   let inserts = 0;
+  let failed;
   const started = performance.now();
   const done = (async () => {
     while (running) {
@@ -32,7 +33,10 @@ function application(client, table) {
         inserts++;
         if (firstFailure !== undefined && healedAt === undefined) healedAt = performance.now();
       } catch (error) {
-        if (error.code !== '23505') throw error;
+        if (error.code !== '23505') {
+          failed = error;
+          return;
+        }
         failures++;
         if (armed && firstFailure === undefined) firstFailure = performance.now();
       }
@@ -41,7 +45,10 @@ function application(client, table) {
   })();
   return {
     arm: () => (armed = true),
-    result: () => ({ firstFailure, healedAt, failures }),
+    result: () => {
+      if (failed) throw new Error(`the application's INSERT failed: ${failed.message}`);
+      return { firstFailure, healedAt, failures };
+    },
     rate: () => (inserts + failures) / ((performance.now() - started) / 1000),
     stop: async () => {
       running = false;
@@ -82,6 +89,8 @@ export async function benchHeal() {
     const app = new pg.Client({ connectionString: url });
     const importer = new pg.Client({ connectionString: url });
     await Promise.all([app.connect(), importer.connect()]);
+    // Ended by the server's shutdown when a trial fails: the trial's error is the one to report.
+    for (const client of [app, importer]) client.on('error', () => {});
     const heals = [];
     const failed = [];
     const rates = [];
@@ -92,9 +101,20 @@ export async function benchHeal() {
       await sleep(100 + Math.random() * 200);
       inserter.arm();
       // The import: 500 rows with explicit ids past the sequence.
-      await importer.query(`INSERT INTO ${table} (id, title) SELECT (SELECT max(id) FROM ${table}) + g, 'imported' FROM generate_series(1, 500) g`);
+      // (It may race the application for MAX + 1: then it tries again, as an importer would.)
+      for (;;) {
+        try {
+          await importer.query(`INSERT INTO ${table} (id, title) SELECT (SELECT max(id) FROM ${table}) + g, 'imported' FROM generate_series(1, 500) g`);
+          break;
+        } catch (error) {
+          if (error.code !== '23505') throw error;
+        }
+      }
       for (let i = 0; inserter.result().healedAt === undefined; i++) {
-        if (i > 1000) throw new Error(`trial ${trial}: not healed after 10 s:\n${stderr.slice(-2000)}`);
+        if (i > 1000) {
+          const audit = readFileSync(join(dir, 'audit.jsonl'), 'utf8').trim().split('\n').slice(-5).join('\n');
+          throw new Error(`trial ${trial}: not healed after 10 s\n${stderr.slice(-2000)}\n${audit}`);
+        }
         await sleep(10);
       }
       await inserter.stop();
