@@ -22,3 +22,10 @@ const flush = () => {
 };
 flush();
 setInterval(flush, 50);
+// The real one dies of SIGPIPE at its next write once the daemon is gone; this one may have nothing to
+// write, so it leaves when its parent has (a daemon killed -9 by a test).
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 500).unref();
+process.stdout.on('error', () => process.exit(0));
