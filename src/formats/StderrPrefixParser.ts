@@ -38,8 +38,6 @@ export class StderrPrefixParser implements RecordParser {
   private readonly matcher: RegExp;
   private readonly pending = new Map<string, Pending>();
   private last: Pending | undefined;
-  /** Backends whose current record the pre-check passed over: their DETAIL, STATEMENT... lines are too. */
-  private readonly passedOver = new Set<string>();
   /** The line before was passed over by the pre-check: its continuation lines are too. */
   private lastSkipped = false;
   /** Lines passed over since the last one parsed in full (every SAMPLE_EVERY-th is parsed anyway). */
@@ -71,7 +69,6 @@ export class StderrPrefixParser implements RecordParser {
       return;
     }
     this.sinceParsed = 0;
-    const afterSkipped = this.lastSkipped;
     this.lastSkipped = false;
     // The prefix is matched on the line's head only: its lazy parts (%a, %u) must not scan a huge line.
     const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
@@ -86,8 +83,8 @@ export class StderrPrefixParser implements RecordParser {
     if (SECONDARY.has(severity)) {
       const open = this.pending.get(key);
       if (!open) {
-        // A DETAIL or STATEMENT of a record the pre-check passed over is no orphan.
-        if (afterSkipped || this.passedOver.has(key)) this.lastSkipped = true;
+        // With a pre-check, most records are passed over unseen: a DETAIL or STATEMENT of one is no orphan.
+        if (this.interesting) this.passOver();
         else this.counters.orphanLines++;
         return;
       }
@@ -98,11 +95,8 @@ export class StderrPrefixParser implements RecordParser {
       return;
     }
     this.emit(key);
-    this.passedOver.delete(key);
     if (this.interesting && !this.interesting(line)) {
       // Parsed only to close this backend's record before it: this one is not kept.
-      if (this.passedOver.size >= MAX_PENDING) this.passedOver.clear();
-      this.passedOver.add(key);
       this.passOver();
       return;
     }

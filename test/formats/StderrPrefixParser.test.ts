@@ -102,3 +102,50 @@ describe('StderrPrefixParser', () => {
     expect(records[0]!.statement!.length).toBeLessThanOrEqual(16 * 1024);
   });
 });
+
+describe('StderrPrefixParser with a pre-check (the daemon on a busy log)', () => {
+  const interesting = (line: string) => line.includes('duplicate key value violates unique constraint');
+  const T = '2026-11-27 10:00:00.123 UTC';
+  const busy = [
+    `${T} [1] LOG:  statement: SELECT 1`,
+    '\tFROM ticket',
+    `${T} [2] ERROR:  duplicate key value violates unique constraint "ticket_pkey"`,
+    `${T} [1] DETAIL:  of the statement before`,
+    `${T} [3] LOG:  statement: SELECT 2`,
+    `${T} [2] DETAIL:  Key (id)=(7) already exists.`,
+    `${T} [2] STATEMENT:  INSERT INTO ticket DEFAULT VALUES`,
+    `${T} [2] LOG:  statement: SELECT 3`,
+    `${T} [3] DETAIL:  of SELECT 2`,
+  ];
+
+  function parseWith(lines: string[]) {
+    const records: LogRecord[] = [];
+    const parser = new StderrPrefixParser('%m [%p] ', 'test.log', (r) => records.push(r), interesting);
+    lines.forEach((line, i) => parser.push(line, { line: i + 1 }));
+    parser.flush();
+    return { records, parser };
+  }
+
+  it('emits the records that matter, whole, and passes the others over without calling anything an orphan', () => {
+    const { records, parser } = parseWith(busy);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ pid: 2, message: 'duplicate key value violates unique constraint "ticket_pkey"', detail: 'Key (id)=(7) already exists.', statement: 'INSERT INTO ticket DEFAULT VALUES', line: 3 });
+    expect(parser.counters).toMatchObject({ records: 1, orphanLines: 0, unrecognisedLines: 0 });
+    expect(parser.counters.skippedLines).toBeGreaterThan(0);
+  });
+
+  it('still parses one line in 64 in full: a log_line_prefix that does not match shows as unrecognised lines', () => {
+    const lines = Array.from({ length: 640 }, (_, i) => `${T} <${i}> LOG:  statement: SELECT ${i}`);
+    const { parser } = parseWith(lines);
+    expect(parser.counters.unrecognisedLines).toBe(10);
+  });
+
+  it('lets its source pass lines over unseen only while nothing is being assembled', () => {
+    const { parser } = parseWith([]);
+    expect(parser.canPassOver()).toBe(true);
+    parser.push(busy[2]!, { line: 1 });
+    expect(parser.canPassOver()).toBe(false);
+    parser.flush();
+    expect(parser.canPassOver()).toBe(true);
+  });
+});
