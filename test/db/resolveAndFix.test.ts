@@ -191,6 +191,18 @@ describe('catalog lookups under a storm of distinct names', () => {
     expect(queries).toBe(resolver.queries);
   });
 
+  it('remember an unknown name for unknownTtlMs only: an index created after its first error is found once that has passed', async () => {
+    const resolver = new IndexResolver(db.pool, { unknownTtlMs: 300 });
+    expect((await resolver.resolve('late_pkey')).targets).toHaveLength(0);
+    await db.pool.query('CREATE TABLE late (id serial PRIMARY KEY)');
+    const queries = resolver.queries;
+    expect((await resolver.resolve('late_pkey')).targets).toHaveLength(0); // from the negative cache
+    expect(resolver.queries).toBe(queries);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect((await resolver.resolve('late_pkey')).targets.map((t) => t.table)).toEqual(['public.late']);
+    expect(resolver.queries).toBe(queries + 1);
+  });
+
   it('go to the catalog at the bounded rate', async () => {
     let queries = 0;
     const counting = { query: (text: string, values?: unknown[]) => (queries++, db.pool.query(text, values)) };
