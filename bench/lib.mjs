@@ -59,7 +59,7 @@ const clock = (n) =>
 
 /**
  * `count` lines of a busy GOTRS server log (prefix '%m [%p] %q%u@%d '), from line number `from`:
- * ordinary statements, a real but non-sequence unique violation every 400 lines (users_login_key,
+ * ordinary statements, a real but non-sequence unique violation every 250 lines (users_login_key,
  * with DETAIL and STATEMENT), a lagging-sequence one every 200,000 (ticket_pkey). Tallies into `counts`.
  */
 export function busyLogBlock(from, count, counts) {
@@ -67,7 +67,7 @@ export function busyLogBlock(from, count, counts) {
   for (let line = from; line < from + count; line++) {
     const t = clock(line);
     const pid = 1000 + (line % 97);
-    if (line % 400 === 17) {
+    if (line % 250 === 17) {
       counts.login_key++;
       block.push(`${t} [${pid}] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "users_login_key"`);
       block.push(`${t} [${pid}] gotrs@gotrs DETAIL:  Key (login)=(agent${line}) already exists.`);

@@ -114,6 +114,8 @@ export class Daemon {
   private reloading: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Followers waiting in backpressure() right now. */
+  private waitingForCatalog = 0;
   private notifier: Notifier | undefined;
   private metricsServer: Server | undefined;
   private readonly checkpoints: CheckpointStore;
@@ -304,7 +306,12 @@ export class Daemon {
     const full = () => this.contexts.some((c) => c.remediator.pendingNames >= PENDING_NAMES_HIGH);
     if (!full()) return undefined;
     return (async () => {
-      while (full() && !this.stopping) await new Promise((resolve) => setTimeout(resolve, 20));
+      this.waitingForCatalog++;
+      try {
+        while (full() && !this.stopping) await new Promise((resolve) => setTimeout(resolve, 20));
+      } finally {
+        this.waitingForCatalog--;
+      }
     })();
   }
 
@@ -466,7 +473,8 @@ export class Daemon {
   /** Healthy: every follower polls, and the database answers within `timeoutMs`. */
   async health(timeoutMs = HEARTBEAT_MS): Promise<Health> {
     const now = Date.now();
-    const sources = [...this.sources.values()].every((s) => now - s.follower.lastPollAt < STUCK_FOLLOWER_MS);
+    // A follower held back by the backpressure is waiting on purpose, not stuck.
+    const sources = this.waitingForCatalog > 0 || [...this.sources.values()].every((s) => now - s.follower.lastPollAt < STUCK_FOLLOWER_MS);
     const database = await Promise.race([
       Promise.all(this.contexts.map((c) => c.db.query('SELECT 1'))).then(
         () => true,
