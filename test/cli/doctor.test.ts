@@ -49,7 +49,7 @@ describe('seqwatch doctor', () => {
     const url = new URL(db.url);
     url.username = user;
     const path = join(dir, `${user}-${sources.length}-${Math.random()}.yaml`);
-    writeFileSync(path, stringify({ database: { url: url.toString() }, sources, audit: { path: join(dir, 'audit.jsonl') } }));
+    writeFileSync(path, stringify({ database: { url: url.toString() }, sources, audit: { path: join(dir, 'audit.jsonl') }, state_dir: join(dir, 'state') }));
     return path;
   }
 
@@ -60,6 +60,9 @@ describe('seqwatch doctor', () => {
     expect(result.stdout).toContain(`cannot read and set 1 sequence(s)`);
     expect(result.stdout).toContain(`GRANT SELECT, UPDATE ON SEQUENCE public.article_id_seq TO ${role};`);
     expect(result.stdout).toContain('does not exist yet');
+    // Where it writes: the audit log and the state directory, with the room left there.
+    expect(result.stdout).toMatch(new RegExp(`ok +audit log ${join(dir, 'audit.jsonl')} is writable, \\d+ [MG]iB free`));
+    expect(result.stdout).toMatch(/ok +state directory .* is writable/);
   });
 
   it('names a log_line_prefix that does not match the server, and an unreadable source', async () => {

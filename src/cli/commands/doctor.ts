@@ -1,4 +1,5 @@
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../../config/config.js';
 import type { Database } from '../../db/Database.js';
@@ -32,7 +33,8 @@ export function registerDoctor(program: Command): void {
 Connects as the configured role and checks: that it is not a superuser and has the privileges it
 needs (SELECT on tables, SELECT and UPDATE on sequences); the server settings the detection relies
 on (log_destination, logging_collector, log_line_prefix against the config, lc_messages,
-log_min_messages, log_min_error_statement); that each source is readable and looks like its format.
+log_min_messages, log_min_error_statement); that each source is readable and looks like its format;
+that the audit log and the state directory are writable and have room.
 Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.`,
     )
     .action(async (options: { config: string; database?: string }) => {
@@ -67,7 +69,7 @@ export async function diagnose(config: Config, db: Database): Promise<Finding[]>
         what: `cannot connect: ${(error as Error).message}`,
         fix: 'check database.url (host, port, database, user), the password (password_file, PGPASSWORD, ~/.pgpass) and pg_hba.conf',
       });
-      return [...findings, ...sourceFindings(config, undefined)];
+      return [...findings, ...sourceFindings(config, undefined), ...storageFindings(config)];
     }
     if (who.superuser) {
       findings.push({
@@ -81,7 +83,7 @@ export async function diagnose(config: Config, db: Database): Promise<Finding[]>
     findings.push(...(await privilegeFindings(db, who.user)));
     const settings = await serverSettings(db);
     findings.push(...settingFindings(config, settings));
-    findings.push(...sourceFindings(config, settings.log_line_prefix));
+    findings.push(...sourceFindings(config, settings.log_line_prefix), ...storageFindings(config));
   } finally {
     await db.close();
   }
@@ -187,6 +189,46 @@ function settingFindings(config: Config, settings: Record<string, string>): Find
   }
   if (english) findings.push({ level: 'ok', what: `lc_messages '${lc || 'C'}': messages in English` });
   return findings;
+}
+
+/** Below this much free space under the audit log or the state directory, doctor warns. */
+const LOW_SPACE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Where seqwatch writes: the audit log and the state directory (checkpoints, health file). Each must
+ * be writable (or creatable) and have room: on a full disk the daemon keeps healing but holds its
+ * audit records in memory (see the README), which is no way to run.
+ */
+function storageFindings(config: Config): Finding[] {
+  const findings: Finding[] = [];
+  for (const [what, path, dir] of [
+    ['audit log', config.audit.path, dirname(config.audit.path)],
+    ['state directory', config.state_dir, config.state_dir],
+  ] as const) {
+    const existing = nearestExisting(dir);
+    try {
+      accessSync(existsSync(path) ? path : existing, constants.W_OK);
+    } catch {
+      findings.push({ level: 'problem', what: `${what} ${path} is not writable by this user`, fix: `give the daemon's user write access to ${existsSync(path) ? path : existing} (the unit's LogsDirectory/StateDirectory do it under systemd)` });
+      continue;
+    }
+    const { bavail, bsize } = statfsSync(existing);
+    const free = bavail * bsize;
+    const mib = Math.round(free / 2 ** 20);
+    if (free < LOW_SPACE_BYTES) {
+      findings.push({ level: 'warn', what: `${what} ${path}: only ${mib} MiB free on its file system`, fix: 'free space there or move it (audit.path, state_dir): on a full disk decisions wait in memory and go to the journal' });
+    } else {
+      findings.push({ level: 'ok', what: `${what} ${path} is writable, ${mib >= 10_240 ? `${Math.round(mib / 1024)} GiB` : `${mib} MiB`} free` });
+    }
+  }
+  return findings;
+}
+
+/** The path itself or its closest existing ancestor (what a mkdir -p would create under). */
+function nearestExisting(path: string): string {
+  let at = path;
+  while (!existsSync(at) && dirname(at) !== at) at = dirname(at);
+  return at;
 }
 
 function sourceFindings(config: Config, serverPrefix: string | undefined): Finding[] {
