@@ -2,11 +2,10 @@
 // detecting and checking against the database) against `tail -F | grep -F` (finding the lines only).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGotrsDatabase } from '../dist/devtools/gotrs.js';
-import { startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
+import { freePort, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
 import { busyLogBlock, cli, median, writeResult } from './lib.mjs';
 
 const MB_PER_S = Number(process.env.BENCH_LIVE_MB_PER_S ?? 20);
@@ -19,15 +18,6 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function metric(port, name) {

@@ -50,7 +50,8 @@ export function findLocalBinaries(): string | undefined {
   return candidates.find((dir) => dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port free on loopback right now (for a throwaway server, a daemon's metrics.listen). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

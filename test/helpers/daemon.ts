@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { AuditEvent, AuditFields } from '../../src/audit/AuditLog.js';
 import { repoRoot } from './db.js';
+
+export { freePort } from '../../src/devtools/throwawayPostgres.js';
 
 export const CLI = join(repoRoot, 'dist/cli/main.js');
 
@@ -109,16 +110,6 @@ export async function runCli(...args: string[]): Promise<{ code: number; stdout:
 
 /** A path inside the repository. */
 export const repoRootPath = (path: string): string => join(repoRoot, path);
-
-/** A TCP port free on loopback right now (for a daemon's metrics.listen). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One value of the daemon's /metrics (a metric without labels, or the sum over its labels). */
 export async function metricValue(port: number, name: string): Promise<number> {
