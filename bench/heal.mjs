@@ -76,14 +76,22 @@ function psqlAsync(psql, url, sql) {
   );
 }
 
+/**
+ * A table per trial (`${prefix}1` ... `${prefix}${count}`), 1,000 rows, its sequence in sync: each
+ * heal is a first fix (no cooldown from the trial before).
+ */
+function createTrialTables(client, prefix, count) {
+  return client.query(`DO $$ BEGIN FOR i IN 1..${count} LOOP
+    EXECUTE format('CREATE TABLE ${prefix}%s (id bigserial PRIMARY KEY, title text NOT NULL)', i);
+    EXECUTE format('INSERT INTO ${prefix}%s (title) SELECT ''old'' FROM generate_series(1, 1000)', i);
+  END LOOP; END $$`);
+}
+
 /** The cron peer, measured: see benchHeal. */
 async function cronPeer(url, psql, doBlock) {
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
-  await admin.query(`DO $$ BEGIN FOR i IN 1..${CRON_TRIALS} LOOP
-    EXECUTE format('CREATE TABLE c%s (id bigserial PRIMARY KEY, title text NOT NULL)', i);
-    EXECUTE format('INSERT INTO c%s (title) SELECT ''old'' FROM generate_series(1, 1000)', i);
-  END LOOP; END $$`);
+  await createTrialTables(admin, 'c', CRON_TRIALS);
   const clients = [];
   const apps = [];
   for (let i = 1; i <= CRON_TRIALS; i++) {
@@ -131,11 +139,7 @@ export async function benchHeal() {
     const url = await createDatabase(server, 'helpdesk');
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
-    // A table per trial: each heal is a first fix (no cooldown from the trial before).
-    await admin.query(`DO $$ BEGIN FOR i IN 1..${TRIALS} LOOP
-      EXECUTE format('CREATE TABLE t%s (id bigserial PRIMARY KEY, title text NOT NULL)', i);
-      EXECUTE format('INSERT INTO t%s (title) SELECT ''old'' FROM generate_series(1, 1000)', i);
-    END LOOP; END $$`);
+    await createTrialTables(admin, 't', TRIALS);
     await admin.end();
     const config = join(dir, 'seqwatch.yaml');
     writeFileSync(
