@@ -386,7 +386,7 @@ export class Daemon {
             unrecognised: s.parser.counters.unrecognisedLines,
             orphan: s.parser.counters.orphanLines,
           },
-          skipped: s.parser.counters.skippedLines ?? 0,
+          skipped: s.parser.counters.skippedLines,
         })),
       incidents: () => this.counters().incidents,
       catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),

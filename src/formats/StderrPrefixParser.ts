@@ -143,12 +143,12 @@ export class StderrPrefixParser implements RecordParser {
 
   /** `lines` lines were passed over unseen (by the source, which searched their bytes): see canPassOver. */
   passedOverLines(lines: number): void {
-    this.counters.skippedLines = (this.counters.skippedLines ?? 0) + lines;
+    this.counters.skippedLines += lines;
     this.lastSkipped = true;
   }
 
   private passOver(): void {
-    this.counters.skippedLines = (this.counters.skippedLines ?? 0) + 1;
+    this.counters.skippedLines++;
     this.lastSkipped = true;
   }
 
