@@ -185,11 +185,14 @@ export class Remediator {
    */
   async stop(graceMs: number): Promise<boolean> {
     this.cooldown.abort();
-    for (const window of this.reasonWindows.values()) this.summarise(window);
-    if (await this.drain(graceMs)) return true;
-    this.giveUp.abort();
-    await this.drain(2_000);
-    return false;
+    const finished = await this.drain(graceMs);
+    if (!finished) {
+      this.giveUp.abort();
+      await this.drain(2_000);
+    }
+    // Last: the names whose lookups finished during the drain belong in the summary too.
+    for (const window of [...this.reasonWindows.values()]) this.summarise(window);
+    return finished;
   }
 
   private track(work: Promise<void>): Promise<void> {

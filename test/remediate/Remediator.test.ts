@@ -74,6 +74,18 @@ describe('Remediator', () => {
     expect(skipped[0]).toMatchObject({ reason: 'unknown_constraint' });
   });
 
+  it('on a stop, counts in its summary the names whose lookups were still running', async () => {
+    const { remediator: r, records } = remediator();
+    // Stopped at once: the lookups of most of these names finish during the stop's drain.
+    for (let i = 0; i < 3000; i++) r.handle(incident(`stopped_${i}_pkey`));
+    expect(await r.stop(10_000)).toBe(true);
+    const unknown = records().filter((a) => a.reason === 'unknown_constraint');
+    const summaries = unknown.filter((a) => (a.trigger as { source?: string } | undefined)?.source === 'summary');
+    expect(summaries).toHaveLength(1);
+    expect(unknown).toHaveLength(21);
+    expect(summaries[0]).toMatchObject({ event: 'skipped', distinct_names: 2980, records: 2980 });
+  });
+
   it('audits a failure and keeps going when the check fails', async () => {
     await db.pool.query('CREATE TABLE doomed (id serial PRIMARY KEY); INSERT INTO doomed VALUES (5)');
     const resolver = new IndexResolver(db.pool);
