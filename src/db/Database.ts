@@ -107,17 +107,25 @@ export class Database implements Queryable {
   /** Runs `fn` on one connection inside a transaction (advisory locks that end with it). */
   async transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T> {
     const pool = await this.connected();
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw this.failed(pool, error);
-    }
     let broken = false;
     // A checked-out connection that dies between two queries (pg_terminate_backend, a restart)
     // emits 'error' with no query to take it: without a listener that would end the process.
     const onError = () => (broken = true);
-    client.on('error', onError);
+    let client: pg.PoolClient;
+    try {
+      // The listener goes on inside pg-pool's callback, not after an await: a new connection's
+      // ReadyForQuery and a FATAL sent just after it can arrive in one read, and the parser emits
+      // that FATAL before any awaiting code resumes.
+      client = await new Promise<pg.PoolClient>((resolve, reject) =>
+        pool.connect((error, connected) => {
+          if (error || !connected) return reject(error ?? new Error('no connection'));
+          connected.on('error', onError);
+          resolve(connected);
+        }),
+      );
+    } catch (error) {
+      throw this.failed(pool, error);
+    }
     try {
       await client.query('BEGIN');
       const result = await fn(client);

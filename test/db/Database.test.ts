@@ -1,0 +1,111 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Database, DatabaseUnavailable } from '../../src/db/Database.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { waitUntil } from '../helpers/daemon.js';
+
+/**
+ * A TCP proxy in front of the test server that can hold what the server sends and hand it over in
+ * one write: what a busy client sees when its event loop falls behind (messages sent apart, read
+ * together).
+ */
+class CoalescingProxy {
+  hold = false;
+  private held: { socket: Socket; chunks: Buffer[]; ended: boolean }[] = [];
+  private server: Server;
+
+  constructor(private target: { host: string; port: number }) {
+    this.server = createServer((client) => {
+      const upstream = connect(this.target.port, this.target.host);
+      const entry = { socket: client, chunks: [] as Buffer[], ended: false };
+      this.held.push(entry);
+      client.on('data', (chunk) => upstream.write(chunk));
+      client.on('error', () => upstream.destroy());
+      client.on('close', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+      upstream.on('data', (chunk) => (this.hold || entry.chunks.length > 0 ? entry.chunks.push(chunk) : client.write(chunk)));
+      upstream.on('end', () => (this.hold || entry.chunks.length > 0 ? (entry.ended = true) : client.end()));
+    });
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    return (this.server.address() as { port: number }).port;
+  }
+
+  /** Hands over everything held, per connection in one write, then the end of those that ended. */
+  flush(): void {
+    this.hold = false;
+    for (const entry of this.held) {
+      if (entry.chunks.length > 0) entry.socket.write(Buffer.concat(entry.chunks));
+      entry.chunks = [];
+      if (entry.ended) entry.socket.end();
+    }
+  }
+
+  close(): Promise<void> {
+    for (const entry of this.held) entry.socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe('Database', () => {
+  let db: TestDatabase;
+  let proxy: CoalescingProxy;
+  let proxyUrl: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('dbconn');
+    const target = new URL(db.url);
+    proxy = new CoalescingProxy({ host: target.hostname, port: Number(target.port) });
+    target.port = String(await proxy.listen());
+    proxyUrl = target.toString();
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('survives a connection terminated right after it was established, the FATAL read with its ReadyForQuery', async () => {
+    const database = new Database({ url: proxyUrl, retryInitialMs: 50 });
+    try {
+      // A first transaction keeps the pool's one connection busy, so the next one opens a new one.
+      let finishFirst!: () => void;
+      let firstPid = 0;
+      const first = database.transaction(async (client) => {
+        firstPid = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+        await new Promise<void>((resolve) => (finishFirst = resolve));
+      });
+      await waitUntil('the first transaction holds its connection', async () => firstPid !== 0, 5_000);
+
+      proxy.hold = true;
+      const second = database.transaction((client) => client.query('SELECT 1'));
+      second.catch(() => {});
+      // The new connection is set up (its ReadyForQuery held by the proxy); then terminated.
+      const backend = async () =>
+        (
+          await db.pool.query<{ pid: number }>(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'seqwatch' AND pid <> $1 AND state = 'idle'",
+            [firstPid],
+          )
+        ).rows[0]?.pid;
+      await waitUntil('the second connection is idle on the server', async () => (await backend()) !== undefined, 5_000);
+      const pid = (await backend())!;
+      await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
+      await waitUntil('the terminated backend is gone', async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length === 0, 5_000);
+      proxy.flush();
+
+      await expect(second).rejects.toBeInstanceOf(DatabaseUnavailable);
+      finishFirst();
+      await first.catch(() => {});
+      // And it goes on: the next transaction gets a working connection.
+      await database.waitUntilAvailable();
+      const { rows } = await database.transaction((client) => client.query<{ one: number }>('SELECT 1 AS one'));
+      expect(rows).toEqual([{ one: 1 }]);
+    } finally {
+      proxy.flush();
+      await database.close();
+    }
+  });
+});
