@@ -1,12 +1,11 @@
 import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { endpointsOf } from '../../src/db/Database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { duplicateKeyLine, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { duplicateKeyLine, freePort, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 
 let db: TestDatabase;
 let appLog: string;
@@ -37,16 +36,6 @@ async function daemon(url: string): Promise<RunningDaemon> {
   return d;
 }
 
-/** A loopback port nothing listens on: a database host that is down. */
-async function deadPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function multiHost(hosts: string[]): string {
   const url = new URL(db.url);
   return `postgresql://${url.username}@${hosts.join(',')}${url.pathname}?target_session_attrs=read-write`;
@@ -65,7 +54,8 @@ describe('several hosts, standbys and several daemons', () => {
 
   it('passes over a host that is down and fixes on the one that accepts writes', async () => {
     const real = new URL(inject('pg').url);
-    const d = await daemon(multiHost([`127.0.0.1:${await deadPort()}`, `${real.hostname}:${real.port}`]));
+    // A free port is one nothing listens on: a host that is down.
+    const d = await daemon(multiHost([`127.0.0.1:${await freePort()}`, `${real.hostname}:${real.port}`]));
     await db.pool.query('INSERT INTO ticket (id) SELECT generate_series(1, 30)');
     appendFileSync(appLog, duplicateKeyLine('ticket_pkey'));
     await d.waitForAudit('ticket remediated', (r) => r.event === 'remediated' && r.table === 'public.ticket');
