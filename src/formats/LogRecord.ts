@@ -28,4 +28,9 @@ export interface LogRecord {
   context?: string;
   statement?: string;
   location?: string;
+  /**
+   * The constraint, when the log keeps it as a field of its own (an application logger's
+   * structured error: pg's `constraint`); the message then says it too.
+   */
+  constraint?: string;
 }

@@ -13,6 +13,8 @@ export interface ParserCounters {
   orphanLines: number;
   /** Lines a pre-check passed over unparsed (ordinary statements in a busy log). */
   skippedLines: number;
+  /** auto: lines holding a duplicate key error that the format it had chosen gave no record for (then it chose again). */
+  misreadLines: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export interface RecordParser {
 
 export type RecordSink = (record: LogRecord) => void;
 
-export const newCounters = (): ParserCounters => ({ records: 0, unrecognisedLines: 0, orphanLines: 0, skippedLines: 0 });
+export const newCounters = (): ParserCounters => ({ records: 0, unrecognisedLines: 0, orphanLines: 0, skippedLines: 0, misreadLines: 0 });
 
 /** Fields longer than this are cut: a multi-megabyte statement must not grow memory without bound. */
 export const MAX_FIELD_CHARS = 16 * 1024;

@@ -1,24 +1,31 @@
 import { AppTextParser } from './AppTextParser.js';
-import { CSV_RECORD_START, CsvlogParser } from './CsvlogParser.js';
+import { CnpgParser, isCnpgEntry } from './CnpgParser.js';
+import { CriParser, splitCriLine } from './CriParser.js';
+import { CsvlogParser } from './CsvlogParser.js';
 import { JsonlogParser, parseObject } from './JsonlogParser.js';
 import { compileLogLinePrefix } from './logLinePrefix.js';
 import { bounded, newCounters, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 import { StderrPrefixParser } from './StderrPrefixParser.js';
 import { splitSyslogLine, SyslogParser } from './SyslogParser.js';
 
-export const FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'syslog', 'docker-json', 'app-text', 'auto'] as const;
+export const FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'syslog', 'docker-json', 'cri', 'cnpg-json', 'app-text', 'auto'] as const;
 export type Format = (typeof FORMATS)[number];
-/** What a Docker json-file log can wrap. */
-export const INNER_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'app-text'] as const;
+/** What a container log (Docker's json-file, Kubernetes' CRI) can wrap. */
+export const INNER_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'cnpg-json', 'app-text', 'auto'] as const;
 export type InnerFormat = (typeof INNER_FORMATS)[number];
 
 export interface FormatOptions {
   source: string;
   logLinePrefix: string;
-  /** For docker-json: the format of the lines inside. */
+  /** For docker-json and cri: the format of the lines inside. */
   innerFormat?: InnerFormat;
-  /** For auto: told once which format the first lines showed. */
-  onDetected?: (format: Exclude<Format, 'auto'>) => void;
+  /** For auto: told which format the first lines showed (and, for a container log, the format inside). */
+  onDetected?: (format: Exclude<Format, 'auto'>, inner?: Exclude<Format, 'auto'>) => void;
+  /**
+   * For auto: told when the format it chose gave no record for lines that hold a duplicate key
+   * error (it then chooses again, from those lines on).
+   */
+  onMisread?: (format: Exclude<Format, 'auto'>, lines: number) => void;
   /** A cheap pre-check on whole lines, for the formats that can use one (postgres-stderr): see StderrPrefixParser. */
   interesting?: (line: string) => boolean;
 }
@@ -37,6 +44,10 @@ export function createParser(format: Format, options: FormatOptions, onRecord: R
       return new AppTextParser(options.source, onRecord);
     case 'docker-json':
       return new DockerJsonParser(createParser(options.innerFormat ?? 'postgres-stderr', options, onRecord));
+    case 'cri':
+      return new CriParser(createParser(options.innerFormat ?? 'postgres-stderr', options, onRecord));
+    case 'cnpg-json':
+      return new CnpgParser(options.source, onRecord);
     case 'auto':
       return new AutoParser(options, onRecord);
   }
@@ -52,18 +63,21 @@ const MAX_DOCKER_LINE = 1024 * 1024;
  * reading the gotrs-postgres container's log file).
  */
 export class DockerJsonParser implements RecordParser {
-  readonly counters: ParserCounters;
   private partial = '';
   private position: LinePosition | undefined;
+  private unrecognised = 0;
 
-  constructor(private readonly inner: RecordParser) {
-    this.counters = inner.counters;
+  constructor(private readonly inner: RecordParser) {}
+
+  /** The inner format's counters (read afresh: auto's change with its choice), and the lines that were no entry. */
+  get counters(): ParserCounters {
+    return { ...this.inner.counters, unrecognisedLines: this.inner.counters.unrecognisedLines + this.unrecognised };
   }
 
   push(line: string, position?: LinePosition): void {
     const entry = parseObject(line);
     if (!entry || typeof entry.log !== 'string') {
-      this.counters.unrecognisedLines++;
+      this.unrecognised++;
       return;
     }
     if (this.partial === '') this.position = position;
@@ -82,17 +96,31 @@ export class DockerJsonParser implements RecordParser {
 
 /** Lines looked at before settling for app-text. */
 const AUTO_LINES = 50;
+/** Lines holding a duplicate key error in a row without a record of one from the chosen format before auto says so and chooses again. */
+const MISREAD_LINES = 3;
+/** Lines kept since the choice, to be read again when it was wrong (lose nothing). */
+const KEPT_LINES = 500;
+const KEPT_CHARS = 4 * 1024 * 1024;
+/** What a line holding a duplicate key error holds, in any format. */
+const ERROR_NEEDLES = ['duplicate key', '23505'];
+
+type Waiting = { line: string; position: LinePosition | undefined };
 
 /**
- * `auto`: the format the first lines show. Lines wait until one of them is unmistakable (a
- * PostgreSQL stderr line with the configured prefix, csvlog, jsonlog, syslog, Docker json-file);
- * if none is after 50 lines, or when the source goes idle first, it is an application log.
+ * `auto`: the format the first lines show. Lines wait until one of them is unmistakable by its
+ * whole shape (a PostgreSQL stderr line with the configured prefix, a csvlog record, jsonlog,
+ * syslog, Docker json-file, Kubernetes CRI, CloudNativePG); if none is after 50 lines, or when the
+ * source goes idle first, it is an application log. A container log's inside is detected the same
+ * way. When the chosen format gives no record for lines that hold a duplicate key error, auto says
+ * so (onMisread, the misread counter) and chooses again without that format, reading the lines
+ * since its choice again.
  */
 export class AutoParser implements RecordParser {
-  private chosen: RecordParser | undefined;
-  private readonly waiting: Array<{ line: string; position: LinePosition | undefined }> = [];
+  private chosen: { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; kept: Waiting[]; keptChars: number } | undefined;
+  private waiting: Waiting[] = [];
   private readonly stderr: RegExp;
   private readonly own = newCounters();
+  private readonly excluded = new Set<string>();
 
   constructor(
     private readonly options: FormatOptions,
@@ -102,50 +130,94 @@ export class AutoParser implements RecordParser {
   }
 
   get counters(): ParserCounters {
-    return this.chosen?.counters ?? this.own;
+    const inner = this.chosen?.parser.counters;
+    if (!inner) return this.own;
+    const sum = newCounters();
+    for (const key of Object.keys(sum) as Array<keyof ParserCounters>) sum[key] = this.own[key] + inner[key];
+    return sum;
   }
 
   push(line: string, position?: LinePosition): void {
-    if (this.chosen) {
-      this.chosen.push(line, position);
+    const chosen = this.chosen;
+    if (chosen) {
+      this.keep(chosen, line, position);
+      const holdsError = chosen.format !== 'app-text' && ERROR_NEEDLES.some((needle) => line.includes(needle));
+      chosen.parser.push(line, position);
+      if (holdsError && ++chosen.errorLines >= MISREAD_LINES) {
+        // Records may still be assembling (stderr keeps one per backend until its next line): emit them first.
+        chosen.parser.flush();
+        if (chosen.errorLines >= MISREAD_LINES) this.misread(chosen);
+      }
       return;
     }
     this.waiting.push({ line, position });
-    const format = recognise(line, this.stderr);
+    const format = recognise(line, this.stderr, this.excluded);
     if (format) this.choose(format);
     else if (this.waiting.length >= AUTO_LINES) this.choose('app-text');
   }
 
   flush(): void {
     if (!this.chosen && this.waiting.length > 0) this.choose('app-text');
-    this.chosen?.flush();
+    this.chosen?.parser.flush();
+  }
+
+  private keep(chosen: NonNullable<AutoParser['chosen']>, line: string, position: LinePosition | undefined): void {
+    if (chosen.format === 'app-text') return;
+    chosen.kept.push({ line, position });
+    chosen.keptChars += line.length;
+    while (chosen.kept.length > KEPT_LINES || chosen.keptChars > KEPT_CHARS) chosen.keptChars -= chosen.kept.shift()!.line.length;
   }
 
   private choose(format: Exclude<Format, 'auto'>): void {
-    let inner: InnerFormat | undefined;
-    if (format === 'docker-json') {
-      // Docker wraps one of the others: look inside the first entry.
-      const first = parseObject(this.waiting.at(-1)!.line);
-      const wrapped = typeof first?.log === 'string' ? recognise(first.log.replace(/\n$/, ''), this.stderr) : undefined;
-      inner = wrapped && (INNER_FORMATS as readonly string[]).includes(wrapped) ? (wrapped as InnerFormat) : 'postgres-stderr';
-    }
-    this.chosen = createParser(format, { ...this.options, innerFormat: inner }, this.onRecord);
-    this.options.onDetected?.(format);
-    for (const { line, position } of this.waiting.splice(0)) this.chosen.push(line, position);
+    const wrapper = format === 'docker-json' || format === 'cri';
+    const options: FormatOptions = wrapper
+      ? {
+          // A container log wraps any of the others: its inside is detected on its own lines.
+          ...this.options,
+          innerFormat: 'auto',
+          onDetected: (inner) => this.options.onDetected?.(format, inner),
+        }
+      : this.options;
+    const chosen = { format, parser: undefined as unknown as RecordParser, errorLines: 0, kept: [] as Waiting[], keptChars: 0 };
+    chosen.parser = createParser(format, options, (record) => {
+      if (record.sqlstate === '23505' || record.message.includes('duplicate key')) {
+        chosen.errorLines = 0;
+      }
+      this.onRecord(record);
+    });
+    this.chosen = chosen;
+    if (!wrapper) this.options.onDetected?.(format);
+    for (const { line, position } of this.waiting.splice(0)) this.push(line, position);
+  }
+
+  private misread(chosen: NonNullable<AutoParser['chosen']>): void {
+    this.options.onMisread?.(chosen.format, chosen.errorLines);
+    for (const key of Object.keys(this.own) as Array<keyof ParserCounters>) this.own[key] += chosen.parser.counters[key];
+    this.own.misreadLines += chosen.errorLines;
+    this.excluded.add(chosen.format);
+    this.chosen = undefined;
+    const again = chosen.kept;
+    for (const { line, position } of again) this.push(line, position);
   }
 }
 
-/** The format one line unmistakably belongs to, if any. */
-export function recognise(line: string, stderr: RegExp): Exclude<Format, 'auto' | 'app-text'> | undefined {
-  line = line.slice(0, 4096);
+/** csvlog's first columns: time with milliseconds and zone, user, database, pid, host, session id, line number. */
+const CSVLOG_SHAPE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} [^ ,"]{1,64},(?:"(?:[^"]|"")*")?,(?:"(?:[^"]|"")*")?,\d*,(?:"[^"]*")?,[0-9a-f]+\.[0-9a-f]+,\d+,/;
+
+/** The format one line unmistakably belongs to, if any (not one of `excluded`). */
+export function recognise(line: string, stderr: RegExp, excluded: ReadonlySet<string> = new Set()): Exclude<Format, 'auto' | 'app-text'> | undefined {
+  const ok = (format: Exclude<Format, 'auto' | 'app-text'>) => (excluded.has(format) ? undefined : format);
   if (line.startsWith('{')) {
     const entry = parseObject(line);
-    if (entry && typeof entry.log === 'string' && 'stream' in entry) return 'docker-json';
-    if (entry && typeof entry.error_severity === 'string') return 'postgres-json';
+    if (entry && typeof entry.log === 'string' && 'stream' in entry) return ok('docker-json');
+    if (entry && typeof entry.error_severity === 'string') return ok('postgres-json');
+    if (entry && isCnpgEntry(entry)) return ok('cnpg-json');
     return undefined;
   }
-  if (splitSyslogLine(line)) return 'syslog';
-  if (stderr.test(line)) return 'postgres-stderr';
-  if (CSV_RECORD_START.test(line)) return 'postgres-csv';
+  line = line.slice(0, 4096);
+  if (splitCriLine(line)) return ok('cri');
+  if (splitSyslogLine(line)) return ok('syslog');
+  if (stderr.test(line)) return ok('postgres-stderr');
+  if (CSVLOG_SHAPE.test(line)) return ok('postgres-csv');
   return undefined;
 }
