@@ -15,8 +15,8 @@ const SQLSTATE = '(SQLSTATE 23505)';
 const NEEDLES = ['duplicate key', '23505'];
 /** PostgreSQL's names are at most 63 bytes; quoting and escapes leave some room on top. */
 const MAX_NAME_CHARS = 256;
-/** How far before `(SQLSTATE 23505)` its message may start. */
-const MAX_MESSAGE_CHARS = 1024;
+/** How far before `(SQLSTATE 23505)` its message may start (the longest translation with a 63-byte name is far shorter). */
+const MAX_MESSAGE_CHARS = 256;
 /** A JSON object is looked for this far into a line (a text prefix before it: Rails, Docker, Kubernetes). */
 const MAX_JSON_PREFIX = 1024;
 /** Nested objects looked into for structured fields and strings (Sequelize's parent, TypeORM's driverError, log4j's cause). */
