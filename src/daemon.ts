@@ -239,7 +239,13 @@ export class Daemon {
         source: source.path,
         logLinePrefix: source.log_line_prefix,
         ...(source.inner_format ? { innerFormat: source.inner_format } : {}),
-        onDetected: (format) => this.logger.info({ source: source.path, format }, `format detected: ${format}`),
+        onDetected: (format, inner) =>
+          this.logger.info({ source: source.path, format, ...(inner ? { inner_format: inner } : {}) }, `format detected: ${format}${inner ? ` (${inner} inside)` : ''}`),
+        onMisread: (format, lines) =>
+          this.logger.warn(
+            { source: source.path, format, lines },
+            `${source.path} looked like ${format}, but ${lines} lines holding a duplicate key error gave no record in that format: detecting the format again from those lines (set format in the config to be sure)`,
+          ),
         interesting: (line: string) => needles.some((needle) => line.includes(needle)),
       },
       (record) => {
@@ -385,6 +391,7 @@ export class Daemon {
             oversized: s.follower.counters.oversizedLines,
             unrecognised: s.parser.counters.unrecognisedLines,
             orphan: s.parser.counters.orphanLines,
+            misread: s.parser.counters.misreadLines,
           },
           skipped: s.parser.counters.skippedLines,
         })),

@@ -15,7 +15,7 @@ const SourceSchema = z.strictObject({
   /** Instead of a path: the systemd unit whose journal to follow (journalctl). */
   journal_unit: z.string().min(1).optional(),
   format: z.enum(FORMATS).default('postgres-stderr'),
-  /** docker-json only: what the container wrote (default postgres-stderr). */
+  /** docker-json and cri only: what the container wrote (default postgres-stderr). */
   inner_format: z.enum(INNER_FORMATS).optional(),
   log_line_prefix: z
     .string()
@@ -213,8 +213,16 @@ export function configWarnings(file: string, config: Config): string[] {
   // A password in a URL: user:password@ (several hosts included) or ?password=.
   const hasPassword = databasesOf(config).some((d) => /:\/\/[^/@?]*:[^/@?]+@|[?&]password=/.test(d.url ?? ''));
   for (const source of config.sources) {
-    const sqlstate = ['postgres-csv', 'postgres-json'].includes(source.format) || source.log_line_prefix.includes('%e');
-    if (!sqlstate && source.format !== 'auto') {
+    // A container log is judged by what it wraps; an application's log by what applications write.
+    const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+    if (inside === 'app-text') {
+      warnings.push(
+        `${source.path}: an application log: duplicate key errors are found by their English message, a "(SQLSTATE 23505)" after the message (pgx) or the error's code and constraint fields (structured loggers); a translated message with neither is missed (see docs/app-logs.md)`,
+      );
+      continue;
+    }
+    const sqlstate = ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || source.log_line_prefix.includes('%e');
+    if (!sqlstate && inside !== 'auto') {
       warnings.push(
         `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only: keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
       );

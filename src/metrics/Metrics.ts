@@ -10,7 +10,7 @@ export interface MetricsSources {
     bytes: number;
     lagBytes: number;
     /** Bad input, counted and passed over: over-long lines, lines of no record, orphan continuations. */
-    oddities: { oversized: number; unrecognised: number; orphan: number };
+    oddities: { oversized: number; unrecognised: number; orphan: number; misread?: number };
     /** Lines the pre-check passed over without parsing them (they cannot start a record that matters). */
     skipped: number;
   }>;
@@ -57,7 +57,7 @@ export class Metrics {
     });
     new Counter({
       name: 'seqwatch_log_oddities_total',
-      help: 'Bad input passed over, per source and kind: oversized lines, unrecognised lines, orphan continuation lines',
+      help: 'Bad input passed over, per source and kind: oversized lines, unrecognised lines, orphan continuation lines, misread (auto: error lines the format it had chosen gave no record for)',
       labelNames: ['source', 'kind'],
       registers: [this.registry],
       collect() {

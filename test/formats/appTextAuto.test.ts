@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { configWarnings, parseConfig } from '../../src/config/config.js';
+import { detectIncident } from '../../src/detect/detectIncident.js';
+import { createParser, type Format, type FormatOptions } from '../../src/formats/createParser.js';
+import type { LogRecord } from '../../src/formats/LogRecord.js';
+
+function parse(format: Format, lines: string[], options: Partial<FormatOptions> = {}) {
+  const records: LogRecord[] = [];
+  const detected: string[] = [];
+  const misread: Array<[string, number]> = [];
+  const parser = createParser(
+    format,
+    { source: 's', logLinePrefix: '%m [%p] ', onDetected: (f, inner) => detected.push(inner ? `${f}/${inner}` : f), onMisread: (f, n) => misread.push([f, n]), ...options },
+    (r) => records.push(r),
+  );
+  lines.forEach((line, i) => parser.push(line, { line: i + 1 }));
+  parser.flush();
+  return { records, detected, misread, counters: parser.counters, incidents: records.map(detectIncident).filter((i) => i !== undefined) };
+}
+
+const dup = (name: string) => `duplicate key value violates unique constraint "${name}"`;
+
+describe('auto: a format only on its whole shape', () => {
+  it.each([
+    ["Python's %(asctime)s", ['2026-12-02 01:43:10,915 INFO [tickets] worker started', `2026-12-02 01:43:11,002 ERROR [tickets] ${dup('ticket_pkey')}`]],
+    ["Log4j 2's %d", ['2026-12-02 01:43:10,915 INFO c.e.t.TicketService [main] Started', `2026-12-02 01:43:11,002 ERROR c.e.t.TicketService [main] ${dup('ticket_pkey')}`]],
+    ['a CSV-looking application line', ['2026-12-02 01:43:10.915 UTC,INFO,tickets,started', `2026-12-02 01:43:11.002 UTC,ERROR,tickets,${dup('ticket_pkey')}`]],
+  ])('%s is not csvlog', (_name, lines) => {
+    const { detected, incidents } = parse('auto', lines);
+    expect(detected).toEqual(['app-text']);
+    expect(incidents.map((i) => i.constraint)).toEqual(['ticket_pkey']);
+  });
+
+  it('recognises CRI and CloudNativePG lines, and the format inside a container log', () => {
+    const cnpg = JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'postgres', msg: 'record', logging_pod: 'pg-1', record: { error_severity: 'LOG', message: 'checkpoint starting' } });
+    expect(parse('auto', [cnpg]).detected).toEqual(['cnpg-json']);
+    expect(parse('auto', [`2026-12-02T01:02:03.123456789Z stderr F ${'2026-12-02 01:02:03.123 UTC [7] LOG:  x'}`]).detected).toEqual(['cri/postgres-stderr']);
+    expect(parse('auto', [`2026-12-02T01:02:03.123456789Z stdout F ${cnpg}`]).detected).toEqual(['cri/cnpg-json']);
+    expect(parse('auto', ['2026-12-02T01:02:03.123456789Z stdout F 2026/12/02 01:02:03 listening on :8080']).detected).toEqual(['cri/app-text']);
+  });
+});
+
+describe('auto: says so when the chosen format is blind, and chooses again', () => {
+  // A Go service whose log lines start the way PostgreSQL's do (time, [pid]): auto takes it for the
+  // server's stderr, whose parser finds no record in the application's error lines.
+  const lines = [
+    '2026-12-02 06:00:00.123 UTC [4242] LOG:  worker started',
+    ...[1, 2, 3, 4].map((n) => `2026-12-02 06:00:0${n}.123 UTC [4242] ERROR: create ticket: pq: ${dup('ticket_pkey')}`),
+  ];
+
+  it('warns (onMisread, the misread counter), re-detects and loses none of the errors', () => {
+    const { detected, misread, counters, incidents } = parse('auto', lines);
+    expect(detected).toEqual(['postgres-stderr', 'app-text']);
+    expect(misread).toEqual([['postgres-stderr', 3]]);
+    expect(counters.misreadLines).toBe(3);
+    expect(incidents.map((i) => i.constraint)).toEqual(['ticket_pkey', 'ticket_pkey', 'ticket_pkey', 'ticket_pkey']);
+  });
+
+  it('does not when the format gives records of the errors (a real server log with several backends)', () => {
+    const server = [1, 2, 3, 4].flatMap((n) => [`2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] ERROR:  ${dup('ticket_pkey')}`, `2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] DETAIL:  Key (id)=(${n}) already exists.`]);
+    const { detected, misread, incidents } = parse('auto', server);
+    expect(detected).toEqual(['postgres-stderr']);
+    expect(misread).toEqual([]);
+    expect(incidents).toHaveLength(4);
+  });
+});
+
+describe('cri', () => {
+  it('joins partial lines per stream, stdout and stderr interleaved', () => {
+    const { records, incidents } = parse(
+      'cri',
+      [
+        '2026-12-02T01:02:03.000000001Z stdout P 2026/12/02 01:02:03 create ticket: pq: duplicate key value vio',
+        '2026-12-02T01:02:03.000000002Z stderr F panic: nothing to do with it',
+        '2026-12-02T01:02:03.000000003Z stdout P lates unique constraint "ticke',
+        '2026-12-02T01:02:03.000000004Z stdout F t_pkey"',
+        'not a CRI line',
+      ],
+      { innerFormat: 'app-text' },
+    );
+    expect(incidents.map((i) => i.constraint)).toEqual(['ticket_pkey']);
+    expect(records[0]!.line).toBe(1);
+  });
+});
+
+describe('cnpg-json', () => {
+  it("reads CloudNativePG's records (database, SQLSTATE, any language) and passes over its other loggers", () => {
+    const record = (fields: Record<string, string>) => JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'postgres', msg: 'record', logging_pod: 'pg-1', record: fields });
+    const { records, incidents, counters } = parse('cnpg-json', [
+      JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'instance-manager', msg: 'starting', logging_pod: 'pg-1' }),
+      record({ log_time: '2026-12-02 01:02:03.123 UTC', user_name: 'app', database_name: 'gotrs', process_id: '886', error_severity: 'ERROR', sql_state_code: '23505', message: 'doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«' }),
+      record({ error_severity: 'LOG', sql_state_code: '00000', message: 'checkpoint complete' }),
+    ]);
+    expect(records).toHaveLength(2);
+    expect(incidents).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', database: 'gotrs', sqlstate: '23505' })]);
+    expect(records[0]).toMatchObject({ pid: 886, user: 'app', logTime: '2026-12-02 01:02:03.123 UTC' });
+    expect(counters.unrecognisedLines).toBe(0);
+  });
+});
+
+describe('app-text sources at startup', () => {
+  it('give no PostgreSQL-server advice (log_line_prefix, %e) for an application log', () => {
+    const config = parseConfig(
+      'database: {url: "postgresql://a@h/x"}\nsources:\n  - {path: /var/log/app.log, format: app-text}\n  - {path: /var/log/pods/app.log, format: cri, inner_format: app-text}\n  - {path: /var/log/pods/pg.log, format: cnpg-json}\n  - {path: /var/log/postgresql/pg.log}\n',
+      'c.yaml',
+    );
+    const warnings = configWarnings('c.yaml', config);
+    const about = (path: string) => warnings.filter((w) => w.startsWith(`${path}:`));
+    for (const app of ['/var/log/app.log', '/var/log/pods/app.log']) {
+      expect(about(app)).toHaveLength(1);
+      expect(about(app)[0]).not.toMatch(/%e|log_line_prefix/);
+    }
+    expect(about('/var/log/pods/pg.log')).toEqual([]);
+    expect(about('/var/log/postgresql/pg.log')[0]).toMatch(/add %e to log_line_prefix/);
+  });
+});
