@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { corpusSamples, corpusStacks, type CorpusSample } from '../helpers/corpus.js';
-import { startDaemon, waitFor, type AuditRecord, type RunningDaemon } from '../helpers/daemon.js';
+import { freePort, startDaemon, waitFor, waitUntil, type AuditRecord, type RunningDaemon } from '../helpers/daemon.js';
 
 /*
  * Every sample of the corpus of real logs (test/fixtures/logs), healed end to end by the built
@@ -37,8 +37,8 @@ async function onServer<T>(url: string, work: (client: pg.Client) => Promise<T>)
   }
 }
 
-async function createStackDatabases(): Promise<void> {
-  for (const { database, schema } of stacks) {
+async function createStackDatabases(only?: string): Promise<void> {
+  for (const { database, schema } of stacks.filter((s) => !only || s.database === only)) {
     await onServer(serverUrl, async (admin) => {
       await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(database)} WITH (FORCE)`);
       await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
@@ -139,4 +139,34 @@ describe('the corpus of real logs, healed end to end', () => {
       await dropStackDatabases();
     }, 180_000);
   }
+
+  it('auto says loudly when the format it chose is blind to the errors (warning, metric), and still heals from those lines', async () => {
+    await createStackDatabases('corpus_go_lib_pq');
+    // A Go service whose lines start as PostgreSQL's do (time, [pid]): auto takes it for the
+    // server's stderr, whose parser finds no record in the application's error lines.
+    const path = join(dir, 'lookalike.log');
+    writeFileSync(path, '');
+    const port = await freePort();
+    const daemon = await startDaemon({
+      databases: [{ url: databaseUrl('corpus_go_lib_pq') }],
+      sources: [{ path, format: 'auto', start_at: 'beginning' }],
+      remediation: { debounce_ms: 300, cooldown: 0 },
+      metrics: { listen: `127.0.0.1:${port}` },
+    });
+    daemons.push(daemon);
+    const now = () => new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
+    appendFileSync(path, `${now()} [4242] LOG:  worker started\n`);
+    for (let i = 0; i < 3; i++) appendFileSync(path, `${now()} [4242] ERROR: create ticket: pq: duplicate key value violates unique constraint "pq_log_ticket_pkey"\n`);
+    const fix = await daemon.waitForAudit('healed after the warning', (r) => r.event === 'remediated' && r.table === 'public.pq_log_ticket', 20_000);
+    expect(fix).toMatchObject({ after: '1000' });
+    expect(daemon.stderr()).toMatch(/looked like postgres-stderr, but 3 lines holding a duplicate key error gave no record in that format/);
+    expect(daemon.stderr()).toContain('format detected: app-text');
+    const misread = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return text.split('\n').find((line) => line.startsWith('seqwatch_log_oddities_total{') && line.includes('kind="misread"'));
+    };
+    await waitUntil('the misread metric', async () => (await misread())?.endsWith(' 3') ?? false);
+    await daemon.stop();
+    await dropStackDatabases();
+  }, 60_000);
 });
