@@ -34,6 +34,9 @@ const CONSTRAINT_KEYS = ['constraint', 'constraint_name', 'constraintName', 'Con
 /** A failure found in one line. */
 interface Found {
   message: string;
+  /** The constraint's name, or the message when only the detector can tell it: what makes two lines one failure. */
+  key: string;
+  /** Only when the log has it as a field of its own. */
   constraint?: string;
   sqlstate?: string;
 }
@@ -67,7 +70,7 @@ export class AppTextParser implements RecordParser {
     if (!NEEDLES.some((needle) => line.includes(needle))) return;
     const found = findInLine(line);
     if (!found) return;
-    const key = found.constraint ?? found.message;
+    const { key } = found;
     const shape = shapeOf(line);
     const last = this.last;
     if (last && last.key === key && (last.event === this.event || (last.shape !== shape && this.event - last.event <= RETOLD_WITHIN_EVENTS))) {
@@ -111,7 +114,7 @@ function inObject(value: unknown, depth: number): Found | undefined {
       // The message is rebuilt from the fields when the log kept only them (winston: an Error's
       // message is not enumerable).
       const message = typeof object.message === 'string' && object.message.includes(ENGLISH) ? object.message : `${ENGLISH}"${constraint}"`;
-      return { message, constraint, sqlstate: '23505' };
+      return { message, key: constraint, constraint, sqlstate: '23505' };
     }
   }
   for (const [, v] of entries) {
@@ -125,7 +128,7 @@ function inObject(value: unknown, depth: number): Found | undefined {
 export function inText(text: string): Found | undefined {
   for (let at = text.indexOf(ENGLISH); at !== -1; at = text.indexOf(ENGLISH, at + 1)) {
     const name = quotedAt(text, at + ENGLISH.length);
-    if (name !== undefined) return { message: `${ENGLISH}"${name}"`, ...(text.includes(SQLSTATE) ? { sqlstate: '23505' } : {}) };
+    if (name !== undefined) return { message: `${ENGLISH}"${name}"`, key: name, ...(text.includes(SQLSTATE) ? { sqlstate: '23505' } : {}) };
   }
   const code = text.indexOf(SQLSTATE);
   if (code === -1) return undefined;
@@ -137,7 +140,7 @@ export function inText(text: string): Found | undefined {
   if (colon !== -1) message = message.slice(colon + 2);
   // A closing quote of the logger's own (logfmt's error="...") does not belong to the message.
   if (message.length === 0) return undefined;
-  return { message, sqlstate: '23505' };
+  return { message, key: message, sqlstate: '23505' };
 }
 
 /** The name quoted at `from`: `"x"`, or escaped as `\"x\"` (`\\\"x\\\"` ...) with as many backslashes on both sides. */

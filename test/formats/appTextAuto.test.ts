@@ -114,3 +114,26 @@ describe('app-text sources at startup', () => {
     expect(about('/var/log/postgresql/pg.log')[0]).toMatch(/add %e to log_line_prefix/);
   });
 });
+
+describe('app-text: names from the message, failures not lines', () => {
+  it('reads a translated pgx message behind logrus (escaped quotes, the name not greedy)', () => {
+    const { incidents } = parse('app-text', [
+      'time="2026-12-02T05:54:38Z" level=error msg="create ticket" error="FEHLER: doppelter Schlüsselwert verletzt Unique-Constraint »article_pkey« (SQLSTATE 23505)" component=tickets',
+      'time="2026-12-02T05:54:39Z" level=error msg="x \\"y\\"" error="ERROR: duplicate key value violates unique constraint \\"queue_pkey\\" (SQLSTATE 23505)"',
+    ]);
+    expect(incidents.map((i) => [i.constraint, i.sqlstate])).toEqual([
+      ['article_pkey', '23505'],
+      ['queue_pkey', '23505'],
+    ]);
+  });
+
+  it('counts the same line form again as a new failure, another form right after as the same one', () => {
+    const go = `2026/12/02 05:55:05 create ticket: pq: ${dup('ticket_pkey')}`;
+    expect(parse('app-text', [go, go]).incidents).toHaveLength(2);
+    const typeorm = ['query failed: INSERT INTO "ticket" DEFAULT VALUES', `error: error: ${dup('ticket_pkey')}`, `QueryFailedError: ${dup('ticket_pkey')}`, '    at PostgresQueryRunner.query (x.js:1:1) {'];
+    expect(parse('app-text', [...typeorm, ...typeorm]).incidents).toHaveLength(2);
+    const winston = JSON.stringify({ error: { code: '23505', constraint: 'ticket_pkey' }, level: 'error', message: 'create ticket failed' });
+    // The structured field and the message text name the same constraint: one failure.
+    expect(parse('app-text', [winston, `[app] request failed: ${dup('ticket_pkey')}`]).incidents).toHaveLength(1);
+  });
+});
