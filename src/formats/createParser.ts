@@ -105,6 +105,8 @@ const KEPT_CHARS = 4 * 1024 * 1024;
 const ERROR_NEEDLES = ['duplicate key', '23505'];
 
 type Waiting = { line: string; position: LinePosition | undefined };
+/** Where a line or record is in its source, to tell which lines come after a record; -1 when unknown. */
+const at = (where: LinePosition): number => where.offset ?? where.line ?? -1;
 
 /**
  * `auto`: the format the first lines show. Lines wait until one of them is unmistakable by its
@@ -116,7 +118,9 @@ type Waiting = { line: string; position: LinePosition | undefined };
  * since its choice again.
  */
 export class AutoParser implements RecordParser {
-  private chosen: { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; kept: Waiting[]; keptChars: number } | undefined;
+  private chosen:
+    | { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; lastErrorAt: number; kept: Waiting[]; keptChars: number }
+    | undefined;
   private waiting: Waiting[] = [];
   private readonly stderr: RegExp;
   private readonly own = newCounters();
@@ -146,7 +150,10 @@ export class AutoParser implements RecordParser {
       if (holdsError && ++chosen.errorLines >= MISREAD_LINES) {
         // Records may still be assembling (stderr keeps one per backend until its next line): emit them first.
         chosen.parser.flush();
-        if (chosen.errorLines >= MISREAD_LINES) this.misread(chosen);
+        if (chosen.errorLines >= MISREAD_LINES) {
+          this.misread(chosen);
+          return;
+        }
       }
       return;
     }
@@ -178,10 +185,11 @@ export class AutoParser implements RecordParser {
           onDetected: (inner) => this.options.onDetected?.(format, inner),
         }
       : this.options;
-    const chosen = { format, parser: undefined as unknown as RecordParser, errorLines: 0, kept: [] as Waiting[], keptChars: 0 };
+    const chosen = { format, parser: undefined as unknown as RecordParser, errorLines: 0, lastErrorAt: -1, kept: [] as Waiting[], keptChars: 0 };
     chosen.parser = createParser(format, options, (record) => {
       if (record.sqlstate === '23505' || record.message.includes('duplicate key')) {
         chosen.errorLines = 0;
+        chosen.lastErrorAt = Math.max(chosen.lastErrorAt, at(record));
       }
       this.onRecord(record);
     });
@@ -196,7 +204,8 @@ export class AutoParser implements RecordParser {
     this.own.misreadLines += chosen.errorLines;
     this.excluded.add(chosen.format);
     this.chosen = undefined;
-    const again = chosen.kept;
+    // Not the lines of the errors it did read (where the source says where lines are).
+    const again = chosen.kept.filter((w) => at(w.position ?? {}) === -1 || at(w.position ?? {}) > chosen.lastErrorAt);
     for (const { line, position } of again) this.push(line, position);
   }
 }

@@ -137,3 +137,14 @@ describe('app-text: names from the message, failures not lines', () => {
     expect(parse('app-text', [winston, `[app] request failed: ${dup('ticket_pkey')}`]).incidents).toHaveLength(1);
   });
 });
+
+describe('auto: reading again after a misread', () => {
+  it('reads again the lines after the last error the first format did read, not that one', () => {
+    const { incidents, misread } = parse('auto', [
+      '2026-12-02 06:00:00.123 UTC [4241] ERROR:  duplicate key value violates unique constraint "a_pkey"',
+      ...[1, 2, 3, 4, 5, 6].map((n) => `2026-12-02 06:00:0${n}.123 UTC [4242] ERROR: create ticket: pq: ${dup('b_pkey')} (${n})`),
+    ]);
+    expect(misread).toEqual([['postgres-stderr', 3]]);
+    expect(incidents.map((i) => i.constraint)).toEqual(['a_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey']);
+  });
+});
