@@ -114,8 +114,8 @@ const at = (where: LinePosition): number => where.offset ?? where.line ?? -1;
  * syslog, Docker json-file, Kubernetes CRI, CloudNativePG); if none is after 50 lines, or when the
  * source goes idle first, it is an application log. A container log's inside is detected the same
  * way. When the chosen format gives no record for lines that hold a duplicate key error, auto says
- * so (onMisread, the misread counter) and chooses again without that format, reading the lines
- * since its choice again.
+ * so (onMisread, the misread counter) and chooses again without that format, reading again the
+ * lines since its choice or since the last error it did read.
  */
 export class AutoParser implements RecordParser {
   private chosen:
@@ -145,7 +145,9 @@ export class AutoParser implements RecordParser {
     const chosen = this.chosen;
     if (chosen) {
       this.keep(chosen, line, position);
-      const holdsError = chosen.format !== 'app-text' && ERROR_NEEDLES.some((needle) => line.includes(needle));
+      // app-text is the last resort, and a container log's inside is checked by the auto inside it.
+      const checked = chosen.format !== 'app-text' && chosen.format !== 'docker-json' && chosen.format !== 'cri';
+      const holdsError = checked && ERROR_NEEDLES.some((needle) => line.includes(needle));
       chosen.parser.push(line, position);
       if (holdsError && ++chosen.errorLines >= MISREAD_LINES) {
         // Records may still be assembling (stderr keeps one per backend until its next line): emit them first.
@@ -169,7 +171,7 @@ export class AutoParser implements RecordParser {
   }
 
   private keep(chosen: NonNullable<AutoParser['chosen']>, line: string, position: LinePosition | undefined): void {
-    if (chosen.format === 'app-text') return;
+    if (chosen.format === 'app-text' || chosen.format === 'docker-json' || chosen.format === 'cri') return;
     chosen.kept.push({ line, position });
     chosen.keptChars += line.length;
     while (chosen.kept.length > KEPT_LINES || chosen.keptChars > KEPT_CHARS) chosen.keptChars -= chosen.kept.shift()!.line.length;
