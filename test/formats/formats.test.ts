@@ -111,6 +111,21 @@ describe('syslog', () => {
   });
 });
 
+describe('syslog chunks', () => {
+  it('a chunk after the first is never a record: a cut piece joins the line it was cut from', () => {
+    const lines = [
+      'Nov 27 10:00:00 db1 postgres[3360]: [6-1] gotrs@gotrs ERROR:  division by zero',
+      "Nov 27 10:00:00 db1 postgres[3360]: [6-2] gotrs@gotrs STATEMENT:  SELECT 1/0 --",
+      `Nov 27 10:00:00 db1 postgres[3360]: [6-3]  ${'x'.repeat(899)}`,
+      'Nov 27 10:00:00 db1 postgres[3360]: [6-4] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
+    ];
+    const { records, incidents } = parse('syslog', lines, { prefix: '%q%u@%d ' });
+    expect(records).toHaveLength(1);
+    expect(incidents).toHaveLength(0);
+    expect(records[0]!.statement).toBe(`SELECT 1/0 -- ${'x'.repeat(899)}gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"`);
+  });
+});
+
 describe('docker-json', () => {
   const entry = (log: string) => JSON.stringify({ log, stream: 'stderr', time: '2026-11-27T10:00:00.123456789Z' });
 
