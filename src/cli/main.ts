@@ -134,7 +134,27 @@ try {
     process.stderr.write(`${error.message}\nseqwatch: invalid configuration${running ? '; nothing was started' : ''}\n`);
     process.exitCode = EXIT.failure;
   } else {
-    process.stderr.write(`seqwatch: ${(error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(`seqwatch: ${startupProblem(error as NodeJS.ErrnoException & { address?: string; port?: number })}\n`);
     process.exitCode = EXIT.failure;
+  }
+}
+
+/**
+ * One sentence for what went wrong, naming the file or port and the fix (FileAccessError already is
+ * one); a stack trace only when asked for (SEQWATCH_LOG_LEVEL=debug), never at 3 a.m. by default.
+ */
+function startupProblem(error: NodeJS.ErrnoException & { address?: string; port?: number }): string {
+  if (process.env.SEQWATCH_LOG_LEVEL === 'debug' && error.stack) return error.stack;
+  const where = error.address !== undefined ? `${error.address}:${error.port}` : '';
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot serve metrics on ${where}: another program listens there already (\`ss -ltnp 'sport = :${error.port}'\` names it); choose a free port in metrics.listen`;
+    case 'EACCES':
+      if (where) return `cannot serve metrics on ${where}: permission denied (ports below 1024 need privileges); choose a port above 1024 in metrics.listen`;
+      return `${error.message}: permission denied for the user seqwatch runs as; give it access${error.path ? ` to ${error.path}` : ''} or point the config elsewhere`;
+    case 'EADDRNOTAVAIL':
+      return `cannot serve metrics on ${where}: no such address on this host; use 127.0.0.1 in metrics.listen`;
+    default:
+      return error.message ?? String(error);
   }
 }
