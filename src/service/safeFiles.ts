@@ -41,11 +41,11 @@ export function explainFileError(path: string, what: string, error: NodeJS.Errno
   let owner = '';
   try {
     const stats = statSync(path);
-    owner = ` (it belongs to uid ${stats.uid}, gid ${stats.gid}, mode ${modeOf(stats)})`;
+    owner = `: it belongs to uid ${stats.uid}, gid ${stats.gid}, mode ${modeOf(stats)}`;
   } catch {
     try {
       const stats = statSync(dirname(path));
-      owner = ` (its directory belongs to uid ${stats.uid}, gid ${stats.gid}, mode ${modeOf(stats)})`;
+      owner = `: its directory belongs to uid ${stats.uid}, gid ${stats.gid}, mode ${modeOf(stats)}`;
     } catch {
       // Nothing more to say about it.
     }
