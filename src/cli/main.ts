@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, configWarnings, databasesOf, loadConfig, redactUrl } from '../config/config.js';
 import type { Daemon } from '../daemon.js';
 import { CommandFailure, EXIT } from './context.js';
+import { printableJson } from './output.js';
 
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,7 +32,10 @@ program
   )
   .action(async (options: { config: string }) => {
     const { default: pino } = await import('pino');
-    const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
+    // The daemon's log echoes log text (names, messages): JSON escapes C0 controls, printableJson the
+    // rest (C1, direction overrides), so `journalctl -u seqwatch` cannot be driven by a log line.
+    const stderr = pino.destination({ fd: 2, sync: true });
+    const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, { write: (line: string) => stderr.write(printableJson(line)) });
     const config = await loadConfig(options.config);
     // Signals are caught before anything starts: a SIGHUP from logrotate during start-up must not
     // kill the daemon (the default action), and a SIGTERM then must still stop it cleanly.

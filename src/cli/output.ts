@@ -63,3 +63,11 @@ export function printable(text: string): string {
     return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
   });
 }
+
+/**
+ * JSON text made safe to print the same way: JSON.stringify already escapes C0 controls, this
+ * escapes what it leaves raw (DEL, C1, separators and invisible marks) as \u escapes; still valid JSON.
+ */
+export function printableJson(json: string): string {
+  return json.replace(/[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

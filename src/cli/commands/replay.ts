@@ -7,7 +7,7 @@ import type { Incident } from '../../detect/detectIncident.js';
 import { scanLog, scanLogAs, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
-import { bold, dim, green, Progress, red, table, yellow } from '../output.js';
+import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { assess } from './check.js';
 
 interface ConstraintTally {
@@ -106,7 +106,7 @@ Examples:
       if (options.json) {
         await db.close();
         process.stdout.write(
-          JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, constraints: rows }, null, 2) + '\n',
+          printableJson(JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, constraints: rows }, null, 2)) + '\n',
         );
         return;
       }
@@ -115,7 +115,17 @@ Examples:
       process.stdout.write(
         table(
           ['CONSTRAINT', 'ERRORS', 'FIRST', 'LAST', 'TABLE', 'SEQUENCE', 'THE DAEMON WOULD', 'NOW'],
-          rows.map((r) => [String(r.constraint), String(r.errors), String(r.first ?? ''), String(r.last ?? ''), String(r.table ?? '-'), String(r.sequence ?? '-'), String(r.would), colour(r.now ?? null)]),
+          // Constraint names and times come from the log: escaped, so that they cannot drive the terminal.
+          rows.map((r) => [
+            printable(String(r.constraint)),
+            String(r.errors),
+            printable(String(r.first ?? '')),
+            printable(String(r.last ?? '')),
+            String(r.table ?? '-'),
+            String(r.sequence ?? '-'),
+            String(r.would),
+            colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(r.now) : r.now),
+          ]),
           [1],
         ),
       );
