@@ -90,7 +90,7 @@ const ConfigSchema = z.strictObject({
       /** host:port for /metrics (Prometheus) and /healthz; loopback only. */
       listen: z
         .string()
-        .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:9187')
+        .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:10187')
         .refine((value) => LOOPBACK.test(value.slice(0, value.lastIndexOf(':'))), 'a loopback address (127.0.0.1, [::1], localhost): metrics are not for the network'),
     })
     .optional(),
