@@ -73,8 +73,8 @@ export function registerAudit(program: Command): void {
     .addHelpText(
       'after',
       `
-Reads the configured audit file and its rotated predecessors (audit.jsonl.1, audit.jsonl.2.gz, ...),
-oldest first. Examples:
+Reads the configured audit file and its rotated predecessors
+(audit.jsonl.1, audit.jsonl.2.gz, ...), oldest first. Examples:
   seqwatch audit --since 24h
   seqwatch audit --table ticket --event remediated alert
   seqwatch audit verify`,
@@ -139,18 +139,23 @@ oldest first. Examples:
     .addHelpText(
       'after',
       `
-What an "ok" proves: the records read were not altered, removed, inserted or reordered after they
-were written, unless someone rewrote every hash from there to the end; the chain starts at record
-#1 (or, with --allow-missing-start, where the kept files start). With --anchor SEQ:HASH (from the
-daemon's own log, the journal): the chain reaches that record unchanged, so neither a rewrite
-before it nor a cut of the newest records up to it goes unnoticed. With --verification-key: every
-sealed record was written by the holder of that epoch's key; who takes the host later cannot reseal
-earlier epochs. It cannot prove that records newer than the last anchor existed.
+What an "ok" proves: the records read were not altered, removed, inserted
+or reordered after they were written, unless someone rewrote every hash
+from there to the end; the chain starts at record #1 (with
+--allow-missing-start: where the kept files start).
+With --anchor SEQ:HASH (from the daemon's own log, the journal): the chain
+reaches that record unchanged, so neither a rewrite before it nor a cut of
+the newest records up to it goes unnoticed.
+With --verification-key: every sealed record was sealed by the holder of
+the key of its time; who takes the host later cannot reseal earlier ones.
+No "ok" proves that no record was written after the last anchor you hold.
 
-Exit codes: 0 the chain is intact, 1 it is not (the first bad record is named), 64 usage error.
+Exit codes: 0 the chain is intact, 1 it is not (the first bad record is
+named), 64 usage error.
 Examples:
   seqwatch audit verify
-  seqwatch audit verify --anchor 1200:3f1c...e9 --verification-key "$(cat key.txt)"`,
+  seqwatch audit verify --anchor 1200:3f1c...e9 \\
+    --verification-key "$(cat /root/seqwatch-verification-key)"`,
     )
     .action(async (options: { config: string; file?: string[]; anchor?: string[]; verificationKey?: string; allowMissingStart?: boolean }) => {
       const files = options.file ?? auditFiles((await loadConfig(options.config)).audit.path);
@@ -197,10 +202,11 @@ Examples:
     .addHelpText(
       'after',
       `
-Run it as the user the daemon runs as (or chown the key file to it), then restart the daemon. Keep
-the printed verification key off this host: whoever has it can check seals, not make them.
+Run it as the user the daemon runs as (or chown the key file to it), then
+restart the daemon. Keep the printed verification key off this host:
+whoever has it can check seals, not make them.
 Example:
-  seqwatch audit seal-init -c /etc/seqwatch/seqwatch.yaml > /root/seqwatch-verification-key`,
+  seqwatch audit seal-init > /root/seqwatch-verification-key`,
     )
     .action(async (options: { config: string; epoch: string; force?: boolean }) => {
       const path = (await loadConfig(options.config)).audit.path;

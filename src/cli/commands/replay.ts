@@ -44,10 +44,13 @@ export function registerReplay(program: Command): void {
     .addHelpText(
       'after',
       `
-Nothing is changed: the catalog is read to resolve each constraint, and each sequence is checked
-read-only to show where it stands now. Without a reachable database the counts are still shown.
+Nothing is changed: the catalog is read to resolve each constraint, and
+each sequence is checked read-only to show where it stands now. Without a
+reachable database the counts are still shown. At most 10,000 distinct
+names are looked up (1,000 a query); errors on further names are counted.
 Examples:
-  seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 /var/log/postgresql/*.gz
+  seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 \\
+    /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
     .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string }) => {
