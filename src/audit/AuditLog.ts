@@ -326,5 +326,10 @@ function lastRecordOfFd(fd: number, size: number): { seq?: number; hash: string 
   const buffer = Buffer.alloc(length);
   readSync(fd, buffer, 0, length, size - length);
   const lines = buffer.toString('utf8').split('\n').filter(Boolean);
-  return parseChainFields(lines.at(-1));
+  // A torn last line (a disk that filled mid-line, a crash) is passed over: the record before it counts.
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const fields = parseChainFields(lines[i]);
+    if (fields) return fields;
+  }
+  return undefined;
 }
