@@ -40,6 +40,9 @@ describe.runIf(findLocalBinaries())('log text shown to people', () => {
     // The C0 escapes were already JSON escapes in the message; the 8-bit CSI and the override were raw.
     expect(out.stdout).toContain('\\x9b31m');
     expect(out.stdout).toContain('\\u{202e}eulav');
+    const json = await runCli('audit', '-f', daemon.auditPath, '--json');
+    expect(json.stdout).not.toMatch(CONTROL);
+    expect(json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg?: string }).some((r) => r.msg?.includes('\u202eeulav'))).toBe(true);
   });
 
   it('seqwatch replay escapes them, in its table and in --json', async () => {

@@ -5,7 +5,7 @@ import { initSealing, parseVerificationKey, sealKeyFileFor } from '../../audit/s
 import { verifyChain, type ChainReport } from '../../audit/verifyChain.js';
 import { loadConfig } from '../../config/config.js';
 import { CommandFailure, EXIT } from '../context.js';
-import { bold, green, printable, red, table, yellow } from '../output.js';
+import { bold, green, printable, printableJson, red, table, yellow } from '../output.js';
 
 interface Record {
   time: string;
@@ -102,8 +102,8 @@ Reads the configured audit file and its rotated predecessors
       }
       const summary = summarise(records);
       if (options.json) {
-        for (const record of records) process.stdout.write(JSON.stringify(record) + '\n');
-        process.stdout.write(JSON.stringify({ summary }) + '\n');
+        for (const record of records) process.stdout.write(printableJson(JSON.stringify(record)) + '\n');
+        process.stdout.write(printableJson(JSON.stringify({ summary })) + '\n');
       } else {
         const rows = records.map((r) => [
           shown(r.time).replace('T', ' ').slice(0, 19),
