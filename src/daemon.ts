@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
@@ -20,6 +20,7 @@ import { FileFollower, type LinePosition } from './sources/FileFollower.js';
 import { StreamFollower } from './sources/StreamFollower.js';
 import { JournalFollower } from './sources/JournalFollower.js';
 import { globToRegExp, isGlob } from './sources/glob.js';
+import { fileSafetyWarnings, writeFileAtomically } from './service/safeFiles.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
 const STOP_GRACE_MS = 10_000;
@@ -135,6 +136,14 @@ export class Daemon {
   static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
     for (const warning of configWarnings(configPath, config)) logger.warn(warning);
     const audit = new AuditLog(config.audit.path);
+    for (const warning of fileSafetyWarnings([
+      { path: dirname(config.audit.path), what: 'audit log' },
+      { path: config.state_dir, what: 'state' },
+    ])) {
+      logger.warn(warning);
+    }
+    // The chain's anchors, outside the audit file: `seqwatch audit verify --anchor SEQ:HASH`.
+    audit.onAnchor((a) => logger.info({ audit_anchor: `${a.seq}:${a.hash}`, file: a.file }, `audit chain anchor: record #${a.seq} has hash ${a.hash}`));
     const contexts: DatabaseContext[] = [];
     for (const database of databasesOf(config)) {
       const db = new Database({ url: database.url, password: await readPasswordFile(database), onEvent: logDatabaseEvents(logger) });
@@ -496,10 +505,8 @@ export class Daemon {
   /** `seqwatch health` reads this (a container's HEALTHCHECK has no systemd to ask). */
   private writeHealthFile(health: Health): void {
     try {
-      mkdirSync(this.config.state_dir, { recursive: true });
       const file = join(this.config.state_dir, 'health.json');
-      writeFileSync(`${file}.tmp`, JSON.stringify({ ...health, pid: process.pid, counters: this.counters() }) + '\n');
-      renameSync(`${file}.tmp`, file);
+      writeFileAtomically(file, JSON.stringify({ ...health, pid: process.pid, counters: this.counters() }) + '\n', 'health file');
     } catch (error) {
       this.logger.warn({ err: (error as Error).message, state_dir: this.config.state_dir }, 'cannot write the health file');
     }

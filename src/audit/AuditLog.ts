@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, ftruncateSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
-import { tailLines } from '../sources/tailLines.js';
+import { openAppendSafely } from '../service/safeFiles.js';
+import { auditFiles, lastRecordIn, parseChainFields } from './readAuditFiles.js';
+import { AuditSealer } from './seal.js';
 
 export const AUDIT_EVENTS = [
   'started',
@@ -54,7 +55,21 @@ export interface AuditWriteState {
   held: number;
   /** Records given up because more than `maxHeld` waited. */
   lost: number;
+  /** The chain's last record: its sequence number (how many records the chain holds) and hash. */
+  seq?: number;
+  hash?: string;
 }
+
+/** A point of the chain to keep outside the audit file (`seqwatch audit verify --anchor SEQ:HASH`). */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+  file: string;
+}
+
+/** Anchors are handed out at the first record, then every this many records or this often, and at close. */
+const ANCHOR_EVERY_RECORDS = 1000;
+const ANCHOR_EVERY_MS = 10 * 60_000;
 
 /**
  * The audit log: one JSON object per line, written synchronously so that a record is on disk
@@ -63,12 +78,17 @@ export interface AuditWriteState {
  * sentence for a person. Row data (a DETAIL's key values) and passwords never reach it: callers
  * pass names and numbers only.
  *
- * Tamper evidence: every line ends with `"prev"` (the previous line's hash) and `"hash"`, the
- * SHA-256 of the line up to and including `prev`. The chain runs through the file in line order and
- * on into the next file after a rotation; `seqwatch audit verify` walks it. Other writers of the
- * same file (`seqwatch fix` while the daemon runs) continue the chain: before each write the file's
- * size is compared with what this writer last left, and if someone else wrote, their last hash is
- * read from the file's tail.
+ * Tamper evidence: every line ends with `"seq"` (its number in the chain: 1 for the first record
+ * ever, so the count of records), `"prev"` (the previous record's hash) and `"hash"`, the SHA-256
+ * of the line up to and including `prev`; with a sealing key (seal.ts), also `"seal"`, an HMAC of
+ * the hash under a key that evolves forward and forgets its past. The chain runs through the file in
+ * line order and on into the next file: after a rotation, or a restart that finds the file empty,
+ * the number and hash carry on from the newest rotated file. Other writers of the same file
+ * (`seqwatch fix` while the daemon runs) continue the chain: before each write the file's size is
+ * compared with what this writer last left, and if someone else wrote, their last record is read
+ * from the file's tail. A file found shorter than this writer left it (emptied, cut) is not
+ * papered over: the chain goes on from what this writer knows, so verify shows the hole. Anchors
+ * (seq and hash, `onAnchor`) go to the daemon's own log, outside the file.
  *
  * When the file cannot be written (a full disk, a read-only remount), records are held in memory, in
  * order, up to `maxHeld`, and written as soon as a write succeeds again (the next record, `retry()`,
@@ -83,8 +103,13 @@ export class AuditLog {
   private fd: number;
 
   private lastHash = '';
+  /** The last record's number in the chain (0: none yet). */
+  private lastSeq = 0;
   /** The file's size after this writer's last line; another size means someone else wrote (or rotated). */
   private expectedSize = -1;
+  private readonly sealer: AuditSealer | undefined;
+  private readonly anchorListeners: Array<(anchor: AuditAnchor) => void> = [];
+  private lastAnchor = { seq: -1, at: 0 };
   /** Serialised records (without prev/hash: those are computed when they reach the file). */
   private readonly held: string[] = [];
   private state: AuditWriteState = { writable: true, held: 0, lost: 0 };
@@ -95,6 +120,8 @@ export class AuditLog {
     private readonly maxHeld = 10_000,
   ) {
     this.fd = openAppend(path);
+    this.carryOn(path);
+    this.sealer = AuditSealer.forAuditLog(path);
     this.logger = pino(
       {
         base: { host: hostname(), pid: process.pid },
@@ -127,7 +154,46 @@ export class AuditLog {
   }
 
   get writeState(): AuditWriteState {
-    return { ...this.state, held: this.held.length };
+    return { ...this.state, held: this.held.length, seq: this.lastSeq, hash: this.lastHash };
+  }
+
+  /** Called with a point of the chain (seq, hash) to record outside the file: see ANCHOR_EVERY_*. */
+  onAnchor(listener: (anchor: AuditAnchor) => void): void {
+    this.anchorListeners.push(listener);
+  }
+
+  /** The chain as it stands: the last record's number and hash. */
+  get anchor(): AuditAnchor {
+    return { seq: this.lastSeq, hash: this.lastHash, file: this.path };
+  }
+
+  private anchorIfDue(force = false): void {
+    if (this.lastSeq === 0 || this.lastSeq === this.lastAnchor.seq) return;
+    const now = Date.now();
+    if (!force && this.lastSeq - this.lastAnchor.seq < ANCHOR_EVERY_RECORDS && now - this.lastAnchor.at < ANCHOR_EVERY_MS) return;
+    this.lastAnchor = { seq: this.lastSeq, at: now };
+    for (const listener of this.anchorListeners) listener(this.anchor);
+  }
+
+  /**
+   * Where the chain stands when a file is opened: its last record, or, for an empty file (just
+   * rotated, or a restart after a rotation), the last record of the newest rotated one.
+   */
+  private carryOn(path: string): void {
+    const size = fstatSync(this.fd).size;
+    let last = size > 0 ? lastRecordOfFd(this.fd, size) : undefined;
+    if (!last) {
+      const rotated = auditFiles(path).filter((file) => file !== path);
+      for (const file of rotated.reverse()) {
+        last = lastRecordIn(file);
+        if (last) break;
+      }
+    }
+    if (last && last.hash.length > 0 && (this.lastSeq === 0 || (last.seq ?? 0) >= this.lastSeq)) {
+      this.lastHash = last.hash;
+      this.lastSeq = last.seq ?? 0;
+    }
+    this.expectedSize = size;
   }
 
   /** After logrotate moved the file: continue in a new file at the same path (or at a new path). */
@@ -136,6 +202,8 @@ export class AuditLog {
     try {
       this.fd = openAppend(path);
       this.path = path;
+      // Its last record, if it has one, is read at the first write (see append).
+      this.expectedSize = -1;
     } catch (error) {
       this.failed(error as Error);
       return;
@@ -181,13 +249,23 @@ export class AuditLog {
     if (!this.state.writable) this.recovered();
   }
 
-  /** Adds `prev` and `hash` to one serialised record (`{...}\n`) and appends it; throws when it could not. */
+  /** Adds `seq`, `prev`, `hash` (and `seal`) to one serialised record (`{...}\n`) and appends it; throws when it could not. */
   private append(line: string): void {
-    const size = fileSize(this.path);
-    const lastHash = size > 0 && size !== this.expectedSize ? (lastHashIn(this.path, size) ?? this.lastHash) : this.lastHash;
-    const body = `${line.slice(0, line.lastIndexOf('}'))},"prev":"${lastHash}"}`;
+    const size = fstatSync(this.fd).size;
+    if (size > 0 && size !== this.expectedSize) {
+      // Someone else wrote since (`seqwatch fix`): go on from their last record. A file that got
+      // shorter than this writer left it was cut or emptied: go on from what this writer knows.
+      const theirs = lastRecordOfFd(this.fd, size);
+      if (theirs && (theirs.seq ?? 0) >= this.lastSeq) {
+        this.lastHash = theirs.hash;
+        this.lastSeq = theirs.seq ?? this.lastSeq;
+      }
+    }
+    const seq = this.lastSeq + 1;
+    const body = `${line.slice(0, line.lastIndexOf('}'))},"seq":${seq},"prev":"${this.lastHash}"}`;
     const hash = createHash('sha256').update(body).digest('hex');
-    const out = Buffer.from(`${body.slice(0, -1)},"hash":"${hash}"}\n`);
+    const seal = this.sealer?.seal(hash);
+    const out = Buffer.from(`${body.slice(0, -1)},"hash":"${hash}"${seal ? `,"seal":"${seal}"` : ''}}\n`);
     let written = 0;
     try {
       while (written < out.length) written += writeSync(this.fd, out, written);
@@ -196,7 +274,9 @@ export class AuditLog {
       throw error;
     }
     this.lastHash = hash;
+    this.lastSeq = seq;
     this.expectedSize = size + out.length;
+    this.anchorIfDue();
   }
 
   /** Removes the start of a line the disk had no room to finish, unless someone wrote after it. */
@@ -230,26 +310,26 @@ export class AuditLog {
 
   close(): void {
     this.retry();
+    this.anchorIfDue(true);
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
 }
 
 function openAppend(path: string): number {
-  mkdirSync(dirname(path), { recursive: true });
-  return openSync(path, 'a');
+  return openAppendSafely(path, 'audit log');
 }
 
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
+/** The last complete record of an open file, read from its tail. */
+function lastRecordOfFd(fd: number, size: number): { seq?: number; hash: string } | undefined {
+  const length = Math.min(size, 64 * 1024);
+  const buffer = Buffer.alloc(length);
+  readSync(fd, buffer, 0, length, size - length);
+  const lines = buffer.toString('utf8').split('\n').filter(Boolean);
+  // A torn last line (a disk that filled mid-line, a crash) is passed over: the record before it counts.
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const fields = parseChainFields(lines[i]);
+    if (fields) return fields;
   }
-}
-
-/** The `hash` of the last complete line of a file, read from its tail. */
-function lastHashIn(path: string, size: number): string | undefined {
-  const lines = tailLines(path, 64 * 1024, size).filter(Boolean);
-  return /,"hash":"([0-9a-f]{64})"}$/.exec(lines.at(-1) ?? '')?.[1];
+  return undefined;
 }

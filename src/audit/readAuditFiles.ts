@@ -55,3 +55,29 @@ export function readAuditLines(files: string[]): AuditLine[] {
   }
   return lines;
 }
+
+/** The last complete record's `seq` and `hash` in one audit file (gzip or not), if it has one. */
+export function lastRecordIn(file: string): { seq?: number; hash: string } | undefined {
+  try {
+    const lines = readAuditLines([file]);
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const fields = parseChainFields(lines[i]!.text);
+      if (fields) return fields;
+    }
+  } catch {
+    // Unreadable: the chain starts afresh, and verify will show where.
+  }
+  return undefined;
+}
+
+/** `seq` and `hash` of one audit line (undefined when it is not a complete record). */
+export function parseChainFields(line: string | undefined): { seq?: number; hash: string } | undefined {
+  if (!line) return undefined;
+  try {
+    const record = JSON.parse(line) as { seq?: unknown; hash?: unknown };
+    if (typeof record.hash !== 'string' || !/^[0-9a-f]{64}$/.test(record.hash)) return undefined;
+    return typeof record.seq === 'number' ? { seq: record.seq, hash: record.hash } : { hash: record.hash };
+  } catch {
+    return undefined;
+  }
+}

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, configWarnings, databasesOf, loadConfig, redactUrl } from '../config/config.js';
 import type { Daemon } from '../daemon.js';
 import { CommandFailure, EXIT } from './context.js';
+import { printableJson } from './output.js';
 
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -31,7 +32,10 @@ program
   )
   .action(async (options: { config: string }) => {
     const { default: pino } = await import('pino');
-    const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, pino.destination(2));
+    // The daemon's log echoes log text (names, messages): JSON escapes C0 controls, printableJson the
+    // rest (C1, direction overrides), so `journalctl -u seqwatch` cannot be driven by a log line.
+    const stderr = pino.destination({ fd: 2, sync: true });
+    const logger = pino({ level: process.env.SEQWATCH_LOG_LEVEL ?? 'info' }, { write: (line: string) => stderr.write(printableJson(line)) });
     const config = await loadConfig(options.config);
     // Signals are caught before anything starts: a SIGHUP from logrotate during start-up must not
     // kill the daemon (the default action), and a SIGTERM then must still stop it cleanly.
@@ -134,7 +138,27 @@ try {
     process.stderr.write(`${error.message}\nseqwatch: invalid configuration${running ? '; nothing was started' : ''}\n`);
     process.exitCode = EXIT.failure;
   } else {
-    process.stderr.write(`seqwatch: ${(error as Error).stack ?? String(error)}\n`);
+    process.stderr.write(`seqwatch: ${startupProblem(error as NodeJS.ErrnoException & { address?: string; port?: number })}\n`);
     process.exitCode = EXIT.failure;
+  }
+}
+
+/**
+ * One sentence for what went wrong, naming the file or port and the fix (FileAccessError already is
+ * one); a stack trace only when asked for (SEQWATCH_LOG_LEVEL=debug), never at 3 a.m. by default.
+ */
+function startupProblem(error: NodeJS.ErrnoException & { address?: string; port?: number }): string {
+  if (process.env.SEQWATCH_LOG_LEVEL === 'debug' && error.stack) return error.stack;
+  const where = error.address !== undefined ? `${error.address}:${error.port}` : '';
+  switch (error.code) {
+    case 'EADDRINUSE':
+      return `cannot serve metrics on ${where}: another program listens there already (\`ss -ltnp 'sport = :${error.port}'\` names it); choose a free port in metrics.listen`;
+    case 'EACCES':
+      if (where) return `cannot serve metrics on ${where}: permission denied (ports below 1024 need privileges); choose a port above 1024 in metrics.listen`;
+      return `${error.message}: permission denied for the user seqwatch runs as; give it access${error.path ? ` to ${error.path}` : ''} or point the config elsewhere`;
+    case 'EADDRNOTAVAIL':
+      return `cannot serve metrics on ${where}: no such address on this host; use 127.0.0.1 in metrics.listen`;
+    default:
+      return error.message ?? String(error);
   }
 }

@@ -46,3 +46,28 @@ export class Progress {
     if (this.tty) process.stderr.write('\r\x1b[K');
   }
 }
+
+/**
+ * Text read from a log or an audit file, made safe to print: control characters (C0 with newline
+ * and TAB, DEL, C1 such as the 8-bit CSI), line and paragraph separators, and the invisible
+ * direction and zero-width marks are shown as escapes (`\x1b`, `\u{202e}`), so that a value cannot
+ * move the cursor, recolour or clear the screen, hide text, or fake a line of its own.
+ */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => {
+    const code = c.charCodeAt(0);
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
+ * JSON text made safe to print the same way: JSON.stringify already escapes C0 controls, this
+ * escapes what it leaves raw (DEL, C1, separators and invisible marks) as \u escapes; still valid JSON.
+ */
+export function printableJson(json: string): string {
+  return json.replace(/[\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}

@@ -90,7 +90,7 @@ const ConfigSchema = z.strictObject({
       /** host:port for /metrics (Prometheus) and /healthz; loopback only. */
       listen: z
         .string()
-        .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:9187')
+        .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:10187')
         .refine((value) => LOOPBACK.test(value.slice(0, value.lastIndexOf(':'))), 'a loopback address (127.0.0.1, [::1], localhost): metrics are not for the network'),
     })
     .optional(),
@@ -200,11 +200,34 @@ export function databasesOf(config: Config): DatabaseConfig[] {
 export async function readPasswordFile(config: Config | DatabaseConfig): Promise<string | undefined> {
   const file = 'sources' in config ? config.database.password_file : config.password_file;
   if (!file) return undefined;
+  let text: string;
   try {
-    return (await readFile(file, 'utf8')).split('\n')[0]!.replace(/\r$/, '');
+    text = await readFile(file, 'utf8');
   } catch (error) {
     throw new ConfigError([`${file}: cannot read database.password_file: ${(error as Error).message}`]);
   }
+  // A password every user can read is refused (it would be no secret); see passwordFileWarning.
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o004) !== 0) {
+    throw new ConfigError([`${file}: database.password_file is readable by every user (mode ${mode.toString(8).padStart(4, '0')}): chmod o-rwx ${file}`]);
+  }
+  return text.split('\n')[0]!.replace(/\r$/, '');
+}
+
+/**
+ * A password file of seqwatch's own user that its group may read too: more than seqwatch needs
+ * (when the file belongs to another user, the group is how seqwatch reads it, and that is fine).
+ */
+function passwordFileWarning(file: string): string | undefined {
+  try {
+    const stats = statSync(file);
+    if ((stats.mode & 0o040) !== 0 && (stats.mode & 0o004) === 0 && stats.uid === process.geteuid?.()) {
+      return `${file}: database.password_file is readable by its group (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}), which seqwatch, its owner, does not need: chmod g-r ${file}`;
+    }
+  } catch {
+    // Unreadable: readPasswordFile says so.
+  }
+  return undefined;
 }
 
 /** Things that are allowed but unwise: said at startup and by `config check`. */
@@ -227,6 +250,10 @@ export function configWarnings(file: string, config: Config): string[] {
         `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only: keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
       );
     }
+  }
+  for (const database of databasesOf(config)) {
+    const warning = database.password_file ? passwordFileWarning(database.password_file) : undefined;
+    if (warning) warnings.push(warning);
   }
   if (hasPassword) {
     try {

@@ -24,11 +24,23 @@ export const CSV_RECORD_START = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [^
 
 /** A record larger than this is dropped (and counted): a runaway quoted field cannot take all memory. */
 const MAX_RECORD_CHARS = 8 * MAX_FIELD_CHARS;
+/**
+ * Past the cap a record's rest is still framed by its quotes (counted, not kept); only when the
+ * quotes have not balanced within this much text is the framing given up for the next line that
+ * begins like a record. A cut-off record (a torn write) so costs at most this much of the log.
+ */
+const RESYNC_AFTER_CHARS = 8 * MAX_RECORD_CHARS;
 
 /**
  * PostgreSQL's csvlog. A quoted field can hold newlines and doubled quotes, so one record spans
  * several physical lines: lines are gathered until the quotes balance, then the record is parsed by
  * csv-parse (a real CSV parser: no hand-rolled splitting on commas).
+ *
+ * Framing is by the quotes alone, never by what a line looks like: a value logged inside a quoted
+ * field (a sign-up form's login in DETAIL, a statement) can hold a newline followed by text shaped
+ * exactly like a record, and must stay part of its field. The framing starts afresh only where the
+ * source says the stream starts or has a hole (LinePosition.boundary: a new or truncated file, a
+ * line dropped as over-long), or past the record cap (RESYNC_AFTER_CHARS).
  */
 export class CsvlogParser implements RecordParser {
   readonly counters: ParserCounters = newCounters();
@@ -37,6 +49,10 @@ export class CsvlogParser implements RecordParser {
   private pendingChars = 0;
   private quotes = 0;
   private position: LinePosition | undefined;
+  /** Over the cap: the rest of the record is framed by its quotes but not kept; chars seen so far. */
+  private overflow: number | undefined;
+  /** Where records begin is unknown (after a gap, or a record past RESYNC_AFTER_CHARS): wait for a line that begins like one. */
+  private lost = false;
 
   constructor(
     private readonly source: string,
@@ -44,19 +60,48 @@ export class CsvlogParser implements RecordParser {
   ) {}
 
   push(line: string, position?: LinePosition): void {
-    // A new record's first line while a quote is still open: the open one was cut short (garbage,
-    // a truncated write). Count it and start over, so it cannot swallow the records after it.
-    if (this.pending.length > 0 && CSV_RECORD_START.test(line)) {
-      this.counters.unrecognisedLines++;
+    if (position?.boundary) {
+      // Whatever was open ended with the file (or lost its rest in the hole): count it and start over.
+      if (this.pending.length > 0 || this.overflow !== undefined) this.counters.unrecognisedLines++;
       this.reset();
+      this.overflow = undefined;
+      // After a dropped line its quotes are unknown: where the next record begins can only be guessed.
+      this.lost = position.boundary === 'gap';
+    }
+    if (this.lost) {
+      if (!CSV_RECORD_START.test(line)) {
+        this.counters.unrecognisedLines++;
+        return;
+      }
+      this.lost = false;
+    }
+    const quotes = countQuotes(line);
+    if (this.overflow !== undefined) {
+      this.quotes += quotes;
+      this.overflow += line.length + 1;
+      if (this.quotes % 2 === 0) {
+        this.overflow = undefined;
+        this.quotes = 0;
+      } else if (this.overflow > RESYNC_AFTER_CHARS) {
+        this.overflow = undefined;
+        this.quotes = 0;
+        this.lost = true;
+      }
+      return;
     }
     if (this.pending.length === 0) this.position = position;
     this.pending.push(line);
     this.pendingChars += line.length + 1;
-    for (let i = line.indexOf('"'); i !== -1; i = line.indexOf('"', i + 1)) this.quotes++;
+    this.quotes += quotes;
     if (this.pendingChars > MAX_RECORD_CHARS) {
+      // Dropped, counted; its rest is still told apart from the records after it by the quotes.
       this.counters.unrecognisedLines++;
+      const [chars, open] = [this.pendingChars, this.quotes % 2 === 1];
       this.reset();
+      if (open) {
+        this.overflow = chars;
+        this.quotes = 1;
+      }
       return;
     }
     if (this.quotes % 2 === 0) this.emit();
@@ -106,4 +151,10 @@ export class CsvlogParser implements RecordParser {
     this.counters.records++;
     this.onRecord(placed(record, position));
   }
+}
+
+function countQuotes(line: string): number {
+  let n = 0;
+  for (let i = line.indexOf('"'); i !== -1; i = line.indexOf('"', i + 1)) n++;
+  return n;
 }

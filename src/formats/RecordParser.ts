@@ -4,6 +4,13 @@ import type { LogRecord } from './LogRecord.js';
 export interface LinePosition {
   offset?: number;
   line?: number;
+  /**
+   * Set by the source on the first line after a discontinuity: `start` where it (re)starts reading
+   * (a new file, a truncated one, a resumed checkpoint), `gap` after a line it dropped (over its
+   * length limit). Nothing before it may join what follows: the only place where a format whose
+   * records span lines (csvlog) may find its framing again without trusting the lines' content.
+   */
+  boundary?: 'start' | 'gap';
 }
 
 export interface ParserCounters {

@@ -136,6 +136,29 @@ export class StderrPrefixParser implements RecordParser {
     appendField(open.record, open.lastField, '\n' + text);
   }
 
+  /**
+   * A line that may only add to backend `pid`'s open record, never start one (syslog's chunks after a
+   * message's first). A secondary line with the prefix (DETAIL, STATEMENT, ...) becomes that field;
+   * anything else, even text shaped like a new record, is `text` appended as it was cut (no newline).
+   */
+  addToRecord(line: string, pid: string, text: string): void {
+    const open = this.pending.get(pid);
+    if (!open) {
+      this.counters.orphanLines++;
+      return;
+    }
+    const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
+    const g = this.matcher.exec(head)?.groups;
+    if (g && (g.pid ?? pid) === pid && SECONDARY.has(g.severity!)) {
+      const field = FIELD_OF[g.severity!]!;
+      setField(open.record, field, g.message! + line.slice(head.length));
+      open.lastField = field;
+      this.last = open;
+      return;
+    }
+    appendField(open.record, open.lastField, text);
+  }
+
   /** Nothing is being assembled: lines that hold none of the pre-check's needles may be passed over unseen. */
   canPassOver(): boolean {
     return this.pending.size === 0;

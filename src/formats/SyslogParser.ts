@@ -44,10 +44,13 @@ export class SyslogParser implements RecordParser {
       this.counters.unrecognisedLines++;
       return;
     }
-    const { pid, rest } = parts;
-    // PostgreSQL splits a message at its newlines into chunks [N-1], [N-2], ...: the DETAIL and
-    // STATEMENT lines (with their prefix) and the TAB-started continuation lines, the TAB escaped.
+    const { pid, chunk, rest } = parts;
+    // PostgreSQL splits a message into chunks [N-1], [N-2], ...: at its newlines (the DETAIL and
+    // STATEMENT lines with their prefix, the TAB-started continuation lines, the TAB escaped), and
+    // within a line every 900 bytes. A cut piece begins with whatever text was there, attacker's
+    // text included, so only a message's first chunk may start a record.
     if (rest.startsWith('#011')) this.inner.continueRecord(rest.slice(4), pid);
+    else if (chunk !== '1') this.inner.addToRecord(`[${pid}] ${rest}`, pid, rest);
     else this.inner.push(`[${pid}] ${rest}`, position);
   }
 

@@ -19,7 +19,7 @@ export interface MetricsSources {
   catalogQueries(): number;
   checks(): number;
   /** Whether the audit log can be written, and how many records wait in memory. */
-  audit(): { writable: boolean; held: number; lost: number };
+  audit(): { writable: boolean; held: number; lost: number; seq?: number };
   health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
 }
 
@@ -125,6 +125,14 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.audit().held);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_audit_chain_records',
+      help: "Number of the audit chain's last record (records ever written): an anchor outside the file; it never goes down",
+      registers: [this.registry],
+      collect() {
+        this.set(sources.audit().seq ?? 0);
       },
     });
     new Gauge({

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readFileSafely, writeFileAtomically } from '../service/safeFiles.js';
 import type { Checkpoint } from './FileFollower.js';
 
 /**
  * Each file source's checkpoint, one small JSON file per source under `state_dir/checkpoints/`,
- * replaced atomically (write, then rename) so that a crash leaves the old one or the new one,
- * never half of one.
+ * replaced atomically (a new file under a random name, then a rename) so that a crash leaves the old
+ * one or the new one, never half of one; never read or written through a symbolic link (safeFiles).
  */
 export class CheckpointStore {
   private readonly dir: string;
@@ -22,7 +22,7 @@ export class CheckpointStore {
 
   load(source: string): Checkpoint | undefined {
     try {
-      const data = JSON.parse(readFileSync(this.fileFor(source), 'utf8')) as Checkpoint & { source?: string };
+      const data = JSON.parse(readFileSafely(this.fileFor(source))) as Checkpoint & { source?: string };
       if (data.source !== source || typeof data.offset !== 'number') return undefined;
       return { dev: data.dev, ino: data.ino, headLength: data.headLength, headHash: data.headHash, offset: data.offset };
     } catch {
@@ -33,7 +33,7 @@ export class CheckpointStore {
   /** A journal source's cursor. */
   loadCursor(source: string): string | undefined {
     try {
-      const data = JSON.parse(readFileSync(this.fileFor(source), 'utf8')) as { source?: string; cursor?: unknown };
+      const data = JSON.parse(readFileSafely(this.fileFor(source))) as { source?: string; cursor?: unknown };
       return data.source === source && typeof data.cursor === 'string' ? data.cursor : undefined;
     } catch {
       return undefined;
@@ -51,10 +51,7 @@ export class CheckpointStore {
 
   private write(source: string, text: string): void {
     if (this.saved.get(source) === text) return;
-    mkdirSync(this.dir, { recursive: true });
-    const file = this.fileFor(source);
-    writeFileSync(`${file}.tmp`, text + '\n');
-    renameSync(`${file}.tmp`, file);
+    writeFileAtomically(this.fileFor(source), text + '\n', 'checkpoint');
     this.saved.set(source, text);
   }
 }

@@ -322,7 +322,7 @@ export class FileFollower {
     if (!best) return;
     const copy = await open(best.path, 'r');
     try {
-      file.lines.reset(file.lines.lineStart);
+      file.lines.reset(file.lines.lineStart, false);
       for (let at = file.lines.lineStart; ; ) {
         const { bytesRead } = await copy.read(this.chunk, 0, CHUNK_BYTES, at);
         if (bytesRead === 0) break;

@@ -12,6 +12,9 @@ export interface JournalOptions {
   restartDelayMs?: number;
 }
 
+/** A line journald cut into entries is joined up to this length; a longer one is passed over (counted). */
+const MAX_JOINED_BYTES = 4 * 1024 * 1024;
+
 /**
  * PostgreSQL under systemd without a log file: `journalctl --follow --output=json` spawned and
  * supervised (restarted when it exits), each entry's MESSAGE handed on as a line, its cursor kept
@@ -54,10 +57,15 @@ export class JournalFollower {
     const child = spawn(this.options.command ?? 'journalctl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     let skipFirst = resumeAt !== undefined;
+    // journald cuts a line longer than its LineMax= into several entries, each but the last marked
+    // _LINE_BREAK=line-max: they are one line again before they reach the format, or the piece after
+    // a cut (text a client chose) would be read as a line of its own.
+    let cut: Buffer[] = [];
+    let cutBytes = 0;
     const lines = new LineSplitter(
       4 * 1024 * 1024,
       (line) => {
-        let entry: { MESSAGE?: unknown; __CURSOR?: string };
+        let entry: { MESSAGE?: unknown; __CURSOR?: string; _LINE_BREAK?: unknown };
         try {
           entry = JSON.parse(line.toString('utf8')) as typeof entry;
         } catch {
@@ -68,10 +76,24 @@ export class JournalFollower {
           if (entry.__CURSOR === resumeAt) return;
         }
         // journald stores a MESSAGE that is not valid UTF-8 as an array of bytes.
-        const message = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE as number[]) : Buffer.from(String(entry.MESSAGE ?? ''));
+        const piece = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE as number[]) : Buffer.from(String(entry.MESSAGE ?? ''));
+        if (entry._LINE_BREAK === 'line-max') {
+          // The cursor stays at the line's start: a restart reads the whole line again.
+          if (cutBytes + piece.length <= MAX_JOINED_BYTES) cut.push(piece);
+          cutBytes += piece.length;
+          return;
+        }
+        const message = cut.length > 0 ? Buffer.concat([...cut, piece]) : piece;
+        const oversized = cutBytes + piece.length > MAX_JOINED_BYTES;
+        cut = [];
+        cutBytes = 0;
+        if (entry.__CURSOR) this.cursor = entry.__CURSOR;
+        if (oversized) {
+          this.counters.oversizedLines++;
+          return;
+        }
         this.counters.lines++;
         this.handlers.onLine(message, { offset: this.entries++ });
-        if (entry.__CURSOR) this.cursor = entry.__CURSOR;
       },
       () => this.counters.oversizedLines++,
     );

@@ -4,6 +4,8 @@ export interface LinePosition {
   offset: number;
   /** 1-based line number, when reading started at the beginning (unknown after starting at the end). */
   line?: number;
+  /** The first line after a discontinuity: see formats/RecordParser.ts. */
+  boundary?: 'start' | 'gap';
 }
 
 /**
@@ -33,6 +35,8 @@ export class LineSplitter {
   private partialBytes = 0;
   /** Inside a line that is over the limit: drop bytes up to the next newline. */
   private discarding = false;
+  /** What the next line handed out follows: a (re)start of reading, or a dropped line. */
+  private boundary: 'start' | 'gap' | undefined = 'start';
 
   constructor(
     private readonly maxLineBytes: number,
@@ -45,8 +49,12 @@ export class LineSplitter {
     this.lineNumber = start === 0 ? 1 : undefined;
   }
 
-  /** Starts over at `offset` (a truncated file, a resumed one); line numbers only from 0. */
-  reset(offset: number): void {
+  /**
+   * Starts over at `offset` (a truncated file, a resumed one); line numbers only from 0. `boundary`
+   * false: the same stream goes on from there (copytruncate's copy is read to catch up).
+   */
+  reset(offset: number, boundary = true): void {
+    if (boundary) this.boundary = 'start';
     this.lineStart = offset;
     this.lineNumber = offset === 0 ? 1 : undefined;
     this.partial = [];
@@ -71,6 +79,7 @@ export class LineSplitter {
       if (this.discarding) {
         this.discarding = false;
       } else if (this.partialBytes + piece.length > this.maxLineBytes) {
+        this.boundary = 'gap';
         this.onOversized();
       } else if (this.partialBytes > 0) {
         this.partial.push(piece);
@@ -88,6 +97,7 @@ export class LineSplitter {
     if (start >= bytes.length || this.discarding) return;
     const rest = bytes.subarray(start);
     if (this.partialBytes + rest.length > this.maxLineBytes) {
+      this.boundary = 'gap';
       this.onOversized();
       this.discarding = true;
       this.partial = [];
@@ -129,6 +139,10 @@ export class LineSplitter {
   private emit(line: Buffer): void {
     const position: LinePosition = { offset: this.lineStart };
     if (this.lineNumber !== undefined) position.line = this.lineNumber;
+    if (this.boundary) {
+      position.boundary = this.boundary;
+      this.boundary = undefined;
+    }
     const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
     this.onLine(line.subarray(0, end), position);
   }

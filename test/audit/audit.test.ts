@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -40,7 +41,8 @@ describe('the audit hash chain', () => {
     other.close();
     const files = auditFiles(path);
     expect(files).toEqual([`${path}.1`, path]);
-    expect(verifyChain(readAuditLines(files))).toEqual({ records: 7 });
+    expect(verifyChain(readAuditLines(files))).toMatchObject({ records: 7, first: 1, last: { seq: 7 } });
+    expect(verifyChain(readAuditLines(files)).problem).toBeUndefined();
   });
 
   it('names an edited record', () => {
@@ -63,7 +65,7 @@ describe('the audit hash chain', () => {
     const path = sampleLog();
     const text = lines(path);
     const prev = /"hash":"([0-9a-f]{64})"/.exec(text[1]!)![1];
-    const body = `{"time":"2026-11-27T03:00:00.000Z","event":"remediated","table":"public.ticket","before":"1","after":"99","msg":"forged","prev":"${prev}"}`;
+    const body = `{"time":"2026-11-27T03:00:00.000Z","event":"remediated","table":"public.ticket","before":"1","after":"99","msg":"forged","seq":3,"prev":"${prev}"}`;
     const forged = `${body.slice(0, -1)},"hash":"${createHash('sha256').update(body).digest('hex')}"}`;
     text.splice(2, 0, forged);
     writeFileSync(path, text.join('\n') + '\n');
@@ -118,29 +120,58 @@ describe('seqwatch audit', () => {
   });
 });
 
-describe('an audit log that cannot be written', () => {
-  it('holds records in order, tells its listeners, and writes them with an alert once it can', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-audit-full-'));
-    const path = join(dir, 'audit.jsonl');
-    const audit = new AuditLog(path, 3);
-    const trouble: boolean[] = [];
-    audit.onTrouble((state) => trouble.push(state.writable));
-    audit.write('started', {}, 'first');
-    // The disk fills (/dev/full fails every write with ENOSPC).
-    audit.reopen('/dev/full');
-    for (let i = 1; i <= 5; i++) audit.write('remediated', { table: 'public.ticket', after: String(i) }, `fix ${i}`);
-    expect(audit.writeState).toMatchObject({ writable: false, held: 3, lost: 2 });
-    expect(audit.writeState.error).toMatch(/ENOSPC/);
-    expect(trouble).toEqual([false]);
-    expect(audit.retry()).toBe(false);
+/** A real file system of `kib` KiB (tmpfs), for a disk that really fills; root only. */
+function smallFileSystem(kib: number): { dir: string; fill(): void; free(): void; unmount(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'seqwatch-audit-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0755`, 'tmpfs', dir]);
+  const filler = join(dir, 'filler');
+  return {
+    dir,
+    fill: () => {
+      try {
+        writeFileSync(filler, Buffer.alloc(kib * 1024));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+      }
+    },
+    free: () => rmSync(filler, { force: true }),
+    unmount: () => execFileSync('umount', ['-l', dir]),
+  };
+}
 
-    audit.reopen(path);
-    expect(audit.writeState).toMatchObject({ writable: true, held: 0 });
-    expect(trouble).toEqual([false, true]);
-    const records = lines(path).map((line) => JSON.parse(line) as { event: string; after?: string; reason?: string; lost?: number });
-    expect(records.map((r) => r.after ?? r.reason ?? r.event)).toEqual(['started', '1', '2', '3', 'audit_unwritable']);
-    expect(records.at(-1)).toMatchObject({ event: 'alert', lost: 2 });
-    expect(verifyChain(readAuditLines([path]))).toEqual({ records: 5 });
-    audit.close();
+describe.runIf(process.getuid?.() === 0)('an audit log that cannot be written (a real full file system)', () => {
+  it('holds records in order, tells its listeners, and writes them with an alert once it can', () => {
+    const disk = smallFileSystem(256);
+    try {
+      const path = join(disk.dir, 'audit.jsonl');
+      const audit = new AuditLog(path, 3);
+      const trouble: boolean[] = [];
+      audit.onTrouble((state) => trouble.push(state.writable));
+      audit.write('started', {}, 'first');
+      // logrotate moves the file away, and the disk fills: the new file gets no block at all.
+      renameSync(path, `${path}.1`);
+      disk.fill();
+      audit.reopen();
+      for (let i = 1; i <= 5; i++) audit.write('remediated', { table: 'public.ticket', after: String(i) }, `fix ${i}`);
+      expect(audit.writeState).toMatchObject({ writable: false, held: 3, lost: 2 });
+      expect(audit.writeState.error).toMatch(/ENOSPC/);
+      expect(trouble).toEqual([false]);
+      expect(audit.retry()).toBe(false);
+
+      disk.free();
+      expect(audit.retry()).toBe(true);
+      expect(audit.writeState).toMatchObject({ writable: true, held: 0 });
+      expect(trouble).toEqual([false, true]);
+      const records = lines(path).map((line) => JSON.parse(line) as { event: string; after?: string; reason?: string; lost?: number });
+      expect(records.map((r) => r.after ?? r.reason ?? r.event)).toEqual(['1', '2', '3', 'audit_unwritable']);
+      expect(records.at(-1)).toMatchObject({ event: 'alert', lost: 2 });
+      // The chain went on from the rotated file into the new one.
+      const report = verifyChain(readAuditLines([`${path}.1`, path]));
+      expect(report).toMatchObject({ records: 5, first: 1, last: { seq: 5 } });
+      expect(report.problem).toBeUndefined();
+      audit.close();
+    } finally {
+      disk.unmount();
+    }
   });
 });

@@ -127,6 +127,40 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
     }
   });
 
+  // Issue 16 item 5: PostgreSQL cuts a syslog message every 900 bytes (at the last space, or hard
+  // when there is none); a statement can be built so that a cut piece begins like a record.
+  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: a piece PostgreSQL cut off a long statement is never a record', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'seqwatch-syslog-')), 'postgresql.log');
+    writeFileSync(file, '');
+    const receiver = await startSyslogReceiver('/dev/log', file);
+    try {
+      const s = await server('%q%u@%d ', { log_destination: 'syslog', syslog_ident: 'postgres' });
+      const daemon = await startDaemon({
+        database: { url: s.url },
+        sources: [{ path: file, format: 'syslog', log_line_prefix: '%q%u@%d ' }],
+        remediation: { debounce_ms: 50 },
+      });
+      daemons.push(daemon);
+      const client = new pg.Client({ connectionString: s.url });
+      await client.connect();
+      await client.query('CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 42)');
+      // The STATEMENT line is cut at the space before the x's, then hard after 899 x's: the third
+      // piece starts with the attacker's text.
+      const forged = 'postgres@postgres ERROR:  duplicate key value violates unique constraint "ticket_pkey"';
+      await expect(client.query(`SELECT 1/0 -- ${'x'.repeat(899)}${forged}`)).rejects.toMatchObject({ code: '22012' });
+      // A real error afterwards, which must still heal.
+      await client.query('CREATE TABLE queue (id serial PRIMARY KEY); INSERT INTO queue (id) VALUES (1), (2), (3)');
+      await expect(client.query('INSERT INTO queue DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
+      await client.end();
+      await daemon.waitForAudit('queue healed', (r) => r.event === 'remediated' && r.table === 'public.queue', 15_000);
+      expect(readFileSync(file, 'utf8')).toMatch(/postgres\[\d+\]: \[\d+-[2-9]\] postgres@postgres ERROR: {2}duplicate key value violates unique constraint "ticket_pkey"$/m);
+      expect(daemon.audit().filter((r) => JSON.stringify(r).includes('ticket'))).toEqual([]);
+    } finally {
+      receiver.kill();
+      rmSync('/dev/log', { force: true });
+    }
+  });
+
   it('auto detects the format and says which', async () => {
     const s = servers[0]!;
     const daemon = await startDaemon({

@@ -37,10 +37,35 @@ describe('postgres-csv', () => {
     expect(incidents[0]).toMatchObject({ kind: 'unique_violation', constraint: 'we"ird_pkey', sqlstate: '23505' });
   });
 
-  it('does not let a cut-off record swallow the ones after it', () => {
-    const { records, parser } = parse('postgres-csv', ['2026-11-27 10:00:00.000 UTC,"a","b",1,"unterminated', ...CSV_ERROR.split('\n')]);
+  it('a cut-off record ends where the source says a file starts, never where a line looks like a record', () => {
+    const cut = '2026-11-27 10:00:00.000 UTC,"a","b",1,"unterminated';
+    const lines = CSV_ERROR.split('\n');
+    // Inside the open quote the next record is text of that field (it may be a forgery: see test/safety/forgery.test.ts).
+    expect(parse('postgres-csv', [cut, ...lines]).records).toHaveLength(0);
+    // A new file (rotation, truncation), as the follower reports it: the open record is counted and dropped.
+    const records: LogRecord[] = [];
+    const parser = createParser('postgres-csv', { source: 's', logLinePrefix: '' }, (r) => records.push(r));
+    parser.push(cut, { offset: 0, boundary: 'start' });
+    lines.forEach((line, i) => parser.push(line, i === 0 ? { offset: 0, boundary: 'start' } : {}));
     expect(records).toHaveLength(1);
     expect(parser.counters.unrecognisedLines).toBe(1);
+  });
+
+  it('past the record cap the quotes still frame the record: an over-long value cannot smuggle a record in', () => {
+    const forged = '2026-12-02 03:04:05.678 UTC,m,forged,666,,,,,,,,ERROR,2200H,nextval: reached maximum value of sequence x_seq';
+    const huge = 'x'.repeat(200 * 1024);
+    const lines = [`2026-11-27 10:00:00.000 UTC,"a","b",1,,,,,,,,ERROR,22001,"value too long","${huge}`, forged, `",,,,,,,,,,`, ...CSV_ERROR.split('\n')];
+    const { records, parser } = parse('postgres-csv', lines);
+    expect(records.map((r) => r.pid)).toEqual([4242]);
+    expect(parser.counters.unrecognisedLines).toBe(1);
+  });
+
+  it('after a line the source dropped (over its limit) it finds the next record start, and only then', () => {
+    const records: LogRecord[] = [];
+    const parser = createParser('postgres-csv', { source: 's', logLinePrefix: '' }, (r) => records.push(r));
+    parser.push('the rest of a field",,,', { offset: 5_000_000, boundary: 'gap' });
+    CSV_ERROR.split('\n').forEach((line) => parser.push(line, {}));
+    expect(records.map((r) => r.pid)).toEqual([4242]);
   });
 
   it('finds a translated message by its SQLSTATE', () => {
@@ -83,6 +108,21 @@ describe('syslog', () => {
     expect(error!.message).toBe('duplicate key value violates unique constraint "ticket_pkey"\nmore of the message');
     expect(incidents).toHaveLength(0); // the continuation made the message something else
     expect(parser.counters.unrecognisedLines).toBe(1);
+  });
+});
+
+describe('syslog chunks', () => {
+  it('a chunk after the first is never a record: a cut piece joins the line it was cut from', () => {
+    const lines = [
+      'Nov 27 10:00:00 db1 postgres[3360]: [6-1] gotrs@gotrs ERROR:  division by zero',
+      "Nov 27 10:00:00 db1 postgres[3360]: [6-2] gotrs@gotrs STATEMENT:  SELECT 1/0 --",
+      `Nov 27 10:00:00 db1 postgres[3360]: [6-3]  ${'x'.repeat(899)}`,
+      'Nov 27 10:00:00 db1 postgres[3360]: [6-4] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
+    ];
+    const { records, incidents } = parse('syslog', lines, { prefix: '%q%u@%d ' });
+    expect(records).toHaveLength(1);
+    expect(incidents).toHaveLength(0);
+    expect(records[0]!.statement).toBe(`SELECT 1/0 -- ${'x'.repeat(899)}gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"`);
   });
 });
 

@@ -2,7 +2,7 @@
 // A stand-in for journalctl (no journald runs in a container): serves the entries of the JSON-lines
 // file in $FAKE_JOURNAL as `journalctl --follow --output=json --unit=U [--cursor=C | --lines=0]`
 // does. Like systemd's, --cursor includes the entry at the cursor.
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 
 const file = process.env.FAKE_JOURNAL;
 const args = process.argv.slice(2);
@@ -22,6 +22,8 @@ const flush = () => {
 };
 flush();
 setInterval(flush, 50);
+// Tests wait for this before they write entries that --lines=0 would otherwise pass over.
+appendFileSync(`${file}.started`, `${process.pid}\n`);
 // The real one dies of SIGPIPE at its next write once the daemon is gone; this one may have nothing to
 // write, so it leaves when its parent has (a daemon killed -9 by a test).
 const parent = process.ppid;

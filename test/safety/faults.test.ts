@@ -1,4 +1,5 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -164,48 +165,53 @@ describe.runIf(findLocalBinaries())('faults', () => {
     await daemon.stop();
   });
 
-  it('keeps healing when the audit log cannot be written, says so loudly, and writes what it held once it can', async () => {
+  // A real full file system (a small tmpfs): the audit file is a regular file of the daemon's own,
+  // never a link or a device (seqwatch refuses those), so only a real disk can fill. Root only.
+  it.runIf(process.getuid?.() === 0)('keeps healing when the audit log cannot be written, says so loudly, and writes what it held once it can', async () => {
     const appLog = logFile('app.log');
     const dir = mkdtempSync(join(tmpdir(), 'seqwatch-auditfull-'));
-    const link = join(dir, 'audit.jsonl');
-    const first = join(dir, 'disk-a.jsonl');
-    const second = join(dir, 'disk-b.jsonl');
-    writeFileSync(first, '');
-    symlinkSync(first, link);
-    const pointAt = (target: string) => {
-      symlinkSync(target, `${link}.new`);
-      renameSync(`${link}.new`, link);
-    };
-    const daemon = await startDaemon(config(appLog, { audit: { path: link } }));
-    daemons.push(daemon);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k,mode=0755', 'tmpfs', dir]);
+    try {
+      const path = join(dir, 'audit.jsonl');
+      const filler = join(dir, 'filler');
+      const daemon = await startDaemon(config(appLog, { audit: { path } }));
+      daemons.push(daemon);
 
-    // The disk fills: every write now fails with ENOSPC (/dev/full, reopened as after a rotation).
-    pointAt('/dev/full');
-    daemon.child.kill('SIGHUP');
-    await sleep(500);
-    await drift('t1');
-    appendFileSync(appLog, duplicateKeyLine('t1_pkey'));
-    await waitFor('the loud error', () => /cannot write the audit log \(ENOSPC/.test(daemon.stderr()), 10_000);
-    await waitFor('the fix, logged by the daemon itself', () => /decision not yet in the audit log: remediated/.test(daemon.stderr()), 10_000);
-    await waitUntil('t1 healed', async () => {
-      const s = await state();
-      return s !== undefined && s.get('t1')!.next > s.get('t1')!.max;
-    });
-    const health = () => JSON.parse(readFileSync(join(daemon.dir, 'state', 'health.json'), 'utf8')) as { ok: boolean; audit: boolean };
-    await waitFor('health reporting the audit log', () => existsSync(join(daemon.dir, 'state', 'health.json')) && health().audit === false, 12_000);
-    expect((await runCli('health', '-c', daemon.configPath)).stderr).toMatch(/audit log cannot be written/);
-    expect(readAudit(first).some((r) => r.event === 'remediated')).toBe(false);
+      // The disk fills: logrotate moves the file away, the new one gets no block (ENOSPC).
+      renameSync(path, `${path}.1`);
+      try {
+        writeFileSync(filler, Buffer.alloc(1024 * 1024));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+      }
+      daemon.child.kill('SIGHUP');
+      await sleep(500);
+      await drift('t1');
+      appendFileSync(appLog, duplicateKeyLine('t1_pkey'));
+      await waitFor('the loud error', () => /cannot write the audit log \(ENOSPC/.test(daemon.stderr()), 10_000);
+      await waitFor('the fix, logged by the daemon itself', () => /decision not yet in the audit log: remediated/.test(daemon.stderr()), 10_000);
+      await waitUntil('t1 healed', async () => {
+        const s = await state();
+        return s !== undefined && s.get('t1')!.next > s.get('t1')!.max;
+      });
+      const health = () => JSON.parse(readFileSync(join(daemon.dir, 'state', 'health.json'), 'utf8')) as { ok: boolean; audit: boolean };
+      await waitFor('health reporting the audit log', () => existsSync(join(daemon.dir, 'state', 'health.json')) && health().audit === false, 12_000);
+      expect((await runCli('health', '-c', daemon.configPath)).stderr).toMatch(/audit log cannot be written/);
+      expect(readAudit(`${path}.1`).some((r) => r.event === 'remediated')).toBe(false);
 
-    // Space again (the operator freed some, or logrotate moved the file): the held records land.
-    pointAt(second);
-    daemon.child.kill('SIGHUP');
-    await waitFor('the held records written', () => readAudit(second).some((r) => r.reason === 'audit_unwritable'), 10_000);
-    const written = readAudit(second);
-    expect(written.find((r) => r.event === 'remediated')).toMatchObject({ table: 'public.t1' });
-    expect(written.findIndex((r) => r.event === 'remediated')).toBeLessThan(written.findIndex((r) => r.reason === 'audit_unwritable'));
-    expect((await runCli('audit', 'verify', '-f', first, second)).code).toBe(0);
-    expect(daemon.alive()).toBe(true);
-    await daemon.stop();
+      // Space again (the operator freed some): the held records land.
+      rmSync(filler);
+      daemon.child.kill('SIGHUP');
+      await waitFor('the held records written', () => existsSync(path) && readAudit(path).some((r) => r.reason === 'audit_unwritable'), 10_000);
+      const written = readAudit(path);
+      expect(written.find((r) => r.event === 'remediated')).toMatchObject({ table: 'public.t1' });
+      expect(written.findIndex((r) => r.event === 'remediated')).toBeLessThan(written.findIndex((r) => r.reason === 'audit_unwritable'));
+      expect((await runCli('audit', 'verify', '-f', `${path}.1`, path)).code).toBe(0);
+      expect(daemon.alive()).toBe(true);
+      await daemon.stop();
+    } finally {
+      execFileSync('umount', ['-l', dir]);
+    }
   });
 
   it('after kill -9 at random points of a long run: every table healed, every error handled, the audit chain intact', async () => {

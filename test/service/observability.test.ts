@@ -96,6 +96,6 @@ describe('metrics, health and notifications', () => {
 
   it('refuses a metrics address that is not loopback', async () => {
     const { parseConfig } = await import('../../src/config/config.js');
-    expect(() => parseConfig(`sources: [{path: /x}]\nmetrics: {listen: '0.0.0.0:9187'}\n`, 'c.yaml')).toThrow(/c\.yaml:2:19: metrics\.listen: a loopback address/);
+    expect(() => parseConfig(`sources: [{path: /x}]\nmetrics: {listen: '0.0.0.0:10187'}\n`, 'c.yaml')).toThrow(/c\.yaml:2:19: metrics\.listen: a loopback address/);
   });
 });

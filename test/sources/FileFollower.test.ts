@@ -42,7 +42,7 @@ describe('FileFollower', () => {
     appendFileSync(path, 'new 1\nnew 2\n');
     await until('two lines', lines, 2);
     expect(lines).toEqual(['new 1', 'new 2']);
-    expect(positions[0]).toEqual({ offset: 12 });
+    expect(positions[0]).toEqual({ offset: 12, boundary: 'start' });
   });
 
   it('can start at the beginning, with line numbers', async () => {
@@ -50,7 +50,7 @@ describe('FileFollower', () => {
     writeFileSync(path, 'one\ntwo\n');
     const { lines, positions } = await follow(path, { startAt: 'beginning' });
     await until('two lines', lines, 2);
-    expect(positions).toEqual([{ offset: 0, line: 1 }, { offset: 4, line: 2 }]);
+    expect(positions).toEqual([{ offset: 0, line: 1, boundary: 'start' }, { offset: 4, line: 2 }]);
   });
 
   it('waits for a file that does not exist yet and reads it from its start', async () => {

@@ -49,3 +49,22 @@ describe('LineSplitter passing over lines that cannot matter', () => {
     expect(split([log]).lines).toHaveLength(8);
   });
 });
+
+describe('LineSplitter reporting discontinuities (the framing of multi-line records relies on them)', () => {
+  it('marks the first line, the line after a dropped over-long one, and the first line after a reset', () => {
+    const { lines } = split(['one\n', `${'x'.repeat(2000)}\ntwo\nthree\n`]);
+    expect(lines.map((l) => [l.text, l.boundary])).toEqual([
+      ['one', 'start'],
+      ['two', 'gap'],
+      ['three', undefined],
+    ]);
+    const out: Array<LinePosition> = [];
+    const splitter = new LineSplitter(1024, (_line, position) => out.push(position), () => {});
+    splitter.push(Buffer.from('a\n'), 0);
+    splitter.reset(2, false);
+    splitter.push(Buffer.from('b\n'), 2);
+    splitter.reset(0);
+    splitter.push(Buffer.from('c\n'), 0);
+    expect(out.map((p) => p.boundary)).toEqual(['start', undefined, 'start']);
+  });
+});

@@ -1,9 +1,11 @@
+import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { auditFiles, readAuditLines } from '../../audit/readAuditFiles.js';
-import { verifyChain } from '../../audit/verifyChain.js';
+import { initSealing, parseVerificationKey, sealKeyFileFor } from '../../audit/seal.js';
+import { verifyChain, type ChainReport } from '../../audit/verifyChain.js';
 import { loadConfig } from '../../config/config.js';
 import { CommandFailure, EXIT } from '../context.js';
-import { bold, green, red, table, yellow } from '../output.js';
+import { bold, green, printable, printableJson, red, table, yellow } from '../output.js';
 
 interface Record {
   time: string;
@@ -53,6 +55,9 @@ function change(r: Record): string {
   return '';
 }
 
+/** A field of a record as a person sees it: whatever the file holds, never a terminal control. */
+const shown = (value: unknown): string => printable(typeof value === 'string' ? value : value === undefined || value === null ? '' : String(value));
+
 export function registerAudit(program: Command): void {
   const audit = program
     .command('audit')
@@ -68,8 +73,8 @@ export function registerAudit(program: Command): void {
     .addHelpText(
       'after',
       `
-Reads the configured audit file and its rotated predecessors (audit.jsonl.1, audit.jsonl.2.gz, ...),
-oldest first. Examples:
+Reads the configured audit file and its rotated predecessors
+(audit.jsonl.1, audit.jsonl.2.gz, ...), oldest first. Examples:
   seqwatch audit --since 24h
   seqwatch audit --table ticket --event remediated alert
   seqwatch audit verify`,
@@ -97,10 +102,16 @@ oldest first. Examples:
       }
       const summary = summarise(records);
       if (options.json) {
-        for (const record of records) process.stdout.write(JSON.stringify(record) + '\n');
-        process.stdout.write(JSON.stringify({ summary }) + '\n');
+        for (const record of records) process.stdout.write(printableJson(JSON.stringify(record)) + '\n');
+        process.stdout.write(printableJson(JSON.stringify({ summary })) + '\n');
       } else {
-        const rows = records.map((r) => [r.time.replace('T', ' ').slice(0, 19), (COLOUR[r.event] ?? ((s: string) => s))(r.event), r.table ?? '', change(r), r.msg ?? '']);
+        const rows = records.map((r) => [
+          shown(r.time).replace('T', ' ').slice(0, 19),
+          (COLOUR[r.event] ?? ((s: string) => s))(shown(r.event)),
+          shown(r.table),
+          shown(change(r)),
+          shown(r.msg),
+        ]);
         process.stdout.write(table(['TIME (UTC)', 'EVENT', 'TABLE', 'CHANGE', 'WHAT AND WHY'], rows));
         const perTable = Object.entries(summary.tables);
         if (perTable.length > 0) {
@@ -108,7 +119,7 @@ oldest first. Examples:
           process.stdout.write(
             table(
               ['TABLE', 'REMEDIATED', 'PLANNED', 'ALERTS', 'FAILED', 'LAST CHANGE'],
-              perTable.map(([name, t]) => [name, String(t.remediated), String(t.planned), String(t.alert), String(t.failed), t.last_change ?? '']),
+              perTable.map(([name, t]) => [shown(name), String(t.remediated), String(t.planned), String(t.alert), String(t.failed), shown(t.last_change)]),
               [1, 2, 3, 4],
             ),
           );
@@ -119,29 +130,107 @@ oldest first. Examples:
 
   audit
     .command('verify')
-    .description('check the audit log\'s hash chain; names the first record that was altered, removed or inserted')
+    .description("check the audit log's chain; names the first record altered, removed or inserted")
     .option('-c, --config <file>', 'YAML config file (for the audit path)', '/etc/seqwatch/seqwatch.yaml')
     .option('-f, --file <path...>', 'audit files to verify, oldest first (default: the configured one and its rotations)')
-    .addHelpText('after', '\nExit codes: 0 the chain is intact, 1 it is broken (the first bad record is named), 64 usage error.')
-    .action(async (options: { config: string; file?: string[] }) => {
+    .option('--anchor <seq:hash...>', "points of the chain kept elsewhere (the daemon's log: audit chain anchor)")
+    .option('--verification-key <key>', 'the key seal-init printed: every record from the first sealed one must be sealed')
+    .option('--allow-missing-start', 'the oldest files were rotated away on purpose: the chain may start after #1')
+    .addHelpText(
+      'after',
+      `
+What an "ok" proves: the records read were not altered, removed, inserted
+or reordered after they were written, unless someone rewrote every hash
+from there to the end; the chain starts at record #1 (with
+--allow-missing-start: where the kept files start).
+With --anchor SEQ:HASH (from the daemon's own log, the journal): the chain
+reaches that record unchanged, so neither a rewrite before it nor a cut of
+the newest records up to it goes unnoticed.
+With --verification-key: every sealed record was sealed by the holder of
+the key of its time; who takes the host later cannot reseal earlier ones.
+No "ok" proves that no record was written after the last anchor you hold.
+
+Exit codes: 0 the chain is intact, 1 it is not (the first bad record is
+named), 64 usage error.
+Examples:
+  seqwatch audit verify
+  seqwatch audit verify --anchor 1200:3f1c...e9 \\
+    --verification-key "$(cat /root/seqwatch-verification-key)"`,
+    )
+    .action(async (options: { config: string; file?: string[]; anchor?: string[]; verificationKey?: string; allowMissingStart?: boolean }) => {
       const files = options.file ?? auditFiles((await loadConfig(options.config)).audit.path);
       if (files.length === 0) throw new CommandFailure('no audit file found', EXIT.failure);
-      const report = verifyChain(readAuditLines(files));
+      const anchors = (options.anchor ?? []).map((text) => {
+        const match = /^(\d+):([0-9a-f]{64})$/.exec(text.trim());
+        if (!match) throw new CommandFailure(`not an anchor: ${JSON.stringify(text)} (say SEQ:HASH, as the daemon logs it)`, EXIT.usage);
+        return { seq: Number(match[1]), hash: match[2]! };
+      });
+      let verificationKey: ReturnType<typeof parseVerificationKey>;
+      if (options.verificationKey !== undefined) {
+        verificationKey = parseVerificationKey(options.verificationKey);
+        if (!verificationKey) throw new CommandFailure('not a verification key: say the KEY/START/SECONDS that seqwatch audit seal-init printed', EXIT.usage);
+      }
+      const report = verifyChain(readAuditLines(files), { anchors, ...(verificationKey ? { verificationKey } : {}), ...(options.allowMissingStart ? { allowMissingStart: true } : {}) });
       if (!report.problem) {
-        process.stdout.write(`ok: ${report.records} records in ${files.length} file(s), hash chain intact\n`);
+        process.stdout.write(`ok: ${describe(report)} in ${files.length} file(s), hash chain intact${anchors.length ? `; ${anchors.length} anchor(s) found unchanged` : ''}${report.sealed ? `; ${report.sealed.records} sealed record(s), seals good up to epoch ${report.sealed.lastEpoch}` : ''}\n`);
+        if (report.last?.seq !== undefined) process.stdout.write(`last record: #${report.last.seq} ${report.last.hash} (keep it to check against later: --anchor ${report.last.seq}:${report.last.hash})\n`);
+        for (const run of report.lateSeals ?? []) {
+          process.stdout.write(`note: records #${run.from}..#${run.to} were sealed epochs after their time, then an audit_unwritable alert: held while the audit log could not be written (or rewritten by whoever held that later key)\n`);
+        }
         return;
       }
       const { at, kind, detail } = report.problem;
       let what = '';
-      try {
-        const r = JSON.parse(at.text) as Record;
-        what = ` (${r.time} ${r.event}${r.table ? ` ${r.table}` : ''})`;
-      } catch {
-        // An unreadable line has nothing more to say.
+      if (at) {
+        try {
+          const r = JSON.parse(at.text) as Record & { seq?: number };
+          what = ` (${r.seq !== undefined ? `#${r.seq} ` : ''}${r.time} ${r.event}${r.table ? ` ${r.table}` : ''})`;
+        } catch {
+          // An unreadable line has nothing more to say.
+        }
       }
-      process.stdout.write(`${at.file}:${at.line}: ${kind}${what}: ${detail}\n${report.records} records before it verified\n`);
+      process.stdout.write(printable(`${at ? `${at.file}:${at.line}: ` : ''}${kind}${what}: ${detail}`) + `\n${report.records} records before it verified\n`);
       process.exitCode = EXIT.failure;
     });
+
+  audit
+    .command('seal-init')
+    .description('start sealing the audit log with a forward-secure key; prints the verification key')
+    .option('-c, --config <file>', 'YAML config file (for the audit path)', '/etc/seqwatch/seqwatch.yaml')
+    .option('--epoch <minutes>', 'how long each key lives before it is replaced by the next', '15')
+    .option('--force', 'replace an existing sealing key (records sealed so far need the old verification key)')
+    .addHelpText(
+      'after',
+      `
+Run it as the user the daemon runs as (or chown the key file to it), then
+restart the daemon. Keep the printed verification key off this host:
+whoever has it can check seals, not make them.
+Example:
+  seqwatch audit seal-init > /root/seqwatch-verification-key`,
+    )
+    .action(async (options: { config: string; epoch: string; force?: boolean }) => {
+      const path = (await loadConfig(options.config)).audit.path;
+      const minutes = Number(options.epoch);
+      if (!Number.isInteger(minutes) || minutes < 1) throw new CommandFailure('--epoch: a whole number of minutes, 1 or more', EXIT.usage);
+      const keyFile = sealKeyFileFor(path);
+      let exists = false;
+      try {
+        statSync(keyFile);
+        exists = true;
+      } catch {
+        // None yet.
+      }
+      if (exists && !options.force) throw new CommandFailure(`${keyFile} exists already: the log is being sealed (say --force to start over with a new key)`, EXIT.failure);
+      const key = initSealing(path, minutes * 60);
+      process.stderr.write(`sealing key written to ${keyFile} (mode 0600); restart the daemon to use it. The verification key follows: keep it off this host.\n`);
+      process.stdout.write(`${key}\n`);
+    });
+}
+
+/** `12 records (#1..#12)`. */
+function describe(report: ChainReport): string {
+  const range = report.first !== undefined && report.last?.seq !== undefined ? ` (#${report.first}..#${report.last.seq})` : '';
+  return `${report.records} records${range}`;
 }
 
 interface TableSummary {

@@ -2,13 +2,22 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/config.js';
 import { guardedSetval } from '../../db/guardedSetval.js';
-import { resolveIndex, type Resolution } from '../../db/resolveIndex.js';
+import { resolveIndexes, type Resolution } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { scanLog, scanLogAs, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
-import { bold, dim, green, Progress, red, table, yellow } from '../output.js';
+import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { assess } from './check.js';
+
+/**
+ * Distinct constraint names tallied at most: a log flooded with forged names (any database user can
+ * RAISE them) must not take the memory and the minutes of one record and one lookup per name.
+ * Errors on further names are counted, not looked up.
+ */
+const MAX_TALLIED = 10_000;
+/** Names looked up in one catalog query. */
+const LOOKUP_BATCH = 1_000;
 
 interface ConstraintTally {
   constraint: string;
@@ -35,10 +44,13 @@ export function registerReplay(program: Command): void {
     .addHelpText(
       'after',
       `
-Nothing is changed: the catalog is read to resolve each constraint, and each sequence is checked
-read-only to show where it stands now. Without a reachable database the counts are still shown.
+Nothing is changed: the catalog is read to resolve each constraint, and
+each sequence is checked read-only to show where it stands now. Without a
+reachable database the counts are still shown. At most 10,000 distinct
+names are looked up (1,000 a query); errors on further names are counted.
 Examples:
-  seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 /var/log/postgresql/*.gz
+  seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 \\
+    /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
     .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string }) => {
@@ -47,6 +59,7 @@ Examples:
       const format = (options.format ?? config.sources[0]!.format) as Format;
       if (!(FORMATS as readonly string[]).includes(format)) throw new CommandFailure(`unknown format ${format}: one of ${FORMATS.join(', ')}`, EXIT.usage);
       const tallies = new Map<string, ConstraintTally>();
+      const untallied = { errors: 0 };
       const db = await databaseFor(config, options.database);
       let otherDatabase = 0;
       const window = config.remediation.debounce_ms;
@@ -60,7 +73,7 @@ Examples:
           counters = await scan(file, {
             logLinePrefix: prefix,
             // As the daemon does: records that name another database are not this one's.
-            onIncident: (incident) => (incident.database !== undefined && incident.database !== db.name ? otherDatabase++ : tally(tallies, incident, window)),
+            onIncident: (incident) => (incident.database !== undefined && incident.database !== db.name ? otherDatabase++ : tally(tallies, incident, window, untallied)),
             onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
           });
         } catch (error) {
@@ -75,7 +88,10 @@ Examples:
       const resolutions = new Map<string, Resolution | string>();
       try {
         await db.query('SELECT 1');
-        for (const constraint of tallies.keys()) resolutions.set(constraint, await resolveIndex(db, constraint));
+        const names = [...tallies.keys()];
+        for (let i = 0; i < names.length; i += LOOKUP_BATCH) {
+          for (const [name, resolution] of await resolveIndexes(db, names.slice(i, i + LOOKUP_BATCH))) resolutions.set(name, resolution);
+        }
       } catch (error) {
         for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${(error as Error).message}`);
       }
@@ -106,7 +122,7 @@ Examples:
       if (options.json) {
         await db.close();
         process.stdout.write(
-          JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, constraints: rows }, null, 2) + '\n',
+          printableJson(JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, untallied_errors: untallied.errors, constraints: rows }, null, 2)) + '\n',
         );
         return;
       }
@@ -115,7 +131,17 @@ Examples:
       process.stdout.write(
         table(
           ['CONSTRAINT', 'ERRORS', 'FIRST', 'LAST', 'TABLE', 'SEQUENCE', 'THE DAEMON WOULD', 'NOW'],
-          rows.map((r) => [String(r.constraint), String(r.errors), String(r.first ?? ''), String(r.last ?? ''), String(r.table ?? '-'), String(r.sequence ?? '-'), String(r.would), colour(r.now ?? null)]),
+          // Constraint names and times come from the log: escaped, so that they cannot drive the terminal.
+          rows.map((r) => [
+            printable(String(r.constraint)),
+            String(r.errors),
+            printable(String(r.first ?? '')),
+            printable(String(r.last ?? '')),
+            String(r.table ?? '-'),
+            String(r.sequence ?? '-'),
+            String(r.would),
+            colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(r.now) : r.now),
+          ]),
           [1],
         ),
       );
@@ -125,13 +151,18 @@ Examples:
         `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
           `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
           `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
-          `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}\n`,
+          `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
+          `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
       );
     });
 }
 
-function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number): void {
+function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }): void {
   let t = tallies.get(incident.constraint);
+  if (!t && tallies.size >= MAX_TALLIED) {
+    untallied.errors++;
+    return;
+  }
   if (!t) {
     t = { constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
     tallies.set(incident.constraint, t);
