@@ -68,3 +68,79 @@ describe('parser fuzzing', () => {
     });
   }
 });
+
+/*
+ * Hostile records against the clock: text built from what makes backtracking patterns blow up
+ * (whitespace runs, «, "(SQLSTATE ", long words, quotes), 16 KiB each, wrapped in every format
+ * with SQLSTATE 23505 where the format carries one, through the parser and the detector. Every
+ * record must take less than RECORD_BUDGET_MS: the cost must grow linearly with the text.
+ */
+const RECORD_BUDGET_MS = 50;
+const HOSTILE_CHARS = 16 * 1024;
+
+function hostilePayloads(): Array<[name: string, text: string]> {
+  const fill = (unit: string, head = '') => head + unit.repeat(Math.ceil((HOSTILE_CHARS - head.length) / unit.length)).slice(0, HOSTILE_CHARS - head.length);
+  const next = random(0xbad);
+  const pieces = [' ', '\t', '«', '»', '(SQLSTATE ', 'word', '_seq', '"', ':  ', 'ERROR', '23505: ', 'pg_1', '/'];
+  let mixed = '';
+  while (mixed.length < HOSTILE_CHARS) mixed += pieces[Math.floor(next() * pieces.length)];
+  return [
+    ['« then spaces', fill(' ', '«')],
+    ['« then spaces and tabs', fill(' \t', 'la contrainte unique «')],
+    ['(SQLSTATE then words', fill('word ', 'pq: (SQLSTATE ')],
+    ['(SQLSTATE repeated', fill('(SQLSTATE ')],
+    ['word characters', fill('abcdefgh_')],
+    ['word characters, no _seq at the end', fill('a_seqa')],
+    ['quotes and spaces', fill('" ')],
+    ['markers', fill('ERROR:  ')],
+    ['a mix', mixed.slice(0, HOSTILE_CHARS)],
+  ];
+}
+
+const T = '2026-11-27 10:00:00.123 UTC';
+const HOSTILE_PREFIX = '%m [%p] %e %q%u@%d %a ';
+/** One physical record of `format` whose text fields hold `text`. */
+function hostileRecord(format: (typeof FORMATS)[number], text: string): string[] {
+  const csvField = (value: string) => `"${value.replace(/"/g, '""')}"`;
+  const stderr = `${T} [42] 23505 app@gotrs psql ERROR:  ${text}`;
+  switch (format) {
+    case 'postgres-stderr':
+    case 'auto':
+      return [stderr, `${T} [42] 23505 app@gotrs psql DETAIL:  ${text}`, `${T} [42] 23505 app@gotrs psql CONTEXT:  ${text}`, `${T} [43] ${text}`];
+    case 'postgres-csv':
+      return [`${T},"app","gotrs",42,"h",s,3,"INSERT",${T},3/12,0,ERROR,23505,${csvField(text)},${csvField(text)},,,,${csvField(text)},,,"psql","logical replication worker",,0`];
+    case 'postgres-json':
+      return [JSON.stringify({ timestamp: T, pid: 42, error_severity: 'ERROR', state_code: '23505', message: text, detail: text, context: text, backend_type: 'client backend' })];
+    case 'syslog':
+      return [`Nov 27 10:00:00 db1 postgres[3360]: [5-1] 23505 app@gotrs psql ERROR:  ${text}`, `Nov 27 10:00:00 db1 postgres[3360]: [5-2] #011${text}`];
+    case 'docker-json':
+      return [JSON.stringify({ log: `${stderr}\n`, stream: 'stderr', time: '2026-11-27T10:00:00Z' })];
+    case 'app-text':
+      return [text, `pq: ${text}`, JSON.stringify({ level: 'error', msg: text })];
+  }
+}
+
+describe(`hostile records: each under ${RECORD_BUDGET_MS} ms (16 KiB of whitespace, «, (SQLSTATE , word characters)`, () => {
+  for (const format of FORMATS) {
+    it(`${format}`, () => {
+      const slow: string[] = [];
+      for (const [name, text] of hostilePayloads()) {
+        const parser = createParser(format, { source: 'hostile', logLinePrefix: HOSTILE_PREFIX }, (record) => void detectIncident(record));
+        const lines = hostileRecord(format, text);
+        // Warm-up with a short record: the first call compiles, which is not what is measured.
+        for (const line of hostileRecord(format, 'x')) parser.push(line);
+        parser.flush();
+        // The best of three: a busy machine (or a garbage collection) slows one run, backtracking slows them all.
+        let took = Infinity;
+        for (let run = 0; run < 3 && took >= RECORD_BUDGET_MS; run++) {
+          const started = performance.now();
+          for (const line of lines) parser.push(line);
+          parser.flush();
+          took = Math.min(took, performance.now() - started);
+        }
+        if (took >= RECORD_BUDGET_MS) slow.push(`${name}: ${took.toFixed(0)} ms`);
+      }
+      expect(slow, `${format}: records over the budget`).toEqual([]);
+    });
+  }
+});
