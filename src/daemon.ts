@@ -6,6 +6,7 @@ import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile,
 import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
+import { SameErrorFilter } from './detect/SameErrorFilter.js';
 import { createParser } from './formats/createParser.js';
 import type { RecordParser } from './formats/RecordParser.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from './remediate/Remediator.js';
@@ -120,6 +121,8 @@ export class Daemon {
   private metricsServer: Server | undefined;
   private readonly checkpoints: CheckpointStore;
   private readonly globs = new Map<string, { config: SourceConfig; timer: NodeJS.Timeout }>();
+  /** One server followed through several destinations: each error counted once. */
+  private readonly sameErrors = new SameErrorFilter();
 
   private constructor(
     private config: Config,
@@ -244,7 +247,7 @@ export class Daemon {
       },
       (record) => {
         const incident = detectIncident(record);
-        if (!incident) return;
+        if (!incident || this.sameErrors.isRepeat(incident)) return;
         const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
         unfinished.push(offset);
         void this.route(incident).finally(() => {
