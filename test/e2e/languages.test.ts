@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
-import { freePort, metricValue, runCli, startDaemon, waitFor } from '../helpers/daemon.js';
+import { runCli, startDaemon, waitFor } from '../helpers/daemon.js';
 
 /** The locales the server needs for lc_messages (.ci/run generates them with locale-gen). */
 function hasLocale(name: string): boolean {
@@ -85,32 +85,6 @@ describe.runIf(findLocalBinaries())('translated servers, end to end', () => {
           }
         }, 60_000);
       }
-
-      it.runIf(language.lc.startsWith('de'))('one error written to stderr, csvlog and jsonlog at once is counted once', async () => {
-        const port = await freePort();
-        const daemon = await startDaemon({
-          database: { url: server.url },
-          sources: [sourceFor.stderr(), sourceFor.csv(), sourceFor.json()],
-          remediation: { debounce_ms: 200 },
-          metrics: { listen: `127.0.0.1:${port}` },
-        });
-        try {
-          const client = new pg.Client({ connectionString: server.url });
-          await client.connect();
-          await client.query('CREATE TABLE once (id serial PRIMARY KEY); INSERT INTO once (id) VALUES (1), (2), (3)');
-          await expect(client.query('INSERT INTO once DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
-          await client.end();
-          await daemon.waitForAudit('once remediated', (r) => r.event === 'remediated' && r.table === 'public.once', 20_000);
-          // Give the other two followers time to read their copy of the same error.
-          await new Promise((r) => setTimeout(r, 1_500));
-          const detected = daemon.audit().filter((r) => r.event === 'detected' && r.table === 'public.once');
-          expect(detected.map((r) => r.incidents)).toEqual([1]);
-          expect(daemon.audit().filter((r) => r.event === 'in_sync' && r.table === 'public.once')).toEqual([]);
-          expect(await metricValue(port, 'seqwatch_incidents_total')).toBe(1);
-        } finally {
-          await daemon.stop();
-        }
-      }, 60_000);
 
       it.runIf(language.lc.startsWith('fr'))('without %e in the prefix, config check and the start warn that detection depends on English messages', async () => {
         const daemon = await startDaemon({
