@@ -14,12 +14,13 @@ const ZONE = '(?: [^\\s\\]]{1,64})?';
 /**
  * What each escape can expand to. Named groups capture the fields the pipeline uses. Every part
  * has a bound (PostgreSQL's own: names are at most NAMEDATALEN-1 = 63 bytes, application_name is
- * cut there too, a host name at most NI_MAXHOST): with only bounded parts before the message, the
+ * cut there too, and PG 16+ writes its non-ASCII bytes as \xNN, up to 4 characters each; a host
+ * name is at most NI_MAXHOST): with only bounded parts before the message, the
  * expression's backtracking is bounded by the prefix, whatever a line holds, and a line costs
  * time linear in its length (see test/formats/fuzz.test.ts for the budget).
  */
 const ESCAPES: Record<string, { pattern: string; group?: string }> = {
-  a: { pattern: '.{0,64}?', group: 'application' },
+  a: { pattern: '.{0,256}?', group: 'application' },
   u: { pattern: '[^\\s]{0,64}?', group: 'user' },
   d: { pattern: '[^\\s]{0,64}?', group: 'database' },
   r: { pattern: '\\S{0,1100}?' },
