@@ -236,6 +236,8 @@ export class Daemon {
     const unfinished: number[] = [];
     // Most of a busy log cannot matter: lines without these are passed over (see LineSkipping).
     const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
+    // Which of a server's destinations this is (stderr, csvlog, jsonlog): see SameErrorFilter.
+    const destination = source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
     const parser = createParser(
       source.format,
       {
@@ -247,7 +249,7 @@ export class Daemon {
       },
       (record) => {
         const incident = detectIncident(record);
-        if (!incident || this.sameErrors.isRepeat(incident)) return;
+        if (!incident || this.sameErrors.isRepeat(incident, destination)) return;
         const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
         unfinished.push(offset);
         void this.route(incident).finally(() => {

@@ -5,8 +5,8 @@ const REMEMBERED = 50_000;
 
 interface Seen {
   database: string | undefined;
-  /** How many incidents of this identity each source gave. */
-  perSource: Map<string, number>;
+  /** How many incidents of this identity each destination gave. */
+  perDestination: Map<string, number>;
 }
 
 /**
@@ -14,30 +14,32 @@ interface Seen {
  * same logging collector) writes every error once per destination: the same error must count once,
  * not two or three times. An error's identity is the server process that wrote it, its log time to
  * the second (stderr's %t has no milliseconds, csvlog and jsonlog have), its kind and name; the
- * database too where both records say it. Within one source every record counts (one backend can
- * fail twice in a second); a record from another source counts only beyond what that source has
- * already given for the same identity. Records without a pid or a log time (an application log,
- * a prefix without %p) are always counted.
+ * database too where both records say it. A destination is a log format (stderr, csvlog, jsonlog):
+ * the files of one destination (a glob's rotated files) hold different records, never copies.
+ * Within one destination every record counts (one backend can fail twice in a second); a record
+ * from another destination counts only beyond what that one has already given for the same
+ * identity. Records without a pid or a log time (an application log, a prefix without %p) are
+ * always counted.
  */
 export class SameErrorFilter {
   private readonly seen = new Map<string, Seen>();
 
-  /** True when `incident` is one another source already gave (it is then not counted again). */
-  isRepeat(incident: Incident): boolean {
+  /** True when `incident`, read from `destination` (its format), is one another destination already gave: not to be counted again. */
+  isRepeat(incident: Incident, destination: string): boolean {
     if (incident.pid === undefined || incident.logTime === undefined) return false;
     const key = `${incident.pid}\u0000${toSecond(incident.logTime)}\u0000${incident.kind}\u0000${incident.constraint}`;
     let seen = this.seen.get(key);
     if (seen && incident.database !== undefined && seen.database !== undefined && seen.database !== incident.database) return false;
     if (!seen) {
       if (this.seen.size >= REMEMBERED) this.seen.delete(this.seen.keys().next().value!);
-      seen = { database: incident.database, perSource: new Map() };
+      seen = { database: incident.database, perDestination: new Map() };
       this.seen.set(key, seen);
     }
     seen.database ??= incident.database;
-    const mine = (seen.perSource.get(incident.source) ?? 0) + 1;
-    seen.perSource.set(incident.source, mine);
+    const mine = (seen.perDestination.get(destination) ?? 0) + 1;
+    seen.perDestination.set(destination, mine);
     let others = 0;
-    for (const [source, count] of seen.perSource) if (source !== incident.source && count > others) others = count;
+    for (const [other, count] of seen.perDestination) if (other !== destination && count > others) others = count;
     return mine <= others;
   }
 }
