@@ -18,7 +18,7 @@ const COLUMN = {
   context: 18,
   query: 19,
   application_name: 22,
-  /** PG 14+. */
+  /** PG 13+. */
   backend_type: 23,
 } as const;
 

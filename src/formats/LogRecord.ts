@@ -18,7 +18,7 @@ export interface LogRecord {
   user?: string;
   database?: string;
   application?: string;
-  /** The process's type (csvlog and jsonlog since PG 14, %b): "client backend", "logical replication worker", ... */
+  /** The process's type (csvlog since PG 13, jsonlog, %b): "client backend", "logical replication worker", ... */
   backendType?: string;
   /** SQLSTATE, when the format carries it (%e, csvlog, jsonlog, verbose messages). */
   sqlstate?: string;
