@@ -58,6 +58,15 @@ describe('translated servers', () => {
     expect(incidents('postgres-json', PREFIX, [json])).toMatchObject([{ kind: 'unique_violation', constraint: 't_pkey', pid: 8 }]);
   });
 
+  it('syslog with %e: a German server through rsyslog (the chunks [N-2] keep the translated markers)', () => {
+    const lines = [
+      'Dec  2 05:53:48 db1 postgres[18737]: [7-1] 23505 postgres@postgres FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«',
+      'Dec  2 05:53:48 db1 postgres[18737]: [7-2] 23505 postgres@postgres DETAIL:  Schlüssel »(id)=(1)« existiert bereits.',
+      'Dec  2 05:53:48 db1 postgres[18737]: [7-3] 23505 postgres@postgres ANWEISUNG:  INSERT INTO t DEFAULT VALUES',
+    ];
+    expect(incidents('syslog', '%e %q%u@%d ', lines)).toMatchObject([{ kind: 'unique_violation', constraint: 't_pkey', pid: 18737, database: 'postgres' }]);
+  });
+
   it('without %e a translated message is not recognised (the config warns about it), and nothing is made up', () => {
     expect(incidents('postgres-stderr', '%m [%p] %q%u@%d ', [GERMAN_STDERR[0]!.replace(' 23505 postgres', ' postgres').replace('23505: ', '')])).toEqual([]);
   });
