@@ -121,8 +121,8 @@ export class Daemon {
   private metricsServer: Server | undefined;
   private readonly checkpoints: CheckpointStore;
   private readonly globs = new Map<string, { config: SourceConfig; timer: NodeJS.Timeout }>();
-  /** One server followed through several destinations: each error counted once. */
-  private readonly sameErrors = new SameErrorFilter();
+  /** One server followed through several destinations: each error counted once (only then: see startSource). */
+  private sameErrors: SameErrorFilter | undefined;
 
   private constructor(
     private config: Config,
@@ -237,7 +237,10 @@ export class Daemon {
     // Most of a busy log cannot matter: lines without these are passed over (see LineSkipping).
     const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
     // Which of a server's destinations this is (stderr, csvlog, jsonlog): see SameErrorFilter.
-    const destination = source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+    const destination = destinationOf(source);
+    // Only sources of several destinations can hold copies of one error; this.config holds every
+    // source before the first is started, so the filter exists before the first record.
+    if (new Set(this.config.sources.map(destinationOf)).size > 1) this.sameErrors ??= new SameErrorFilter();
     const parser = createParser(
       source.format,
       {
@@ -249,7 +252,7 @@ export class Daemon {
       },
       (record) => {
         const incident = detectIncident(record);
-        if (!incident || this.sameErrors.isRepeat(incident, destination)) return;
+        if (!incident || this.sameErrors?.isRepeat(incident, destination)) return;
         const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
         unfinished.push(offset);
         void this.route(incident).finally(() => {
@@ -613,6 +616,11 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** Which of a server's log destinations a source reads (stderr, csvlog, jsonlog): its format. */
+function destinationOf(source: SourceConfig): string {
+  return source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
 }
 
 function mtimeOf(file: string): number {

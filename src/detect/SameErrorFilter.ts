@@ -1,7 +1,7 @@
 import type { Incident } from './detectIncident.js';
 
 /** Identities remembered; past this the oldest are forgotten (one destination lagging far behind the others is re-counted). */
-const REMEMBERED = 50_000;
+const REMEMBERED = 10_000;
 
 interface Seen {
   database: string | undefined;
