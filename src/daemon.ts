@@ -6,6 +6,7 @@ import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile,
 import { Database } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
+import { SameErrorFilter } from './detect/SameErrorFilter.js';
 import { createParser } from './formats/createParser.js';
 import type { RecordParser } from './formats/RecordParser.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from './remediate/Remediator.js';
@@ -121,6 +122,8 @@ export class Daemon {
   private metricsServer: Server | undefined;
   private readonly checkpoints: CheckpointStore;
   private readonly globs = new Map<string, { config: SourceConfig; timer: NodeJS.Timeout }>();
+  /** One server followed through several destinations: each error counted once (only then: see startSource). */
+  private sameErrors: SameErrorFilter | undefined;
 
   private constructor(
     private config: Config,
@@ -242,6 +245,11 @@ export class Daemon {
     const unfinished: number[] = [];
     // Most of a busy log cannot matter: lines without these are passed over (see LineSkipping).
     const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
+    // Which of a server's destinations this is (stderr, csvlog, jsonlog): see SameErrorFilter.
+    const destination = destinationOf(source);
+    // Only sources of several destinations can hold copies of one error; this.config holds every
+    // source before the first is started, so the filter exists before the first record.
+    if (new Set(this.config.sources.map(destinationOf)).size > 1) this.sameErrors ??= new SameErrorFilter();
     const parser = createParser(
       source.format,
       {
@@ -259,7 +267,7 @@ export class Daemon {
       },
       (record) => {
         const incident = detectIncident(record);
-        if (!incident) return;
+        if (!incident || this.sameErrors?.isRepeat(incident, destination)) return;
         const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
         unfinished.push(offset);
         void this.route(incident).finally(() => {
@@ -622,6 +630,11 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** Which of a server's log destinations a source reads (stderr, csvlog, jsonlog): its format. */
+function destinationOf(source: SourceConfig): string {
+  return source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
 }
 
 function mtimeOf(file: string): number {

@@ -1,6 +1,7 @@
 import { parse } from 'csv-parse/sync';
 import type { LogRecord } from './LogRecord.js';
 import { assign } from './JsonlogParser.js';
+import { englishSeverity } from './severity.js';
 import { bounded, MAX_FIELD_CHARS, newCounters, placed, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 
 /** csvlog's columns, PostgreSQL 13 to 17 (later ones only add columns at the end). */
@@ -17,6 +18,8 @@ const COLUMN = {
   context: 18,
   query: 19,
   application_name: 22,
+  /** PG 13+. */
+  backend_type: 23,
 } as const;
 
 /** How every csvlog record begins: its log_time, then a comma. */
@@ -134,7 +137,8 @@ export class CsvlogParser implements RecordParser {
       this.counters.unrecognisedLines++;
       return;
     }
-    const record: LogRecord = { source: this.source, severity, message };
+    // The severity word is translated on a server with lc_messages other than English (FEHLER, ERREUR).
+    const record: LogRecord = { source: this.source, severity: englishSeverity(severity), message };
     assign(record, {
       logTime: field(COLUMN.log_time),
       user: field(COLUMN.user_name),
@@ -145,6 +149,7 @@ export class CsvlogParser implements RecordParser {
       context: field(COLUMN.context),
       statement: field(COLUMN.query),
       application: field(COLUMN.application_name),
+      backendType: field(COLUMN.backend_type),
     });
     const pid = Number(field(COLUMN.process_id));
     if (Number.isInteger(pid)) record.pid = pid;

@@ -1,4 +1,5 @@
 import type { LogRecord } from './LogRecord.js';
+import { englishSeverity } from './severity.js';
 import { bounded, newCounters, placed, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 
 /**
@@ -21,7 +22,8 @@ export class JsonlogParser implements RecordParser {
       return;
     }
     const text = (key: string) => (typeof entry[key] === 'string' ? bounded(entry[key] as string) : undefined);
-    const record: LogRecord = { source: this.source, severity: entry.error_severity, message: bounded(entry.message) };
+    // The severity word is translated on a server with lc_messages other than English (FEHLER, ERREUR).
+    const record: LogRecord = { source: this.source, severity: englishSeverity(entry.error_severity), message: bounded(entry.message) };
     assign(record, {
       logTime: text('timestamp'),
       user: text('user'),
@@ -32,6 +34,7 @@ export class JsonlogParser implements RecordParser {
       hint: text('hint'),
       context: text('context'),
       statement: text('statement'),
+      backendType: text('backend_type'),
     });
     if (typeof entry.pid === 'number') record.pid = entry.pid;
     this.counters.records++;

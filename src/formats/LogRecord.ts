@@ -18,9 +18,11 @@ export interface LogRecord {
   user?: string;
   database?: string;
   application?: string;
+  /** The process's type (csvlog since PG 13, jsonlog, %b): "client backend", "logical replication worker", ... */
+  backendType?: string;
   /** SQLSTATE, when the format carries it (%e, csvlog, jsonlog, verbose messages). */
   sqlstate?: string;
-  /** ERROR, LOG, FATAL, ... */
+  /** ERROR, LOG, FATAL, ...: always the English word (parsers translate FEHLER, ERREUR, ... back). */
   severity: string;
   message: string;
   detail?: string;

@@ -1,5 +1,5 @@
 import type { LogRecord } from './LogRecord.js';
-import { compileLogLinePrefix } from './logLinePrefix.js';
+import { compileLogLinePrefix, markerOf } from './logLinePrefix.js';
 import { bounded, MAX_FIELD_CHARS, newCounters, type LinePosition, type ParserCounters, type RecordParser } from './RecordParser.js';
 
 /** Lines that add to the record before them instead of starting one. */
@@ -78,8 +78,14 @@ export class StderrPrefixParser implements RecordParser {
       return;
     }
     const g = match.groups;
+    // The marker in any language of PostgreSQL's catalogs (FEHLER, ERREUR, ZUSAMMENHANG), as English.
+    const marked = markerOf(g);
+    if (!marked) {
+      this.counters.unrecognisedLines++;
+      return;
+    }
     const key = g.pid ?? '';
-    const severity = g.severity!;
+    const severity = marked.severity;
     if (SECONDARY.has(severity)) {
       const open = this.pending.get(key);
       if (!open) {
@@ -89,7 +95,7 @@ export class StderrPrefixParser implements RecordParser {
         return;
       }
       const field = FIELD_OF[severity]!;
-      setField(open.record, field, g.message! + line.slice(head.length));
+      setField(open.record, field, marked.message + line.slice(head.length));
       open.lastField = field;
       this.last = open;
       return;
@@ -108,15 +114,9 @@ export class StderrPrefixParser implements RecordParser {
     if (g.user) record.user = g.user;
     if (g.database) record.database = g.database;
     if (g.application) record.application = g.application;
+    if (g.backendType) record.backendType = g.backendType;
     if (g.sqlstate && g.sqlstate !== '00000') record.sqlstate = g.sqlstate;
-    let message = g.message! + line.slice(head.length);
-    // log_error_verbosity = verbose puts the SQLSTATE before the message: "ERROR:  23505: duplicate ..."
-    const verbose = /^([0-9A-Z]{5}): /.exec(message);
-    if (verbose) {
-      record.sqlstate ??= verbose[1];
-      message = message.slice(verbose[0].length);
-    }
-    setField(record, 'message', message);
+    setField(record, 'message', marked.message + line.slice(head.length));
     const open: Pending = { record, lastField: 'message' };
     if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
     this.pending.set(key, open);
@@ -188,8 +188,34 @@ export class StderrPrefixParser implements RecordParser {
     this.pending.delete(key);
     if (this.last === open) this.last = undefined;
     this.counters.records++;
-    this.onRecord(open.record);
+    this.onRecord(withVerboseSqlstate(open.record));
   }
+}
+
+/**
+ * log_error_verbosity = verbose puts the SQLSTATE before the message ("ERROR:  23505: duplicate
+ * ...") and adds a LOCATION line to every message. Only a record with that LOCATION line is taken
+ * as verbose: on a server with the default verbosity, a message that merely starts with `23505: `
+ * (a RAISE, a value in a message) is text, not an SQLSTATE.
+ */
+function withVerboseSqlstate(record: LogRecord): LogRecord {
+  const message = record.message;
+  if (record.location === undefined || message.length < 7 || message[5] !== ':' || message[6] !== ' ') return record;
+  const code = message.slice(0, 5);
+  if (!isSqlstate(code)) return record;
+  record.sqlstate ??= code;
+  record.message = message.slice(7);
+  return record;
+}
+
+/** Five characters of 0-9 and A-Z: what %e and verbose messages print. */
+function isSqlstate(text: string): boolean {
+  if (text.length !== 5) return false;
+  for (let i = 0; i < 5; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90))) return false;
+  }
+  return true;
 }
 
 function setField(record: LogRecord, field: TextField, value: string): void {

@@ -1,3 +1,8 @@
+import { severityMarkers } from './severity.js';
+
+/** A time zone after %t, %m, %s (an abbreviation or an offset). */
+const ZONE = '(?: [^\\s\\]]{1,64})?';
+
 /**
  * Compiles a PostgreSQL `log_line_prefix` into a regular expression that recognises the start of a
  * log line and captures the fields a record needs (pid, user, database, SQLSTATE, time).
@@ -6,27 +11,34 @@
  * continuation or noise, never a record with made-up fields.
  */
 
-/** What each escape can expand to. Named groups capture the fields the pipeline uses. */
+/**
+ * What each escape can expand to. Named groups capture the fields the pipeline uses. Every part
+ * has a bound (PostgreSQL's own: names are at most NAMEDATALEN-1 = 63 bytes, application_name is
+ * cut there too, and PG 16+ writes its non-ASCII bytes as \xNN, up to 4 characters each; a host
+ * name is at most NI_MAXHOST): with only bounded parts before the message, the
+ * expression's backtracking is bounded by the prefix, whatever a line holds, and a line costs
+ * time linear in its length (see test/formats/fuzz.test.ts for the budget).
+ */
 const ESCAPES: Record<string, { pattern: string; group?: string }> = {
-  a: { pattern: '.*?', group: 'application' },
-  u: { pattern: '[^\\s]*?', group: 'user' },
-  d: { pattern: '[^\\s]*?', group: 'database' },
-  r: { pattern: '\\S*?' },
-  h: { pattern: '\\S*?' },
-  b: { pattern: '.*?' },
-  p: { pattern: '\\d+', group: 'pid' },
-  P: { pattern: '\\d*' },
-  t: { pattern: '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?: [^\\s\\]]+)?', group: 'time' },
-  m: { pattern: '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}(?: [^\\s\\]]+)?', group: 'time' },
-  n: { pattern: '\\d+\\.\\d{3}', group: 'time' },
-  i: { pattern: '.*?' },
+  a: { pattern: '.{0,256}?', group: 'application' },
+  u: { pattern: '[^\\s]{0,64}?', group: 'user' },
+  d: { pattern: '[^\\s]{0,64}?', group: 'database' },
+  r: { pattern: '\\S{0,1100}?' },
+  h: { pattern: '\\S{0,1100}?' },
+  b: { pattern: '.{0,64}?', group: 'backendType' },
+  p: { pattern: '\\d{1,10}', group: 'pid' },
+  P: { pattern: '\\d{0,10}' },
+  t: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d${ZONE}`, group: 'time' },
+  m: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}${ZONE}`, group: 'time' },
+  n: { pattern: '\\d{1,20}\\.\\d{3}', group: 'time' },
+  i: { pattern: '.{0,64}?' },
   e: { pattern: '[0-9A-Z]{5}', group: 'sqlstate' },
-  c: { pattern: '[0-9a-f]+\\.[0-9a-f]+' },
-  l: { pattern: '\\d+' },
-  s: { pattern: '\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d(?: [^\\s\\]]+)?' },
-  v: { pattern: '(?:-?\\d+/\\d+)?' },
-  x: { pattern: '\\d+' },
-  Q: { pattern: '-?\\d+' },
+  c: { pattern: '[0-9a-f]{1,16}\\.[0-9a-f]{1,16}' },
+  l: { pattern: '\\d{1,20}' },
+  s: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d${ZONE}` },
+  v: { pattern: '(?:-?\\d{1,10}/\\d{1,20})?' },
+  x: { pattern: '\\d{1,20}' },
+  Q: { pattern: '-?\\d{1,20}' },
 };
 
 /** Severities that start a message; everything a record is made of begins with one of them. */
@@ -36,6 +48,29 @@ export const SEVERITIES = [
   'DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT',
 ] as const;
 
+/**
+ * Every marker a message can start with, English and translated, as printed: the word, then the
+ * separator (`ERROR:  `, `FEHLER:  `, `ASTUCE :  `, `쿼리:`), with the English word it stands for.
+ */
+const MARKERS = new Map(severityMarkers().map(({ marker, english }) => [marker, english]));
+/** The words of all markers, longest first (an alternation tries them in order). */
+const MARKER_WORDS = [...new Set([...MARKERS.keys()].map((marker) => marker.slice(0, marker.lastIndexOf(':')).trimEnd()))].sort((a, b) => b.length - a.length);
+
+/**
+ * The English severity and the message of a matched line: the marker (`groups.severity` and
+ * `groups.separator`) must be one PostgreSQL prints; spaces past the marker belong to the message.
+ * Undefined for a word with a separator no catalog has (`ERROR:x`).
+ */
+export function markerOf(groups: Record<string, string | undefined>): { severity: string; message: string } | undefined {
+  const word = groups.severity ?? '';
+  const separator = groups.separator ?? '';
+  for (let cut = separator.length; cut > 0; cut--) {
+    const english = MARKERS.get(word + separator.slice(0, cut));
+    if (english !== undefined) return { severity: english, message: separator.slice(cut) + (groups.message ?? '') };
+  }
+  return undefined;
+}
+
 export class LogLinePrefixError extends Error {}
 
 function escapeRegExp(text: string): string {
@@ -43,8 +78,10 @@ function escapeRegExp(text: string): string {
 }
 
 /**
- * Returns a RegExp matching `<prefix><SEVERITY>:  <message>` with named groups
- * `severity`, `message` and whichever of `time pid user database application sqlstate` the prefix has.
+ * Returns a RegExp matching `<prefix><SEVERITY>:  <message>` with named groups `severity` (the word
+ * as printed, in any language of PostgreSQL's catalogs), `separator`, `message` and whichever of
+ * `time pid user database application backendType sqlstate` the prefix has. markerOf() checks the
+ * marker and gives the English severity.
  */
 export function compileLogLinePrefix(prefix: string): RegExp {
   const parts: string[] = [];
@@ -80,11 +117,13 @@ export function compileLogLinePrefix(prefix: string): RegExp {
       used.add(spec.group);
       pattern = `(?<${spec.group}>${pattern})`;
     }
-    parts.push(padding ? ` *${pattern} *` : pattern);
+    // Padding shifts a field by at most its width: bounded, as every other part.
+    const pad = padding ? ` {0,${Math.min(Math.abs(Number(padding[0])), 1024)}}` : '';
+    parts.push(`${pad}${pattern}${pad}`);
   }
   if (optionalFrom >= 0) {
     parts.splice(optionalFrom, parts.length - optionalFrom, `(?:${parts.slice(optionalFrom).join('')})?`);
   }
-  const severity = `(?<severity>${SEVERITIES.join('|')})`;
-  return new RegExp(`^${parts.join('')}${severity}:  (?<message>.*)$`, 's');
+  const severity = `(?<severity>${MARKER_WORDS.map(escapeRegExp).join('|')})(?<separator> ?: {0,3})`;
+  return new RegExp(`^${parts.join('')}${severity}(?<message>.*)$`, 's');
 }

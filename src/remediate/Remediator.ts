@@ -109,6 +109,10 @@ export class Remediator {
       return Promise.resolve();
     }
     this.counters.incidents++;
+    if (incident.kind === 'replication_conflict') {
+      this.reportReplicationConflict(incident);
+      return Promise.resolve();
+    }
     if (incident.kind !== 'unique_violation') {
       const { reason, advice } = SEQUENCE_ERROR_ADVICE[incident.kind];
       this.auditOnce('alert', triggerOf(incident), reason, `${advice(incident.constraint)}; setval cannot fix this, nothing was done`, { sequence: incident.constraint });
@@ -131,6 +135,34 @@ export class Remediator {
     this.resolving.set(incident.constraint, entry);
     entry.done = this.track(this.route(incident, entry).finally(() => this.release(incident.constraint, entry)));
     return entry.done;
+  }
+
+  /**
+   * A logical-replication apply worker that cannot apply a row the subscriber already has: not
+   * drift, no setval. One alert per subscription per hour (the worker retries every few seconds).
+   */
+  private reportReplicationConflict(incident: Incident): void {
+    const r = incident.replication ?? {};
+    const subscription = r.subscriptionOid !== undefined ? `the subscription with oid ${r.subscriptionOid} (replication origin ${r.origin})` : 'a subscription';
+    const what = r.relation !== undefined ? JSON.stringify(r.relation) : 'a table';
+    const index = incident.constraint !== '' && incident.constraint !== r.relation ? ` (unique index ${JSON.stringify(incident.constraint)})` : '';
+    const skip = r.finishLsn !== undefined ? `, or skip the remote transaction: ALTER SUBSCRIPTION <name> SKIP (lsn = '${r.finishLsn}')` : '';
+    const name = r.subscriptionOid !== undefined ? ` (<name>: SELECT subname FROM pg_subscription WHERE oid = ${r.subscriptionOid})` : '';
+    this.auditOnce(
+      'alert',
+      triggerOf(incident),
+      'replication_conflict',
+      `logical replication is stuck: the apply worker of ${subscription} cannot apply a change to ${what}: a row with the same key already exists on this subscriber${index}${r.conflict !== undefined ? ` (conflict=${r.conflict})` : ''}. This is a replication conflict, not sequence drift: nothing was done. The worker retries the same transaction and fails until a person resolves it: remove or change the conflicting row on the subscriber${skip}${name}`,
+      {
+        ...(r.relation !== undefined ? { relation: r.relation } : {}),
+        ...(incident.constraint !== '' ? { index: incident.constraint } : {}),
+        ...(r.origin !== undefined ? { origin: r.origin, subscription_oid: r.subscriptionOid! } : {}),
+        ...(r.finishLsn !== undefined ? { finish_lsn: r.finishLsn } : {}),
+        ...(r.conflict !== undefined ? { conflict: r.conflict } : {}),
+      },
+      HOUR,
+      r.origin ?? incident.constraint,
+    );
   }
 
   /** Distinct constraint names being looked up or waiting for the catalog. */
@@ -496,7 +528,7 @@ interface ReasonWindow {
 }
 
 /** What each of the runbook's other sequence errors means, and what a person should do. */
-const SEQUENCE_ERROR_ADVICE: Record<Exclude<Incident['kind'], 'unique_violation'>, { reason: string; advice: (sequence: string) => string }> = {
+const SEQUENCE_ERROR_ADVICE: Record<Exclude<Incident['kind'], 'unique_violation' | 'replication_conflict'>, { reason: string; advice: (sequence: string) => string }> = {
   sequence_exhausted: {
     reason: 'sequence_exhausted',
     advice: (s) => `nextval() failed: ${s} reached its limit. Widen it and its column (ALTER TABLE ... ALTER COLUMN ... TYPE bigint; ALTER SEQUENCE ${s} AS bigint)`,
@@ -516,7 +548,7 @@ const SEQUENCE_ERROR_ADVICE: Record<Exclude<Incident['kind'], 'unique_violation'
 };
 
 /** Alerts whose subject is a name read from a log (and may therefore come in floods). */
-const LOG_NAMED_ALERTS = new Set(Object.values(SEQUENCE_ERROR_ADVICE).map((a) => a.reason));
+const LOG_NAMED_ALERTS = new Set([...Object.values(SEQUENCE_ERROR_ADVICE).map((a) => a.reason), 'replication_conflict']);
 
 function triggerOf(incident: Incident): Trigger {
   const trigger: Trigger = { source: incident.source, constraint: incident.constraint };

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectIncident } from '../../src/detect/detectIncident.js';
+import { englishSeverity } from '../../src/formats/severity.js';
+import { postgresCatalogs } from '../helpers/messageCatalogs.js';
 
 const base = { source: 's', severity: 'ERROR' };
 
@@ -43,5 +45,116 @@ describe('detectIncident', () => {
     expect(detectIncident({ ...base, severity: 'LOG', message: 'duplicate key value violates unique constraint "t_pkey"' })).toBeUndefined();
     expect(detectIncident({ ...base, message: 'relation "x" does not exist' })).toBeUndefined();
     expect(detectIncident({ ...base, message: 'duplicate key value violates unique constraint' })).toBeUndefined();
+  });
+});
+
+/*
+ * Every translation PostgreSQL ships, as the server would print it: the message catalogs installed
+ * with Debian's packages (/usr/share/locale/<lang>/LC_MESSAGES/postgres-15.mo), each message
+ * formatted with a name and numbers, must be found by its SQLSTATE with the right name.
+ */
+describe('detectIncident in every language of the installed message catalogs', () => {
+  const catalogs = postgresCatalogs();
+  const format = (template: string, values: string[]) => {
+    let next = 0;
+    // %s, %lld, %u and positional %1$s as printf would fill them.
+    return template.replace(/%(?:(\d+)\$)?(?:ll|l)?[sduX]/g, (_all, position: string | undefined) => values[position ? Number(position) - 1 : next++] ?? '0');
+  };
+  const cases = [
+    { msgid: 'duplicate key value violates unique constraint "%s"', sqlstate: '23505', values: ['ticket_pkey'], kind: 'unique_violation', name: 'ticket_pkey' },
+    { msgid: 'nextval: reached maximum value of sequence "%s" (%lld)', sqlstate: '2200H', values: ['tiny_id_seq', '32767'], kind: 'sequence_exhausted', name: 'tiny_id_seq' },
+    { msgid: 'nextval: reached minimum value of sequence "%s" (%lld)', sqlstate: '2200H', values: ['tiny_id_seq', '-32768'], kind: 'sequence_exhausted', name: 'tiny_id_seq' },
+    { msgid: 'relation "%s" does not exist', sqlstate: '42P01', values: ['ticket_id_seq'], kind: 'sequence_missing', name: 'ticket_id_seq' },
+    { msgid: 'permission denied for sequence %s', sqlstate: '42501', values: ['ticket_id_seq'], kind: 'sequence_permission_denied', name: 'ticket_id_seq' },
+    {
+      msgid: 'setval: value %lld is out of bounds for sequence "%s" (%lld..%lld)',
+      sqlstate: '22003',
+      values: ['40000', 'tiny_id_seq', '1', '32767'],
+      kind: 'setval_out_of_bounds',
+      name: 'tiny_id_seq',
+    },
+  ];
+
+  it.runIf(catalogs.length > 0)(`finds the name in ${catalogs.length} catalog(s) by SQLSTATE, with the severity word as the catalog translates it`, () => {
+    let checked = 0;
+    for (const catalog of catalogs) {
+      const severity = englishSeverity(catalog.messages.get('ERROR') ?? 'ERROR');
+      for (const c of cases) {
+        const template = catalog.messages.get(c.msgid);
+        if (!template) continue;
+        const message = format(template, c.values);
+        const found = detectIncident({ source: 's', severity, sqlstate: c.sqlstate, message });
+        expect(found, `${catalog.language} (${catalog.file}): ${message}`).toMatchObject({ kind: c.kind, constraint: c.name });
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(40);
+  });
+
+  it('real lines of a German and a French server (PostgreSQL 15, csvlog fields)', () => {
+    const de = detectIncident({ source: 's', severity: englishSeverity('FEHLER'), sqlstate: '23505', message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«' });
+    expect(de).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
+    const fr = detectIncident({ source: 's', severity: englishSeverity('ERREUR'), sqlstate: '23505', message: "la valeur d'une clé dupliquée rompt la contrainte unique « t_pkey »" });
+    expect(fr).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
+    const seq = detectIncident({ source: 's', severity: 'ERROR', sqlstate: '2200H', message: 'nextval: Maximalwert von Sequenz »tiny_id_seq« erreicht (2)' });
+    expect(seq).toMatchObject({ kind: 'sequence_exhausted', constraint: 'tiny_id_seq' });
+  });
+
+  it('a severity word no catalog has still counts when the SQLSTATE says error; a known non-error word does not', () => {
+    expect(detectIncident({ source: 's', severity: 'ERRO', sqlstate: '23505', message: 'chave duplicada "t_pkey"' })).toMatchObject({ constraint: 't_pkey' });
+    expect(detectIncident({ source: 's', severity: 'WARNING', sqlstate: '23505', message: 'x "t_pkey"' })).toBeUndefined();
+    expect(detectIncident({ source: 's', severity: 'ERRO', sqlstate: '00000', message: 'x "t_pkey"' })).toBeUndefined();
+  });
+});
+
+describe('detectIncident: replication conflicts are not drift', () => {
+  it('an apply worker (csvlog/jsonlog backend type) hitting a unique violation is a replication conflict, PG 13-17', () => {
+    const incident = detectIncident({
+      source: 's',
+      severity: 'ERROR',
+      sqlstate: '23505',
+      backendType: 'logical replication worker',
+      message: 'duplicate key value violates unique constraint "t_pkey"',
+      detail: 'Key (id)=(1) already exists.',
+      context: 'processing remote data for replication origin "pg_16395" during message type "INSERT" for replication target relation "public.t" in transaction 740, finished at 0/1549D18',
+    });
+    expect(incident).toMatchObject({
+      kind: 'replication_conflict',
+      constraint: 't_pkey',
+      replication: { origin: 'pg_16395', subscriptionOid: '16395', relation: 'public.t', finishLsn: '0/1549D18' },
+    });
+  });
+
+  it('by the CONTEXT alone (stderr without %b), in German too', () => {
+    const incident = detectIncident({
+      source: 's',
+      severity: 'ERROR',
+      sqlstate: '23505',
+      message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«',
+      context: 'Verarbeiten empfangener Daten für Replication-Origin »pg_16395« bei Nachrichtentyp »INSERT« für Replikationsziel-Relation »public.t« in Transaktion 740, beendet bei 0/1549D18',
+    });
+    expect(incident).toMatchObject({ kind: 'replication_conflict', constraint: 't_pkey', replication: { origin: 'pg_16395', finishLsn: '0/1549D18' } });
+  });
+
+  it("PostgreSQL 18's conflict message: the index from DETAIL, never the table taken for an index", () => {
+    const incident = detectIncident({
+      source: 's',
+      severity: 'ERROR',
+      sqlstate: '23505',
+      message: 'conflict detected on relation "public.t": conflict=insert_exists',
+      detail: 'Key already exists in unique index "t_pkey", modified in transaction 752.\nKey (id)=(1); existing local row (1, local); remote row (1, remote).',
+      context: 'processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.t" in transaction 753, finished at 0/177C240',
+      backendType: 'logical replication apply worker',
+    });
+    expect(incident).toMatchObject({
+      kind: 'replication_conflict',
+      constraint: 't_pkey',
+      replication: { origin: 'pg_16394', relation: 'public.t', finishLsn: '0/177C240', conflict: 'insert_exists' },
+    });
+  });
+
+  it('other errors of an apply worker, and the same unique violation from a client, are not replication conflicts', () => {
+    expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '42P01', backendType: 'logical replication worker', message: 'logical replication target relation "public.x" does not exist' })).toBeUndefined();
+    expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '23505', backendType: 'client backend', message: 'duplicate key value violates unique constraint "t_pkey"' })).toMatchObject({ kind: 'unique_violation' });
   });
 });

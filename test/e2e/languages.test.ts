@@ -1,0 +1,105 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { runCli, startDaemon, waitFor } from '../helpers/daemon.js';
+
+/** The locales the server needs for lc_messages (.ci/run generates them with locale-gen). */
+function hasLocale(name: string): boolean {
+  try {
+    const wanted = name.toLowerCase().replace(/utf-?8/, 'utf8');
+    return execFileSync('locale', ['-a']).toString().split('\n').some((l) => l.toLowerCase().replace(/utf-?8/, 'utf8') === wanted);
+  } catch {
+    return false;
+  }
+}
+
+const LANGUAGES = [
+  { lc: 'de_DE.UTF-8', error: 'FEHLER', unique: 'doppelter Schlüsselwert verletzt Unique-Constraint »' },
+  { lc: 'fr_FR.UTF-8', error: 'ERREUR', unique: "la valeur d'une clé dupliquée rompt la contrainte unique « " },
+] as const;
+const PREFIX = '%m [%p] %e %q%u@%d ';
+
+/**
+ * Real translated servers (Debian's PostgreSQL carries the message catalogs), each writing stderr,
+ * csvlog and jsonlog at once through the logging collector, followed by the built CLI: each format
+ * must heal a sequence behind MAX(id) and alert on an exhausted sequence, in German and in French.
+ */
+describe.runIf(findLocalBinaries())('translated servers, end to end', () => {
+  for (const language of LANGUAGES) {
+    describe.runIf(hasLocale(language.lc))(`lc_messages = '${language.lc}'`, () => {
+      let server: ThrowawayPostgres;
+      const files = { csv: '', json: '', stderr: '' };
+      beforeAll(async () => {
+        server = await startLocalPostgres({
+          logLinePrefix: PREFIX,
+          settings: { lc_messages: language.lc, logging_collector: 'on', log_destination: 'stderr,csvlog,jsonlog', log_filename: 'collector.log', log_file_mode: '0644' },
+        });
+        const admin = new pg.Client({ connectionString: server.url });
+        await admin.connect();
+        await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);
+        await admin.query('SELECT pg_reload_conf()');
+        await admin.end();
+        files.stderr = join(server.logDir!, 'collector.log');
+        files.csv = join(server.logDir!, 'collector.csv');
+        files.json = join(server.logDir!, 'collector.json');
+        await new Promise((r) => setTimeout(r, 500));
+      }, 60_000);
+      afterAll(async () => {
+        await server?.destroy();
+      });
+
+      const sourceFor = {
+        csv: () => ({ path: files.csv, format: 'postgres-csv', start_at: 'end' }),
+        json: () => ({ path: files.json, format: 'postgres-json', start_at: 'end' }),
+        stderr: () => ({ path: files.stderr, format: 'postgres-stderr', log_line_prefix: PREFIX, start_at: 'end' }),
+      };
+
+      for (const format of ['csv', 'json', 'stderr'] as const) {
+        it(`${format}: a duplicate key error in ${language.lc} heals the sequence; an exhausted sequence is an alert`, async () => {
+          const table = `ticket_${format}`;
+          const daemon = await startDaemon({ database: { url: server.url }, sources: [sourceFor[format]()], remediation: { debounce_ms: 50 } });
+          try {
+            const client = new pg.Client({ connectionString: server.url });
+            await client.connect();
+            await client.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY); INSERT INTO ${table} (id) SELECT generate_series(1, 42)`);
+            const failure = await client.query(`INSERT INTO ${table} DEFAULT VALUES`).then(
+              () => undefined,
+              (e: pg.DatabaseError) => e,
+            );
+            // The server really speaks the language: the message the client got is translated.
+            expect(failure).toMatchObject({ code: '23505', severity: language.error });
+            expect(failure?.message).toContain(language.unique);
+            const fix = await daemon.waitForAudit(`${table} remediated`, (r) => r.event === 'remediated' && r.table === `public.${table}`, 20_000);
+            expect(fix).toMatchObject({ before: '1', after: '42', trigger: { constraint: `${table}_pkey` } });
+            expect((await client.query(`INSERT INTO ${table} DEFAULT VALUES RETURNING id::text AS id`)).rows[0].id).toBe('43');
+
+            await client.query(`CREATE SEQUENCE tiny_${format}_id_seq MAXVALUE 2; SELECT nextval('tiny_${format}_id_seq'), nextval('tiny_${format}_id_seq')`);
+            await expect(client.query(`SELECT nextval('tiny_${format}_id_seq')`)).rejects.toMatchObject({ code: '2200H' });
+            await client.end();
+            const alert = await daemon.waitForAudit('the exhausted sequence', (r) => r.event === 'alert' && r.reason === 'sequence_exhausted', 20_000);
+            expect(alert.sequence).toBe(`tiny_${format}_id_seq`);
+          } finally {
+            await daemon.stop();
+          }
+        }, 60_000);
+      }
+
+      it.runIf(language.lc.startsWith('fr'))('without %e in the prefix, config check and the start warn that detection depends on English messages', async () => {
+        const daemon = await startDaemon({
+          database: { url: server.url },
+          sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: '%m [%p] %q%u@%d ', start_at: 'end' }],
+        });
+        try {
+          const check = await runCli('config', 'check', '-c', daemon.configPath);
+          const warning = /gives no SQLSTATE \(no %e in log_line_prefix\), so duplicate key errors are recognised by their English message only/;
+          expect(check.stdout + check.stderr).toMatch(warning);
+          await waitFor('the warning at start', () => warning.test(daemon.stderr()));
+        } finally {
+          await daemon.stop();
+        }
+      });
+    });
+  }
+});
