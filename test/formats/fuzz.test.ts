@@ -100,13 +100,6 @@ function hostilePayloads(): Array<[name: string, text: string]> {
   ];
 }
 
-/**
- * Known to be over the budget on this branch: app-text's pgx pattern backtracks on whitespace
- * before a cut-short `(SQLSTATE ` (4 KB: tens of seconds). AppTextParser is being rewritten on the
- * `applogs` branch, which adds its own budget; once merged, this list must be emptied.
- */
-const AWAITING_APPLOGS: Partial<Record<string, string[]>> = { 'app-text': ['spaces, then (SQLSTATE cut short'] };
-
 const T = '2026-11-27 10:00:00.123 UTC';
 const HOSTILE_PREFIX = '%m [%p] %e %q%u@%d %a ';
 /** One physical record of `format` whose text fields hold `text`. */
@@ -139,7 +132,6 @@ describe(`hostile records: each under ${RECORD_BUDGET_MS} ms (16 KiB of whitespa
     it(`${format}`, () => {
       const slow: string[] = [];
       for (const [name, text] of hostilePayloads()) {
-        if (AWAITING_APPLOGS[format]?.includes(name)) continue;
         const parser = createParser(format, { source: 'hostile', logLinePrefix: HOSTILE_PREFIX }, (record) => void detectIncident(record));
         const lines = hostileRecord(format, text);
         // Warm-up with a short record: the first call compiles, which is not what is measured.
@@ -159,8 +151,5 @@ describe(`hostile records: each under ${RECORD_BUDGET_MS} ms (16 KiB of whitespa
       }
       expect(slow, `${format}: records over the budget`).toEqual([]);
     });
-  }
-  for (const [format, names] of Object.entries(AWAITING_APPLOGS)) {
-    for (const name of names ?? []) it.skip(`${format}: ${name} (over the budget until the applogs branch's AppTextParser is merged)`, () => {});
   }
 });
