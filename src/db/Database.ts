@@ -402,3 +402,8 @@ function unavailableMessage(error: unknown, host: string | undefined): string {
   const message = (error as Error).message;
   return readOnlyError(error) && host ? `${host}: ${message}` : message;
 }
+
+/** Each configured host of `db` and whether it is the primary, a standby or read-only (for `doctor`). */
+export function serverRoles(db: Database): Promise<ServerRole[]> {
+  return db.serverRoles();
+}

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { endpointsOf } from '../../src/db/Database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { duplicateKeyLine, freePort, startDaemon, waitUntil, type RunningDaemon } from '../helpers/daemon.js';
+import { duplicateKeyLine, freePort, runCli, startDaemon, waitUntil, type RunningDaemon } from '../helpers/daemon.js';
 import { startStandby, type Standby } from '../helpers/standby.js';
 import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 
@@ -149,6 +149,10 @@ describe.runIf(findLocalBinaries())('a real streaming standby (pg_basebackup -R)
     // The probe that found it in recovery, and nothing else: no statement, no error.
     expect(seqwatchLines(onStandby).length).toBeLessThanOrEqual(2);
     expect(errorLines(onStandby)).toEqual([]);
+    // doctor names the standby it passes over, and connects to the primary.
+    const doctor = await runCli('doctor', '-c', d.configPath);
+    expect(doctor.stdout).toMatch(new RegExp(`ok\\s+${standby.host} is a standby \\(in recovery\\): .*passes over it`));
+    expect(doctor.stdout).toContain(`on ${primaryHost}`);
   });
 
   it('only the standby answering: waits with backoff, checks nothing there, says why, and the standby log stays quiet', async () => {
@@ -183,6 +187,12 @@ describe.runIf(findLocalBinaries())('a real streaming standby (pg_basebackup -R)
     const alert = await d.waitForAudit('the alert', (r) => r.event === 'alert' && r.reason === 'database_standby', 10_000);
     expect(alert.msg).toMatch(/recovery|standby/);
     expect(d.alive()).toBe(true);
+
+    // doctor says the configured server is a standby, with the fix, and exits 1.
+    const doctor = await runCli('doctor', '-c', d.configPath);
+    expect(doctor.code).toBe(1);
+    expect(doctor.stdout).toMatch(new RegExp(`FIX\\s+${standby.host} is a standby \\(in recovery\\)`));
+    expect(doctor.stdout).toContain('target_session_attrs=read-write');
 
     // The failover: the standby is promoted. Within the backoff's 5 s the daemon heals there.
     await standby.promote();
