@@ -39,6 +39,9 @@ export class DatabaseAuthenticationFailed extends DatabaseUnavailable {
 /** The exit code of a daemon that cannot log in at start (EX_CONFIG): a restart cannot fix it. */
 export const EXIT_AUTHENTICATION = 78;
 
+/** pg's words when a server asks for a SCRAM password and none was configured. */
+const NO_PASSWORD = /^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string/;
+
 /** A login refused by the server, or a password the client does not have for a SCRAM/md5 server. */
 export function isAuthenticationFailure(error: unknown): boolean {
   if (error instanceof DatabaseAuthenticationFailed) return true;
@@ -122,6 +125,8 @@ export class Database implements Queryable {
   /** No new connection attempt before this time (the backoff); `lastError` is thrown meanwhile. */
   private retryAt = 0;
   private connectedAt = 0;
+  /** A login succeeded once: a refused login after that is a changed password, not a wrong config. */
+  private everConnected = false;
   /** Why the last attempt found no usable server; undefined while connected. */
   lastError: DatabaseUnavailable | undefined;
   /** The host in use, for the audit ("which server was fixed"). */
@@ -199,7 +204,8 @@ export class Database implements Queryable {
 
   /**
    * Resolves once a usable server answers; one attempt per backoff step. Rejects when aborted or
-   * closed, and, with `failOnAuthentication`, when the server refuses the login (the daemon's start).
+   * closed, and, with `failOnAuthentication`, when the server refuses the login before any login
+   * succeeded (the daemon's start).
    */
   async waitUntilAvailable(signal?: AbortSignal, options: { failOnAuthentication?: boolean } = {}): Promise<void> {
     let said = false;
@@ -212,7 +218,8 @@ export class Database implements Queryable {
         await this.query('SELECT 1');
         return;
       } catch (error) {
-        if (options.failOnAuthentication && error instanceof DatabaseAuthenticationFailed) throw error;
+        // Only before the first login ever succeeded: a password that goes wrong later is waited out (and said).
+        if (options.failOnAuthentication && error instanceof DatabaseAuthenticationFailed && !this.everConnected) throw error;
         // Say why once per wait: "connection refused", "a standby" and "password" call for different fixes.
         if (!said) this.options.onEvent?.('unavailable', { error: (error as Error).message });
         said = true;
@@ -315,7 +322,11 @@ export class Database implements Queryable {
         await pool.end().catch(() => {});
         if (isAuthenticationFailure(error)) {
           const role = roleOf(endpoint.url);
-          const why = (error as { code?: string }).code ? `${(error as Error).message} (${(error as { code?: string }).code})` : (error as Error).message;
+          const why = (error as { code?: string }).code
+            ? `${(error as Error).message} (${(error as { code?: string }).code})`
+            : NO_PASSWORD.test((error as Error).message)
+              ? 'the server asks for a password and no password was given (database.password_file, the URL, PGPASSWORD or ~/.pgpass)'
+              : (error as Error).message;
           refusedLogin ??= new DatabaseAuthenticationFailed(`${endpoint.label}: the server refused the login of role ${role}: ${why}`, error, role, endpoint.label);
           reasons.push(`${endpoint.label}: login of role ${role} refused: ${why}`);
           found.add('authentication');
@@ -338,6 +349,7 @@ export class Database implements Queryable {
       this.pool = pool;
       this.host = endpoint.label;
       this.lastOkAt = this.connectedAt = Date.now();
+      this.everConnected = true;
       this.lastError = undefined;
       this.options.onEvent?.('connected', { host: endpoint.label });
       return pool;

@@ -52,6 +52,8 @@ export const WATCHDOG_STARVING: ReadonlySet<ProblemCode> = new Set<ProblemCode>(
 
 /** A problem is alerted (audit `alert`) when first seen; an unreachable database only once it lasted this long (a restart is no incident). */
 const ALERT_AFTER_MS: Partial<Record<ProblemCode, number>> = { database_unreachable: 60_000 };
+/** Said in the log only once it lasted this long: a database still connecting at start is no news (its outages are logged as they begin). */
+const LOG_AFTER_MS: Partial<Record<ProblemCode, number>> = { database_unreachable: 10_000 };
 /** While a problem lasts, the daemon's log repeats it this often. */
 export const REPEAT_MS = 60_000;
 
@@ -167,7 +169,7 @@ export class ProblemReporter {
       let entry = this.open.get(key);
       if (!entry) this.open.set(key, (entry = { problem, since: now, loggedAt: 0, alerted: false }));
       entry.problem = problem;
-      if (now - entry.loggedAt >= REPEAT_MS) {
+      if (now - entry.loggedAt >= REPEAT_MS && now - entry.since >= (LOG_AFTER_MS[problem.code] ?? 0)) {
         entry.loggedAt = now;
         this.logger.error(
           { problem: problem.code, subject: problem.subject, since: new Date(entry.since).toISOString() },
