@@ -166,12 +166,36 @@ export class Metrics {
   }
 }
 
-/** /metrics and /healthz on a loopback address. Resolves once listening. */
+/**
+ * Limits of the metrics server: a scraper sends its request at once, so a client that takes longer
+ * (a slowloris, a stuck proxy) is cut off, and a flood of connections cannot hold the daemon's
+ * sockets and memory. Node's defaults (60 s for headers, 300 s per request, checked every 30 s,
+ * no cap) let slow clients hold connections for 100 s and more.
+ */
+export const METRICS_SERVER_LIMITS = {
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  /** An idle keep-alive connection, and any socket silent this long, is closed. */
+  idleTimeoutMs: 10_000,
+  maxConnections: 32,
+} as const;
+
+/**
+ * /metrics and /healthz on a loopback address. Resolves once listening. `health` should answer
+ * from what is known (the daemon's last heartbeat), not query anything per request.
+ */
 export async function startMetricsServer(listen: string, metrics: Metrics, health: MetricsSources['health']): Promise<Server> {
   const at = listen.lastIndexOf(':');
   const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(at + 1));
-  const server = createServer((request, response) => {
+  const limits = METRICS_SERVER_LIMITS;
+  const server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // How often the timeouts above are enforced (Node's default, 30 s, would let them run long).
+    connectionsCheckingInterval: 1_000,
+  }, (request, response) => {
     void (async () => {
       try {
         if (request.method === 'GET' && request.url === '/metrics') {
@@ -191,6 +215,8 @@ export async function startMetricsServer(listen: string, metrics: Metrics, healt
       }
     })();
   });
+  server.maxConnections = limits.maxConnections;
+  server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
