@@ -149,6 +149,16 @@ describe.runIf(findLocalBinaries())('a real streaming standby (pg_basebackup -R)
     // The probe that found it in recovery, and nothing else: no statement, no error.
     expect(seqwatchLines(onStandby).length).toBeLessThanOrEqual(2);
     expect(errorLines(onStandby)).toEqual([]);
+    // check and fix, with the same URL, work on the primary too, and send the standby nothing.
+    await sql(primary.url, 'INSERT INTO queue (id) SELECT generate_series(1, 7)');
+    await standby.caughtUp(primary.url);
+    const check = await runCli('check', '--table', 'queue', '-c', d.configPath);
+    expect(check.code).toBe(1);
+    const fix = await runCli('fix', '--table', 'queue', '-c', d.configPath);
+    expect(fix.code).toBe(0);
+    expect((await sql(primary.url, 'SELECT last_value::text AS v FROM queue_id_seq')).rows[0].v).toBe('7');
+    await sql(primary.url, 'TRUNCATE queue; ALTER SEQUENCE queue_id_seq RESTART');
+    expect(errorLines(standby.log().slice(standbyLogAt))).toEqual([]);
     // doctor names the standby it passes over, and connects to the primary.
     const doctor = await runCli('doctor', '-c', d.configPath);
     expect(doctor.stdout).toMatch(new RegExp(`ok\\s+${standby.host} is a standby \\(in recovery\\): .*passes over it`));
