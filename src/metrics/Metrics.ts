@@ -137,7 +137,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'seqwatch_up',
-      help: '1 when every source is followed and the database answers',
+      help: '1 when seqwatch can heal: every source read and parsed, a primary answering, the audit log writable (last heartbeat; docs/health.md)',
       registers: [this.registry],
       async collect() {
         this.set((await sources.health()).ok ? 1 : 0);
