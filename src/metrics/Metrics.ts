@@ -20,7 +20,7 @@ export interface MetricsSources {
   checks(): number;
   /** Whether the audit log can be written, and how many records wait in memory. */
   audit(): { writable: boolean; held: number; lost: number; seq?: number };
-  health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
+  health(): Promise<{ ok: boolean; database: boolean; sources: boolean; problems?: Array<{ code: string; subject: string }> }>;
 }
 
 /**
@@ -141,6 +141,16 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.set((await sources.health()).ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_health_problem',
+      help: '1 per problem that keeps seqwatch from healing, by code (source_unreadable, database_standby, ...) and subject (docs/health.md)',
+      labelNames: ['code', 'subject'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const p of (await sources.health()).problems ?? []) this.set({ code: p.code, subject: p.subject }, 1);
       },
     });
     this.decisions = new Counter({

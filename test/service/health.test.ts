@@ -98,6 +98,7 @@ describe('health: a source the service user cannot read', () => {
     expect(cli.stderr).toContain('fix: let nobody read it');
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(503);
     expect(await metricValue(port, 'seqwatch_up')).toBe(0);
+    expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain(`seqwatch_health_problem{code="source_unreadable",subject="${log}"} 1`);
     // Its log says it (and again every minute: see the ProblemReporter test); the audit once.
     await waitFor('the log line', () => d.stderr().includes(`cannot heal: cannot read ${log}`), 5_000);
     await new Promise((r) => setTimeout(r, 2_000));
