@@ -386,8 +386,12 @@ export class Database implements Queryable {
         ) as Promise<string>;
       },
     });
-    // An idle connection that dies (server restart) must not crash the process: the next query reconnects.
-    pool.on('error', () => {});
+    // An idle connection that dies (server restart) must not crash the process. The pool in use is
+    // dropped too: the next query connects through connect(), whose probe sees whether the server
+    // came back as a standby (the pool's own reconnection would not ask).
+    pool.on('error', () => {
+      if (this.pool === pool) this.drop();
+    });
     return pool;
   }
 }
