@@ -287,8 +287,12 @@ export class Daemon {
         const unrecognised = parser.counters.unrecognisedLines;
         parser.push(text, position);
         // Seen and not taken: an error lost to a prefix or format that does not match. Said, not counted only.
-        if (parser.counters.unrecognisedLines !== unrecognised && ERROR_TEXTS.some((needle) => text.includes(needle))) {
-          running.unparsed = { count: (running.unparsed?.count ?? 0) + 1, at: Date.now(), sample: text.slice(0, 400), ...(position.line !== undefined ? { line: position.line } : {}) };
+        const needle = parser.counters.unrecognisedLines !== unrecognised ? ERROR_TEXTS.find((n) => text.includes(n)) : undefined;
+        if (needle !== undefined) {
+          // The sample ends with the error's words: the part before them is what did not match the
+          // prefix, and what follows may hold row data, which is not for the audit log.
+          const sample = text.slice(0, text.indexOf(needle) + needle.length);
+          running.unparsed = { count: (running.unparsed?.count ?? 0) + 1, at: Date.now(), sample, ...(position.line !== undefined ? { line: position.line } : {}) };
         }
       },
       onIdle: () => {

@@ -127,7 +127,7 @@ export function unparsedProblem(source: { path: string; format: string; log_line
     message:
       `${source.path}: ${count} line(s) hold a sequence error's text but do not match the configured format ${source.format}` +
       `${prefixed ? ` with log_line_prefix ${JSON.stringify(source.log_line_prefix)}` : ''}: those errors are not acted on; ` +
-      `the last${line !== undefined ? ` (line ${line})` : ''}: ${JSON.stringify(sample.length > 160 ? `${sample.slice(0, 160)}...` : sample)}`,
+      `the last${line !== undefined ? ` (line ${line})` : ''} begins ${JSON.stringify(sample.length > 200 ? `...${sample.slice(-200)}` : sample)}`,
     fix: prefixed
       ? `set log_line_prefix in the config to the server's exactly (psql -Atc 'SHOW log_line_prefix'), or format to the log's real format; then systemctl reload seqwatch (seqwatch doctor compares them)`
       : `set format to the log's real format (postgres-stderr, postgres-csv, postgres-json, syslog, docker-json, app-text); then systemctl reload seqwatch`,
