@@ -109,7 +109,7 @@ describe('health: a source the service user cannot read', () => {
     await waitFor('READY=1', () => listener.messages().some((m) => m.includes('READY=1')), 10_000);
     const before = listener.messages().length;
     await waitFor('watchdog fed while unhealthy', () => listener.messages().slice(before).some((m) => m.includes('WATCHDOG=1')), 5_000);
-    expect(listener.messages().slice(before).some((m) => m.includes('STATUS=UNHEALTHY: cannot read'))).toBe(true);
+    await waitFor('the status line', () => listener.messages().slice(before).some((m) => m.includes('STATUS=UNHEALTHY: cannot read')), 5_000);
 
     // Once it can read the file (here: the file made readable to others): healthy within a heartbeat, and it heals.
     chmodSync(log, 0o644);
