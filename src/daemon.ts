@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
 import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
-import { Database } from './db/Database.js';
+import { Database, DatabaseAuthenticationFailed, EXIT_AUTHENTICATION } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
 import { SameErrorFilter } from './detect/SameErrorFilter.js';
@@ -16,6 +16,7 @@ import { Metrics, startMetricsServer } from './metrics/Metrics.js';
 import { Notifier } from './notify/Notifier.js';
 import type { Server } from 'node:http';
 import { SystemdNotifier } from './service/SystemdNotifier.js';
+import { auditProblem, databaseProblem, ProblemReporter, sourceReadProblem, stuckProblem, unparsedProblem, WATCHDOG_STARVING, type Health, type HealthProblem } from './service/health.js';
 import { CheckpointStore } from './sources/CheckpointStore.js';
 import { FileFollower, type LinePosition } from './sources/FileFollower.js';
 import { StreamFollower } from './sources/StreamFollower.js';
@@ -30,14 +31,11 @@ export const HEARTBEAT_MS = 5_000;
 /** A follower that has not polled for this long is stuck. */
 const STUCK_FOLLOWER_MS = 30_000;
 
-export interface Health {
-  ok: boolean;
-  database: boolean;
-  sources: boolean;
-  /** The audit log can be written (when false, decisions wait in memory and go to the daemon's log). */
-  audit: boolean;
-  time: string;
-}
+export type { Health } from './service/health.js';
+/** A line that held a sequence error's text and was not taken by the format keeps the source unhealthy this long. */
+const UNPARSED_MS = 60 * 60_000;
+/** English error texts: a line holding one that the format does not take is an error seen and lost. */
+const ERROR_TEXTS = incidentNeedles(false);
 
 interface RunningSource {
   key: string;
@@ -59,6 +57,8 @@ interface RunningSource {
   /** When the checkpoint was last written, and the write waiting to follow it. */
   lastCheckpointAt?: number;
   checkpointTimer?: NodeJS.Timeout;
+  /** Lines holding a sequence error's text that the format did not take (see UNPARSED_MS). */
+  unparsed?: { count: number; at: number; sample: string; line?: number };
 }
 
 /** One watched database: its connection, catalog cache and remediation. */
@@ -113,6 +113,12 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private lastHealth: Health | undefined;
+  private firstHealth: Promise<Health> | undefined;
+  private readonly problems: ProblemReporter;
+  /** READY=1 was sent: from then on the watchdog is fed. */
+  private ready = false;
+  /** The process's exit status once stopped: non-zero when it stopped because it cannot work. */
+  exitCode = 0;
   private reloading: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
@@ -134,6 +140,7 @@ export class Daemon {
     private readonly systemd: SystemdNotifier,
   ) {
     this.checkpoints = new CheckpointStore(config.state_dir);
+    this.problems = new ProblemReporter(logger, audit);
   }
 
   static async start(config: Config, configPath: string, logger: Logger): Promise<Daemon> {
@@ -184,15 +191,20 @@ export class Daemon {
       `following ${config.sources.length} source(s) for database${names.length > 1 ? 's' : ''} ${database}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
     );
     logger.info({ sources: config.sources.map((s) => s.path), database }, 'seqwatch started; following the logs');
-    // Ready once every database answered too; incidents read meanwhile wait for them.
-    void Promise.all(contexts.map((c) => c.db.waitUntilAvailable())).then(
+    // Health from the start: a daemon that waits for its database says so (health file, /healthz).
+    daemon.startHeartbeat();
+    // Ready once every database answered too; incidents read meanwhile wait for them. A login the
+    // server refuses is no outage to wait out: it ends the daemon with a clear error.
+    void Promise.all(contexts.map((c) => c.db.waitUntilAvailable(undefined, { failOnAuthentication: true }))).then(
       () => {
         logger.info({ hosts: contexts.map((c) => c.db.host) }, 'database answers; ready');
+        daemon.ready = true;
         void systemd.ready(daemon.statusLine());
-        daemon.startHeartbeat();
         daemon.scheduleSweep();
       },
-      () => {},
+      (error: unknown) => {
+        if (error instanceof DatabaseAuthenticationFailed) daemon.refusedLogin(error);
+      },
     );
     return daemon;
   }
@@ -279,7 +291,17 @@ export class Daemon {
     const handlers = {
       onLine: (line: Buffer, position: LinePosition) => {
         running.parserHolds = true;
-        parser.push(line.toString('utf8'), position);
+        const text = line.toString('utf8');
+        const unrecognised = parser.counters.unrecognisedLines;
+        parser.push(text, position);
+        // Seen and not taken: an error lost to a prefix or format that does not match. Said, not counted only.
+        const needle = parser.counters.unrecognisedLines !== unrecognised ? ERROR_TEXTS.find((n) => text.includes(n)) : undefined;
+        if (needle !== undefined) {
+          // The sample ends with the error's words: the part before them is what did not match the
+          // prefix, and what follows may hold row data, which is not for the audit log.
+          const sample = text.slice(0, text.indexOf(needle) + needle.length);
+          running.unparsed = { count: (running.unparsed?.count ?? 0) + 1, at: Date.now(), sample, ...(position.line !== undefined ? { line: position.line } : {}) };
+        }
       },
       onIdle: () => {
         parser.flush();
@@ -416,10 +438,10 @@ export class Daemon {
       catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),
       checks: () => this.counters().checks,
       audit: () => this.audit.writeState,
-      health: () => this.health(),
+      health: () => this.lastHeartbeat(),
     });
     this.audit.onRecord((record) => metrics.observe(record));
-    this.metricsServer = await startMetricsServer(listen, metrics, () => this.health());
+    this.metricsServer = await startMetricsServer(listen, metrics, () => this.lastHeartbeat());
     this.logger.info({ listen }, 'serving /metrics and /healthz');
   }
 
@@ -475,39 +497,105 @@ export class Daemon {
     });
   }
 
+  /**
+   * The login was refused before the daemon ever worked (a wrong password, no pg_hba.conf entry):
+   * waiting cannot cure it and a restart neither, so it says so once, clearly, and exits with
+   * EXIT_AUTHENTICATION (78), which the unit should not restart on (RestartPreventExitStatus=78).
+   */
+  private refusedLogin(error: DatabaseAuthenticationFailed): void {
+    const problem = databaseProblem(this.contexts.map((c) => c.db.name).join(', '), error);
+    this.logger.fatal(
+      { role: error.role, host: error.host, problem: problem.code },
+      `cannot log in to the database at ${error.host} as role ${error.role}: ${error.message}; fix: ${problem.fix}; seqwatch exits (status ${EXIT_AUTHENTICATION})`,
+    );
+    this.audit.write('alert', { reason: problem.code, role: error.role, server: error.host, fix: problem.fix }, `cannot log in to the database at ${error.host} as role ${error.role}; seqwatch stops; fix: ${problem.fix}`);
+    this.exitCode = EXIT_AUTHENTICATION;
+    void this.stop(`the database at ${error.host} refused the login of role ${error.role}`);
+  }
+
   private startHeartbeat(): void {
     const interval = Math.min(this.systemd.watchdogIntervalMs ?? HEARTBEAT_MS, HEARTBEAT_MS);
     const beat = async () => {
       this.audit.retry();
       const health = await this.health(interval);
-      // An unwritable audit log is reported, not a reason to be restarted: a restart frees no disk.
-      if (health.database && health.sources) void this.systemd.watchdog();
+      if (this.stopping) return health;
+      // Fed unless a restart could help (WATCHDOG_STARVING): see docs/health.md.
+      if (this.ready && health.watchdog) void this.systemd.watchdog();
       if (this.lastHealth?.ok !== health.ok) {
         if (health.ok) this.logger.info(health, 'healthy');
-        else this.logger.warn(health, health.database && health.sources ? 'unhealthy: the audit log cannot be written' : 'unhealthy: not feeding the watchdog');
+        else this.logger.warn(health, `unhealthy${health.watchdog ? '' : ': not feeding the watchdog'}: ${health.problems.map((p) => p.message).join('; ')}`);
       }
+      this.problems.report(health.problems);
       this.lastHealth = health;
       this.writeHealthFile(health);
-      void this.systemd.status(this.statusLine());
+      const first = health.problems[0];
+      if (this.ready) void this.systemd.status(first ? `UNHEALTHY: ${first.message}`.slice(0, 200) : this.statusLine());
+      return health;
     };
-    void beat();
+    this.firstHealth = beat();
     this.heartbeat = setInterval(() => void beat(), interval);
   }
 
-  /** Healthy: every follower polls, and the database answers within `timeoutMs`. */
+  /**
+   * What /healthz and seqwatch_up answer: the last heartbeat's health, never a query per request
+   * (a scraper or a flood of requests must not become database load). A heartbeat older than three
+   * intervals is itself a failure: the daemon is stuck.
+   */
+  private async lastHeartbeat(): Promise<Health> {
+    const last = this.lastHealth ?? (await this.firstHealth) ?? (await this.health());
+    const age = Date.now() - Date.parse(last.time);
+    if (age <= 3 * HEARTBEAT_MS) return last;
+    return { ...last, ok: false, problems: [...last.problems, { code: 'source_stuck', subject: 'heartbeat', message: `the last heartbeat is ${Math.round(age / 1000)} s old`, fix: 'the daemon is stuck: restart it and report it with its log' }] };
+  }
+
+  /**
+   * Healthy means able to heal: every follower polls and can read its file, the lines holding
+   * sequence errors parse, every database answers within `timeoutMs` on a primary that accepts the
+   * login, and the audit log can be written. Each failing condition is a problem with its fix.
+   */
   async health(timeoutMs = HEARTBEAT_MS): Promise<Health> {
     const now = Date.now();
-    // A follower held back by the backpressure is waiting on purpose, not stuck.
-    const sources = this.waitingForCatalog > 0 || [...this.sources.values()].every((s) => now - s.follower.lastPollAt < STUCK_FOLLOWER_MS);
-    const database = await Promise.race([
-      Promise.all(this.contexts.map((c) => c.db.query('SELECT 1'))).then(
-        () => true,
-        () => false,
+    const problems: HealthProblem[] = [];
+    for (const s of this.sources.values()) {
+      // A follower held back by the backpressure is waiting on purpose, not stuck.
+      if (this.waitingForCatalog === 0 && now - s.follower.lastPollAt >= STUCK_FOLLOWER_MS) problems.push(stuckProblem(s.config.path, now - s.follower.lastPollAt));
+      if (s.follower instanceof FileFollower) {
+        const unreadable = sourceReadProblem(s.config.path, false);
+        if (unreadable) problems.push(unreadable);
+      }
+      if (s.unparsed && now - s.unparsed.at < UNPARSED_MS) problems.push(unparsedProblem(s.config, s.unparsed.count, s.unparsed.sample, s.unparsed.line));
+    }
+    for (const glob of this.globs.values()) {
+      const unreadable = sourceReadProblem(glob.config.path, true);
+      if (unreadable) problems.push(unreadable);
+    }
+    const sources = problems.length === 0;
+    const answers = await Promise.all(
+      this.contexts.map((c) =>
+        Promise.race([
+          c.db.query('SELECT 1').then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+          new Promise<Error>((resolve) => setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
+        ]),
       ),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
-    ]);
-    const audit = this.audit.writeState.writable;
-    return { ok: sources && database && audit, database, sources, audit, time: new Date(now).toISOString() };
+    );
+    answers.forEach((error, i) => {
+      if (error !== undefined) problems.push(databaseProblem(this.contexts[i]!.db.name, error));
+    });
+    const database = answers.every((error) => error === undefined);
+    const state = this.audit.writeState;
+    if (!state.writable) problems.push(auditProblem(this.config.audit.path, state.error));
+    return {
+      ok: problems.length === 0,
+      database,
+      sources,
+      audit: state.writable,
+      watchdog: !problems.some((p) => WATCHDOG_STARVING.has(p.code)),
+      problems,
+      time: new Date(now).toISOString(),
+    };
   }
 
   /** `seqwatch health` reads this (a container's HEALTHCHECK has no systemd to ask). */

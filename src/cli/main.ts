@@ -57,19 +57,20 @@ program
     // Loaded here: the daemon's modules (metrics, notifications) are not needed by the other commands.
     const { Daemon } = await import('../daemon.js');
     daemon = await Daemon.start(config, options.config, logger);
-    void daemon.finished.then(() => process.exit(EXIT.ok));
-    if (stopSignal) void daemon.stop(stopSignal).then(() => process.exit(EXIT.ok));
+    // Non-zero when it stopped because it cannot work (the database refused the login: 78).
+    void daemon.finished.then(() => process.exit(daemon!.exitCode));
+    if (stopSignal) void daemon.stop(stopSignal).then(() => process.exit(daemon!.exitCode));
     else if (reloadWanted) void daemon.reload();
   });
 
 program
   .command('health')
-  .description('exit 0 when the daemon using this config is healthy (following its logs, database answering), 1 when not; for container health checks')
+  .description('exit 0 when the daemon using this config can heal (sources read and parsed, primary answering), 1 when not, with why; for container health checks')
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     const file = join(config.state_dir, 'health.json');
-    let health: { ok: boolean; time: string; database: boolean; sources: boolean; audit?: boolean };
+    let health: { ok: boolean; time: string; database: boolean; sources: boolean; audit?: boolean; problems?: Array<{ message: string; fix: string }> };
     try {
       health = JSON.parse(readFileSync(file, 'utf8'));
     } catch (error) {
@@ -84,8 +85,10 @@ program
       process.exitCode = EXIT.failure;
     } else if (!health.ok) {
       process.stderr.write(
-        `unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'stuck'}, audit log ${health.audit === false ? 'cannot be written (full disk?)' : 'written'}\n`,
+        `unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'not all followed'}, audit log ${health.audit === false ? 'cannot be written (full disk?)' : 'written'}\n`,
       );
+      // What keeps it from healing, each with its fix (docs/health.md).
+      for (const problem of health.problems ?? []) process.stderr.write(`  ${problem.message}\n    fix: ${problem.fix}\n`);
       process.exitCode = EXIT.failure;
     } else {
       process.stdout.write('healthy\n');

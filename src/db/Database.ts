@@ -4,12 +4,50 @@ import { parseIntoClientConfig } from 'pg-connection-string';
 import pgPass from 'pgpass';
 import type { Queryable } from './Queryable.js';
 
+/** Why no usable server answered: each calls for a different fix (see docs/health.md). */
+export type UnavailableReason = 'unreachable' | 'standby' | 'read_only' | 'authentication';
+
 /** Thrown when no usable server answers: down, restarting, a standby, or mid-failover. Worth waiting for. */
 export class DatabaseUnavailable extends Error {
-  constructor(message: string, override readonly cause?: unknown) {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+    readonly reason: UnavailableReason = 'unreachable',
+  ) {
     super(message);
     this.name = 'DatabaseUnavailable';
   }
+}
+
+/**
+ * The server refused the login (SQLSTATE 28P01 wrong password, 28000 no pg_hba.conf entry or no
+ * such role, or no password to give). Waiting does not cure it: at start the daemon exits with a
+ * clear error; while running it keeps trying (the password may be fixed and reloaded) and says so.
+ */
+export class DatabaseAuthenticationFailed extends DatabaseUnavailable {
+  constructor(
+    message: string,
+    cause: unknown,
+    readonly role: string,
+    readonly host: string,
+  ) {
+    super(message, cause, 'authentication');
+    this.name = 'DatabaseAuthenticationFailed';
+  }
+}
+
+/** The exit code of a daemon that cannot log in at start (EX_CONFIG): a restart cannot fix it. */
+export const EXIT_AUTHENTICATION = 78;
+
+/** pg's words when a server asks for a SCRAM password and none was configured. */
+const NO_PASSWORD = /^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string/;
+
+/** A login refused by the server, or a password the client does not have for a SCRAM/md5 server. */
+export function isAuthenticationFailure(error: unknown): boolean {
+  if (error instanceof DatabaseAuthenticationFailed) return true;
+  const e = error as { code?: string; message?: string };
+  if (e?.code === '28P01' || e?.code === '28000') return true;
+  return /^SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string|password authentication failed|no pg_hba\.conf entry/.test(e?.message ?? '');
 }
 
 export interface DatabaseOptions {
@@ -57,12 +95,23 @@ export function endpointsOf(url: string | undefined): { endpoints: Endpoint[]; r
   return { endpoints, readWrite };
 }
 
+/** What one configured host is, for `doctor` and the daemon's log. */
+export interface ServerRole {
+  host: string;
+  /** primary: in production use; standby: in recovery (never used); read-only: not in recovery, but transaction_read_only is on. */
+  role: 'primary' | 'standby' | 'read-only' | 'unavailable' | 'authentication failed';
+  error?: string;
+}
+
 /**
- * The daemon's connection to PostgreSQL. Tries the URL's hosts in order and, with
- * `target_session_attrs=read-write`, keeps only a server that accepts writes, so fixes go to the
- * primary. When the server goes away (restart, failover, promotion of another host) queries fail
- * with DatabaseUnavailable, the pool is dropped, and `waitUntilAvailable` reconnects with backoff.
- * It never gives up: the daemon must outlive every outage.
+ * The daemon's connection to PostgreSQL. Tries the URL's hosts in order and keeps only a primary:
+ * a server in recovery (a standby, pg_is_in_recovery()) is passed over whatever the URL says, since
+ * its sequences and tables are not the primary's and nothing may be checked, planned or fixed from
+ * them; with `target_session_attrs=read-write` (or `primary`) a read-only server is passed over too.
+ * When the server goes away (restart, failover, promotion of another host) queries fail with
+ * DatabaseUnavailable and the pool is dropped. Reconnection backs off: 0.5 s after the first
+ * failure, doubling to 5 s, for every caller together; until then queries fail at once without
+ * touching the network. It never gives up: the daemon must outlive every outage.
  */
 export class Database implements Queryable {
   private pool: pg.Pool | undefined;
@@ -71,6 +120,15 @@ export class Database implements Queryable {
   private readWrite: boolean;
   private cachedName: string | undefined;
   private closed = false;
+  /** Failures in a row (connections refused, or dropped soon after they were made), for the backoff. */
+  private failures = 0;
+  /** No new connection attempt before this time (the backoff); `lastError` is thrown meanwhile. */
+  private retryAt = 0;
+  private connectedAt = 0;
+  /** A login succeeded once: a refused login after that is a changed password, not a wrong config. */
+  private everConnected = false;
+  /** Why the last attempt found no usable server; undefined while connected. */
+  lastError: DatabaseUnavailable | undefined;
   /** The host in use, for the audit ("which server was fixed"). */
   host: string | undefined;
   lastOkAt = 0;
@@ -79,11 +137,13 @@ export class Database implements Queryable {
     ({ endpoints: this.endpoints, readWrite: this.readWrite } = endpointsOf(options.url));
   }
 
-  /** New URL or password (a reloaded config): the next query connects with them. */
+  /** New URL or password (a reloaded config): the next query connects with them, at once. */
   reconfigure(options: DatabaseOptions): void {
     this.options = options;
     ({ endpoints: this.endpoints, readWrite: this.readWrite } = endpointsOf(options.url));
     this.cachedName = undefined;
+    this.failures = 0;
+    this.retryAt = 0;
     this.drop();
   }
 
@@ -142,26 +202,48 @@ export class Database implements Queryable {
     }
   }
 
-  /** Resolves once a usable server answers; retries with backoff. Rejects only when aborted or closed. */
-  async waitUntilAvailable(signal?: AbortSignal): Promise<void> {
-    let delay = this.options.retryInitialMs ?? 500;
+  /**
+   * Resolves once a usable server answers; one attempt per backoff step. Rejects when aborted or
+   * closed, and, with `failOnAuthentication`, when the server refuses the login before any login
+   * succeeded (the daemon's start).
+   */
+  async waitUntilAvailable(signal?: AbortSignal, options: { failOnAuthentication?: boolean } = {}): Promise<void> {
     let said = false;
     for (;;) {
       signal?.throwIfAborted();
       if (this.closed) throw new DatabaseUnavailable('database connection closed');
+      const wait = this.retryAt - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal });
       try {
-        await (await this.connected()).query('SELECT 1');
-        this.lastOkAt = Date.now();
+        await this.query('SELECT 1');
         return;
       } catch (error) {
-        // Say why once per wait: "connection refused" and "read-only" call for different fixes.
+        // Only before the first login ever succeeded: a password that goes wrong later is waited out (and said).
+        if (options.failOnAuthentication && error instanceof DatabaseAuthenticationFailed && !this.everConnected) throw error;
+        // Say why once per wait: "connection refused", "a standby" and "password" call for different fixes.
         if (!said) this.options.onEvent?.('unavailable', { error: (error as Error).message });
         said = true;
-        this.drop();
-        await sleep(delay, undefined, { signal });
-        delay = Math.min(delay * 2, this.options.retryMaxMs ?? 5_000);
+        // A statement error that is no outage must not make this a busy loop either.
+        if (this.retryAt <= Date.now()) this.backOff(error);
       }
     }
+  }
+
+  /** Each configured host and what it is right now (each asked on a connection of its own). */
+  async serverRoles(): Promise<ServerRole[]> {
+    const roles: ServerRole[] = [];
+    for (const endpoint of this.endpoints) {
+      const pool = this.createPool(endpoint.url);
+      try {
+        const state = await probe(pool);
+        roles.push({ host: endpoint.label, role: state.inRecovery ? 'standby' : state.readOnly ? 'read-only' : 'primary' });
+      } catch (error) {
+        roles.push({ host: endpoint.label, role: isAuthenticationFailure(error) ? 'authentication failed' : 'unavailable', error: (error as Error).message });
+      } finally {
+        await pool.end().catch(() => {});
+      }
+    }
+    return roles;
   }
 
   async close(): Promise<void> {
@@ -172,12 +254,37 @@ export class Database implements Queryable {
   }
 
   private failed(pool: pg.Pool, error: unknown): Error {
-    if (!isUnavailable(error)) return error as Error;
+    const refused = !(error instanceof DatabaseUnavailable) && isAuthenticationFailure(error);
+    if (!refused && !isUnavailable(error)) return error as Error;
+    const host = this.host ?? this.endpoints[0]!.label;
+    // A new connection of the pool refused (the password changed on the server): as at connect.
+    const role = refused ? roleOf(this.endpoints.find((e) => e.label === host)?.url ?? '') : '';
+    const unavailable = refused
+      ? new DatabaseAuthenticationFailed(`${host}: the server refused the login of role ${role}: ${(error as Error).message}`, error, role, host)
+      : error instanceof DatabaseUnavailable
+        ? error
+        : new DatabaseUnavailable(unavailableMessage(error, this.host), error, readOnlyError(error) ? 'read_only' : 'unreachable');
     if (this.pool === pool) {
-      this.options.onEvent?.('unavailable', { host: this.host, error: (error as Error).message });
+      this.options.onEvent?.('unavailable', { host: this.host, error: unavailable.message });
       this.drop();
+      this.backOff(unavailable);
     }
-    return error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable((error as Error).message, error);
+    return unavailable;
+  }
+
+  /**
+   * One more failure: no attempt before 0.5 s, 1 s, 2 s, 4 s, then every 5 s. A connection that
+   * had lasted longer than the longest wait ends a new outage, which starts again at 0.5 s; one that
+   * failed soon after it was made (a read-only server without target_session_attrs) counts on.
+   */
+  private backOff(error: unknown): void {
+    const initial = this.options.retryInitialMs ?? 500;
+    const max = this.options.retryMaxMs ?? 5_000;
+    if (this.connectedAt && Date.now() - this.connectedAt > max) this.failures = 0;
+    this.connectedAt = 0;
+    this.failures++;
+    this.retryAt = Date.now() + Math.min(initial * 2 ** (this.failures - 1), max);
+    this.lastError = error instanceof DatabaseUnavailable ? error : new DatabaseUnavailable((error as Error).message, error);
   }
 
   private drop(): void {
@@ -190,38 +297,67 @@ export class Database implements Queryable {
   private connected(): Promise<pg.Pool> {
     if (this.pool) return Promise.resolve(this.pool);
     if (this.closed) return Promise.reject(new DatabaseUnavailable('database connection closed'));
-    this.connecting ??= this.connect().finally(() => (this.connecting = undefined));
+    // Within the backoff: the last answer stands, and the servers are left alone.
+    if (this.lastError && Date.now() < this.retryAt) return Promise.reject(this.lastError);
+    this.connecting ??= this.connect()
+      .catch((error: unknown) => {
+        this.backOff(error);
+        throw error;
+      })
+      .finally(() => (this.connecting = undefined));
     return this.connecting;
   }
 
-  /** Tries each host in turn; the first that answers (and accepts writes, when asked) wins. */
+  /** Tries each host in turn; the first primary (that accepts writes, when asked) wins. */
   private async connect(): Promise<pg.Pool> {
     const reasons: string[] = [];
+    const found = new Set<UnavailableReason>();
+    let refusedLogin: DatabaseAuthenticationFailed | undefined;
     for (const endpoint of this.endpoints) {
       const pool = this.createPool(endpoint.url);
+      let state: { inRecovery: boolean; readOnly: boolean };
       try {
-        if (this.readWrite) {
-          const { rows } = await pool.query<{ ro: string }>('SHOW transaction_read_only');
-          if (rows[0]?.ro === 'on') {
-            reasons.push(`${endpoint.label}: read-only (a standby?)`);
-            await pool.end();
-            continue;
-          }
-        } else {
-          await pool.query('SELECT 1');
-        }
+        state = await probe(pool);
       } catch (error) {
-        reasons.push(`${endpoint.label}: ${(error as Error).message}`);
         await pool.end().catch(() => {});
+        if (isAuthenticationFailure(error)) {
+          const role = roleOf(endpoint.url);
+          const why = (error as { code?: string }).code
+            ? `${(error as Error).message} (${(error as { code?: string }).code})`
+            : NO_PASSWORD.test((error as Error).message)
+              ? 'the server asks for a password and no password was given (database.password_file, the URL, PGPASSWORD or ~/.pgpass)'
+              : (error as Error).message;
+          refusedLogin ??= new DatabaseAuthenticationFailed(`${endpoint.label}: the server refused the login of role ${role}: ${why}`, error, role, endpoint.label);
+          reasons.push(`${endpoint.label}: login of role ${role} refused: ${why}`);
+          found.add('authentication');
+        } else {
+          reasons.push(`${endpoint.label}: ${(error as Error).message}`);
+          found.add('unreachable');
+        }
+        continue;
+      }
+      if (state.inRecovery || (this.readWrite && state.readOnly)) {
+        await pool.end().catch(() => {});
+        reasons.push(
+          state.inRecovery
+            ? `${endpoint.label}: a standby (in recovery): nothing is checked or fixed there, only on the primary`
+            : `${endpoint.label}: read-only (transaction_read_only is on) and target_session_attrs asks for read-write`,
+        );
+        found.add(state.inRecovery ? 'standby' : 'read_only');
         continue;
       }
       this.pool = pool;
       this.host = endpoint.label;
-      this.lastOkAt = Date.now();
+      this.lastOkAt = this.connectedAt = Date.now();
+      this.everConnected = true;
+      this.lastError = undefined;
       this.options.onEvent?.('connected', { host: endpoint.label });
       return pool;
     }
-    throw new DatabaseUnavailable(`no usable database server: ${reasons.join('; ')}`);
+    const message = `no usable database server: ${reasons.join('; ')}`;
+    if (refusedLogin) throw new DatabaseAuthenticationFailed(message, refusedLogin.cause, refusedLogin.role, refusedLogin.host);
+    const reason = (['standby', 'read_only'] as const).find((r) => found.has(r)) ?? 'unreachable';
+    throw new DatabaseUnavailable(message, undefined, reason);
   }
 
   private createPool(url: string): pg.Pool {
@@ -250,8 +386,40 @@ export class Database implements Queryable {
         ) as Promise<string>;
       },
     });
-    // An idle connection that dies (server restart) must not crash the process: the next query reconnects.
-    pool.on('error', () => {});
+    // An idle connection that dies (server restart) must not crash the process. The pool in use is
+    // dropped too: the next query connects through connect(), whose probe sees whether the server
+    // came back as a standby (the pool's own reconnection would not ask).
+    pool.on('error', () => {
+      if (this.pool === pool) this.drop();
+    });
     return pool;
   }
+}
+
+/** Whether a server is a standby, and whether it takes writes; one statement. */
+async function probe(pool: pg.Pool): Promise<{ inRecovery: boolean; readOnly: boolean }> {
+  const { rows } = await pool.query<{ in_recovery: boolean; read_only: string }>(
+    "SELECT pg_is_in_recovery() AS in_recovery, current_setting('transaction_read_only') AS read_only",
+  );
+  return { inRecovery: rows[0]?.in_recovery === true, readOnly: rows[0]?.read_only === 'on' };
+}
+
+/** The role a URL logs in as (the URL's, else PGUSER, else the operating system user, as pg does). */
+function roleOf(url: string): string {
+  return new pg.Client(url ? parseIntoClientConfig(url) : {}).user ?? '(unknown role)';
+}
+
+/** 25006: a server turned read-only under an open connection (demoted, or default_transaction_read_only). */
+function readOnlyError(error: unknown): boolean {
+  return (error as { code?: string })?.code === '25006';
+}
+
+function unavailableMessage(error: unknown, host: string | undefined): string {
+  const message = (error as Error).message;
+  return readOnlyError(error) && host ? `${host}: ${message}` : message;
+}
+
+/** Each configured host of `db` and whether it is the primary, a standby or read-only (for `doctor`). */
+export function serverRoles(db: Database): Promise<ServerRole[]> {
+  return db.serverRoles();
 }

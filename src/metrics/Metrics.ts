@@ -20,7 +20,7 @@ export interface MetricsSources {
   checks(): number;
   /** Whether the audit log can be written, and how many records wait in memory. */
   audit(): { writable: boolean; held: number; lost: number; seq?: number };
-  health(): Promise<{ ok: boolean; database: boolean; sources: boolean }>;
+  health(): Promise<{ ok: boolean; database: boolean; sources: boolean; problems?: Array<{ code: string; subject: string }> }>;
 }
 
 /**
@@ -137,10 +137,20 @@ export class Metrics {
     });
     new Gauge({
       name: 'seqwatch_up',
-      help: '1 when every source is followed and the database answers',
+      help: '1 when seqwatch can heal: every source read and parsed, a primary answering, the audit log writable (last heartbeat; docs/health.md)',
       registers: [this.registry],
       async collect() {
         this.set((await sources.health()).ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_health_problem',
+      help: '1 per problem that keeps seqwatch from healing, by code (source_unreadable, database_standby, ...) and subject (docs/health.md)',
+      labelNames: ['code', 'subject'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        for (const p of (await sources.health()).problems ?? []) this.set({ code: p.code, subject: p.subject }, 1);
       },
     });
     this.decisions = new Counter({
@@ -166,12 +176,36 @@ export class Metrics {
   }
 }
 
-/** /metrics and /healthz on a loopback address. Resolves once listening. */
+/**
+ * Limits of the metrics server: a scraper sends its request at once, so a client that takes longer
+ * (a slowloris, a stuck proxy) is cut off, and a flood of connections cannot hold the daemon's
+ * sockets and memory. Node's defaults (60 s for headers, 300 s per request, checked every 30 s,
+ * no cap) let slow clients hold connections for 100 s and more.
+ */
+export const METRICS_SERVER_LIMITS = {
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  /** An idle keep-alive connection, and any socket silent this long, is closed. */
+  idleTimeoutMs: 10_000,
+  maxConnections: 32,
+} as const;
+
+/**
+ * /metrics and /healthz on a loopback address. Resolves once listening. `health` should answer
+ * from what is known (the daemon's last heartbeat), not query anything per request.
+ */
 export async function startMetricsServer(listen: string, metrics: Metrics, health: MetricsSources['health']): Promise<Server> {
   const at = listen.lastIndexOf(':');
   const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(at + 1));
-  const server = createServer((request, response) => {
+  const limits = METRICS_SERVER_LIMITS;
+  const server = createServer({
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // How often the timeouts above are enforced (Node's default, 30 s, would let them run long).
+    connectionsCheckingInterval: 1_000,
+  }, (request, response) => {
     void (async () => {
       try {
         if (request.method === 'GET' && request.url === '/metrics') {
@@ -191,6 +225,8 @@ export async function startMetricsServer(listen: string, metrics: Metrics, healt
       }
     })();
   });
+  server.maxConnections = limits.maxConnections;
+  server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -108,4 +108,32 @@ describe('Database', () => {
       await database.close();
     }
   });
+
+  it('backs off for every caller together: 0.5 s doubling to 5 s, however many queries ask meanwhile', async () => {
+    // A server that takes each connection and drops it: an outage that answers at once.
+    let attempts = 0;
+    const dropper = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', resolve));
+    const database = new Database({ url: `postgresql://u@127.0.0.1:${(dropper.address() as { port: number }).port}/db` });
+    try {
+      const until = Date.now() + 4_000;
+      let failures = 0;
+      while (Date.now() < until) {
+        // Ten callers at once, again and again (lookups, checks, the health check).
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => database.query('SELECT 1')));
+        failures += results.filter((r) => r.status === 'rejected' && r.reason instanceof DatabaseUnavailable).length;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(failures).toBeGreaterThan(100);
+      // At 0, 0.5, 1.5 and 3.5 s: four attempts in four seconds (one more on a slow machine at most).
+      expect(attempts).toBeGreaterThanOrEqual(3);
+      expect(attempts).toBeLessThanOrEqual(5);
+    } finally {
+      await database.close();
+      dropper.close();
+    }
+  });
 });

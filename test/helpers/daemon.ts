@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -52,14 +52,19 @@ export interface RunningDaemon {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`. */
-export async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunningDaemon> {
+/**
+ * Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`.
+ * With `as`, it runs as that (unprivileged) user and group, with no supplementary groups, as a
+ * service user does; its directory (config, state, audit) is handed to that user.
+ */
+export async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-daemon-'));
   // A config may name its own audit file and state_dir (shared by daemons restarted in turn).
   const auditPath = (config.audit as { path?: string } | undefined)?.path ?? join(dir, 'audit.jsonl');
   const configPath = join(dir, 'seqwatch.yaml');
   writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), ...config }));
-  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  if (as) for (const path of [dir, configPath]) chownSync(path, as.uid, as.gid);
+  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, ...(as ?? {}) });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

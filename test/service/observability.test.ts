@@ -1,5 +1,6 @@
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,59 @@ describe('metrics, health and notifications', () => {
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ ok: true, database: true, sources: true });
+  });
+
+  it('cuts off slow clients and caps connections, so a scraper cannot be locked out', async () => {
+    // Slowloris: a request whose headers never end, one byte a second.
+    const slow = connect(port, '127.0.0.1');
+    slow.on('error', () => {});
+    await new Promise((resolve) => slow.once('connect', resolve));
+    const opened = Date.now();
+    slow.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => slow.write('X'), 1_000);
+    const closedAfter = await new Promise<number>((resolve) => slow.once('close', () => resolve(Date.now() - opened)));
+    clearInterval(drip);
+    console.log(`slow client closed after ${closedAfter} ms`);
+    expect(closedAfter).toBeLessThan(12_000);
+    // 100 idle connections at once: past the cap they are closed at once.
+    const idle = await Promise.all(
+      Array.from({ length: 100 }, () => new Promise<Socket>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => resolve(socket));
+        socket.on('error', () => {});
+      })),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const stillOpen = idle.filter((socket) => !socket.destroyed && socket.readyState === 'open' && !socket.readableEnded).length;
+    console.log(`${stillOpen} of 100 idle connections left open`);
+    expect(stillOpen).toBeLessThanOrEqual(32);
+    idle.forEach((socket) => socket.destroy());
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  }, 30_000);
+
+  it('answers /healthz from the last heartbeat, not with a query per request', async () => {
+    // Every statement the daemon's sessions start moves their query_start (live, unlike the
+    // statistics counters): sampled while 200 requests come in, it shows the queries they caused.
+    const seen = new Set<string>();
+    let done = false;
+    const sampler = (async () => {
+      while (!done) {
+        const { rows } = await db.pool.query<{ s: string }>(
+          "SELECT pid || ' ' || query_start AS s FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'seqwatch' AND query_start IS NOT NULL",
+        );
+        rows.forEach((row) => seen.add(row.s));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 100));
+    const before = seen.size;
+    const from = Date.now();
+    for (let i = 0; i < 200; i++) expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const elapsed = Date.now() - from;
+    done = true;
+    await sampler;
+    // Only the heartbeat's own query (one every 5 s) and the odd other may show; before, each request was one (145 seen).
+    expect(seen.size - before).toBeLessThanOrEqual(Math.ceil(elapsed / 5_000) + 3);
   });
 
   it('refuses a metrics address that is not loopback', async () => {

@@ -2,7 +2,7 @@ import { accessSync, constants, existsSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../../config/config.js';
-import type { Database } from '../../db/Database.js';
+import { serverRoles, type Database } from '../../db/Database.js';
 import { listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
 import { isGlob } from '../../sources/glob.js';
@@ -55,6 +55,16 @@ Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.`,
 export async function diagnose(config: Config, db: Database): Promise<Finding[]> {
   const findings: Finding[] = [];
   try {
+    // A standby (in recovery) is never checked nor fixed: say so, and whether a primary is listed too.
+    const roles = await serverRoles(db);
+    for (const s of roles.filter((r) => r.role === 'standby')) {
+      const primary = roles.some((r) => r.role === 'primary');
+      findings.push({
+        level: primary ? 'ok' : 'problem',
+        what: `${s.host} is a standby (in recovery): seqwatch checks and fixes only on the primary${primary ? ', and passes over it' : ', and none of the configured hosts is one'}`,
+        ...(primary ? {} : { fix: 'point database.url at the primary, or list every host with ?target_session_attrs=read-write' }),
+      });
+    }
     let who: { user: string; superuser: boolean; version: string; database: string };
     try {
       const { rows } = await db.query<{ user: string; superuser: boolean; version: string; database: string }>(
