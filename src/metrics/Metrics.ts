@@ -27,6 +27,18 @@ export interface MetricsSources {
   watch?(): Array<{ database: string; stats: WatchStats }>;
 }
 
+/** Alert reasons that exist today (src/remediate, src/audit, src/daemon.ts); others are counted when first seen. */
+const KNOWN_ALERT_REASONS = [
+  'recurring_drift',
+  'sequence_exhausted',
+  'sequence_missing',
+  'sequence_permission_denied',
+  'setval_out_of_bounds',
+  'config_reload_failed',
+  'audit_unwritable',
+  'standby',
+];
+
 /** Sequences that have used less of their range than this are left out of seqwatch_sequence_used_ratio. */
 export const USED_RATIO_SHOWN_FROM = 0.5;
 
@@ -179,6 +191,8 @@ export class Metrics {
       labelNames: ['reason'],
       registers: [this.registry],
     });
+    // The reasons known today start at 0, so that a rule's increase() sees the first alert of each.
+    for (const reason of KNOWN_ALERT_REASONS) this.alerts.inc({ reason }, 0);
     const watches = () => sources.watch?.() ?? [];
     const watchCounter = (name: string, help: string, value: (s: WatchStats) => number) =>
       new Counter({

@@ -28,11 +28,13 @@ export interface TableActivity {
 }
 
 /*
- * pg_stat_user_tables has a row per table and per partition (the partitioned root itself counts
- * nothing): each is mapped to its root with pg_partition_root, since the sequence feeds the tree.
- * The view is inlined by the planner, so only the three counters asked for are computed. The rows
- * come back as one text, `relid:root:writes:live,...`: one value to transfer and parse, not
- * thousands of row objects.
+ * The counters pg_stat_user_tables shows (n_tup_ins, n_tup_upd, n_live_tup), read with the
+ * functions behind the view over pg_class: the view itself groups by table and joins pg_index for
+ * its index counters, which costs several times as much at thousands of tables (measured: 13-14 ms
+ * against 3-8 ms of execution at 2,000 tables). Each partition has its own counters (the partitioned
+ * root counts nothing): each is mapped to its root, since the sequence feeds the tree. Temporary
+ * tables and the system's are left out. The rows come back as one text, `relid:root:writes:live,...`:
+ * one value to transfer and parse, not thousands of row objects.
  */
 const ACTIVITY_SQL = `
 SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
@@ -40,9 +42,14 @@ SELECT pg_catalog.pg_is_in_recovery() AS in_recovery,
          || '/' || COALESCE((SELECT d.stats_reset::text FROM pg_catalog.pg_stat_database d
                               WHERE d.datname = pg_catalog.current_database()), '') AS epoch,
        (SELECT pg_catalog.string_agg(
-                 s.relid::int8 || ':' || COALESCE(pg_catalog.pg_partition_root(s.relid), s.relid)::int8
-                 || ':' || (s.n_tup_ins + s.n_tup_upd) || ':' || s.n_live_tup, ',')
-          FROM pg_catalog.pg_stat_user_tables s) AS tables`;
+                 c.oid::int8
+                 || ':' || (CASE WHEN c.relispartition THEN pg_catalog.pg_partition_root(c.oid) ELSE c.oid END)::int8
+                 || ':' || (pg_catalog.pg_stat_get_tuples_inserted(c.oid) + pg_catalog.pg_stat_get_tuples_updated(c.oid))
+                 || ':' || pg_catalog.pg_stat_get_live_tuples(c.oid), ',')
+          FROM pg_catalog.pg_class c
+         WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+           AND c.relnamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace,
+                                      'pg_toast'::pg_catalog.regnamespace)) AS tables`;
 
 interface Row {
   in_recovery: boolean;
