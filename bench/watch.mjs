@@ -2,7 +2,7 @@
 // against a full sweep of the same 2,000 in the same run; then how soon after an import the daemon,
 // at its default settings, has healed the table (`node bench/watch.mjs`, or `npm run bench -- watch`).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -124,7 +124,10 @@ async function timeToHeal(server) {
   writeFileSync(config, `database: {url: '${url}'}\nsources: []\naudit: {path: ${join(dir, 'audit.jsonl')}}\nstate_dir: ${dir}\n`);
   const daemon = spawn(process.execPath, [cli, 'run', '-c', config], { stdio: 'ignore' });
   try {
-    await sleep(3_000);
+    // Started, and past its first look (a full sweep) and a round after it.
+    const audit = join(dir, 'audit.jsonl');
+    for (let i = 0; i < 600 && !(existsSync(audit) && readFileSync(audit, 'utf8').includes('"event":"started"')); i++) await sleep(50);
+    await sleep(5_000);
     const healed = async (table, committedAt) => {
       for (;;) {
         const { rows } = await admin.query(`SELECT last_value::int AS v FROM ${table}_id_seq`);
