@@ -157,7 +157,7 @@ async function timeToHeal(server) {
       idle.push((await healed(`h${i}`, committedAt)) / 1000);
       await importer.end();
     }
-    const stats = (list) => ({ trials: list, p50: median(list), max: Math.max(...list), p90: percentile(list, 90) });
+    const stats = (list) => (list.length === 0 ? { trials: [] } : { trials: list, p50: median(list), max: Math.max(...list), p90: percentile(list, 90) });
     return { importer_disconnects: stats(disconnected), importer_stays_idle: stats(idle) };
   } finally {
     daemon.kill('SIGTERM');
@@ -191,7 +191,8 @@ export async function benchWatch() {
       time_to_heal_seconds: heal,
       median_seconds: cost.median_wall_seconds,
     };
-    return { result, file: writeResult('watch', result) };
+    // Another size (BENCH_SEQUENCES) goes to a file of its own: watch-200.json.
+    return { result, file: writeResult(TABLES === 2000 ? 'watch' : `watch-${TABLES}`, result) };
   } finally {
     await server.destroy();
   }

@@ -212,7 +212,7 @@ export class Metrics {
     watchCounter('seqwatch_watch_checked_sequences_total', 'Sequences checked by the watch (full sweeps included)', (s) => s.checkedSequences);
     new Gauge({
       name: 'seqwatch_watch_last_round_timestamp_seconds',
-      help: 'When the watch last looked at the statistics (Unix time); 0 before its first look',
+      help: 'When the watch last looked at the statistics successfully (Unix time); 0 before its first look',
       labelNames: ['database'],
       registers: [this.registry],
       collect() {

@@ -36,7 +36,7 @@ export interface WatchStats {
   checkedSequences: number;
   /** Rounds that failed (the database away, a statement refused). */
   failedRounds: number;
-  /** When the last round ended (ms since the epoch; 0 before the first), and what it cost. */
+  /** When the last successful round ended (ms since the epoch; 0 before the first), and what the last round cost. */
   lastRoundAt: number;
   lastRoundMs: number;
   /** The server is a standby: nothing is checked there. */
@@ -110,13 +110,14 @@ export class TableWatch {
     const started = Date.now();
     try {
       await this.look();
+      // Only a round that looked: a watch whose rounds fail is seen to stand still (SeqwatchWatchStalled).
+      this.stats.lastRoundAt = Date.now();
     } catch (error) {
       this.stats.failedRounds++;
       this.options.onWarning?.('watch round failed; the next one retries', { err: (error as Error).message });
     } finally {
       this.stats.rounds++;
-      this.stats.lastRoundAt = Date.now();
-      this.stats.lastRoundMs = this.stats.lastRoundAt - started;
+      this.stats.lastRoundMs = Date.now() - started;
     }
   }
 
@@ -175,6 +176,8 @@ export class TableWatch {
       checked.add(keyOf(target));
       this.stats.checkedSequences++;
       this.recordUse(target, state);
+      // Dry run: a busy table that lags would be `planned` again every round; once per full sweep is enough.
+      if (state.verdict === 'planned') this.setAside.add(keyOf(target));
     });
     return checked;
   }
