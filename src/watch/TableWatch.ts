@@ -113,6 +113,9 @@ export class TableWatch {
       // Only a round that looked: a watch whose rounds fail is seen to stand still (SeqwatchWatchStalled).
       this.stats.lastRoundAt = Date.now();
     } catch (error) {
+      // The server may have restarted, crashed (its counters discarded) or failed over meanwhile:
+      // the next look that succeeds checks everything.
+      this.previous = undefined;
       this.stats.failedRounds++;
       this.options.onWarning?.('watch round failed; the next one retries', { err: (error as Error).message });
     } finally {
