@@ -105,15 +105,26 @@ describe('the watch at its default settings: silent drift healed before the appl
     expect(await metricValue(metricsPort, 'seqwatch_watch_changed_tables_total')).toBeGreaterThanOrEqual(1);
   });
 
-  it('an importer left connected and idle: healed once PostgreSQL publishes its counters (10 s idle flush)', async () => {
+  it('an importer left connected and idle: healed once PostgreSQL publishes its counters (10 s idle flush; 13/14: its next transaction)', async () => {
     const importer = new pg.Client({ connectionString: db.url });
     await importer.connect();
     try {
+      const version = (await importer.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)).rows[0]!.v;
       // Two transactions less than a second apart: the second one's counters wait for the idle flush.
       await importer.query(`INSERT INTO customer_user (login) VALUES ('first')`);
       await importer.query(`INSERT INTO customer_user (id, login) SELECT g, 'imported' || g FROM generate_series(2, 1001) g`);
-      const committedAt = Date.now();
-      await sleep(committedAt + IDLE_IMPORTER_SECONDS - Date.now());
+      let committedAt = Date.now();
+      if (version < 150000) {
+        // The statistics collector has no idle publication: the counters wait for the importer's
+        // next transaction (or its disconnection). Nothing is healed meanwhile but by the full sweep.
+        await sleep(IDLE_IMPORTER_SECONDS);
+        expect(daemon.audit().find(healedByWatch('public.customer_user'))).toBeUndefined();
+        await importer.query('SELECT 1');
+        committedAt = Date.now();
+        await sleep(A_FEW_SECONDS);
+      } else {
+        await sleep(committedAt + IDLE_IMPORTER_SECONDS - Date.now());
+      }
       const kept = await db.pool.query(`INSERT INTO customer_user (login) VALUES ('app') ON CONFLICT DO NOTHING RETURNING id`);
       expect(kept.rows).toHaveLength(1);
       const healed = daemon.audit().find(healedByWatch('public.customer_user'))!;
