@@ -23,6 +23,7 @@ import { StreamFollower } from './sources/StreamFollower.js';
 import { JournalFollower } from './sources/JournalFollower.js';
 import { globToRegExp, isGlob } from './sources/glob.js';
 import { fileSafetyWarnings, writeFileAtomically } from './service/safeFiles.js';
+import { TableWatch } from './watch/TableWatch.js';
 
 /** How long a stop waits for checks under way before it gives up on them (and says so). */
 const STOP_GRACE_MS = 10_000;
@@ -130,6 +131,8 @@ export class Daemon {
   private readonly globs = new Map<string, { config: SourceConfig; timer: NodeJS.Timeout }>();
   /** One server followed through several destinations: each error counted once (only then: see startSource). */
   private sameErrors: SameErrorFilter | undefined;
+  /** The proactive watch, one per database (config `watch`). */
+  private watches: TableWatch[] = [];
 
   private constructor(
     private config: Config,
@@ -187,8 +190,9 @@ export class Daemon {
         database,
         dry_run: config.remediation.dry_run,
         sources: config.sources.map((s) => ({ path: s.path, format: s.format })),
+        watch: config.watch.enabled ? { interval_ms: config.watch.interval, full_sweep_ms: config.watch.full_sweep } : false,
       },
-      `following ${config.sources.length} source(s) for database${names.length > 1 ? 's' : ''} ${database}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
+      `following ${config.sources.length} source(s)${config.watch.enabled ? `, watching the tables every ${config.watch.interval} ms` : ''} for database${names.length > 1 ? 's' : ''} ${database}${config.remediation.dry_run ? ' (dry run: nothing will be changed)' : ''}`,
     );
     logger.info({ sources: config.sources.map((s) => s.path), database }, 'seqwatch started; following the logs');
     // Health from the start: a daemon that waits for its database says so (health file, /healthz).
@@ -201,6 +205,7 @@ export class Daemon {
         daemon.ready = true;
         void systemd.ready(daemon.statusLine());
         daemon.scheduleSweep();
+        daemon.startWatch();
       },
       (error: unknown) => {
         if (error instanceof DatabaseAuthenticationFailed) daemon.refusedLogin(error);
@@ -439,10 +444,36 @@ export class Daemon {
       checks: () => this.counters().checks,
       audit: () => this.audit.writeState,
       health: () => this.lastHeartbeat(),
+      watch: () => this.watches.map((w, i) => ({ database: this.contexts[i]!.db.name, stats: w.stats })),
     });
     this.audit.onRecord((record) => metrics.observe(record));
     this.metricsServer = await startMetricsServer(listen, metrics, () => this.lastHeartbeat());
     this.logger.info({ listen }, 'serving /metrics and /healthz');
+  }
+
+  /** The proactive watch (src/watch): tables that received rows are checked, every sequence now and then. */
+  private startWatch(): void {
+    if (!this.config.watch.enabled || this.stopping) return;
+    this.watches = this.contexts.map(
+      (c) =>
+        new TableWatch({
+          db: c.db,
+          remediation: c.remediator,
+          intervalMs: this.config.watch.interval,
+          fullSweepMs: this.config.watch.full_sweep,
+          onWarning: (message, detail) => this.logger.warn({ database: c.db.name, ...detail }, message),
+          onStandby: (standby) => {
+            if (!standby) return void this.logger.info({ database: c.db.name, host: c.db.host }, 'the server is a primary again: the watch checks its tables');
+            this.logger.warn({ database: c.db.name, host: c.db.host }, 'the server is a standby (pg_is_in_recovery): the watch checks nothing there');
+            this.audit.write(
+              'alert',
+              { database: c.db.name, reason: 'standby', trigger: { source: 'watch' } },
+              `the server ${c.db.host ?? ''} of database ${c.db.name} is a standby: nothing is checked or healed there; point database.url at the primary (several hosts with target_session_attrs=read-write)`,
+            );
+          },
+        }),
+    );
+    for (const watch of this.watches) watch.start();
   }
 
   /** The periodic sweep (remediation.sweep_interval): once when ready, then every interval. */
@@ -656,6 +687,13 @@ export class Daemon {
       this.logger.warn('metrics.listen changed: it takes effect at the next restart');
     }
     if (next.remediation.sweep_interval !== previous.remediation.sweep_interval) this.scheduleSweep();
+    if (next.watch.enabled !== previous.watch.enabled) {
+      await Promise.all(this.watches.map((w) => w.stop()));
+      this.watches = [];
+      this.startWatch();
+    } else {
+      for (const w of this.watches) w.updateSettings({ intervalMs: next.watch.interval, fullSweepMs: next.watch.full_sweep });
+    }
     const wanted = new Map(next.sources.map((s) => [sourceKey(s), s]));
     for (const [key, glob] of this.globs) {
       if (!wanted.has(key)) {
@@ -692,6 +730,8 @@ export class Daemon {
       await this.systemd.stopping();
       clearInterval(this.heartbeat);
       clearInterval(this.sweepTimer);
+      // No new watch round starts; the one under way ends with the remediation's grace period.
+      const watchesStopped = Promise.all(this.watches.map((w) => w.stop()));
       for (const glob of this.globs.values()) clearInterval(glob.timer);
       await Promise.all([...this.sources.values()].map((s) => s.follower.stop()));
       // Records still being assembled are handled now, within the grace period, not re-read later.
@@ -700,6 +740,8 @@ export class Daemon {
         source.parserHolds = false;
       }
       const finished = (await Promise.all(this.contexts.map((c) => c.remediator.stop(STOP_GRACE_MS)))).every(Boolean);
+      // A round still waiting for a database that is away is not waited for past the grace period.
+      await Promise.race([watchesStopped, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
       for (const source of this.sources.values()) {
         clearTimeout(source.checkpointTimer);
         this.saveCheckpoint(source);

@@ -61,7 +61,18 @@ const ConfigSchema = z.strictObject({
   database: DatabaseSchema.default({}),
   /** Several databases of one cluster: records are routed to them by their database name (%d, dbname). */
   databases: z.array(DatabaseSchema).min(1).optional(),
-  sources: z.array(SourceSchema).min(1, 'at least one source is needed: the PostgreSQL server log'),
+  /** The logs to follow; `[]` for none (a managed database: the watch alone). */
+  sources: z.array(SourceSchema, { error: (issue) => (issue.input === undefined ? 'required: the logs to follow (the PostgreSQL server log), or [] to rely on the watch alone' : undefined) }),
+  /** The proactive watch (src/watch): tables that received rows are checked every `interval`. */
+  watch: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** How often the statistics are read (one query); the changed tables' sequences are then checked. */
+      interval: Duration.refine((ms) => ms >= 100, 'at least 100ms').default(2_000),
+      /** How often every sequence is checked whatever the statistics say (their net). */
+      full_sweep: Duration.refine((ms) => ms >= 1_000, 'at least 1s').default(600_000),
+    })
+    .default({ enabled: true, interval: 2_000, full_sweep: 600_000 }),
   remediation: z
     .strictObject({
       debounce_ms: z.number().int().min(0).max(60_000).default(200),
@@ -183,6 +194,9 @@ export function parseConfig(text: string, file: string): Config {
   }
   for (const database of [config.database, ...(config.databases ?? [])]) {
     if (database.password_file) database.password_file = resolve(base, database.password_file);
+  }
+  if (config.sources.length === 0 && !config.watch.enabled) {
+    throw new ConfigError([`${file}: sources: [] and watch.enabled: false leave nothing to do: list the server log under sources, or turn the watch on`]);
   }
   for (const source of config.sources) {
     if (source.journal_unit !== undefined) source.path = `journald:${source.journal_unit}`;

@@ -69,6 +69,9 @@ async function main(): Promise<void> {
         database: { url },
         sources: [{ path: server.logPath, format: 'postgres-stderr', log_line_prefix: server.logLinePrefix }],
         remediation: { debounce_ms: 200, dry_run: false },
+        // This story is the log's: the watch (on by default) would heal the import before the INSERT
+        // fails, as it should. It is shown by docs/watch.md and test/watch.
+        watch: { enabled: false },
         audit: { path: auditPath },
         state_dir: join(work, 'state'),
       }),

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AuditRecord } from '../audit/AuditLog.js';
+import type { WatchStats } from '../watch/TableWatch.js';
 
 export interface MetricsSources {
   /** Per source: records parsed so far, and bytes not yet read (file size minus position). */
@@ -21,7 +23,32 @@ export interface MetricsSources {
   /** Whether the audit log can be written, and how many records wait in memory. */
   audit(): { writable: boolean; held: number; lost: number; seq?: number };
   health(): Promise<{ ok: boolean; database: boolean; sources: boolean; problems?: Array<{ code: string; subject: string }> }>;
+  /** The proactive watch of each database (absent or empty when it is off). */
+  watch?(): Array<{ database: string; stats: WatchStats }>;
 }
+
+/** Alert reasons that exist today (src/remediate, src/audit, src/daemon.ts); others are counted when first seen. */
+const KNOWN_ALERT_REASONS = [
+  'recurring_drift',
+  'sequence_exhausted',
+  'sequence_missing',
+  'sequence_permission_denied',
+  'setval_out_of_bounds',
+  'config_reload_failed',
+  'audit_unwritable',
+  'standby',
+];
+
+/** Sequences that have used less of their range than this are left out of seqwatch_sequence_used_ratio. */
+export const USED_RATIO_SHOWN_FROM = 0.5;
+
+const VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
 
 /**
  * Prometheus metrics: records read per source, incidents, every audited decision by event, the
@@ -32,9 +59,18 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly decisions: Counter<'event'>;
   private readonly healSeconds: Histogram;
+  private readonly alerts: Counter<'reason'>;
 
   constructor(sources: MetricsSources) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'seqwatch_process_' });
+    // Under their usual names (process_cpu_seconds_total, nodejs_heap_size_used_bytes...), as every
+    // dashboard and rule written for Node expects them.
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'seqwatch_build_info',
+      help: 'Always 1; the version of seqwatch and of Node.js as labels',
+      labelNames: ['version', 'nodejs'],
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs: process.versions.node }, 1);
     new Counter({
       name: 'seqwatch_log_records_total',
       help: 'Log records parsed, per source',
@@ -159,6 +195,81 @@ export class Metrics {
       labelNames: ['event'],
       registers: [this.registry],
     });
+    this.alerts = new Counter({
+      name: 'seqwatch_alerts_total',
+      help: 'Audited alerts (things a person must decide) by reason: recurring_drift, sequence_exhausted, standby, ...',
+      labelNames: ['reason'],
+      registers: [this.registry],
+    });
+    // The reasons known today start at 0, so that a rule's increase() sees the first alert of each.
+    for (const reason of KNOWN_ALERT_REASONS) this.alerts.inc({ reason }, 0);
+    const watches = () => sources.watch?.() ?? [];
+    const watchCounter = (name: string, help: string, value: (s: WatchStats) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['database'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const w of watches()) this.inc({ database: w.database }, value(w.stats));
+        },
+      });
+    watchCounter('seqwatch_watch_rounds_total', 'Looks at the table statistics by the watch', (s) => s.rounds);
+    watchCounter('seqwatch_watch_failed_rounds_total', 'Watch rounds that failed (the database away, a statement refused)', (s) => s.failedRounds);
+    watchCounter('seqwatch_watch_full_sweeps_total', 'Watch rounds that checked every sequence (first look, statistics reset, restart, watch.full_sweep)', (s) => s.fullSweeps);
+    watchCounter('seqwatch_watch_changed_tables_total', 'Tables the statistics showed to have received rows, summed over rounds', (s) => s.changedTables);
+    watchCounter('seqwatch_watch_checked_sequences_total', 'Sequences checked by the watch (full sweeps included)', (s) => s.checkedSequences);
+    new Gauge({
+      name: 'seqwatch_watch_last_round_timestamp_seconds',
+      help: 'When the watch last looked at the statistics successfully (Unix time); 0 before its first look',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const w of watches()) this.set({ database: w.database }, w.stats.lastRoundAt / 1000);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_watch_last_round_seconds',
+      help: 'How long the last watch round took (statistics query, checks and fixes)',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const w of watches()) this.set({ database: w.database }, w.stats.lastRoundMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_watch_standby',
+      help: '1 while the server is a standby (pg_is_in_recovery): nothing is checked there',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const w of watches()) this.set({ database: w.database }, w.stats.standby ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_sequence_used_ratio',
+      help: `How much of its range a sequence uses (the larger of its next value and MAX, over its limit), as last checked; only sequences past ${USED_RATIO_SHOWN_FROM * 100}%`,
+      labelNames: ['database', 'sequence'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const w of watches()) for (const [sequence, used] of w.stats.used) if (used >= USED_RATIO_SHOWN_FROM) this.set({ database: w.database, sequence }, used);
+      },
+    });
+    new Gauge({
+      name: 'seqwatch_sequence_max_used_ratio',
+      help: 'The largest seqwatch_sequence_used_ratio over every sequence checked',
+      labelNames: ['database'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const w of watches()) this.set({ database: w.database }, Math.max(0, ...w.stats.used.values()));
+      },
+    });
     this.healSeconds = new Histogram({
       name: 'seqwatch_heal_seconds',
       help: 'From the log record of the first error to the fix',
@@ -170,6 +281,7 @@ export class Metrics {
   /** Counts an audit record; for a fix, observes how long after the error's log time it came. */
   observe(record: AuditRecord): void {
     this.decisions.inc({ event: record.event });
+    if (record.event === 'alert') this.alerts.inc({ reason: typeof record.reason === 'string' ? record.reason : 'unknown' });
     if (record.event !== 'remediated' || !record.trigger?.log_time) return;
     const logged = Date.parse(record.trigger.log_time);
     if (!Number.isNaN(logged)) this.healSeconds.observe(Math.max(0, (Date.parse(record.time) - logged) / 1000));

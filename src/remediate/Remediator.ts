@@ -5,7 +5,7 @@ import type { AuditLog, Trigger } from '../audit/AuditLog.js';
 import { writeSequenceOutcome } from '../audit/writeSequenceOutcome.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { isUnavailable } from '../db/Database.js';
-import { guardedSetvalExclusive, guardedSetvalExclusiveBatch, type Transactional } from '../db/guardedSetval.js';
+import { guardedSetvalExclusive, guardedSetvalExclusiveBatch, type SequenceState, type Transactional } from '../db/guardedSetval.js';
 import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
 import type { TablePolicy } from './TablePolicy.js';
 
@@ -310,11 +310,11 @@ export class Remediator {
   /**
    * The periodic sweep: every sequence-fed column (as listed by the caller) checked, drift healed
    * before the first INSERT fails. Audited like any other decision, except "in sync", which would
-   * only repeat itself every interval.
+   * only repeat itself every interval. The watch (src/watch) checks the tables that received rows
+   * through here too, with its own trigger; `onChecked` hears every state (its headroom metrics).
    */
-  async sweep(columns: SequenceTarget[]): Promise<void> {
+  async sweep(columns: SequenceTarget[], trigger: Trigger = { source: 'sweep' }, onChecked?: (target: SequenceTarget, state: SequenceState) => void): Promise<void> {
     this.counters.sweeps++;
-    const trigger: Trigger = { source: 'sweep' };
     const act = !this.settings.dryRun;
     const eligible = columns.filter((c) => this.allowed(c) && !(act && this.capped(c, trigger)));
     for (let i = 0; i < eligible.length; i += 100) {
@@ -323,6 +323,7 @@ export class Remediator {
       if (!states) return;
       batch.forEach((target, j) => {
         const state = states[j]!;
+        onChecked?.(target, state);
         if (state.verdict === 'in_sync') return;
         if (state.verdict === 'exhausted') {
           this.auditOnce('alert', trigger, 'sequence_exhausted', `${target.sequence} is behind but its table's keys reach the sequence's limit ${state.limit}: setval cannot help`, { table: target.table, sequence: target.sequence }, HOUR, target.sequence);

@@ -79,7 +79,8 @@ describe('config', () => {
   });
 
   it('seqwatch run refuses to start on an invalid config; unknown commands exit 64', async () => {
-    const result = await cli('run', '-c', configFile('sources: []\n'));
+    // No source and no watch: nothing to do (sources: [] alone is the watch-only mode since issue 15).
+    const result = await cli('run', '-c', configFile('sources: []\nwatch:\n  enabled: false\n'));
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('nothing was started');
     expect((await cli('frobnicate')).code).toBe(64);

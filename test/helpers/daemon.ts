@@ -56,13 +56,16 @@ export interface RunningDaemon {
  * Starts the built CLI (`seqwatch run`) as a child process with a config made from `config`.
  * With `as`, it runs as that (unprivileged) user and group, with no supplementary groups, as a
  * service user does; its directory (config, state, audit) is handed to that user.
+ * The watch (on by default in a real config) is off unless `config.watch` says otherwise: most
+ * tests show what the logs make the daemon do, and a watch that healed first would hide it. A
+ * test of the defaults passes `watch: {}`.
  */
 export async function startDaemon(config: Record<string, unknown>, env: NodeJS.ProcessEnv = {}, as?: { uid: number; gid: number }): Promise<RunningDaemon> {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-daemon-'));
   // A config may name its own audit file and state_dir (shared by daemons restarted in turn).
   const auditPath = (config.audit as { path?: string } | undefined)?.path ?? join(dir, 'audit.jsonl');
   const configPath = join(dir, 'seqwatch.yaml');
-  writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), ...config }));
+  writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), watch: { enabled: false }, ...config }));
   if (as) for (const path of [dir, configPath]) chownSync(path, as.uid, as.gid);
   const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, ...(as ?? {}) });
   let stderr = '';

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/config.js';
+import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
 import { guardedSetval } from '../../db/guardedSetval.js';
 import { resolveIndexes, type Resolution } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
@@ -55,8 +55,9 @@ Examples:
     )
     .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string }) => {
       const config = await loadConfig(options.config);
-      const prefix = options.logLinePrefix ?? config.sources[0]!.log_line_prefix;
-      const format = (options.format ?? config.sources[0]!.format) as Format;
+      const prefix = options.logLinePrefix ?? config.sources[0]?.log_line_prefix ?? DEFAULT_LOG_LINE_PREFIX;
+      // A watch-only config (sources: []) has no source to take them from: the defaults, or the options.
+      const format = (options.format ?? config.sources[0]?.format ?? 'postgres-stderr') as Format;
       if (!(FORMATS as readonly string[]).includes(format)) throw new CommandFailure(`unknown format ${format}: one of ${FORMATS.join(', ')}`, EXIT.usage);
       const tallies = new Map<string, ConstraintTally>();
       const untallied = { errors: 0 };
@@ -69,7 +70,7 @@ Examples:
         const progress = new Progress(basename(file));
         let counters: ScanCounters;
         try {
-          const scan = format === 'postgres-stderr' ? scanLog : (path: string, o: Parameters<typeof scanLog>[1]) => scanLogAs(path, format, { ...o, ...(config.sources[0]!.inner_format ? { innerFormat: config.sources[0]!.inner_format } : {}) });
+          const scan = format === 'postgres-stderr' ? scanLog : (path: string, o: Parameters<typeof scanLog>[1]) => scanLogAs(path, format, { ...o, ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}) });
           counters = await scan(file, {
             logLinePrefix: prefix,
             // As the daemon does: records that name another database are not this one's.
