@@ -27,7 +27,8 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
   .addHelpText(
     'after',
-    '\nStops cleanly on SIGTERM or SIGINT. Diagnostics go to stderr; decisions go to the audit log.\n' +
+    '\nStops cleanly on SIGTERM or SIGINT; SIGHUP reopens the audit log and reloads the\n' +
+      'config. Diagnostics go to stderr; decisions go to the audit log.\n' +
       'Example:\n  seqwatch run -c /etc/seqwatch/seqwatch.yaml',
   )
   .action(async (options: { config: string }) => {
@@ -66,6 +67,14 @@ program
   .command('health')
   .description('exit 0 when the daemon using this config is healthy (following its logs, database answering), 1 when not; for container health checks')
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .addHelpText(
+    'after',
+    `
+Reads the health file the running daemon refreshes every 5 s
+(state_dir/health.json); says why on stderr when unhealthy. Examples:
+  seqwatch health -c /etc/seqwatch/seqwatch.yaml; echo $?
+  HEALTHCHECK CMD ["seqwatch", "health", "-c", "/etc/seqwatch/seqwatch.yaml"]`,
+  )
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     const file = join(config.state_dir, 'health.json');
@@ -92,11 +101,22 @@ program
     }
   });
 
-const configCommand = program.command('config').description('work with the config file');
+const configCommand = program
+  .command('config')
+  .description('work with the config file')
+  .addHelpText('after', '\nExamples:\n  seqwatch config check -c /etc/seqwatch/seqwatch.yaml\n  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch');
 configCommand
   .command('check')
   .description('validate a config file; exits 0 when it is valid, 1 when not (each problem with file:line:column)')
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .addHelpText(
+    'after',
+    `
+Prints what it understood (passwords redacted) and, on stderr, warnings about
+settings that are allowed but unwise. Examples:
+  seqwatch config check -c /etc/seqwatch/seqwatch.yaml
+  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch`,
+  )
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);

@@ -30,12 +30,18 @@ export function registerDoctor(program: Command): void {
     .addHelpText(
       'after',
       `
-Connects as the configured role and checks: that it is not a superuser and has the privileges it
-needs (SELECT on tables, SELECT and UPDATE on sequences); the server settings the detection relies
-on (log_destination, logging_collector, log_line_prefix against the config, lc_messages,
-log_min_messages, log_min_error_statement); that each source is readable and looks like its format;
-that the audit log and the state directory are writable and have room.
-Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.`,
+Connects as the configured role and checks: that it is not a superuser and
+has the privileges it needs (SELECT on tables, SELECT and UPDATE on sequences);
+that the server is a primary, not a standby; the server settings each source's
+format relies on (log_destination and logging_collector for csvlog and jsonlog,
+log_line_prefix against the config, lc_messages, log_min_messages); that each
+source is readable (as the service user with --as-user) and looks like its
+format; that the audit log and the state directory are writable and have room;
+that the metrics port is free.
+Exit codes: 0 nothing to fix (warnings may remain), 1 at least one problem.
+Examples:
+  seqwatch doctor -c /etc/seqwatch/seqwatch.yaml
+  seqwatch doctor -c /etc/seqwatch/seqwatch.yaml --as-user seqwatch`,
     )
     .action(async (options: { config: string; database?: string }) => {
       const config = await loadConfig(options.config);
