@@ -255,6 +255,18 @@ export function configWarnings(file: string, config: Config): string[] {
     const warning = database.password_file ? passwordFileWarning(database.password_file) : undefined;
     if (warning) warnings.push(warning);
   }
+  const databases = databasesOf(config).length;
+  if (databases > 1) {
+    for (const source of config.sources) {
+      // csvlog and jsonlog always carry the database; a prefix carries it only with %d.
+      const prefixed = ['postgres-stderr', 'syslog'].includes(source.format) || (source.format === 'docker-json' && (source.inner_format ?? 'postgres-stderr') === 'postgres-stderr');
+      if (prefixed && !source.log_line_prefix.includes('%d')) {
+        warnings.push(
+          `${source.path}: its log_line_prefix has no %d, and this config watches ${databases} databases: the database an error came from cannot be known, so each error is checked in every one and the audit says the database is unknown; add %d to log_line_prefix (server and config)`,
+        );
+      }
+    }
+  }
   if (hasPassword) {
     try {
       if ((statSync(file).mode & 0o004) !== 0) {
