@@ -122,7 +122,10 @@ settings that are allowed but unwise. Examples:
     for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);
     const lines = [
       `${options.config}: valid`,
-      ...databasesOf(config).map((d) => `  database: ${redactUrl(d.url)}${d.password_file ? ` (password from ${d.password_file})` : ''}`),
+      ...databasesOf(config).map(
+        (d) =>
+          `  database: ${redactUrl(d.url)}${d.password_credential ? ` (password from the credential ${d.password_credential} under systemd${d.password_file ? `, else ${d.password_file}` : ''})` : d.password_file ? ` (password from ${d.password_file})` : ''}`,
+      ),
       ...config.sources.map((s) => `  source:   ${s.path} (${s.format}, log_line_prefix ${JSON.stringify(s.log_line_prefix)}, start at ${s.start_at})`),
       `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
       `  audit:    ${config.audit.path}`,
