@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on an unsupported Node.js, one clear sentence and exit 1 before anything else loads.
+import './nodeVersion.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';

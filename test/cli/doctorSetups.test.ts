@@ -37,9 +37,15 @@ async function sql(url: string, text: string): Promise<void> {
   }
 }
 
+const scratchDirs: string[] = [];
+afterAll(() => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 /** A directory the service user (when given) owns: where the audit log and state go. */
 function scratch(owner?: ServiceUser): string {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-doctor-'));
+  scratchDirs.push(dir);
   chmodSync(dir, 0o755);
   if (owner) chownSync(dir, owner.uid, owner.gid);
   return dir;
