@@ -1,10 +1,20 @@
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, gotrsSchema, gotrsSchemaPath, repoRoot, type TestDatabase } from '../helpers/db.js';
-import { runCli as cli } from '../helpers/daemon.js';
+import { CLI, runCli as cli } from '../helpers/daemon.js';
+
+/** The built CLI with extra environment variables. */
+function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1', ...env } }, (error, stdout, stderr) => {
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 /** Every command and subcommand, as `seqwatch --help` and each group's help list them. */
 async function everyCommand(): Promise<string[][]> {
@@ -67,6 +77,23 @@ describe('check and fix arguments', () => {
     expect(plain.stderr).toMatch(/notes: no sequence-fed column/);
     // A known table alone is checked as before.
     expect((await cli('check', '-c', config, '--table', 'ticket')).code).toBe(0);
+  });
+
+  it('reads the password from a systemd credential under the unit, and says what is missing outside it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-credential-'));
+    const path = join(dir, 'seqwatch.yaml');
+    writeFileSync(path, stringify({ database: { url: db.url, password_credential: 'db_password' }, sources: [{ path: join(dir, 'pg.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }));
+    const outside = await cli('check', '-c', path, '--table', 'ticket');
+    expect(outside.code).toBe(3);
+    expect(outside.stderr).toContain('database.password_credential db_password: $CREDENTIALS_DIRECTORY is not set');
+    const credentials = join(dir, 'credentials');
+    mkdirSync(credentials);
+    const missing = await cliWith({ CREDENTIALS_DIRECTORY: credentials }, 'check', '-c', path, '--table', 'ticket');
+    expect(missing.stderr).toContain(`${join(credentials, 'db_password')}: cannot read the credential database.password_credential (LoadCredential=db_password:... in the unit)`);
+    writeFileSync(join(credentials, 'db_password'), 'secret\n');
+    expect((await cliWith({ CREDENTIALS_DIRECTORY: credentials }, 'check', '-c', path, '--table', 'ticket')).code).toBe(0);
+    const summary = await cli('config', 'check', '-c', path);
+    expect(summary.stdout).toContain('(password from the credential db_password under systemd)');
   });
 
   it('fix --all with --table is a usage error (64), before anything is touched', async () => {
