@@ -164,7 +164,7 @@ export async function diagnose(config: Config, db: Database, options: DiagnoseOp
       findings.push({
         level: 'warn',
         what: `${who.user} is a superuser: seqwatch needs far less, and a daemon that writes to production should have no more than it needs`,
-        fix: 'runuser -u postgres -- psql -d ' + who.database + ' -f config/seqwatch-role.sql, then connect as seqwatch',
+        fix: `SEQWATCH_DB_PASSWORD="$(cat /etc/seqwatch/db_password)" runuser -u postgres -- psql -d ${who.database} -f config/seqwatch-role.sql\nthen connect as seqwatch (README: "As a systemd service on the database host")`,
       });
     } else {
       findings.push({ level: 'ok', what: `${who.user} is not a superuser` });
