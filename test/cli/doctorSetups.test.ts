@@ -86,7 +86,7 @@ async function logged(path: string): Promise<void> {
   await waitUntil(`23505 in ${path}`, async () => existsSync(path) && readFileSync(path, 'utf8').includes('23505'), 10_000);
 }
 
-describe.runIf(findLocalBinaries())('doctor on real setups', () => {
+describe.runIf(findLocalBinaries())('doctor on real setups', { timeout: 120_000 }, () => {
   const cleanups: Array<() => Promise<unknown>> = [];
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -201,7 +201,7 @@ describe.runIf(findLocalBinaries())('doctor on real setups', () => {
   });
 });
 
-describe.runIf(isRoot && debianVersion())('doctor on a stock Debian cluster (pg_createcluster), as the service user', () => {
+describe.runIf(isRoot && debianVersion())('doctor on a stock Debian cluster (pg_createcluster), as the service user', { timeout: 120_000 }, () => {
   let cluster: DebianCluster;
   let inAdm: ServiceUser;
   let notInAdm: ServiceUser;
@@ -244,9 +244,20 @@ describe.runIf(isRoot && debianVersion())('doctor on a stock Debian cluster (pg_
     const result = await runCli('doctor', '-c', config, '--as-user', notInAdm.name);
     expect(result.stdout).toContain(`FIX   ${cluster.logPath} is not readable by ${notInAdm.name}`);
     expect(result.stdout).toContain('usermod -aG adm');
-    // Its password file belongs to the other user: named too.
-    expect(result.stdout).toMatch(/FIX +database\.password_file .* is not readable by/);
+    // The service gets its password as a credential (password_credential): the password file is root's business.
+    expect(result.stdout).not.toMatch(/password_file .* is not readable/);
     expect(result.code).toBe(1);
+  });
+
+  it('names a config the service user cannot read (0640 root:root, as the README used to install it)', async () => {
+    chmodSync(config, 0o640);
+    try {
+      const result = await runCli('doctor', '-c', config, '--as-user', inAdm.name);
+      expect(result.stdout).toContain(`FIX   the config ${config} is not readable by ${inAdm.name}`);
+      expect(result.code).toBe(1);
+    } finally {
+      chmodSync(config, 0o644);
+    }
   });
 
   it('an unknown --as-user is a usage error', async () => {
