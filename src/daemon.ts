@@ -348,7 +348,7 @@ export class Daemon {
       this.audit.write(
         'alert',
         { database: null, databases: names, reason: 'database_unknown', trigger: { source: incident.source, constraint: incident.constraint } },
-        `${incident.source} names no database (no %d in its log_line_prefix, or an application log): the database of its errors cannot be known: checked in each of ${names.join(', ')}, healed where drift is verified; add %d to log_line_prefix (server and config) to route each error to its database`,
+        `${incident.source} names no database (a server log whose log_line_prefix has no %d, or an application log): the database of its errors cannot be known: checked in each of ${names.join(', ')}, healed where drift is verified; for a server log, add %d to log_line_prefix (server and config) to route each error to its database`,
       );
     }
     return Promise.all(this.contexts.map((c) => c.remediator.handle(incident))).then(() => {});
