@@ -282,7 +282,8 @@ export function configWarnings(file: string, config: Config): string[] {
   if (databases > 1) {
     for (const source of config.sources) {
       // csvlog and jsonlog always carry the database; a prefix carries it only with %d.
-      const prefixed = ['postgres-stderr', 'syslog'].includes(source.format) || (source.format === 'docker-json' && (source.inner_format ?? 'postgres-stderr') === 'postgres-stderr');
+      const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+      const prefixed = inside === 'postgres-stderr' || inside === 'syslog';
       if (prefixed && !source.log_line_prefix.includes('%d')) {
         warnings.push(
           `${source.path}: its log_line_prefix has no %d, and this config watches ${databases} databases: the database an error came from cannot be known, so each error is checked in every one and the audit says the database is unknown; add %d to log_line_prefix (server and config)`,

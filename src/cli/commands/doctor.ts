@@ -238,7 +238,7 @@ type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 
 function serverLogOf(source: SourceConfig): ServerLog | undefined {
   if (source.journal_unit !== undefined) return 'journald';
-  const format: Format | undefined = source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+  const format: Format | undefined = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
   return ({ 'postgres-stderr': 'stderr', 'postgres-csv': 'csvlog', 'postgres-json': 'jsonlog', syslog: 'syslog' } as Partial<Record<Format, ServerLog>>)[format!];
 }
 
