@@ -87,7 +87,7 @@ function serviceUser(name: string): CheckedAs {
     groups = execFileSync('id', ['-Gn', name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split(/\s+/);
   } catch {
     throw new CommandFailure(
-      `--as-user: no user ${name} on this host (for the unit's DynamicUser, check as a user in the same groups: useradd --system --groups adm,systemd-journal NAME)`,
+      `--as-user: no user ${name} on this host (for the unit's DynamicUser, check as a user in the unit's SupplementaryGroups: useradd --system --groups adm NAME)`,
       EXIT.usage,
     );
   }
