@@ -133,6 +133,8 @@ export class Daemon {
   private sameErrors: SameErrorFilter | undefined;
   /** The proactive watch, one per database (config `watch`). */
   private watches: TableWatch[] = [];
+  /** Sources whose errors name no database while several are watched, already said in the audit. */
+  private readonly databaseUnknownSaid = new Set<string>();
 
   private constructor(
     private config: Config,
@@ -373,6 +375,16 @@ export class Daemon {
     if (incident.database !== undefined) {
       const context = this.contexts.find((c) => c.db.name === incident.database) ?? this.contexts[0]!;
       return context.remediator.handle(incident);
+    }
+    if (this.contexts.length > 1 && !this.databaseUnknownSaid.has(incident.source)) {
+      // The checks' records name the database each ran in, not the error's: say so, once per source.
+      this.databaseUnknownSaid.add(incident.source);
+      const names = this.contexts.map((c) => c.db.name);
+      this.audit.write(
+        'alert',
+        { database: null, databases: names, reason: 'database_unknown', trigger: { source: incident.source, constraint: incident.constraint } },
+        `${incident.source} names no database (a server log whose log_line_prefix has no %d, or an application log): the database of its errors cannot be known: checked in each of ${names.join(', ')}, healed where drift is verified; for a server log, add %d to log_line_prefix (server and config) to route each error to its database`,
+      );
     }
     return Promise.all(this.contexts.map((c) => c.remediator.handle(incident))).then(() => {});
   }

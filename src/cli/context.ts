@@ -44,7 +44,14 @@ export async function openDatabase(configPath: string, unavailableExit: number =
     if (!(error instanceof ConfigError)) throw error;
     throw new CommandFailure(`${error.message}\nseqwatch: invalid configuration`, unavailableExit);
   }
-  const db = await databaseFor(config, name, unavailableExit);
+  let db: Database;
+  try {
+    db = await databaseFor(config, name, unavailableExit);
+  } catch (error) {
+    // An unreadable password file or credential: the command cannot run, with its own exit code.
+    if (!(error instanceof ConfigError)) throw error;
+    throw new CommandFailure(`${error.message}\nseqwatch: invalid configuration`, unavailableExit);
+  }
   try {
     await db.query('SELECT 1');
   } catch (error) {

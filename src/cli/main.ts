@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: on an unsupported Node.js, one clear sentence and exit 1 before anything else loads.
+import './nodeVersion.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -27,7 +29,8 @@ program
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
   .addHelpText(
     'after',
-    '\nStops cleanly on SIGTERM or SIGINT. Diagnostics go to stderr; decisions go to the audit log.\n' +
+    '\nStops cleanly on SIGTERM or SIGINT; SIGHUP reopens the audit log and reloads the\n' +
+      'config. Diagnostics go to stderr; decisions go to the audit log.\n' +
       'Example:\n  seqwatch run -c /etc/seqwatch/seqwatch.yaml',
   )
   .action(async (options: { config: string }) => {
@@ -67,6 +70,14 @@ program
   .command('health')
   .description('exit 0 when the daemon using this config can heal (sources read and parsed, primary answering), 1 when not, with why; for container health checks')
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .addHelpText(
+    'after',
+    `
+Reads the health file the running daemon refreshes every 5 s
+(state_dir/health.json); says why on stderr when unhealthy. Examples:
+  seqwatch health -c /etc/seqwatch/seqwatch.yaml; echo $?
+  HEALTHCHECK CMD ["seqwatch", "health", "-c", "/etc/seqwatch/seqwatch.yaml"]`,
+  )
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     const file = join(config.state_dir, 'health.json');
@@ -95,17 +106,31 @@ program
     }
   });
 
-const configCommand = program.command('config').description('work with the config file');
+const configCommand = program
+  .command('config')
+  .description('work with the config file')
+  .addHelpText('after', '\nExamples:\n  seqwatch config check -c /etc/seqwatch/seqwatch.yaml\n  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch');
 configCommand
   .command('check')
   .description('validate a config file; exits 0 when it is valid, 1 when not (each problem with file:line:column)')
   .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
+  .addHelpText(
+    'after',
+    `
+Prints what it understood (passwords redacted) and, on stderr, warnings about
+settings that are allowed but unwise. Examples:
+  seqwatch config check -c /etc/seqwatch/seqwatch.yaml
+  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch`,
+  )
   .action(async (options: { config: string }) => {
     const config = await loadConfig(options.config);
     for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);
     const lines = [
       `${options.config}: valid`,
-      ...databasesOf(config).map((d) => `  database: ${redactUrl(d.url)}${d.password_file ? ` (password from ${d.password_file})` : ''}`),
+      ...databasesOf(config).map(
+        (d) =>
+          `  database: ${redactUrl(d.url)}${d.password_credential ? ` (password from the credential ${d.password_credential} under systemd${d.password_file ? `, else ${d.password_file}` : ''})` : d.password_file ? ` (password from ${d.password_file})` : ''}`,
+      ),
       ...config.sources.map((s) => `  source:   ${s.path} (${s.format}, log_line_prefix ${JSON.stringify(s.log_line_prefix)}, start at ${s.start_at})`),
       `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
       `  audit:    ${config.audit.path}`,

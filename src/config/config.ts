@@ -54,6 +54,11 @@ const DatabaseSchema = z.strictObject({
   url: z.string().min(1).optional(),
   /** A file holding the password (first line), e.g. a Docker or Kubernetes secret. */
   password_file: z.string().min(1).optional(),
+  /**
+   * Under systemd: the credential the unit hands over (LoadCredential=NAME:FILE), read from
+   * $CREDENTIALS_DIRECTORY/NAME. Outside the unit (no $CREDENTIALS_DIRECTORY), password_file is used.
+   */
+  password_credential: z.string().regex(/^[A-Za-z0-9_.@-]+$/, 'a credential name (LoadCredential=NAME:...), no slashes').optional(),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseSchema>;
 
@@ -189,7 +194,7 @@ export function parseConfig(text: string, file: string): Config {
   const base = dirname(resolve(file));
   config.audit.path = resolve(base, config.audit.path);
   config.state_dir = resolve(base, config.state_dir);
-  if (config.databases && (config.database.url || config.database.password_file)) {
+  if (config.databases && (config.database.url || config.database.password_file || config.database.password_credential)) {
     throw new ConfigError([`${file}: say either database (one) or databases (several), not both`]);
   }
   for (const database of [config.database, ...(config.databases ?? [])]) {
@@ -210,9 +215,27 @@ export function databasesOf(config: Config): DatabaseConfig[] {
   return config.databases ?? [config.database];
 }
 
-/** The password from a database's `password_file` (the single `database` when given a Config). */
+/**
+ * The password from a database's `password_credential` (under systemd) or `password_file` (the
+ * single `database` when given a Config).
+ */
 export async function readPasswordFile(config: Config | DatabaseConfig): Promise<string | undefined> {
-  const file = 'sources' in config ? config.database.password_file : config.password_file;
+  const database = 'sources' in config ? config.database : config;
+  const credentials = process.env.CREDENTIALS_DIRECTORY;
+  if (database.password_credential && credentials) {
+    const file = resolve(credentials, database.password_credential);
+    try {
+      return (await readFile(file, 'utf8')).split('\n')[0]!.replace(/\r$/, '');
+    } catch (error) {
+      throw new ConfigError([`${file}: cannot read the credential database.password_credential (LoadCredential=${database.password_credential}:... in the unit): ${(error as Error).message}`]);
+    }
+  }
+  if (database.password_credential && !database.password_file) {
+    throw new ConfigError([
+      `database.password_credential ${database.password_credential}: $CREDENTIALS_DIRECTORY is not set (not run by the unit): give database.password_file too, for the commands run by hand`,
+    ]);
+  }
+  const file = database.password_file;
   if (!file) return undefined;
   let text: string;
   try {
@@ -268,6 +291,19 @@ export function configWarnings(file: string, config: Config): string[] {
   for (const database of databasesOf(config)) {
     const warning = database.password_file ? passwordFileWarning(database.password_file) : undefined;
     if (warning) warnings.push(warning);
+  }
+  const databases = databasesOf(config).length;
+  if (databases > 1) {
+    for (const source of config.sources) {
+      // csvlog and jsonlog always carry the database; a prefix carries it only with %d.
+      const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+      const prefixed = inside === 'postgres-stderr' || inside === 'syslog';
+      if (prefixed && !source.log_line_prefix.includes('%d')) {
+        warnings.push(
+          `${source.path}: its log_line_prefix has no %d, and this config watches ${databases} databases: the database an error came from cannot be known, so each error is checked in every one and the audit says the database is unknown; add %d to log_line_prefix (server and config)`,
+        );
+      }
+    }
   }
   if (hasPassword) {
     try {

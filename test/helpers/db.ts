@@ -45,9 +45,19 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
   };
 }
 
-/** GOTRS's real schema, from ../shared (where CI and every developer machine have it). */
+/**
+ * Where GOTRS's real schema is: $SEQWATCH_GOTRS_SCHEMA, else ../shared/fixtures (CI and the team's
+ * machines), else the copy in demo/ (a fresh clone on its own), so no suite is skipped for want of it.
+ */
+export function gotrsSchemaPath(root: string = repoRoot): string {
+  if (process.env.SEQWATCH_GOTRS_SCHEMA) return process.env.SEQWATCH_GOTRS_SCHEMA;
+  const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
+  return existsSync(shared) ? shared : resolve(root, 'demo/gotrs-schema.postgresql.sql');
+}
+
+/** GOTRS's real schema (see gotrsSchemaPath). */
 export function gotrsSchema(): string {
-  const path = process.env.SEQWATCH_GOTRS_SCHEMA ?? resolve(repoRoot, '../shared/fixtures/gotrs-schema.postgresql.sql');
+  const path = gotrsSchemaPath();
   if (!existsSync(path)) {
     throw new Error(`GOTRS schema not found at ${path}: set SEQWATCH_GOTRS_SCHEMA to gotrs-schema.postgresql.sql`);
   }

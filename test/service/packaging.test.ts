@@ -1,11 +1,14 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
 import { repoRoot } from '../helpers/db.js';
+import { readAudit, waitFor } from '../helpers/daemon.js';
+import { createDebianCluster, createServiceUser, debianVersion, isRoot, type DebianCluster, type ServiceUser } from '../helpers/hostSetup.js';
 
 const run = promisify(execFile);
 
@@ -86,6 +89,8 @@ describe('the systemd unit', () => {
       'StateDirectory=seqwatch',
       'LogsDirectory=seqwatch',
       'ConfigurationDirectory=seqwatch',
+      'ExecStart=/usr/bin/node /usr/lib/node_modules/seqwatch/dist/cli/main.js run -c /etc/seqwatch/seqwatch.yaml',
+      'LoadCredential=db_password:/etc/seqwatch/db_password',
     ]) {
       expect(text).toContain(`\n${line}\n`);
     }
@@ -99,5 +104,187 @@ describe('the systemd unit', () => {
     const { stdout } = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', unit]);
     const exposure = Number(/Overall exposure level for seqwatch\.service: ([\d.]+)/.exec(stdout)?.[1]);
     expect(exposure).toBeLessThanOrEqual(2.0);
+  });
+});
+
+describe('the supported Node.js versions', () => {
+  it('are checked at start: an older Node gets one sentence and exit 1', async () => {
+    const pretend18 = 'data:text/javascript,Object.defineProperty(process,"versions",{value:{...process.versions,node:"18.20.4"}})';
+    const result = await run(process.execPath, ['--import', pretend18, join(repoRoot, 'dist/cli/main.js'), '--version']).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`seqwatch: Node.js 18.20.4 is not supported: seqwatch needs Node.js 20.19 or newer (${process.execPath}): install a newer Node.js and start again\n`);
+    expect(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).engines.node).toBe('>=20.19');
+  });
+});
+
+/** The command blocks of README.md that follow `<!-- replayed by test/service/packaging.test.ts: NAME -->`. */
+function readmeBlock(name: string): string {
+  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+  const marker = `<!-- replayed by test/service/packaging.test.ts: ${name} -->\n\`\`\`sh\n`;
+  const at = readme.indexOf(marker);
+  if (at < 0) throw new Error(`README.md has no block marked ${name}`);
+  return readme.slice(at + marker.length, readme.indexOf('\n```', at + marker.length));
+}
+
+/**
+ * A block as written, run in a scratch root: /etc, the npm prefix /usr and /usr/lib/node_modules
+ * move under $ROOT (Node itself stays /usr/bin/node), and systemctl and journalctl (no systemd as
+ * PID 1 here) are left out; the test does what they would. Comments are dropped.
+ */
+function inScratchRoot(block: string): string {
+  return block
+    .replace(/[ \t]+#[ \t].*$/gm, '')
+    .replace(/(^|[\s"'=(])\/(etc(?=\/|\s|$)|usr\/lib\/node_modules|usr(?=[\s"]|$))/gm, '$1$ROOT/$2')
+    .replace(/\b(systemctl|journalctl) [^&;|\n]*/g, 'true ');
+}
+
+/** One [Service] setting of a unit file (all of its values for a repeatable one). */
+const unitValues = (unit: string, key: string) => [...unit.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
+
+const canReplay = isRoot && debianVersion() !== undefined && existsSync('/usr/bin/setpriv');
+
+/*
+ * The README's service install, replayed as written (see inScratchRoot), against a cluster made by
+ * pg_createcluster; then the daemon started exactly as the unit would start it, as an unprivileged
+ * user, and shown to heal. Then the upgrade and the uninstall blocks.
+ */
+describe.runIf(canReplay)("the README's service install, replayed", { timeout: 600_000 }, () => {
+  let cluster: DebianCluster;
+  let user: ServiceUser | undefined;
+  let root: string;
+  let checkout: string;
+  let daemon: ChildProcess | undefined;
+  let stderr = '';
+  const audit = () => readAudit(join(root, 'var/log/seqwatch/audit.jsonl'));
+
+  async function replay(name: string): Promise<void> {
+    const script = `set -euo pipefail\n${inScratchRoot(readmeBlock(name))}\n`;
+    await run('bash', ['-c', script], {
+      cwd: checkout,
+      env: { ...process.env, ROOT: root, PATH: `${root}/usr/bin:${process.env.PATH}`, PGPORT: String(cluster.port), EDITOR: `sh ${join(root, 'edit.sh')}` },
+      maxBuffer: 64 * 2 ** 20,
+    }).catch((error: { message: string; stdout: string; stderr: string }) => {
+      throw new Error(`the README's ${name} block failed: ${error.message}\n${error.stdout}\n${error.stderr}`);
+    });
+  }
+
+  /** The unit's start: ExecStart as its user, UMask, Environment, LoadCredential, the directories. */
+  async function startAsTheUnitWould(): Promise<void> {
+    const unit = readFileSync(join(root, 'etc/systemd/system/seqwatch.service'), 'utf8');
+    expect(unitValues(unit, 'DynamicUser')).toEqual(['yes']);
+    user ??= await createServiceUser(unitValues(unit, 'SupplementaryGroups').join(' ').split(/\s+/));
+    for (const [key, base] of [['StateDirectory', 'var/lib'], ['LogsDirectory', 'var/log']] as const) {
+      const dir = join(root, base, unitValues(unit, key)[0]!);
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      chownSync(dir, user.uid, user.gid);
+    }
+    const credentials = mkdtempSync(join(tmpdir(), 'seqwatch-credentials-'));
+    for (const credential of unitValues(unit, 'LoadCredential')) {
+      const [name, path] = [credential.slice(0, credential.indexOf(':')), credential.slice(credential.indexOf(':') + 1)];
+      copyFileSync(inScratchRoot(path).replace('$ROOT', root), join(credentials, name));
+      chownSync(join(credentials, name), user.uid, user.gid);
+      chmodSync(join(credentials, name), 0o400);
+    }
+    chownSync(credentials, user.uid, user.gid);
+    chmodSync(credentials, 0o500);
+    const execStart = inScratchRoot(unitValues(unit, 'ExecStart')[0]!).replaceAll('$ROOT', root).split(/\s+/);
+    const environment = Object.fromEntries(unitValues(unit, 'Environment').map((kv) => kv.split('=') as [string, string]));
+    stderr = '';
+    daemon = spawn(
+      'setpriv',
+      ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', 'sh', '-c', `umask ${unitValues(unit, 'UMask')[0]} && exec "$@"`, 'sh', ...execStart],
+      { cwd: '/', env: { PATH: process.env.PATH, ...environment, CREDENTIALS_DIRECTORY: credentials }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    daemon.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const started = audit().filter((r) => r.event === 'started').length;
+    await waitFor('the started record', () => {
+      if (daemon!.exitCode !== null) throw new Error(`the daemon exited (${daemon!.exitCode}):\n${stderr}`);
+      return audit().filter((r) => r.event === 'started').length > started;
+    }, 60_000);
+    // The daemon is the unit's user, not root.
+    const status = readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
+    expect(/^Uid:\s+(\d+)/m.exec(status)![1]).toBe(String(user.uid));
+  }
+
+  async function stop(): Promise<void> {
+    if (!daemon || daemon.exitCode !== null) return;
+    const exited = new Promise((resolve) => daemon!.once('exit', resolve));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+
+  beforeAll(async () => {
+    cluster = await createDebianCluster();
+    // The GOTRS database, after an import that left the sequence behind.
+    await cluster.psql('CREATE DATABASE gotrs');
+    await cluster.psql('CREATE TABLE ticket (id bigserial PRIMARY KEY, title text); INSERT INTO ticket (id, title) SELECT g, \'imported\' FROM generate_series(1, 500) g', 'gotrs');
+    root = mkdtempSync(join(tmpdir(), 'seqwatch-root-'));
+    chmodSync(root, 0o755);
+    // What a Debian host already has.
+    for (const dir of ['etc/systemd/system', 'etc/logrotate.d']) mkdirSync(join(root, dir), { recursive: true });
+    // The operator's edit of the example config: this cluster's port and log; the unit's directories in the scratch root.
+    writeFileSync(
+      join(root, 'edit.sh'),
+      [
+        'set -eu',
+        `sed -i -e 's|:5432/|:${cluster.port}/|' -e 's|/var/log/postgresql/postgresql-15-main.log|${cluster.logPath}|'`
+          + ` -e 's|/var/log/seqwatch/|${root}/var/log/seqwatch/|' -e 's|^state_dir: /var/lib/seqwatch|state_dir: ${root}/var/lib/seqwatch|'`
+          + ` -e 's|/etc/seqwatch/db_password|${root}/etc/seqwatch/db_password|' "$1"`,
+      ].join('\n'),
+    );
+    // A checkout after npm ci: the repository's files, its node_modules.
+    checkout = mkdtempSync(join(tmpdir(), 'seqwatch-checkout-'));
+    for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'LICENSE', 'src', 'config', 'systemd']) {
+      if (existsSync(join(repoRoot, entry))) cpSync(join(repoRoot, entry), join(checkout, entry), { recursive: true });
+    }
+    symlinkSync(join(repoRoot, 'node_modules'), join(checkout, 'node_modules'));
+  });
+  afterAll(async () => {
+    await stop();
+    await cluster?.drop();
+    await user?.remove();
+    if (root) rmSync(root, { recursive: true, force: true });
+    if (checkout) rmSync(checkout, { recursive: true, force: true });
+  });
+
+  it('install: the steps as written give a service that starts as an unprivileged user and heals', async () => {
+    await replay('install');
+    const etc = join(root, 'etc/seqwatch');
+    expect(readFileSync(join(etc, 'db_password'), 'utf8').trim().length).toBeGreaterThanOrEqual(24);
+    await startAsTheUnitWould();
+    // The password file itself is root's alone: the daemon read the credential.
+    expect((await run('setpriv', ['--reuid', String(user!.uid), '--regid', String(user!.gid), '--init-groups', '--', 'test', '-r', join(etc, 'db_password')]).then(() => true, () => false))).toBe(false);
+    await expect(cluster.psql("INSERT INTO ticket (title) VALUES ('new')", 'gotrs')).rejects.toThrow(/duplicate key value violates unique constraint "ticket_pkey"/);
+    const healed = await waitFor('the remediated record', () => audit().find((r) => r.event === 'remediated'), 30_000);
+    expect(healed).toMatchObject({ table: 'public.ticket', after: '500' });
+    expect((await cluster.psql("INSERT INTO ticket (title) VALUES ('new') RETURNING id", 'gotrs')).trim()).toBe('501');
+    await stop();
+    expect(daemon!.exitCode).toBe(0);
+  });
+
+  it('upgrade: the package is replaced, the config kept, the service starts again', async () => {
+    const config = readFileSync(join(root, 'etc/seqwatch/seqwatch.yaml'), 'utf8');
+    await replay('upgrade');
+    expect(readFileSync(join(root, 'etc/seqwatch/seqwatch.yaml'), 'utf8')).toBe(config);
+    await startAsTheUnitWould();
+    const { stdout } = await run(join(root, 'usr/bin/seqwatch'), ['health', '-c', join(root, 'etc/seqwatch/seqwatch.yaml')]).catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      return run(join(root, 'usr/bin/seqwatch'), ['health', '-c', join(root, 'etc/seqwatch/seqwatch.yaml')]);
+    });
+    expect(stdout).toBe('healthy\n');
+    await stop();
+  });
+
+  it('uninstall: the package, the unit, the config and the role are gone; the audit log stays', async () => {
+    await replay('uninstall');
+    expect(existsSync(join(root, 'usr/lib/node_modules/seqwatch'))).toBe(false);
+    expect(existsSync(join(root, 'usr/bin/seqwatch'))).toBe(false);
+    expect(existsSync(join(root, 'etc/systemd/system/seqwatch.service'))).toBe(false);
+    expect(existsSync(join(root, 'etc/seqwatch'))).toBe(false);
+    expect((await cluster.psql("SELECT count(*) FROM pg_roles WHERE rolname = 'seqwatch'")).trim()).toBe('0');
+    expect(audit().some((r) => r.event === 'remediated')).toBe(true);
   });
 });

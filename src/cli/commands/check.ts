@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import type { Database } from '../../db/Database.js';
 import { guardedSetvalBatch, type SequenceState } from '../../db/guardedSetval.js';
 import { listSequenceColumns, namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
-import { EXIT, openDatabase } from '../context.js';
+import { CommandFailure, EXIT, openDatabase } from '../context.js';
 import { dim, green, red, table, yellow } from '../output.js';
 
 export type CheckStatus = 'ok' | 'behind' | 'near_limit' | 'exhausted' | 'error';
@@ -130,22 +131,31 @@ export function registerCheck(program: Command): void {
     .addHelpText(
       'after',
       `
-Exit codes follow the monitoring-plugin convention (Nagios, Icinga, health checks, CI):
+Exit codes follow the monitoring-plugin convention (Nagios, Icinga, CI):
   0  every sequence is in sync
-  1  drift: at least one sequence is behind MAX (the next INSERT will fail); run seqwatch fix
-  2  critical: a sequence is exhausted or near its type's limit (setval cannot help)
-  3  unknown: the database or a table could not be checked
+  1  drift: a sequence is behind MAX (its next INSERT fails): run seqwatch fix
+  2  critical: a sequence is exhausted or near its type's limit (setval
+     cannot help)
+  3  unknown: the database or a table could not be checked, or a --table names
+     no table with a sequence-fed column
 
-Covers serial, bigserial, smallserial, identity and DEFAULT nextval() columns, sequences shared by
-several tables, partitioned tables (checked at their root), every schema, quoted names and
-descending sequences. Example, after an import:
-  seqwatch check -c /etc/seqwatch/seqwatch.yaml || seqwatch fix --all -c /etc/seqwatch/seqwatch.yaml`,
+Covers serial, bigserial, smallserial, identity and DEFAULT nextval() columns,
+sequences shared by several tables, partitioned tables (checked at their root),
+every schema, quoted names and descending sequences. Examples, after an import:
+  seqwatch check -c /etc/seqwatch/seqwatch.yaml --table ticket article
+  seqwatch check -c /etc/seqwatch/seqwatch.yaml ||
+    seqwatch fix --all -c /etc/seqwatch/seqwatch.yaml`,
     )
     .action(async (options: { config: string; database?: string; json?: boolean; table?: string[]; nearLimit: string }) => {
       const { db } = await openDatabase(options.config, EXIT.unknown, options.database);
       try {
         let columns = await listSequenceColumns(db);
-        if (options.table) columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
+        if (options.table) {
+          // A typo must not read as "all in sync" forever: a name that matches nothing is UNKNOWN.
+          const unmatched = options.table.filter((name) => !columns.some((c) => namesTable(c, name)));
+          if (unmatched.length > 0) throw new CommandFailure(await explainUnmatched(db, unmatched), EXIT.unknown);
+          columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
+        }
         const results = await checkAll(db, columns, Number(options.nearLimit));
         process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));
         process.exitCode = exitCodeOf(results);
@@ -153,4 +163,19 @@ descending sequences. Example, after an import:
         await db.close();
       }
     });
+}
+
+/**
+ * Why each --table name matched no sequence-fed column: no such table (to_regclass, the name as a
+ * bind parameter), or a table that no sequence feeds.
+ */
+async function explainUnmatched(db: Database, names: string[]): Promise<string> {
+  const found = new Set<string>();
+  for (const name of names) {
+    // One at a time: a name that is not even an identifier (a.b.c.d) makes to_regclass throw.
+    const { rows } = await db.query<{ found: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS found`, [name]).catch(() => ({ rows: [{ found: false }] }));
+    if (rows[0]?.found) found.add(name);
+  }
+  const reasons = names.map((name) => (found.has(name) ? `${name}: no sequence-fed column (nothing to check)` : `no table ${name} in database ${db.name}`));
+  return `${reasons.join('; ')}: check the spelling (schema.table or table; seqwatch check lists every sequence-fed table)`;
 }

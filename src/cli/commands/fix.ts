@@ -25,19 +25,22 @@ export function registerFix(program: Command): void {
     .addHelpText(
       'after',
       `
-Uses the daemon's guarded statement: it reads the sequence and MAX in the same statement as the
-setval, acts only when the next value would collide, never moves a sequence backwards, never past
-its limit (an exhausted sequence is reported as an alert), and holds the same advisory lock as the
-daemon. Running it twice changes nothing the second time. One audit record per sequence.
+Uses the daemon's guarded statement: it reads the sequence and MAX in the same
+statement as the setval, acts only when the next value would collide, never
+moves a sequence backwards, never past its limit (an exhausted sequence is
+reported as an alert), and holds the same advisory lock as the daemon. Running
+it twice changes nothing the second time. One audit record per sequence.
 
-Exit codes: 0 done, 1 a sequence could not be checked or fixed, 2 a sequence needs a person
-(exhausted), 64 usage error.
+Exit codes: 0 done, 1 a sequence could not be checked or fixed, 2 a sequence
+needs a person (exhausted), 64 usage error (--all and --table together, or
+neither).
 Examples:
   seqwatch fix --all --dry-run -c /etc/seqwatch/seqwatch.yaml
   seqwatch fix --table ticket --table article -c /etc/seqwatch/seqwatch.yaml`,
     )
     .action(async (options: { config: string; database?: string; all?: boolean; table?: string[]; dryRun?: boolean }) => {
       if (!options.all && !options.table) throw new CommandFailure('say which sequences: --all, or --table NAME (repeatable)', EXIT.usage);
+      if (options.all && options.table) throw new CommandFailure('say which sequences: --all or --table, not both', EXIT.usage);
       const { config, db } = await openDatabase(options.config, EXIT.failure, options.database);
       const audit = new AuditLog(config.audit.path);
       const act = !options.dryRun;
