@@ -2,13 +2,17 @@ import pg from 'pg';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findLocalBinaries, localBinariesMajor, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 
 /*
  * The logging collector rotating jsonlog files mid-stream, by size and by pg_rotate_logfile(),
- * followed through a glob: every error is seen once, none is lost at a rotation.
+ * followed through a glob: every error is seen once, none is lost at a rotation. Before
+ * PostgreSQL 15 there is no jsonlog: csvlog files rotate the same way.
  */
+const json = (localBinariesMajor() ?? 0) >= 15;
+const destination = json ? 'jsonlog' : 'csvlog';
+const extension = json ? 'json' : 'csv';
 describe.runIf(findLocalBinaries())('logging collector rotation', () => {
   let server: ThrowawayPostgres;
   let daemon: RunningDaemon | undefined;
@@ -17,10 +21,10 @@ describe.runIf(findLocalBinaries())('logging collector rotation', () => {
     await server?.destroy();
   });
 
-  it('loses no error across size-based rotations and pg_rotate_logfile()', async () => {
+  it(`loses no error across size-based rotations and pg_rotate_logfile() (${destination})`, async () => {
     server = await startLocalPostgres({
       logLinePrefix: '%m [%p] ',
-      settings: { logging_collector: 'on', log_destination: 'jsonlog', log_file_mode: '0644', log_rotation_size: 64, log_rotation_age: 0, log_min_duration_statement: 0 },
+      settings: { logging_collector: 'on', log_destination: destination, log_file_mode: '0644', log_rotation_size: 64, log_rotation_age: 0, log_min_duration_statement: 0 },
     });
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
@@ -32,7 +36,7 @@ describe.runIf(findLocalBinaries())('logging collector rotation', () => {
 
     daemon = await startDaemon({
       database: { url: server.url },
-      sources: [{ path: join(server.logDir!, 'postgresql-*.json'), format: 'postgres-json', start_at: 'end' }],
+      sources: [{ path: join(server.logDir!, `postgresql-*.${extension}`), format: json ? 'postgres-json' : 'postgres-csv', start_at: 'end' }],
       remediation: { debounce_ms: 20, cooldown: 0, max_fixes_per_hour: 1000 },
     });
     const d = daemon;
@@ -49,7 +53,7 @@ describe.runIf(findLocalBinaries())('logging collector rotation', () => {
       }
     }
     await admin.end();
-    const files = readdirSync(server.logDir!).filter((f) => f.endsWith('.json'));
+    const files = readdirSync(server.logDir!).filter((f) => f.endsWith(`.${extension}`));
     expect(files.length).toBeGreaterThan(2);
     const seen = () => d.audit().filter((r) => r.event === 'detected' && r.table === 'public.ticket').reduce((n, r) => n + (r.incidents as number), 0);
     await waitFor(`all ${ERRORS} errors seen`, () => seen() >= ERRORS, 30_000).catch(() => {});
