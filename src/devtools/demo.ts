@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: the whole story on a throwaway database, in about ten seconds.
- * A PostgreSQL server is started (local binaries, or Docker), GOTRS's schema loaded, tickets
+ * A PostgreSQL server is started (this machine's binaries, else npm's build that `npm install`
+ * brought, else Docker; SEQWATCH_PG_VERSION=13 ... 18 picks the version), GOTRS's schema loaded, tickets
  * imported with explicit ids, then the help desk's next INSERT fails with a duplicate key error;
  * seqwatch (the built CLI, as a child process) sees it in the server log, heals the sequence, and
  * the retried INSERT succeeds. Everything is removed afterwards.
@@ -50,7 +51,7 @@ async function main(): Promise<void> {
   try {
     step('Starting a throwaway PostgreSQL server');
     server = await startThrowawayPostgres();
-    say(`${server.kind === 'local' ? 'local binaries' : 'Docker container'}; server log: ${server.logPath}`);
+    say(`${server.origin}; server log: ${server.logPath}`);
 
     step("Loading GOTRS's schema and importing 1,000 tickets with explicit ids (as an OTRS migration does)");
     const url = await createGotrsDatabase(server);
@@ -122,6 +123,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
-  process.stderr.write(`demo failed: ${error.stack ?? error.message}\n`);
+  process.stderr.write(`demo failed: ${error.message}\n`);
   process.exit(1);
 });
