@@ -14,6 +14,7 @@ export const VERSION_MATRIX = [
   'test/db/resolveAndFix.test.ts',
   'test/cli/checkFix.test.ts',
   'test/devtools/throwawayPostgres.test.ts',
+  'test/safety/hostile.test.ts',
 ];
 
 export default defineConfig({

@@ -175,7 +175,8 @@ function statementsBy(log: string, who: string): { statements: string[]; paramet
     if (!line.includes(` ${who} `)) continue;
     const statement = /LOG: {2}(?:statement|execute [^:]*): (.*)$/.exec(line);
     if (statement) current = [statement[1]!];
-    const detail = /DETAIL: {2}parameters: (.*)$/.exec(line);
+    // "parameters:" up to PostgreSQL 17, "Parameters:" from 18.
+    const detail = /DETAIL: {2}[Pp]arameters: (.*)$/.exec(line);
     if (detail) parameters.push(detail[1]!);
   }
   close();
