@@ -175,7 +175,7 @@ function statementsBy(log: string, who: string): { statements: string[]; paramet
     if (!line.includes(` ${who} `)) continue;
     const statement = /LOG: {2}(?:statement|execute [^:]*): (.*)$/.exec(line);
     if (statement) current = [statement[1]!];
-    // "parameters:" up to PostgreSQL 17, "Parameters:" from 18.
+    // "parameters:" up to PostgreSQL 16, "Parameters:" from 17.
     const detail = /DETAIL: {2}[Pp]arameters: (.*)$/.exec(line);
     if (detail) parameters.push(detail[1]!);
   }
