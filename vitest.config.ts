@@ -4,7 +4,8 @@ import { defineConfig } from 'vitest/config';
  * The tests whose outcome depends on the PostgreSQL version: the log formats end to end (csvlog has
  * 24 columns on 13, 26 from 14; jsonlog exists from 15), rotation, the catalog lookups and the fix
  * over every kind of sequence-fed column, the heal on GOTRS's schema, hostile input (it reads the
- * log's bind parameters: "parameters:" up to 16, "Parameters:" from 17), and the server itself.
+ * log's bind parameters: "parameters:" up to 16, "Parameters:" from 17), the logical-replication
+ * conflict (from 15), and the server itself.
  * With SEQWATCH_PG_VERSION=N only these run, every server of the run on PostgreSQL N;
  * `npm run test:matrix` runs them on each supported version (docs/postgres-versions.md).
  */
@@ -16,6 +17,7 @@ export const VERSION_MATRIX = [
   'test/cli/checkFix.test.ts',
   'test/devtools/throwawayPostgres.test.ts',
   'test/safety/hostile.test.ts',
+  'test/e2e/replication.test.ts',
 ];
 
 export default defineConfig({

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findLocalBinaries, localBinariesMajor, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { startDaemon } from '../helpers/daemon.js';
 
 async function sql(url: string, text: string): Promise<pg.QueryResult> {
@@ -20,7 +20,9 @@ async function sql(url: string, text: string): Promise<pg.QueryResult> {
  * again (a unique violation, every wal_retrieve_retry_interval). That is a stuck subscription, not a
  * sequence behind MAX(id): seqwatch must say so once, and never setval.
  */
-describe.runIf(findLocalBinaries())('logical replication: an apply-worker conflict is not drift', () => {
+// From PostgreSQL 15 (in the version matrix): jsonlog, pg_stat_subscription_stats and the LSN that
+// ALTER SUBSCRIPTION ... SKIP takes are 15's; on 13 and 14 this test cannot be written this way.
+describe.runIf(findLocalBinaries() && (localBinariesMajor() ?? 0) >= 15)('logical replication: an apply-worker conflict is not drift', () => {
   const servers: ThrowawayPostgres[] = [];
   afterAll(async () => {
     // The subscriber first: its worker would keep reconnecting to a publisher that is gone.
