@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findLocalBinaries, freePort, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findSystemBinaries, freePort, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { repoRoot } from '../helpers/db.js';
 import { runCli, waitUntil } from '../helpers/daemon.js';
 import { createDebianCluster, createServiceUser, debianVersion, isRoot, type DebianCluster, type ServiceUser } from '../helpers/hostSetup.js';
@@ -86,7 +86,7 @@ async function logged(path: string): Promise<void> {
   await waitUntil(`23505 in ${path}`, async () => existsSync(path) && readFileSync(path, 'utf8').includes('23505'), 10_000);
 }
 
-describe.runIf(findLocalBinaries())('doctor on real setups', { timeout: 120_000 }, () => {
+describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000 }, () => {
   const cleanups: Array<() => Promise<unknown>> = [];
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
@@ -167,7 +167,7 @@ describe.runIf(findLocalBinaries())('doctor on real setups', { timeout: 120_000 
     const as = (cmd: string, args: string[]) => (isRoot ? run('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: '/', env }) : run(cmd, args, { env }));
     if (isRoot) await run('chown', ['-R', 'postgres:postgres', base]);
     const primary = new URL(server.url);
-    const bindir = findLocalBinaries()!;
+    const bindir = findSystemBinaries()!;
     await as(join(bindir, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', primary.port, '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
     const port = await freePort();
     appendFileSync(join(data, 'postgresql.auto.conf'), `\nport = ${port}\nunix_socket_directories = '${base}'\n`);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { findLocalBinaries, freePort, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findSystemBinaries, freePort, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 
 const run = promisify(execFile);
 
@@ -29,7 +29,7 @@ export interface Standby {
  * runs in recovery (pg_is_in_recovery() is true) and is read-only.
  */
 export async function startStandby(primary: ThrowawayPostgres): Promise<Standby> {
-  const bindir = findLocalBinaries();
+  const bindir = findSystemBinaries();
   if (!bindir) throw new Error('no local PostgreSQL binaries for a standby');
   const { hostname, port: primaryPort } = new URL(primary.url);
   const base = mkdtempSync(join(tmpdir(), 'seqwatch-standby-'));

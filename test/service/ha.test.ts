@@ -7,7 +7,7 @@ import { endpointsOf } from '../../src/db/Database.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { duplicateKeyLine, freePort, runCli, startDaemon, waitUntil, type RunningDaemon } from '../helpers/daemon.js';
 import { startStandby, type Standby } from '../helpers/standby.js';
-import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 
 let db: TestDatabase;
 let appLog: string;
@@ -104,7 +104,7 @@ describe('several hosts, standbys and several daemons', () => {
  * first in the URL, as an HA setup lists its hosts. The standby logs every connection, so its log
  * shows how often seqwatch knocks, and any statement seqwatch would run there.
  */
-describe.runIf(findLocalBinaries())('a real streaming standby (pg_basebackup -R) listed first', () => {
+describe.runIf(findSystemBinaries())('a real streaming standby (pg_basebackup -R) listed first', () => {
   let primary: ThrowawayPostgres;
   let standby: Standby;
   let primaryHost: string;

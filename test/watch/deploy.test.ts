@@ -6,7 +6,7 @@ import pg from 'pg';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/config.js';
-import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { repoRootPath, startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
@@ -65,11 +65,11 @@ describe('GOTRS and Kubernetes recipes (deploy/gotrs, deploy/kubernetes)', () =>
  * by psql as GOTRS's owner, then a table a later migration creates, then the daemon as that role
  * with no log at all heals it. grants.sql (CloudNativePG) likewise, with the owner named.
  */
-describe.runIf(findLocalBinaries())('the recipes\' role is enough for the watch', () => {
+describe.runIf(findSystemBinaries())('the recipes\' role is enough for the watch', () => {
   let server: ThrowawayPostgres;
   let daemon: RunningDaemon | undefined;
   const psql = (url: string, file: string, ...vars: string[]) =>
-    run(join(findLocalBinaries()!, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...vars.flatMap((v) => ['-v', v]), '-d', url, '-f', repoRootPath(file)]);
+    run(join(findSystemBinaries()!, 'psql'), ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...vars.flatMap((v) => ['-v', v]), '-d', url, '-f', repoRootPath(file)]);
 
   beforeAll(async () => {
     server = await startLocalPostgres({ password: 'postgres-pw' });

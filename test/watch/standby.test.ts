@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, findLocalBinaries, freePort, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { createDatabase, findSystemBinaries, freePort, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
@@ -18,12 +18,12 @@ const asPostgres = (command: string, args: string[]) => (asRoot ? run('runuser',
  * the standby checks nothing there and says so (an alert); once the standby is promoted, the first
  * look on the new primary checks everything and heals the table.
  */
-describe.runIf(findLocalBinaries())('the watch on a standby', () => {
+describe.runIf(findSystemBinaries())('the watch on a standby', () => {
   let primary: ThrowawayPostgres;
   let standbyDir: string;
   let standbyPort: number;
   let daemon: RunningDaemon | undefined;
-  const bin = (name: string) => join(findLocalBinaries()!, name);
+  const bin = (name: string) => join(findSystemBinaries()!, name);
 
   beforeAll(async () => {
     primary = await startLocalPostgres();
