@@ -2,7 +2,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from './audit/AuditLog.js';
-import { ConfigError, configWarnings, databasesOf, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
+import { ConfigError, configWarnings, databasesOf, DEFAULT_MAX_JUMP, DEFAULT_NEAR_LIMIT_PERCENT, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
 import { Database, DatabaseAuthenticationFailed, EXIT_AUTHENTICATION } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
 import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
@@ -89,6 +89,8 @@ function remediationSettings(config: Config, database: string): RemediationSetti
     cooldownMs: config.remediation.cooldown,
     maxFixesPerHour: config.remediation.max_fixes_per_hour,
     staleAfterMs: config.remediation.stale_after,
+    maxJump: config.remediation.max_jump ?? DEFAULT_MAX_JUMP,
+    nearLimitPercent: config.remediation.near_limit_percent ?? DEFAULT_NEAR_LIMIT_PERCENT,
   };
 }
 

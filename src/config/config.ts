@@ -9,6 +9,10 @@ import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePref
 
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 
+/** The jump guard's defaults (remediation.max_jump, remediation.near_limit_percent; docs/safety-trust.md). */
+export const DEFAULT_MAX_JUMP = 100_000_000;
+export const DEFAULT_NEAR_LIMIT_PERCENT = 90;
+
 const SourceSchema = z.strictObject({
   /** A file, a glob of files, or "-" for standard input. */
   path: z.string().min(1).optional(),
@@ -93,6 +97,10 @@ const ConfigSchema = z.strictObject({
        * on blindly: the table is checked, read-only, and the record audited as skipped.
        */
       stale_after: Duration.default(3_600_000),
+      /** The jump guard: a fix that would move a sequence's next value further than this is an alert, not a fix (default DEFAULT_MAX_JUMP). */
+      max_jump: z.number().int().min(1).optional(),
+      /** The jump guard: a fix that would move a sequence into the last (100 - this) % of its range is an alert (default DEFAULT_NEAR_LIMIT_PERCENT). */
+      near_limit_percent: z.number().min(1).max(100).optional(),
     })
     .default({ debounce_ms: 200, dry_run: false, cooldown: 5_000, max_fixes_per_hour: 10, stale_after: 3_600_000 }),
   policy: z

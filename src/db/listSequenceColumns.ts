@@ -1,5 +1,6 @@
 import type { Queryable } from './Queryable.js';
-import { targetOf, type SequenceTarget, type TargetRow } from './resolveIndex.js';
+import { targetOf, type PeerColumn, type SequenceTarget, type TargetRow } from './resolveIndex.js';
+import { FED_COLUMNS_CTE, leadsAnIndex, type RefusedColumn } from './trustRule.js';
 
 /** A sequence-fed column found by listing the whole database, with what `check` shows about it. */
 export interface SequenceColumn extends SequenceTarget {
@@ -9,28 +10,13 @@ export interface SequenceColumn extends SequenceTarget {
 }
 
 /*
- * Every column of every table (partitioned roots, not their partitions) in every user schema that
- * a sequence feeds. A sequence shared by several tables appears once per table. The same rule as
- * feedingSequence (a sequence OWNED BY the column, as pg_get_serial_sequence finds it, else the
- * one its DEFAULT depends on), written as joins over pg_depend: one pass over the catalog instead
- * of a function call per column, which matters at thousands of tables.
+ * Every column of every table (partitioned roots, not their partitions) in every user schema whose
+ * DEFAULT or identity names a sequence, with the trust rule's verdict (trustRule.ts): one pass over
+ * the catalog instead of a function call per column, which matters at thousands of tables. A
+ * sequence shared by several tables appears once per table.
  */
 const LIST_SQL = `
-WITH owned AS (
-  SELECT d.refobjid AS tbl, d.refobjsubid AS att, min(d.objid) AS seq
-  FROM pg_catalog.pg_depend d
-  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-  WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
-  GROUP BY 1, 2
-), defaults AS (
-  SELECT ad.adrelid AS tbl, ad.adnum AS att, min(d.refobjid) AS seq
-  FROM pg_catalog.pg_attrdef ad
-  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-                             AND d.refclassid = 'pg_catalog.pg_class'::regclass
-  JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-  GROUP BY 1, 2
-)
+WITH ${FED_COLUMNS_CTE}
 SELECT c.oid::int8 AS table_oid,
        format('%I.%I', n.nspname, c.relname) AS table_q,
        n.nspname AS schema_name,
@@ -40,28 +26,64 @@ SELECT c.oid::int8 AS table_oid,
        format_type(a.atttypid, a.atttypmod) AS column_type,
        s.oid::int8 AS sequence_oid,
        format('%I.%I', sn.nspname, s.relname) AS sequence_q,
+       sn.nspname AS sequence_schema,
        ps.seqincrement > 0 AS ascending,
-       CASE WHEN a.attidentity <> '' THEN 'identity' WHEN o.seq IS NOT NULL THEN 'serial' ELSE 'default' END AS kind
-FROM pg_catalog.pg_class c
+       f.kind,
+       f.refusal,
+       ${leadsAnIndex('c.oid', 'a.attnum')} AS indexed
+FROM fed_columns f
+JOIN pg_catalog.pg_class c ON c.oid = f.tbl
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN owned o ON o.tbl = c.oid AND o.att = a.attnum
-LEFT JOIN defaults df ON df.tbl = c.oid AND df.att = a.attnum
-JOIN pg_catalog.pg_class s ON s.oid = COALESCE(o.seq, df.seq)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = f.att AND NOT a.attisdropped
+JOIN pg_catalog.pg_class s ON s.oid = f.seq
 JOIN pg_catalog.pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_catalog.pg_sequence ps ON ps.seqrelid = s.oid
 WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-ORDER BY n.nspname, c.relname, a.attnum`;
+ORDER BY n.nspname, c.relname, a.attnum, s.oid`;
 
 interface Row extends TargetRow {
   column_type: string;
   kind: SequenceColumn['kind'];
+  refusal: RefusedColumn['why'] | null;
 }
 
+async function listRows(db: Queryable): Promise<Row[]> {
+  return (await db.query<Row>(LIST_SQL)).rows;
+}
+
+/**
+ * Every column the trust rule admits as fed by a sequence. Each carries, as `peers`, the other
+ * admitted columns its sequence feeds, so a fix moves a shared sequence past MAX over all of them.
+ */
 export async function listSequenceColumns(db: Queryable): Promise<SequenceColumn[]> {
-  const { rows } = await db.query<Row>(LIST_SQL);
-  return rows.map((row) => ({ ...targetOf(row), kind: row.kind, columnType: row.column_type }));
+  const columns = (await listRows(db))
+    .filter((row) => row.refusal === null)
+    .map((row): SequenceColumn => ({ ...targetOf(row), kind: row.kind, columnType: row.column_type }));
+  const bySequence = new Map<number, SequenceColumn[]>();
+  for (const column of columns) bySequence.set(column.sequenceOid, [...(bySequence.get(column.sequenceOid) ?? []), column]);
+  for (const column of columns) {
+    const peers = bySequence.get(column.sequenceOid)!.filter((other) => other !== column);
+    if (peers.length > 0) {
+      column.peers = peers.map((p): PeerColumn => ({ tableOid: p.tableOid, table: p.table, columnQuoted: p.columnQuoted, indexed: p.indexed !== false }));
+    }
+  }
+  return columns;
+}
+
+/** The columns whose DEFAULT names a sequence that the trust rule refuses (for check, doctor and the docs). */
+export async function listRefusedColumns(db: Queryable): Promise<RefusedColumn[]> {
+  return (await listRows(db))
+    .filter((row) => row.refusal !== null)
+    .map((row) => ({ table: row.table_q, column: row.column_name, sequence: row.sequence_q, why: row.refusal! }));
+}
+
+/**
+ * Sequence-fed columns whose MAX is a full scan: no valid btree index leads with the column (a key
+ * like `(tenant, id)`). For `seqwatch doctor`: each check of such a column reads the whole table.
+ */
+export async function listFullScanColumns(db: Queryable): Promise<SequenceColumn[]> {
+  return (await listSequenceColumns(db)).filter((column) => column.indexed === false);
 }
 
 /**

@@ -1,6 +1,17 @@
 import type { Queryable } from './Queryable.js';
 import { RateLimiter } from './RateLimiter.js';
 import { TtlCache } from './TtlCache.js';
+import { fedColumnsCte, leadsAnIndex, peersOf, type RefusedColumn, type Refusal } from './trustRule.js';
+
+/** Another column a shared sequence feeds (trusted too): its MAX counts as well. */
+export interface PeerColumn {
+  tableOid: number;
+  /** Schema-qualified and quoted by the server. */
+  table: string;
+  columnQuoted: string;
+  /** The column leads a btree index (MAX is an index read, not a full scan). */
+  indexed: boolean;
+}
 
 /** A column fed by a sequence, found through the catalog: everything a check or a fix needs. */
 export interface SequenceTarget {
@@ -16,10 +27,19 @@ export interface SequenceTarget {
   columnQuoted: string;
   sequenceOid: number;
   sequence: string;
+  /** The sequence's schema, unquoted (the policy applies to it as well). */
+  sequenceSchema?: string;
   /** The sequence counts up (the usual case); false for a descending one, whose collisions are at MIN. */
   ascending?: boolean;
   /** The index the log named, schema-qualified and quoted (absent when found by listing every column). */
   index?: string;
+  /**
+   * The other trusted columns this sequence feeds (a sequence shared by several tables): the fix
+   * moves it past MAX over all of them, so that one error heals every table it feeds.
+   */
+  peers?: PeerColumn[];
+  /** False when no btree index leads with the column: MAX over it is a full scan of the table. */
+  indexed?: boolean;
 }
 
 /** A unique index whose key no sequence feeds (`users_login_key`): a real duplicate, nothing to heal. */
@@ -33,25 +53,8 @@ export interface Resolution {
   /** Every index of that name has been considered: one per schema that has it. */
   targets: SequenceTarget[];
   nonSequence: NonSequenceIndex[];
-}
-
-/**
- * The sequence that feeds column `att` of table `rel` (schema row `nsp`), as a one-column (`oid`)
- * subquery: pg_get_serial_sequence (serial, identity), else the sequence the column's DEFAULT
- * depends on (DEFAULT nextval(...) on a sequence that is not OWNED BY it, or one shared by tables).
- */
-export function feedingSequence(rel: string, nsp: string, att: string): string {
-  return `
-  SELECT COALESCE(
-    pg_catalog.pg_get_serial_sequence(format('%I.%I', ${nsp}.nspname, ${rel}.relname), ${att}.attname)::regclass::oid,
-    (SELECT d.refobjid
-       FROM pg_catalog.pg_attrdef ad
-       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass AND d.objid = ad.oid
-                                  AND d.refclassid = 'pg_catalog.pg_class'::regclass
-       JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-      WHERE ad.adrelid = ${rel}.oid AND ad.adnum = ${att}.attnum
-      ORDER BY d.refobjid LIMIT 1)) AS oid
-`;
+  /** Key columns whose DEFAULT names a sequence that the trust rule refuses (present when there are any). */
+  refused?: RefusedColumn[];
 }
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: a longer "name" cannot be in the catalog. */
@@ -59,10 +62,16 @@ const MAX_IDENTIFIER_BYTES = 63;
 
 /*
  * One round trip, the index names as the only bind parameter (a text array). For every unique index
- * of those names, in any schema: its key columns, mapped to the root table of a partition tree, and for each the
- * sequence that feeds it (feedingSequence).
+ * of those names, in any schema: its key columns, mapped to the root table of a partition tree, and
+ * for each the sequence the trust rule says feeds it (or refuses, and why), whether the column
+ * leads an index, and the other trusted columns the same sequence feeds.
  */
 const RESOLVE_SQL = `
+WITH matched_roots AS (
+  SELECT DISTINCT COALESCE(pg_catalog.pg_partition_root(mx.indrelid), mx.indrelid) AS root
+  FROM pg_catalog.pg_class mi JOIN pg_catalog.pg_index mx ON mx.indexrelid = mi.oid AND mx.indisunique
+  WHERE mi.relname = ANY($1::pg_catalog.text[]) AND mi.relkind IN ('i', 'I')
+), ${fedColumnsCte('SELECT root FROM matched_roots')}
 SELECT ix.relname AS index_name,
        x.indexrelid::int8 AS index_oid,
        format('%I.%I', ixn.nspname, ix.relname) AS index_q,
@@ -74,7 +83,12 @@ SELECT ix.relname AS index_name,
        quote_ident(ra.attname) AS column_q,
        seq.oid::int8 AS sequence_oid,
        CASE WHEN seq.oid IS NOT NULL THEN format('%I.%I', sn.nspname, seq.relname) END AS sequence_q,
-       (SELECT ps.seqincrement > 0 FROM pg_catalog.pg_sequence ps WHERE ps.seqrelid = seq.oid) AS ascending
+       sn.nspname AS sequence_schema,
+       (SELECT ps.seqincrement > 0 FROM pg_catalog.pg_sequence ps WHERE ps.seqrelid = seq.oid) AS ascending,
+       f.kind,
+       f.refusal,
+       ${leadsAnIndex('r.oid', 'ra.attnum')} AS indexed,
+       CASE WHEN f.refusal IS NULL AND seq.oid IS NOT NULL THEN ${peersOf('f.seq', 'r.oid', 'ra.attnum')} END AS peers
 FROM pg_catalog.pg_class ix
 JOIN pg_catalog.pg_namespace ixn ON ixn.oid = ix.relnamespace
 JOIN pg_catalog.pg_index x ON x.indexrelid = ix.oid AND x.indisunique
@@ -84,11 +98,14 @@ JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace
 CROSS JOIN LATERAL unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
 JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
 JOIN pg_catalog.pg_attribute ra ON ra.attrelid = r.oid AND ra.attname = a.attname AND NOT ra.attisdropped
-LEFT JOIN LATERAL (${feedingSequence('r', 'rn', 'ra')}) fed ON true
-LEFT JOIN pg_catalog.pg_class seq ON seq.oid = fed.oid
+LEFT JOIN fed_columns f ON f.tbl = r.oid AND f.att = ra.attnum
+LEFT JOIN pg_catalog.pg_class seq ON seq.oid = f.seq
 LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
 WHERE ix.relname = ANY($1::pg_catalog.text[]) AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
-ORDER BY ix.relname, ixn.nspname, k.n`;
+ORDER BY ix.relname, ixn.nspname, k.n, f.seq`;
+
+const EXISTING_INDEXES_SQL = `
+SELECT DISTINCT relname FROM pg_catalog.pg_class WHERE relname = ANY($1::pg_catalog.text[]) AND relkind IN ('i', 'I')`;
 
 /** The catalog columns both catalog queries return for a sequence-fed column. */
 export interface TargetRow {
@@ -100,11 +117,14 @@ export interface TargetRow {
   column_q: string;
   sequence_oid: string;
   sequence_q: string;
+  sequence_schema?: string;
   ascending: boolean | null;
+  indexed?: boolean;
+  peers?: Array<{ table_oid: string | number; table_q: string; column_q: string; indexed: boolean }> | null;
 }
 
 export function targetOf(row: TargetRow): SequenceTarget {
-  return {
+  const target: SequenceTarget = {
     tableOid: Number(row.table_oid),
     table: row.table_q,
     schema: row.schema_name,
@@ -115,6 +135,10 @@ export function targetOf(row: TargetRow): SequenceTarget {
     sequence: row.sequence_q,
     ascending: row.ascending !== false,
   };
+  if (row.sequence_schema !== undefined) target.sequenceSchema = row.sequence_schema;
+  if (row.indexed !== undefined) target.indexed = row.indexed;
+  if (row.peers) target.peers = row.peers.map((p) => ({ tableOid: Number(p.table_oid), table: p.table_q, columnQuoted: p.column_q, indexed: p.indexed }));
+  return target;
 }
 
 interface Row extends Omit<TargetRow, 'sequence_oid' | 'sequence_q'> {
@@ -123,6 +147,8 @@ interface Row extends Omit<TargetRow, 'sequence_oid' | 'sequence_q'> {
   index_q: string;
   sequence_oid: string | null;
   sequence_q: string | null;
+  kind: 'identity' | 'serial' | 'default' | null;
+  refusal: Refusal | null;
 }
 
 /** Names the catalog cannot hold (empty, a NUL, longer than NAMEDATALEN - 1 bytes): answered without asking it. */
@@ -139,7 +165,13 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
 export async function resolveIndexes(db: Queryable, indexNames: string[]): Promise<Map<string, Resolution>> {
   const resolutions = new Map<string, Resolution>();
   for (const name of indexNames) resolutions.set(name, { targets: [], nonSequence: [] });
-  const askable = indexNames.filter((name) => !impossibleName(name));
+  let askable = indexNames.filter((name) => !impossibleName(name));
+  if (askable.length > 1) {
+    // A batch (a flood of names, most of them forged or garbled): first the cheap question which of
+    // them are indexes at all; the full statement, costly to plan, only for those.
+    const { rows: found } = await db.query<{ relname: string }>(EXISTING_INDEXES_SQL, [askable]);
+    askable = found.map((row) => row.relname);
+  }
   if (askable.length === 0) return resolutions;
   const { rows } = await db.query<Row>(RESOLVE_SQL, [askable]);
   const byIndex = new Map<string, Row[]>();
@@ -147,9 +179,13 @@ export async function resolveIndexes(db: Queryable, indexNames: string[]): Promi
   for (const columns of byIndex.values()) {
     const first = columns[0]!;
     const resolution = resolutions.get(first.index_name)!;
-    const fed = columns.filter((row) => row.sequence_oid !== null);
-    if (fed.length === 0) {
-      resolution.nonSequence.push({ table: first.table_q, index: first.index_q, columns: columns.map((c) => c.column_name) });
+    const fed = columns.filter((row) => row.sequence_oid !== null && row.refusal === null);
+    const refused = columns.filter((row) => row.sequence_oid !== null && row.refusal !== null);
+    for (const row of refused) {
+      (resolution.refused ??= []).push({ table: row.table_q, column: row.column_name, sequence: row.sequence_q!, why: row.refusal!, index: row.index_q });
+    }
+    if (fed.length === 0 && refused.length === 0) {
+      resolution.nonSequence.push({ table: first.table_q, index: first.index_q, columns: [...new Set(columns.map((c) => c.column_name))] });
       continue;
     }
     for (const row of fed) resolution.targets.push({ ...targetOf(row as TargetRow), index: row.index_q });
@@ -184,11 +220,19 @@ export class IndexResolver {
   private readonly limiter: RateLimiter;
   private readonly waiting = new Map<string, { resolve: (r: Resolution) => void; reject: (e: Error) => void }>();
   private flushing = false;
+  /** The database, counting each statement sent (a batch may take two: which names exist, then those). */
+  private readonly counted: Queryable;
 
   constructor(
-    private readonly db: Queryable,
+    db: Queryable,
     private readonly options: IndexResolverOptions = {},
   ) {
+    this.counted = {
+      query: (text, values) => {
+        this.queries++;
+        return db.query(text, values);
+      },
+    };
     this.cache = new TtlCache(options.maxEntries ?? 10_000);
     this.limiter = new RateLimiter(options.queriesPerSecond ?? 10, options.queryBurst ?? 10);
   }
@@ -200,7 +244,7 @@ export class IndexResolver {
     this.cache.set(indexName, lookup, this.options.unknownTtlMs ?? 30_000);
     lookup.then(
       (resolution) => {
-        const found = resolution.targets.length + resolution.nonSequence.length > 0;
+        const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
         if (found && this.cache.get(indexName) === lookup) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
       },
       // A failed lookup (database down) must be retried, not remembered.
@@ -221,8 +265,7 @@ export class IndexResolver {
         const batch = [...this.waiting].slice(0, this.options.batchSize ?? 1_000);
         for (const [name] of batch) this.waiting.delete(name);
         try {
-          this.queries++;
-          const resolutions = await resolveIndexes(this.db, batch.map(([name]) => name));
+          const resolutions = await resolveIndexes(this.counted, batch.map(([name]) => name));
           for (const [name, waiter] of batch) waiter.resolve(resolutions.get(name)!);
         } catch (error) {
           for (const [, waiter] of batch) waiter.reject(error as Error);

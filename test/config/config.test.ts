@@ -50,7 +50,7 @@ describe('config', () => {
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour, stale_after)');
+      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour, stale_after, max_jump, near_limit_percent)');
     }
   });
 

@@ -104,10 +104,12 @@ Examples:
           rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
           continue;
         }
-        if (resolution.targets.length === 0 && resolution.nonSequence.length === 0) {
+        if (resolution.targets.length === 0 && resolution.nonSequence.length === 0 && !resolution.refused?.length) {
           rows.push({ ...base, table: null, sequence: null, would: 'skip: no such index', now: null });
         }
         for (const index of resolution.nonSequence) rows.push({ ...base, table: index.table, sequence: null, would: 'skip: not fed by a sequence', now: null });
+        // The trust rule's refusals (docs/safety-trust.md): an expression default, or another owner's sequence.
+        for (const r of resolution.refused ?? []) rows.push({ ...base, table: r.table, sequence: r.sequence, would: r.why === 'expression' ? 'skip: expression default' : 'skip: untrusted sequence', now: null });
         for (const target of resolution.targets) {
           let now: string;
           try {
