@@ -84,4 +84,21 @@ describe('seqwatch doctor', () => {
     expect(result.stdout).toContain('nothing to fix');
     expect(result.code).toBe(0);
   });
+
+  it('warns of a key whose MAX is a full scan and of a DEFAULT the trust rule refuses, naming the index to create', async () => {
+    const other = await createTestDatabase('doctorcols');
+    try {
+      await other.pool.query(`CREATE TABLE line (tenant int, id serial, PRIMARY KEY (tenant, id));
+                              CREATE SEQUENCE invoice_n_seq;
+                              CREATE TABLE invoice (n bigint PRIMARY KEY DEFAULT nextval('invoice_n_seq') * 100 + 7);`);
+      const path = join(dir, `cols-${Math.random()}.yaml`);
+      writeFileSync(path, stringify({ database: { url: other.url }, sources: [{ path: join(dir, 'later.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: join(dir, 'state') }));
+      const result = await doctor(path);
+      expect(result.stdout).toMatch(/warn +public\.line\.id: no index leads with it, so each check reads the whole table/);
+      expect(result.stdout).toContain('CREATE INDEX CONCURRENTLY ON public.line (id);');
+      expect(result.stdout).toMatch(/warn +public\.invoice\.n is never healed: its DEFAULT uses public\.invoice_n_seq, in an expression/);
+    } finally {
+      await other.drop();
+    }
+  });
 });

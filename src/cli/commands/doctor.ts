@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { databasesOf, loadConfig, type Config, type SourceConfig } from '../../config/config.js';
 import { serverRoles, type Database } from '../../db/Database.js';
-import { listSequenceColumns } from '../../db/listSequenceColumns.js';
+import { listFullScanColumns, listRefusedColumns, listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { recognise, type Format } from '../../formats/createParser.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
 import { globToRegExp, isGlob } from '../../sources/glob.js';
@@ -176,11 +176,38 @@ export async function diagnose(config: Config, db: Database, options: DiagnoseOp
       findings.push({ level: 'ok', what: `${who.user} is not a superuser` });
     }
     findings.push(...(await privilegeFindings(db, who.user)));
+    findings.push(...(await columnFindings(db)));
     const settings = await serverSettings(db);
     findings.push(...settingFindings(config, settings, Number(who.version_num)));
     findings.push(...sourceFindings(config, settings.log_line_prefix, as), ...local);
   } finally {
     await db.close();
+  }
+  return findings;
+}
+
+/**
+ * Columns the checks treat specially (docs/safety-trust.md): a DEFAULT the trust rule refuses is
+ * never acted on, and a sequence column that leads no index makes each check read the whole table.
+ * Names come from the catalog (format('%I.%I')), never from a log.
+ */
+async function columnFindings(db: Database): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  for (const c of await listRefusedColumns(db)) {
+    findings.push({
+      level: 'warn',
+      what: `${c.table}.${c.column} is never healed: its DEFAULT uses ${c.sequence}, ${
+        c.why === 'expression' ? 'in an expression, not as a plain nextval()' : "but the table's owner may not use that sequence (trust rule)"
+      }`,
+      fix: c.why === 'expression' ? 'nothing to do if intended; seqwatch cannot tell what the expression makes of the sequence' : `if the column is genuine: GRANT USAGE ON SEQUENCE ${c.sequence} TO the owner of ${c.table}`,
+    });
+  }
+  for (const c of await listFullScanColumns(db)) {
+    findings.push({
+      level: 'warn',
+      what: `${c.table}.${c.columnQuoted}: no index leads with it, so each check reads the whole table (bounded by a 5 s statement_timeout)`,
+      fix: `CREATE INDEX CONCURRENTLY ON ${c.table} (${c.columnQuoted});`,
+    });
   }
   return findings;
 }
