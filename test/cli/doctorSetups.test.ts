@@ -4,11 +4,10 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findSystemBinaries, freePort, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
-import { repoRoot } from '../helpers/db.js';
+import { repoRoot, sqlOn as sql } from '../helpers/db.js';
 import { runCli, waitUntil } from '../helpers/daemon.js';
 import { createDebianCluster, createServiceUser, debianVersion, isRoot, type DebianCluster, type ServiceUser } from '../helpers/hostSetup.js';
 
@@ -27,15 +26,6 @@ const ROLE_SQL = (role: string, password: string) => `
   GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};
   GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${role};`;
 
-async function sql(url: string, text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 const scratchDirs: string[] = [];
 afterAll(() => {

@@ -1,18 +1,9 @@
+import { sqlOn as sql } from '../helpers/db.js';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findLocalBinaries, localBinariesMajor, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { startDaemon } from '../helpers/daemon.js';
 
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
 
 /*
  * Real logical replication between two local clusters: a publisher, and a subscriber that already

@@ -63,3 +63,14 @@ export function gotrsSchema(): string {
   }
   return readFileSync(path, 'utf8');
 }
+
+/** One statement on its own connection (a server that is not the suite's, a standby, a subscriber). */
+export async function sqlOn(url: string, text: string): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await client.query(text);
+  } finally {
+    await client.end();
+  }
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { endpointsOf } from '../../src/db/Database.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { createTestDatabase, type TestDatabase, sqlOn as sql } from '../helpers/db.js';
 import { duplicateKeyLine, freePort, runCli, startDaemon, waitUntil, type RunningDaemon } from '../helpers/daemon.js';
 import { startStandby, type Standby } from '../helpers/standby.js';
 import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
@@ -212,12 +212,3 @@ describe.runIf(findSystemBinaries())('a real streaming standby (pg_basebackup -R
   }, 90_000);
 });
 
-async function sql(url: string, text: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await client.query(text);
-  } finally {
-    await client.end();
-  }
-}
