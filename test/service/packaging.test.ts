@@ -257,10 +257,16 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     await startAsTheUnitWould();
     // The password file itself is root's alone: the daemon read the credential.
     expect((await run('setpriv', ['--reuid', String(user!.uid), '--regid', String(user!.gid), '--init-groups', '--', 'test', '-r', join(etc, 'db_password')]).then(() => true, () => false))).toBe(false);
-    await expect(cluster.psql("INSERT INTO ticket (title) VALUES ('new')", 'gotrs')).rejects.toThrow(/duplicate key value violates unique constraint "ticket_pkey"/);
+    // The installed service watches the tables by default (docs/watch.md): it may heal the import
+    // before the application's first INSERT fails; otherwise that INSERT fails once and the log heals it.
+    const first = await cluster.psql("INSERT INTO ticket (title) VALUES ('new') RETURNING id", 'gotrs').then(
+      (id) => id.trim(),
+      (error: Error) => error.message,
+    );
+    if (first !== '501') expect(first).toMatch(/duplicate key value violates unique constraint "ticket_pkey"/);
     const healed = await waitFor('the remediated record', () => audit().find((r) => r.event === 'remediated'), 30_000);
     expect(healed).toMatchObject({ table: 'public.ticket', after: '500' });
-    expect((await cluster.psql("INSERT INTO ticket (title) VALUES ('new') RETURNING id", 'gotrs')).trim()).toBe('501');
+    expect((await cluster.psql("INSERT INTO ticket (title) VALUES ('new') RETURNING id", 'gotrs')).trim()).toBe(first === '501' ? '502' : '501');
     await stop();
     expect(daemon!.exitCode).toBe(0);
   });
