@@ -69,7 +69,9 @@ export function isUnavailable(error: unknown): boolean {
   if (error instanceof DatabaseUnavailable) return true;
   const e = error as { code?: string; message?: string };
   if (e?.code && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_ERRNOS.has(e.code))) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(e?.message ?? '');
+  // pg-pool's "timeout exceeded when trying to connect": no connection to be had in time (a restart,
+  // an overloaded server), not a wrong statement: waited out and retried like the others.
+  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|timeout exceeded when trying to connect/i.test(e?.message ?? '');
 }
 
 interface Endpoint {
