@@ -113,9 +113,8 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
     await healed(s.url, daemon);
   });
 
-  // PostgreSQL writes to /dev/log; a stand-in for rsyslog writes what it gets to a file. Only where
-  // no syslog daemon owns /dev/log and the tests may create it (as root, as in CI).
-  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: PostgreSQL through (a stand-in for) rsyslog', async () => {
+  /** A server logging to syslog through the stand-in rsyslog on /dev/log, followed by a daemon. */
+  async function throughSyslog(body: (s: Awaited<ReturnType<typeof server>>, daemon: RunningDaemon, file: string) => Promise<void>): Promise<void> {
     const file = join(mkdtempSync(join(tmpdir(), 'seqwatch-syslog-')), 'postgresql.log');
     writeFileSync(file, '');
     const receiver = await startSyslogReceiver('/dev/log', file);
@@ -127,29 +126,26 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
         remediation: { debounce_ms: 50 },
       });
       daemons.push(daemon);
-      await driftAndFail(s.url);
-      await healed(s.url, daemon);
-      expect(readFileSync(file, 'utf8')).toMatch(/testhost postgres\[\d+\]: \[\d+-1\] postgres@postgres ERROR: {2}duplicate key/);
+      await body(s, daemon, file);
     } finally {
       receiver.kill();
       rmSync('/dev/log', { force: true });
     }
-  });
+  }
+
+  // PostgreSQL writes to /dev/log; a stand-in for rsyslog writes what it gets to a file. Only where
+  // no syslog daemon owns /dev/log and the tests may create it (as root, as in CI).
+  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: PostgreSQL through (a stand-in for) rsyslog', () =>
+    throughSyslog(async (s, daemon, file) => {
+      await driftAndFail(s.url);
+      await healed(s.url, daemon);
+      expect(readFileSync(file, 'utf8')).toMatch(/testhost postgres\[\d+\]: \[\d+-1\] postgres@postgres ERROR: {2}duplicate key/);
+    }));
 
   // Issue 16 item 5: PostgreSQL cuts a syslog message every 900 bytes (at the last space, or hard
   // when there is none); a statement can be built so that a cut piece begins like a record.
-  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: a piece PostgreSQL cut off a long statement is never a record', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'seqwatch-syslog-')), 'postgresql.log');
-    writeFileSync(file, '');
-    const receiver = await startSyslogReceiver('/dev/log', file);
-    try {
-      const s = await server('%q%u@%d ', { log_destination: 'syslog', syslog_ident: 'postgres' });
-      const daemon = await startDaemon({
-        database: { url: s.url },
-        sources: [{ path: file, format: 'syslog', log_line_prefix: '%q%u@%d ' }],
-        remediation: { debounce_ms: 50 },
-      });
-      daemons.push(daemon);
+  it.runIf(process.getuid?.() === 0 && !existsSync('/dev/log'))('syslog: a piece PostgreSQL cut off a long statement is never a record', () =>
+    throughSyslog(async (s, daemon, file) => {
       const client = new pg.Client({ connectionString: s.url });
       await client.connect();
       await client.query('CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 42)');
@@ -164,11 +160,7 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
       await daemon.waitForAudit('queue healed', (r) => r.event === 'remediated' && r.table === 'public.queue', 15_000);
       expect(readFileSync(file, 'utf8')).toMatch(/postgres\[\d+\]: \[\d+-[2-9]\] postgres@postgres ERROR: {2}duplicate key value violates unique constraint "ticket_pkey"$/m);
       expect(daemon.audit().filter((r) => JSON.stringify(r).includes('ticket'))).toEqual([]);
-    } finally {
-      receiver.kill();
-      rmSync('/dev/log', { force: true });
-    }
-  });
+    }));
 
   it('auto detects the format and says which', async () => {
     const s = servers[0]!;
