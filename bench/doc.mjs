@@ -13,12 +13,12 @@ const ORDER = ['heal', 'live', 'replay', 'fix', 'startup', 'watch'];
 
 /** The peer each benchmark measures in the same run, when its result file does not say (`peer`). */
 const PEERS = {
-  heal: 'a cron sweep every minute running the runbook\'s DO block (run for real), and a hand-run `setval` after a person is paged (15 minutes assumed)',
+  heal: "a cron sweep every minute running the runbook's DO block (run for real), and a hand-run `setval` after a person is paged (15 minutes assumed)",
   live: '`tail -F | grep -F` following the same file',
   replay: "`grep -c -F -e 'duplicate key' -e '_id_seq'` over the same log; `fail2ban-regex` with the equivalent filter on its first 64 MiB (when installed)",
   fix: 'a correct single DO block run by `psql` (`bench/do-block.sql`; its read-only half `bench/do-block-check.sql` for `check`)',
   startup: '`node -e 0` as a whole process',
-  watch: 'a full sweep of every sequence, alternating with the watch\'s rounds',
+  watch: "a full sweep of every sequence, alternating with the watch's rounds",
 };
 
 /**
@@ -47,7 +47,9 @@ const TARGETS = {
     /** The target is for a busy log: say how busy the measured one was, when the file says. */
     context: (data) => {
       const violations = data.log_contents?.login_key;
-      return typeof violations === 'number' ? `on a log with ${violations.toLocaleString('en-US')} non-sequence violations (the target's: ~150,000)` : undefined;
+      return typeof violations === 'number'
+        ? `on a log with ${violations.toLocaleString('en-US')} non-sequence violations (the target's: ~150,000)`
+        : undefined;
     },
   },
   fix: {
@@ -156,7 +158,8 @@ function verdicts(name, data) {
     const seen = new Set();
     for (const [path, value] of leaves(data)) {
       const dotted = path.join('.');
-      if (typeof value !== 'number' || !check.path.test(dotted) || (check.when && !check.when.test(dotted)) || check.unless?.test(dotted) || seen.has(value)) continue;
+      if (typeof value !== 'number' || !check.path.test(dotted) || (check.when && !check.when.test(dotted)) || check.unless?.test(dotted) || seen.has(value))
+        continue;
       seen.add(value);
       found.push({ path, value, met: check.strict ? value < check.max : value <= check.max, limit: check.max });
     }
@@ -172,9 +175,15 @@ const machineLine = (data) => {
   return `machine: ${parts.filter(Boolean).join(', ')}`;
 };
 
-const dateLine = (data) => (data.date ? `date: ${String(data.date).replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC')}` : 'date: not recorded');
+const dateLine = (data) =>
+  data.date
+    ? `date: ${String(data.date)
+        .replace('T', ' ')
+        .replace(/:\d\d(\.\d+)?Z$/, ' UTC')}`
+    : 'date: not recorded';
 
-const table = (header, rows) => [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
+const table = (header, rows) =>
+  [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)].join('\n');
 
 function renderOne({ name, data }, notes) {
   const out = [`## ${name}`, ''];
@@ -188,10 +197,14 @@ function renderOne({ name, data }, notes) {
   if (judged) {
     out.push(`**Target** (issue 14): ${judged.text}.`, '');
     if (judged.found.length === 0) out.push('No figure in this file is judged by it yet.', '');
-    for (const { path, value, met, limit } of judged.found) out.push(`- \`${path.join('.')}\` = ${formatValue(path, value)} (limit ${formatValue(path, limit)}): ${met ? 'met' : 'not met'}${judged.context ? `, ${judged.context}` : ''}`);
+    for (const { path, value, met, limit } of judged.found)
+      out.push(
+        `- \`${path.join('.')}\` = ${formatValue(path, value)} (limit ${formatValue(path, limit)}): ${met ? 'met' : 'not met'}${judged.context ? `, ${judged.context}` : ''}`,
+      );
     if (judged.found.length > 0) out.push('');
   }
-  if (data.target !== undefined) out.push(`The bench's own target: ${data.target}${data.target_met === undefined ? '' : `: ${data.target_met ? 'met' : 'not met'}`}.`, '');
+  if (data.target !== undefined)
+    out.push(`The bench's own target: ${data.target}${data.target_met === undefined ? '' : `: ${data.target_met ? 'met' : 'not met'}`}.`, '');
 
   const ratioRows = ratios(data).map(([path, value]) => [ratioLabel(path), formatValue(path, value)]);
   if (ratioRows.length > 0) out.push(table(['ratio', 'value'], ratioRows), '');
@@ -223,7 +236,10 @@ export function renderBenchmarksDoc(results, notes) {
   for (const row of summaryRows(results)) out.push(`| [${row.name}](#${row.name.replace(/[^a-z0-9-]/g, '')}) | ${row.ratios} | ${row.target} |`);
   out.push('');
   for (const result of results) out.push(renderOne(result, notes));
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 /** Where a judged figure sits, briefly: "heal_seconds.p99 ", or "formats.csvlog " for a ratio. */
@@ -239,8 +255,12 @@ function summaryRows(results) {
       ? '-'
       : judged.found.length === 0
         ? 'not measured yet'
-        : judged.found.map(({ path, value, met, limit }) => `${verdictLabel(path)}${formatValue(path, value)} (limit ${formatValue(path, limit)}): ${met ? 'met' : 'not met'}`).join('; ') +
-          (judged.context ? `, ${judged.context}` : '');
+        : judged.found
+            .map(
+              ({ path, value, met, limit }) =>
+                `${verdictLabel(path)}${formatValue(path, value)} (limit ${formatValue(path, limit)}): ${met ? 'met' : 'not met'}`,
+            )
+            .join('; ') + (judged.context ? `, ${judged.context}` : '');
     const shown = ratios(data).map(([path, value]) => `${ratioLabel(path)}: **${formatValue(path, value)}**`);
     return { name, ratios: shown.length > 0 ? shown.join('; ') : '-', target };
   });
@@ -248,8 +268,13 @@ function summaryRows(results) {
 
 /** The README's short table: one row per result file, its ratios and its target's verdict. */
 export function renderReadmeTable(results) {
-  const dates = results.map(({ data }) => String(data.date ?? '').slice(0, 10)).filter(Boolean).sort();
-  const rows = summaryRows(results).map((row) => `| [${row.name}](docs/benchmarks.md#${row.name.replace(/[^a-z0-9-]/g, '')}) | ${row.ratios} | ${row.target} |`);
+  const dates = results
+    .map(({ data }) => String(data.date ?? '').slice(0, 10))
+    .filter(Boolean)
+    .sort();
+  const rows = summaryRows(results).map(
+    (row) => `| [${row.name}](docs/benchmarks.md#${row.name.replace(/[^a-z0-9-]/g, '')}) | ${row.ratios} | ${row.target} |`,
+  );
   return [
     '| benchmark | seqwatch against its peer in the same run | target (issue 14) |',
     '|---|---|---|',
