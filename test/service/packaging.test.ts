@@ -120,13 +120,19 @@ describe('the supported Node.js versions', () => {
   });
 });
 
-/** The command blocks of README.md that follow `<!-- replayed by test/service/packaging.test.ts: NAME -->`. */
-function readmeBlock(name: string): string {
-  const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
+/** Where the replayed blocks live: the install in the README, upgrade and uninstall in the operations guide. */
+const REPLAYED_DOCS = ['README.md', 'docs/operations.md'];
+
+/** The command block that follows `<!-- replayed by test/service/packaging.test.ts: NAME -->`, in exactly one of REPLAYED_DOCS. */
+function replayedBlock(name: string): string {
   const marker = `<!-- replayed by test/service/packaging.test.ts: ${name} -->\n\`\`\`sh\n`;
-  const at = readme.indexOf(marker);
-  if (at < 0) throw new Error(`README.md has no block marked ${name}`);
-  return readme.slice(at + marker.length, readme.indexOf('\n```', at + marker.length));
+  const found = REPLAYED_DOCS.flatMap((file) => {
+    const text = readFileSync(join(repoRoot, file), 'utf8');
+    const at = text.indexOf(marker);
+    return at < 0 ? [] : [text.slice(at + marker.length, text.indexOf('\n```', at + marker.length))];
+  });
+  if (found.length !== 1) throw new Error(`${REPLAYED_DOCS.join(' and ')} have ${found.length} blocks marked ${name}, not one`);
+  return found[0]!;
 }
 
 /**
@@ -147,7 +153,7 @@ const unitValues = (unit: string, key: string) => [...unit.matchAll(new RegExp(`
 const canReplay = isRoot && debianVersion() !== undefined && existsSync('/usr/bin/setpriv');
 
 /*
- * The README's service install, replayed as written (see inScratchRoot), against a cluster made by
+ * The documented service install (README.md, docs/operations.md), replayed as written (see inScratchRoot), against a cluster made by
  * pg_createcluster; then the daemon started exactly as the unit would start it, as an unprivileged
  * user, and shown to heal. Then the upgrade and the uninstall blocks.
  */
@@ -161,13 +167,13 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
   const audit = () => readAudit(join(root, 'var/log/seqwatch/audit.jsonl'));
 
   async function replay(name: string): Promise<void> {
-    const script = `set -euo pipefail\n${inScratchRoot(readmeBlock(name))}\n`;
+    const script = `set -euo pipefail\n${inScratchRoot(replayedBlock(name))}\n`;
     await run('bash', ['-c', script], {
       cwd: checkout,
       env: { ...process.env, ROOT: root, PATH: `${root}/usr/bin:${process.env.PATH}`, PGPORT: String(cluster.port), EDITOR: `sh ${join(root, 'edit.sh')}` },
       maxBuffer: 64 * 2 ** 20,
     }).catch((error: { message: string; stdout: string; stderr: string }) => {
-      throw new Error(`the README's ${name} block failed: ${error.message}\n${error.stdout}\n${error.stderr}`);
+      throw new Error(`the documented ${name} block failed: ${error.message}\n${error.stdout}\n${error.stderr}`);
     });
   }
 
