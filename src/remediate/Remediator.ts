@@ -8,7 +8,7 @@ import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveInd
 import { refusalText } from '../db/trustRule.js';
 import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySequenceError.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch } from './advice.js';
+import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
 import { SequenceChecks } from './SequenceChecks.js';
 import { Sweeper } from './Sweeper.js';
@@ -271,8 +271,7 @@ export class Remediator {
     if (!verified) return;
     const { reason, advice, unverified } = SEQUENCE_ERROR_ADVICE[kind];
     if (verified.length === 0) {
-      const msg = `a record reports ${kind} for a sequence named ${JSON.stringify(incident.constraint)}, but the catalog does not confirm it (${unverified}): not an alert; a forged, garbled or outdated record`;
-      this.throttle.once('skipped', trigger, 'unverified_sequence_error', msg, { kind });
+      this.throttle.once('skipped', trigger, 'unverified_sequence_error', unverifiedSequenceError(kind, incident.constraint, unverified), { kind });
       return;
     }
     for (const found of verified) {
@@ -302,15 +301,8 @@ export class Remediator {
         what: `checking ${target.sequence}`,
       });
       if (!state) continue;
-      const behind = state.verdict === 'planned' || state.verdict === 'held';
-      const now = behind ? `behind (next ${state.nextBefore}, MAX ${state.maxId})` : state.verdict === 'exhausted' ? 'exhausted' : 'in sync';
-      this.throttle.once(
-        'skipped',
-        trigger,
-        'stale_record',
-        `a duplicate key error logged ${Math.round(age / 60_000)} min ago on ${target.index}: not acted on (older than remediation.stale_after); ${target.sequence} is ${now} now${behind ? ': seqwatch fix, the sweep or the next error heals it' : ''}`,
-        { database: this.settings.database, table: target.table, sequence: target.sequence, before: state.before, max_id: state.maxId ?? '' },
-      );
+      const fields = { database: this.settings.database, table: target.table, sequence: target.sequence, before: state.before, max_id: state.maxId ?? '' };
+      this.throttle.once('skipped', trigger, 'stale_record', staleRecord(target, state, age), fields);
     }
   }
 

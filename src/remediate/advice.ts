@@ -1,5 +1,5 @@
 import { exhaustedAdvice, sqlLiteral } from '../audit/writeSequenceOutcome.js';
-import { needsFullScan } from '../db/guardedSetval.js';
+import { needsFullScan, type SequenceState } from '../db/guardedSetval.js';
 import type { SequenceTarget } from '../db/resolveIndex.js';
 import type { SequenceErrorKind, VerifiedSequenceError } from '../db/verifySequenceError.js';
 import type { Incident } from '../detect/detectIncident.js';
@@ -45,6 +45,21 @@ export const SEQUENCE_ERROR_ADVICE: Record<SequenceErrorKind, { reason: string; 
 /** A record whose SQLSTATE is not the one its text reads like (a plain RAISE is P0001). */
 export function sqlstateMismatch(kind: string, expected: string, sqlstate: string): string {
   return `a record reads like ${kind} (SQLSTATE ${expected}) but its SQLSTATE is ${JSON.stringify(sqlstate)}${sqlstate === 'P0001' ? ' (a RAISE from SQL code, not the server)' : ''}: not that error, nothing done`;
+}
+
+/** A sequence error the catalog does not confirm. */
+export function unverifiedSequenceError(kind: string, name: string, unverified: string): string {
+  return `a record reports ${kind} for a sequence named ${JSON.stringify(name)}, but the catalog does not confirm it (${unverified}): not an alert; a forged, garbled or outdated record`;
+}
+
+/** A duplicate key error logged longer ago than remediation.stale_after, and where its sequence stands now. */
+export function staleRecord(target: SequenceTarget, state: SequenceState, ageMs: number): string {
+  const behind = state.verdict === 'planned' || state.verdict === 'held';
+  const now = behind ? `behind (next ${state.nextBefore}, MAX ${state.maxId})` : state.verdict === 'exhausted' ? 'exhausted' : 'in sync';
+  return (
+    `a duplicate key error logged ${Math.round(ageMs / 60_000)} min ago on ${target.index}: not acted on (older than remediation.stale_after); ` +
+    `${target.sequence} is ${now} now${behind ? ': seqwatch fix, the sweep or the next error heals it' : ''}`
+  );
 }
 
 /** A logical-replication apply worker stuck on a row the subscriber already has. */
