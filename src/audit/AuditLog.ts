@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import pino, { type Logger } from 'pino';
 import { openAppendSafely } from '../service/safeFiles.js';
 import { auditFiles, lastRecordIn, parseChainFields } from './readAuditFiles.js';
 import { AuditSealer } from './seal.js';
@@ -42,8 +41,13 @@ export interface AuditFields {
   [key: string]: unknown;
 }
 
-/** A record as listeners see it. */
-export type AuditRecord = AuditFields & { time: string; event: AuditEvent; msg: string };
+/** A record as written and as listeners see it: the time, the acting daemon, the event, the fields, a sentence. */
+export type AuditRecord = AuditFields & { time: string; host: string; pid: number; event: AuditEvent; msg: string };
+
+/** What a part that takes decisions needs of the audit log (tests hand in a list). */
+export interface AuditWriter {
+  write(event: AuditEvent, fields: AuditFields, msg: string): void;
+}
 
 /** Whether the audit log can be written, and what waits in memory when it cannot. */
 export interface AuditWriteState {
@@ -98,8 +102,7 @@ const ANCHOR_EVERY_MS = 10 * 60_000;
  * A partly written line (the disk filled mid-line) is cut off again, so the file never holds a torn
  * record that the next one would run into.
  */
-export class AuditLog {
-  private readonly logger: Logger;
+export class AuditLog implements AuditWriter {
   private fd: number;
 
   private lastHash = '';
@@ -110,7 +113,7 @@ export class AuditLog {
   private readonly sealer: AuditSealer | undefined;
   private readonly anchorListeners: Array<(anchor: AuditAnchor) => void> = [];
   private lastAnchor = { seq: -1, at: 0 };
-  /** Serialised records (without prev/hash: those are computed when they reach the file). */
+  /** Records serialised when written, not yet in the file (seq, prev and hash are added when they reach it). */
   private readonly held: string[] = [];
   private state: AuditWriteState = { writable: true, held: 0, lost: 0 };
   private readonly troubleListeners: Array<(state: AuditWriteState) => void> = [];
@@ -122,24 +125,19 @@ export class AuditLog {
     this.fd = openAppend(path);
     this.carryOn(path);
     this.sealer = AuditSealer.forAuditLog(path);
-    this.logger = pino(
-      {
-        base: { host: hostname(), pid: process.pid },
-        // No level (every record is an audit record), so `time` opens the object: without the
-        // leading comma pino's isoTime would write after the level it no longer has.
-        formatters: { level: () => ({}) },
-        timestamp: () => `"time":"${new Date().toISOString()}"`,
-      },
-      { write: (line: string) => this.enqueue(line) },
-    );
   }
 
   private readonly listeners: Array<(record: AuditRecord) => void> = [];
 
+  /**
+   * Builds the record once, in the order of the file (time, host, pid, event, fields, msg), writes
+   * it, and hands the same object to the listeners: a webhook says which daemon acted, and metrics
+   * measure from the time that is in the file.
+   */
   write(event: AuditEvent, fields: AuditFields, msg: string): void {
-    this.logger.info({ event, ...fields }, msg);
-    if (this.listeners.length === 0) return;
-    const record: AuditRecord = { time: new Date().toISOString(), event, ...fields, msg };
+    const record = { time: new Date().toISOString(), host: HOST, pid: process.pid, event, ...fields, msg } as AuditRecord;
+    // Serialised now: a record held while the disk is full says what was decided when it was decided.
+    this.enqueue(JSON.stringify(record));
     for (const listener of this.listeners) listener(record);
   }
 
@@ -218,12 +216,12 @@ export class AuditLog {
     return this.held.length === 0;
   }
 
-  private enqueue(line: string): void {
+  private enqueue(json: string): void {
     if (this.held.length >= this.maxHeld) {
       this.state.lost++;
       return;
     }
-    this.held.push(line);
+    this.held.push(json);
     this.drain();
   }
 
@@ -249,8 +247,8 @@ export class AuditLog {
     if (!this.state.writable) this.recovered();
   }
 
-  /** Adds `seq`, `prev`, `hash` (and `seal`) to one serialised record (`{...}\n`) and appends it; throws when it could not. */
-  private append(line: string): void {
+  /** Appends one serialised record (`{...}`, JSON.stringify's) with `seq`, `prev`, `hash` (and `seal`); throws when it could not. */
+  private append(json: string): void {
     const size = fstatSync(this.fd).size;
     if (size > 0 && size !== this.expectedSize) {
       // Someone else wrote since (`seqwatch fix`): go on from their last record. A file that got
@@ -262,7 +260,8 @@ export class AuditLog {
       }
     }
     const seq = this.lastSeq + 1;
-    const body = `${line.slice(0, line.lastIndexOf('}'))},"seq":${seq},"prev":"${this.lastHash}"}`;
+    // The hash covers the record up to and including `prev`; `hash` and `seal` follow it (verifyChain).
+    const body = `${json.slice(0, -1)},"seq":${seq},"prev":${JSON.stringify(this.lastHash)}}`;
     const hash = createHash('sha256').update(body).digest('hex');
     const seal = this.sealer?.seal(hash);
     const out = Buffer.from(`${body.slice(0, -1)},"hash":"${hash}"${seal ? `,"seal":"${seal}"` : ''}}\n`);
@@ -315,6 +314,9 @@ export class AuditLog {
     this.fd = -1;
   }
 }
+
+/** The acting daemon's host, in every record (as `pid`): HA pairs and sidecars share one audit trail. */
+const HOST = hostname();
 
 function openAppend(path: string): number {
   return openAppendSafely(path, 'audit log');

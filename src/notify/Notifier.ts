@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditEvent, AuditRecord } from '../audit/AuditLog.js';
 
@@ -107,6 +108,8 @@ export class Notifier {
     window.suppressed = 0;
     this.enqueue({
       time: new Date().toISOString(),
+      host: hostname(),
+      pid: process.pid,
       event: 'alert',
       reason,
       suppressed,

@@ -1,3 +1,4 @@
+import type { SequenceTarget } from '../db/resolveIndex.js';
 import { globToRegExp } from '../sources/glob.js';
 
 /**
@@ -31,6 +32,11 @@ export class TablePolicy {
   allowsSchema(schema: string): boolean {
     if (this.exclude.some((p) => p.wholeSchema && p.schema.test(schema))) return false;
     return this.include.length === 0 || this.include.some((p) => p.schema.test(schema));
+  }
+
+  /** Whether a target may be acted on: its table, and the schema of its sequence. */
+  allowsTarget(target: Pick<SequenceTarget, 'schema' | 'tableName' | 'sequenceSchema'>): boolean {
+    return this.allows(target.schema, target.tableName) && (target.sequenceSchema === undefined || this.allowsSchema(target.sequenceSchema));
   }
 }
 

@@ -3,15 +3,15 @@ import { chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { AuditEvent, AuditFields } from '../../src/audit/AuditLog.js';
+import type { AuditRecord } from '../../src/audit/AuditLog.js';
 import { repoRoot } from './db.js';
 
 export { freePort } from '../../src/devtools/throwawayPostgres.js';
 
 export const CLI = join(repoRoot, 'dist/cli/main.js');
 
-/** One audit line as read back: the fields the daemon writes, plus what every record has. */
-export type AuditRecord = AuditFields & { time: string; event: AuditEvent; msg: string; host: string; pid: number };
+/** One audit line as read back (the record as AuditLog builds it; its chain fields are read as extra fields). */
+export type { AuditRecord };
 
 export function readAudit(path: string): AuditRecord[] {
   if (!existsSync(path)) return [];

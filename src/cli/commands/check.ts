@@ -1,68 +1,9 @@
 import type { Command } from 'commander';
 import type { Database } from '../../db/Database.js';
-import { guardedSetvalBatch, type SequenceState } from '../../db/guardedSetval.js';
-import { listSequenceColumns, namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
+import { assess, checkSequences, type CheckedSequence, type CheckStatus } from '../../db/checkSequences.js';
+import { listSequenceColumns, namesTable } from '../../db/listSequenceColumns.js';
 import { CommandFailure, EXIT, openDatabase } from '../context.js';
 import { dim, green, red, table, yellow } from '../output.js';
-
-export type CheckStatus = 'ok' | 'behind' | 'near_limit' | 'exhausted' | 'error';
-
-export interface CheckedSequence {
-  column: SequenceColumn;
-  status: CheckStatus;
-  state?: SequenceState;
-  /** How many values the sequence must skip to pass MAX (behind only). */
-  behindBy?: string;
-  /** How much of the sequence's range the larger of next value and MAX uses, in percent. */
-  usedPercent?: number;
-  error?: string;
-}
-
-/** Statements per round trip: large enough for speed, small enough that one failure names few sequences. */
-export const BATCH = 250;
-
-export function assess(column: SequenceColumn, state: SequenceState, nearLimitPercent: number): CheckedSequence {
-  const ascending = BigInt(state.increment) > 0n;
-  const next = BigInt(state.nextBefore);
-  const limit = BigInt(state.limit);
-  const max = state.maxId === null ? undefined : BigInt(state.maxId);
-  const furthest = max === undefined ? next : ascending ? (next > max ? next : max) : next < max ? next : max;
-  const usedPercent = limit === 0n ? 0 : Number((furthest * 10_000n) / limit) / 100;
-  const checked: CheckedSequence = { column, state, status: 'ok', usedPercent };
-  if (state.verdict === 'exhausted' || (ascending ? next > limit : next < limit)) return { ...checked, status: 'exhausted' };
-  if (state.verdict === 'planned' && max !== undefined) {
-    checked.status = 'behind';
-    checked.behindBy = String(ascending ? max - next + 1n : next - max + 1n);
-  }
-  if (usedPercent >= nearLimitPercent && checked.status === 'ok') checked.status = 'near_limit';
-  return checked;
-}
-
-/** Checks every sequence-fed column (read-only): what the daemon and `fix` would find. */
-export async function checkAll(
-  db: Parameters<typeof guardedSetvalBatch>[0],
-  columns: SequenceColumn[],
-  nearLimitPercent: number,
-): Promise<CheckedSequence[]> {
-  const results: CheckedSequence[] = [];
-  for (let i = 0; i < columns.length; i += BATCH) {
-    const batch = columns.slice(i, i + BATCH);
-    try {
-      const states = await guardedSetvalBatch(db, batch, false);
-      batch.forEach((column, j) => results.push(assess(column, states[j]!, nearLimitPercent)));
-    } catch {
-      // One bad table (no SELECT privilege, say) must not hide the others: check them one by one.
-      for (const column of batch) {
-        try {
-          results.push(assess(column, (await guardedSetvalBatch(db, [column], false))[0]!, nearLimitPercent));
-        } catch (error) {
-          results.push({ column, status: 'error', error: (error as Error).message });
-        }
-      }
-    }
-  }
-  return results;
-}
 
 export function exitCodeOf(results: CheckedSequence[]): number {
   if (results.some((r) => r.status === 'exhausted' || r.status === 'near_limit')) return EXIT.critical;
@@ -156,7 +97,10 @@ every schema, quoted names and descending sequences. Examples, after an import:
           if (unmatched.length > 0) throw new CommandFailure(await explainUnmatched(db, unmatched), EXIT.unknown);
           columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
         }
-        const results = await checkAll(db, columns, Number(options.nearLimit));
+        const nearLimit = Number(options.nearLimit);
+        const results = (await checkSequences(db, columns, { fix: false })).map(({ target, state, error }): CheckedSequence =>
+          state ? assess(target, state, nearLimit) : { column: target, status: 'error', error: error! },
+        );
         process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));
         process.exitCode = exitCodeOf(results);
       } finally {

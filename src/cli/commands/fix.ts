@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { AuditLog } from '../../audit/AuditLog.js';
 import { writeSequenceOutcome } from '../../audit/writeSequenceOutcome.js';
-import { guardedSetvalExclusiveBatch, type SequenceState } from '../../db/guardedSetval.js';
+import { checkSequenceBatches } from '../../db/checkSequences.js';
+import type { SequenceState } from '../../db/guardedSetval.js';
 import { listSequenceColumns, namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
 import { CommandFailure, EXIT, openDatabase } from '../context.js';
 import { green, Progress, red, table, yellow } from '../output.js';
-import { BATCH } from './check.js';
 
 interface Fixed {
   column: SequenceColumn;
@@ -53,30 +53,14 @@ Examples:
         }
         const progress = new Progress(act ? 'fixing' : 'checking');
         const results: Fixed[] = [];
-        for (let i = 0; i < columns.length; i += BATCH) {
-          const batch = columns.slice(i, i + BATCH);
-          let states: SequenceState[] | undefined;
-          try {
-            states = await guardedSetvalExclusiveBatch(db, batch, act);
-          } catch {
-            // Retry one by one, so one bad table names itself and the rest still get fixed.
-          }
-          for (const [j, column] of batch.entries()) {
-            let state = states?.[j];
-            let error: string | undefined;
-            if (!state) {
-              try {
-                state = (await guardedSetvalExclusiveBatch(db, [column], act))[0];
-              } catch (e) {
-                error = (e as Error).message;
-              }
-            }
-            const trigger = { source: `seqwatch fix${options.dryRun ? ' --dry-run' : ''}` };
+        const trigger = { source: `seqwatch fix${options.dryRun ? ' --dry-run' : ''}` };
+        for await (const batch of checkSequenceBatches(db, columns, { fix: act, exclusive: true })) {
+          for (const { target: column, state, error } of batch) {
             if (state) writeSequenceOutcome(audit, column, state, { trigger });
             else audit.write('failed', { table: column.table, sequence: column.sequence, column: column.column, error, trigger }, `fixing ${column.sequence} failed: ${error}`);
             results.push({ column, ...(state ? { state } : {}), ...(error ? { error } : {}) });
           }
-          progress.update(Math.min(i + BATCH, columns.length), columns.length, `${Math.min(i + BATCH, columns.length)}/${columns.length} sequences`);
+          progress.update(results.length, columns.length, `${results.length}/${columns.length} sequences`);
         }
         progress.done();
         process.stdout.write(render(results, db.name, act));

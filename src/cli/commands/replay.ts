@@ -1,14 +1,13 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
-import { guardedSetval } from '../../db/guardedSetval.js';
-import { resolveIndexes, type Resolution } from '../../db/resolveIndex.js';
+import { assess, checkSequences } from '../../db/checkSequences.js';
+import { resolveIndexes, type Resolution, type SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { scanLog, scanLogAs, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
-import { assess } from './check.js';
 
 /**
  * Distinct constraint names tallied at most: a log flooded with forged names (any database user can
@@ -96,6 +95,13 @@ Examples:
       } catch (error) {
         for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${(error as Error).message}`);
       }
+      // Where each sequence stands now: one batched read-only check of every target.
+      const targets = [...resolutions.values()].flatMap((resolution) => (typeof resolution === 'string' ? [] : resolution.targets));
+      const standing = new Map<SequenceTarget, string>();
+      for (const { target, state, error } of await checkSequences(db, targets, { fix: false })) {
+        const checked = state && assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
+        standing.set(target, !checked ? `cannot check: ${error}` : checked.status === 'behind' ? `BEHIND by ${checked.behindBy}` : checked.status === 'exhausted' ? 'EXHAUSTED' : 'in sync');
+      }
       const rows: Array<Record<string, string | number | null>> = [];
       for (const t of [...tallies.values()].sort((a, b) => b.errors - a.errors)) {
         const resolution = resolutions.get(t.constraint)!;
@@ -111,15 +117,7 @@ Examples:
         // The trust rule's refusals (docs/safety-trust.md): an expression default, or another owner's sequence.
         for (const r of resolution.refused ?? []) rows.push({ ...base, table: r.table, sequence: r.sequence, would: r.why === 'expression' ? 'skip: expression default' : 'skip: untrusted sequence', now: null });
         for (const target of resolution.targets) {
-          let now: string;
-          try {
-            const state = await guardedSetval(db, target, false);
-            const checked = assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
-            now = checked.status === 'behind' ? `BEHIND by ${checked.behindBy}` : checked.status === 'exhausted' ? 'EXHAUSTED' : 'in sync';
-          } catch (error) {
-            now = `cannot check: ${(error as Error).message}`;
-          }
-          rows.push({ ...base, table: target.table, sequence: target.sequence, would: `heal (${t.checks} check${t.checks === 1 ? '' : 's'})`, now });
+          rows.push({ ...base, table: target.table, sequence: target.sequence, would: `heal (${t.checks} check${t.checks === 1 ? '' : 's'})`, now: standing.get(target)! });
         }
       }
       if (options.json) {

@@ -1,0 +1,118 @@
+import { guardedSetvalBatch, guardedSetvalExclusiveBatch, type JumpGuard, type SequenceState, type Transactional } from './guardedSetval.js';
+import type { SequenceColumn } from './listSequenceColumns.js';
+import type { Queryable } from './Queryable.js';
+import type { SequenceTarget } from './resolveIndex.js';
+
+/** Targets per statement: large enough for speed, small enough that one failure names few sequences. */
+export const BATCH = 250;
+
+export interface CheckOptions {
+  /** Move the sequences that are behind (false: read-only, the same statement with act = false). */
+  fix: boolean;
+  /**
+   * Under the per-sequence advisory locks that the daemon and `seqwatch fix` share (needs a
+   * transaction): two of them never fix the same sequence at once.
+   */
+  exclusive?: boolean;
+  guard?: JumpGuard;
+  /** statement_timeout (ms) for a batch holding a target whose MAX is a full scan (exclusive only). */
+  fullScanTimeoutMs?: number;
+  batch?: number;
+  /** Runs each statement: the daemon waits out outages here. What it throws counts as that statement's failure. */
+  run?: <R>(statement: () => Promise<R>) => Promise<R>;
+  /** Once aborted (the daemon stopping), no further statement is sent and no further result reported. */
+  signal?: AbortSignal;
+}
+
+/** One target's outcome: the state it was found in (and left in), or why it could not be checked. */
+export interface SequenceCheck<T extends SequenceTarget = SequenceTarget> {
+  target: T;
+  state?: SequenceState;
+  error?: string;
+}
+
+/**
+ * The one way to check many sequences (`check`, `fix`, the sweep, `replay`): the guarded statement
+ * over batches of targets, results in the targets' order, one batch at a time as they come. The
+ * error policy: a batch that fails (a table seqwatch may not read, a statement timeout) is retried
+ * one by one, so one bad table names itself and never stops the others from being checked.
+ */
+export function checkSequenceBatches<T extends SequenceTarget>(db: Transactional, targets: T[], options: CheckOptions & { exclusive: true }): AsyncGenerator<Array<SequenceCheck<T>>>;
+export function checkSequenceBatches<T extends SequenceTarget>(db: Queryable, targets: T[], options: CheckOptions & { exclusive?: false }): AsyncGenerator<Array<SequenceCheck<T>>>;
+export function checkSequenceBatches<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): AsyncGenerator<Array<SequenceCheck<T>>> {
+  return inBatches(db, targets, options);
+}
+
+/** checkSequenceBatches, all batches together. */
+export function checkSequences<T extends SequenceTarget>(db: Transactional, targets: T[], options: CheckOptions & { exclusive: true }): Promise<Array<SequenceCheck<T>>>;
+export function checkSequences<T extends SequenceTarget>(db: Queryable, targets: T[], options: CheckOptions & { exclusive?: false }): Promise<Array<SequenceCheck<T>>>;
+export async function checkSequences<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): Promise<Array<SequenceCheck<T>>> {
+  const results: Array<SequenceCheck<T>> = [];
+  for await (const checks of inBatches(db, targets, options)) results.push(...checks);
+  return results;
+}
+
+async function* inBatches<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): AsyncGenerator<Array<SequenceCheck<T>>> {
+  const size = options.batch ?? BATCH;
+  const run = options.run ?? ((statement) => statement());
+  const statement = (batch: T[]) => () =>
+    options.exclusive
+      ? guardedSetvalExclusiveBatch(db as Transactional, batch, options.fix, options.guard, { ...(options.fullScanTimeoutMs !== undefined ? { fullScanTimeoutMs: options.fullScanTimeoutMs } : {}) })
+      : guardedSetvalBatch(db as Queryable, batch, options.fix, options.guard);
+  for (let i = 0; i < targets.length; i += size) {
+    if (options.signal?.aborted) return;
+    const batch = targets.slice(i, i + size);
+    let states: SequenceState[] | undefined;
+    try {
+      states = await run(statement(batch));
+    } catch {
+      // One by one below, so that the bad table names itself and the rest are still checked.
+    }
+    if (states) {
+      yield batch.map((target, j) => ({ target, state: states[j]! }));
+      continue;
+    }
+    const checks: Array<SequenceCheck<T>> = [];
+    for (const target of batch) {
+      if (options.signal?.aborted) break;
+      try {
+        checks.push({ target, state: (await run(statement([target])))[0]! });
+      } catch (error) {
+        if (options.signal?.aborted) break;
+        checks.push({ target, error: (error as Error).message });
+      }
+    }
+    yield checks;
+  }
+}
+
+export type CheckStatus = 'ok' | 'behind' | 'near_limit' | 'exhausted' | 'error';
+
+export interface CheckedSequence {
+  column: SequenceColumn;
+  status: CheckStatus;
+  state?: SequenceState;
+  /** How many values the sequence must skip to pass MAX (behind only). */
+  behindBy?: string;
+  /** How much of the sequence's range the larger of next value and MAX uses, in percent. */
+  usedPercent?: number;
+  error?: string;
+}
+
+/** What a read-only check found, as `seqwatch check` reports it: in sync, behind (by how much), near the limit, exhausted. */
+export function assess(column: SequenceColumn, state: SequenceState, nearLimitPercent: number): CheckedSequence {
+  const ascending = BigInt(state.increment) > 0n;
+  const next = BigInt(state.nextBefore);
+  const limit = BigInt(state.limit);
+  const max = state.maxId === null ? undefined : BigInt(state.maxId);
+  const furthest = max === undefined ? next : ascending ? (next > max ? next : max) : next < max ? next : max;
+  const usedPercent = limit === 0n ? 0 : Number((furthest * 10_000n) / limit) / 100;
+  const checked: CheckedSequence = { column, state, status: 'ok', usedPercent };
+  if (state.verdict === 'exhausted' || (ascending ? next > limit : next < limit)) return { ...checked, status: 'exhausted' };
+  if (state.verdict === 'planned' && max !== undefined) {
+    checked.status = 'behind';
+    checked.behindBy = String(ascending ? max - next + 1n : next - max + 1n);
+  }
+  if (usedPercent >= nearLimitPercent && checked.status === 'ok') checked.status = 'near_limit';
+  return checked;
+}
