@@ -1,0 +1,24 @@
+// ESLint: JavaScript's and typescript-eslint's recommended rules (correctness, not layout: Prettier
+// owns the layout, `.prettierrc.json`). `npm run lint` runs this and `prettier --check`.
+import js from '@eslint/js';
+import { defineConfig } from 'eslint/config';
+import globals from 'globals';
+import tseslint from 'typescript-eslint';
+
+export default defineConfig(
+  // test/fixtures: the corpus, programs and logs kept as the real libraries wrote them.
+  { ignores: ['dist/', 'coverage/', 'node_modules/', 'test/fixtures/'] },
+  js.configs.recommended,
+  tseslint.configs.recommended,
+  {
+    // Everything here runs on Node (src, test, bench, the .mjs scripts).
+    languageOptions: { globals: globals.node },
+    // A disable comment that no longer silences anything is an error: each one must keep its reason.
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      // `let daemon; process.on('SIGTERM', () => daemon?.stop()); daemon = await Daemon.start()`:
+      // the handlers must exist before the value does, so the one assignment cannot be a const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
+  },
+);
