@@ -454,6 +454,7 @@ export class Daemon {
           skipped: s.parser.counters.skippedLines,
         })),
       incidents: () => this.counters().incidents,
+      notifications: () => this.notifier?.counters,
       catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),
       checks: () => this.counters().checks,
       audit: () => this.audit.writeState,
