@@ -11,7 +11,9 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
+# dist/devtools (throwaway servers and the demo, for tests and `npm run demo`) imports
+# devDependencies and is not part of the program: left out of the image, as out of the package.
+RUN npx tsc -p tsconfig.json && rm -rf dist/devtools && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-alpine
 ENV NODE_ENV=production

@@ -1,4 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 /**
  * The tests whose outcome depends on the PostgreSQL version: the log formats end to end (csvlog has
@@ -20,13 +20,42 @@ export const VERSION_MATRIX = [
   'test/e2e/replication.test.ts',
 ];
 
+/**
+ * The unit tests: no PostgreSQL server (the project has no globalSetup) and no program but Node: the
+ * code in-process, real files in a temporary directory, at most the built CLI. `npm run test:unit`
+ * runs them on a machine without PostgreSQL. A new server-free test is named `*.unit.test.ts`; the
+ * files below are the ones that were server-free before that convention.
+ */
+export const UNIT = [
+  'test/**/*.unit.test.ts',
+  'test/detect/*.test.ts',
+  'test/formats/*.test.ts',
+  'test/sources/LineSplitter.test.ts',
+  'test/sources/FileFollower.test.ts',
+  'test/config/config.test.ts',
+  'test/watch/config.test.ts',
+  'test/audit/audit.test.ts',
+];
+
 export default defineConfig({
   test: {
-    include: process.env.SEQWATCH_PG_VERSION ? VERSION_MATRIX : ['test/**/*.test.ts'],
-    globalSetup: ['test/globalSetup.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: 'forks',
     reporters: ['default', './test/summaryReporter.ts'],
+    projects: [
+      // The version matrix runs only integration tests: the unit tests do not depend on the version.
+      ...(process.env.SEQWATCH_PG_VERSION ? [] : [{ extends: true as const, test: { name: 'unit', include: UNIT } }]),
+      {
+        extends: true as const,
+        test: {
+          name: 'integration',
+          include: process.env.SEQWATCH_PG_VERSION ? VERSION_MATRIX : ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, ...UNIT],
+          // One real PostgreSQL server for the run (test/globalSetup.ts says where it comes from).
+          globalSetup: ['test/globalSetup.ts'],
+        },
+      },
+    ],
   },
 });

@@ -109,7 +109,7 @@ export async function benchLive() {
     process.stderr.write(`live: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it\n`);
     const cpu = { seqwatch: [], tail_grep: [] };
     const catchUp = { seqwatch: [], tail_grep: [] };
-    let writeSeconds = [];
+    const writeSeconds = [];
     for (let run = 0; run < RUNS; run++) {
       for (const [name, start] of Object.entries({ seqwatch, tail_grep: tailGrep })) {
         const path = join(dir, `live-${run}-${name}.log`);

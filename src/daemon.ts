@@ -21,7 +21,7 @@ import { CheckpointStore } from './sources/CheckpointStore.js';
 import { FileFollower, type LinePosition } from './sources/FileFollower.js';
 import { StreamFollower } from './sources/StreamFollower.js';
 import { JournalFollower } from './sources/JournalFollower.js';
-import { globToRegExp, isGlob } from './sources/glob.js';
+import { globToRegExp, isGlob } from './util/glob.js';
 import { fileSafetyWarnings, writeFileAtomically } from './service/safeFiles.js';
 import { TableWatch } from './watch/TableWatch.js';
 
@@ -454,6 +454,7 @@ export class Daemon {
           skipped: s.parser.counters.skippedLines,
         })),
       incidents: () => this.counters().incidents,
+      notifications: () => this.notifier?.counters,
       catalogQueries: () => this.contexts.reduce((n, c) => n + c.resolver.queries, 0),
       checks: () => this.counters().checks,
       audit: () => this.audit.writeState,

@@ -335,7 +335,7 @@ function nodeAt(contents: unknown, path: string[]): Node | undefined {
 }
 
 function getIn(contents: unknown, path: string[]): Node | undefined {
-  let node = contents as { getIn?: (p: unknown[], keepScalar: boolean) => unknown } | undefined;
+  const node = contents as { getIn?: (p: unknown[], keepScalar: boolean) => unknown } | undefined;
   if (path.length === 0) return node as Node | undefined;
   if (!node || typeof node.getIn !== 'function') return undefined;
   const keys = path.map((part) => (/^\d+$/.test(part) ? Number(part) : part));

@@ -133,7 +133,6 @@ export class Database implements Queryable {
   lastError: DatabaseUnavailable | undefined;
   /** The host in use, for the audit ("which server was fixed"). */
   host: string | undefined;
-  lastOkAt = 0;
 
   constructor(private options: DatabaseOptions = {}) {
     ({ endpoints: this.endpoints, readWrite: this.readWrite } = endpointsOf(options.url));
@@ -159,7 +158,6 @@ export class Database implements Queryable {
     const pool = await this.connected();
     try {
       const result = await pool.query<R>(text, values);
-      this.lastOkAt = Date.now();
       return result;
     } catch (error) {
       throw this.failed(pool, error);
@@ -192,7 +190,6 @@ export class Database implements Queryable {
       await client.query('BEGIN');
       const result = await fn(client);
       await client.query('COMMIT');
-      this.lastOkAt = Date.now();
       return result;
     } catch (error) {
       broken = isUnavailable(error);
@@ -350,7 +347,7 @@ export class Database implements Queryable {
       }
       this.pool = pool;
       this.host = endpoint.label;
-      this.lastOkAt = this.connectedAt = Date.now();
+      this.connectedAt = Date.now();
       this.everConnected = true;
       this.lastError = undefined;
       this.options.onEvent?.('connected', { host: endpoint.label });

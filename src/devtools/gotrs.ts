@@ -4,12 +4,27 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createDatabase, type ThrowawayPostgres } from './throwawayPostgres.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository (from src/devtools or dist/devtools alike). */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-/** GOTRS's schema: the project's ../shared copy when there is one, else the one shipped for the demo. */
-export function gotrsSchemaPath(): string {
+/**
+ * Where GOTRS's real schema is: $SEQWATCH_GOTRS_SCHEMA, else ../shared/fixtures (CI and the team's
+ * machines), else the copy in demo/ (a fresh clone on its own), so neither the demo nor a suite goes
+ * without it. The one place that decides (the demo and the tests both ask here).
+ */
+export function gotrsSchemaPath(root: string = repoRoot): string {
+  if (process.env.SEQWATCH_GOTRS_SCHEMA) return process.env.SEQWATCH_GOTRS_SCHEMA;
   const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
   return existsSync(shared) ? shared : join(root, 'demo/gotrs-schema.postgresql.sql');
+}
+
+/** GOTRS's real schema (see gotrsSchemaPath). */
+export function gotrsSchema(): string {
+  const path = gotrsSchemaPath();
+  if (!existsSync(path)) {
+    throw new Error(`GOTRS schema not found at ${path}: set SEQWATCH_GOTRS_SCHEMA to gotrs-schema.postgresql.sql`);
+  }
+  return readFileSync(path, 'utf8');
 }
 
 /** A database on the throwaway server with GOTRS's schema loaded (empty tables); returns its URL. */
@@ -18,7 +33,7 @@ export async function createGotrsDatabase(server: ThrowawayPostgres, name = 'got
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query(readFileSync(gotrsSchemaPath(), 'utf8'));
+    await client.query(gotrsSchema());
   } finally {
     await client.end();
   }

@@ -383,7 +383,7 @@ async function startIn(base: string, found: string, major: number | undefined, p
     } catch (error) {
       // pg_ctl says only that it failed; the server log says why (a setting this version lacks, ...).
       const why = existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-3).join('\n') : '';
-      throw new Error(`PostgreSQL ${major ?? ''} did not start (${bindir}):\n${why || (error as Error).message}`);
+      throw new Error(`PostgreSQL ${major ?? ''} did not start (${bindir}):\n${why || (error as Error).message}`, { cause: error });
     }
   };
   const stopServer = async () => {

@@ -25,6 +25,8 @@ export interface MetricsSources {
   health(): Promise<{ ok: boolean; database: boolean; sources: boolean; problems?: Array<{ code: string; subject: string }> }>;
   /** The proactive watch of each database (absent or empty when it is off). */
   watch?(): Array<{ database: string; stats: WatchStats }>;
+  /** The notifier's deliveries by result (undefined without a notify: section). */
+  notifications?(): Record<'sent' | 'failed' | 'dropped' | 'suppressed', number> | undefined;
 }
 
 /** Alert reasons that exist today (src/remediate, src/audit, src/daemon.ts); others are counted when first seen. */
@@ -118,6 +120,16 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         for (const s of sources.sources()) this.set({ source: s.source }, s.lagBytes);
+      },
+    });
+    new Counter({
+      name: 'seqwatch_notifications_total',
+      help: 'Notifications (webhook and command) by result: sent, failed (after the retries), dropped (queue full), suppressed (over the per-reason limit, summed up later); from 0 again after a reload',
+      labelNames: ['result'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(sources.notifications?.() ?? {})) this.inc({ result }, n);
       },
     });
     new Counter({

@@ -1,5 +1,5 @@
 import type { SequenceTarget } from '../db/resolveIndex.js';
-import { globToRegExp } from '../sources/glob.js';
+import { globToRegExp } from '../util/glob.js';
 
 /**
  * Which tables the daemon may act on: `schema.table` globs (`*` any run of characters, `?` one),

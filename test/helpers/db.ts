@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -45,24 +44,8 @@ export async function createTestDatabase(prefix = 't'): Promise<TestDatabase> {
   };
 }
 
-/**
- * Where GOTRS's real schema is: $SEQWATCH_GOTRS_SCHEMA, else ../shared/fixtures (CI and the team's
- * machines), else the copy in demo/ (a fresh clone on its own), so no suite is skipped for want of it.
- */
-export function gotrsSchemaPath(root: string = repoRoot): string {
-  if (process.env.SEQWATCH_GOTRS_SCHEMA) return process.env.SEQWATCH_GOTRS_SCHEMA;
-  const shared = resolve(root, '../shared/fixtures/gotrs-schema.postgresql.sql');
-  return existsSync(shared) ? shared : resolve(root, 'demo/gotrs-schema.postgresql.sql');
-}
-
-/** GOTRS's real schema (see gotrsSchemaPath). */
-export function gotrsSchema(): string {
-  const path = gotrsSchemaPath();
-  if (!existsSync(path)) {
-    throw new Error(`GOTRS schema not found at ${path}: set SEQWATCH_GOTRS_SCHEMA to gotrs-schema.postgresql.sql`);
-  }
-  return readFileSync(path, 'utf8');
-}
+/** GOTRS's schema: one resolver, shared with the demo. */
+export { gotrsSchema, gotrsSchemaPath } from '../../src/devtools/gotrs.js';
 
 /** One statement on its own connection (a server that is not the suite's, a standby, a subscriber). */
 export async function sqlOn(url: string, text: string): Promise<pg.QueryResult> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
-import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
+import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
 
 const PREFIX = '%m [%p] %q%u@%d ';
 

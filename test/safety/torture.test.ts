@@ -87,7 +87,7 @@ describe.runIf(findLocalBinaries())('concurrency torture', () => {
         } catch (error) {
           if ((error as { code?: string }).code !== '23505') throw error;
           failures[w]!++;
-          if (Date.now() > deadline) throw new Error(`writer ${w} still failing after 90 s`);
+          if (Date.now() > deadline) throw new Error(`writer ${w} still failing after 90 s`, { cause: error });
           await sleep(5 + Math.random() * 15);
         }
       }

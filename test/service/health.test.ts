@@ -140,7 +140,7 @@ describe('health: a source the service user cannot read', () => {
     const problem = health.problems.find((p) => p.code === 'source_unparsed')!;
     expect(problem.message).toContain(`do not match the configured format postgres-stderr with log_line_prefix "%t [%p]: [%l-1] user=%u,db=%d "`);
     // The line up to the error's words (what did not match the prefix), nothing after them (row data).
-    expect(problem.message).toMatch(/begins "\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] (?:\S*@\S* )?ERROR:  duplicate key value violates unique constraint"$/);
+    expect(problem.message).toMatch(/begins "\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] (?:\S*@\S* )?ERROR: {2}duplicate key value violates unique constraint"$/);
     expect(problem.fix).toContain("SHOW log_line_prefix");
     const alert = await d.waitForAudit('one alert', (r) => r.event === 'alert' && r.reason === 'source_unparsed');
     expect(alert.subject).toBe(server.logPath);

@@ -76,6 +76,10 @@ describe('metrics, health and notifications', () => {
     await waitFor('command runs', () => existsSync(join(dir, 'command.env')) && readFileSync(join(dir, 'command.env'), 'utf8').split('\n').length >= 3, 10_000);
     expect(readFileSync(join(dir, 'command.env'), 'utf8')).toContain('remediated public.ticket');
     expect(JSON.parse(readFileSync(join(dir, 'command.jsonl'), 'utf8').split('\n')[0]!)).toMatchObject({ event: 'remediated' });
+    // /metrics counts each record once it is settled: both sent (the webhook's after its retry).
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(metrics).toMatch(/^seqwatch_notifications_total\{result="sent"\} 2$/m);
+    expect(metrics).toMatch(/^seqwatch_notifications_total\{result="failed"\} 0$/m);
   });
 
   it('serves Prometheus metrics and a health check on loopback', async () => {

@@ -8,8 +8,8 @@ import { serverRoles, type Database } from '../../db/Database.js';
 import { listFullScanColumns, listRefusedColumns, listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { recognise, type Format } from '../../formats/createParser.js';
 import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
-import { globToRegExp, isGlob } from '../../sources/glob.js';
-import { tailLines } from '../../sources/tailLines.js';
+import { globToRegExp, isGlob } from '../../util/glob.js';
+import { tailLines } from '../../util/tailLines.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, green, red, yellow } from '../output.js';
 
