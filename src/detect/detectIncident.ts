@@ -101,6 +101,31 @@ const REPLICATION_CONTEXTS = [
 ];
 
 /**
+ * What a record must hold for detectIncident to act on it, as the text any log format carries
+ * unchanged (no quote or character any format escapes): the one source of the byte-level scanner's
+ * needles (src/detect/scanner.ts). Each entry says which rule above it stands for; a new rule there
+ * needs its text here (test/detect/scanner.unit.test.ts checks every record the rules act on).
+ */
+export const INCIDENT_TEXTS: {
+  /** In the message (a record's first line, or its continuations), whatever the SQLSTATE. */
+  readonly message: readonly string[];
+  /** SQLSTATEs that alone make a record an incident (a translated message), where the format carries one. */
+  readonly sqlstates: readonly string[];
+} = {
+  message: [
+    // uniqueViolation() by the English message (also what a worker's replicationConflict() needs).
+    ENGLISH_UNIQUE.slice(0, -2),
+    // The English sequence messages: `value of sequence "`, `for sequence "` / `for sequence `.
+    'sequence',
+    // `relation "x_seq" does not exist`, and every SQLSTATE rule but 2200H's: the name ends in _seq.
+    '_seq',
+    // conflictType(): PG 18's `conflict=<type>`, printed untranslated.
+    'conflict=',
+  ],
+  sqlstates: [UNIQUE_VIOLATION, ...SEQUENCE_ERRORS.filter((e) => e.anyName).map((e) => e.sqlstate)],
+};
+
+/**
  * Strings one of which is in the first line of every record detectIncident can act on, for a cheap
  * pre-check of raw log data: the English messages' words, and the SQLSTATEs when the log carries
  * them (a prefix with %e; without it only English messages are recognised anyway).
