@@ -115,7 +115,8 @@ export class IncidentScanner {
    * The offsets, ascending and each once, where a line that may begin a record holding an incident
    * starts within bytes[from, to). `to` must be a line end (or the end of the data): a line cut
    * there is taken as ending there. A hit on a line that continues a record (stderr's TAB lines, a
-   * csvlog record's later lines) gives the line that record begins on, if it is at or after `from`.
+   * csvlog record's later lines) gives the line that record begins on, if it is at or after `from`
+   * (csvlog: the nearest line shaped like a record's start, and the hit's own line as well).
    */
   candidateLines(bytes: Buffer, from = 0, to = bytes.length): number[] {
     if (!this.format) throw new Error('candidateLines: this format is not scanned (check scanner.filters)');
@@ -133,7 +134,10 @@ export class IncidentScanner {
       for (const needle of needles) {
         for (let at = findNeedle(window, needle, 0); at !== -1; ) {
           const lineStart = windowStart + window.lastIndexOf(NEWLINE, at) + 1;
-          starts.push(from + this.recordStart(region, lineStart, 0));
+          const start = this.recordStart(region, lineStart, 0);
+          // csvlog: a record is framed by its quotes, not by its looks; the hit's own line may begin one too.
+          if (start !== lineStart && this.format === 'postgres-csv') starts.push(from + start, from + lineStart);
+          else starts.push(from + start);
           const lineEnd = window.indexOf(NEWLINE, at + needle.bytes.length);
           if (lineEnd === -1) break;
           at = findNeedle(window, needle, lineEnd + 1);
@@ -164,6 +168,7 @@ export class IncidentScanner {
       if (at !== -1 && (hit === -1 || at < hit)) hit = at;
     });
     if (hit === -1 || hit >= to) return -1;
+    // The line its record begins on, which comes first (csvlog: candidateLines gives the hit's own line too).
     return this.recordStart(bytes, bytes.lastIndexOf(NEWLINE, hit) + 1, from);
   }
 

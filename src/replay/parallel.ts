@@ -42,8 +42,16 @@ export async function cutFile(handle: FileHandle, size: number, scan: RangeScan,
  * `onIncident` in the file's order (a piece's once every piece before it is done), so the output
  * is that of one thread. At most a few pieces' incidents wait in memory, whatever the file's size.
  */
-export async function scanInParallel(handle: FileHandle, size: number, scan: RangeScan, threads: number, onIncident: (incident: Incident) => void, onProgress?: (done: number) => void): Promise<ScanCounters> {
-  const cuts = await cutFile(handle, size, scan);
+export async function scanInParallel(
+  handle: FileHandle,
+  size: number,
+  scan: RangeScan,
+  threads: number,
+  onIncident: (incident: Incident) => void,
+  onProgress?: (done: number) => void,
+  pieceBytes = PIECE_BYTES,
+): Promise<ScanCounters> {
+  const cuts = await cutFile(handle, size, scan, pieceBytes);
   const pieces = cuts.map((start, i) => ({ start, end: cuts[i + 1] ?? size }));
   const counters = newScanCounters();
   const finished = new Map<number, PieceDone>();

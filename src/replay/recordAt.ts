@@ -47,7 +47,10 @@ export class RecordReader {
   incidentAt(bytes: Buffer, start: number, limit: number, offset: number): Incident | undefined {
     this.found.length = 0;
     const end = Math.min(limit, start + RECORD_REACH);
-    if (this.format === 'postgres-json') this.json!.push(lineAt(bytes, start, end), { offset });
+    if (this.format === 'postgres-json') {
+      const newline = bytes.indexOf(NEWLINE, start);
+      this.json!.push(lineAt(bytes, start, newline === -1 || newline >= end ? end : newline), { offset });
+    }
     else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
     else this.readStderr(bytes, start, end, offset);
     const record = this.found.find((r) => r.offset === offset);
