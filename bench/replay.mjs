@@ -121,19 +121,27 @@ export async function benchReplay() {
     const load = { before: loadavg() };
     const replay = (threads, file = log) => timed('node', [cli, 'replay', '-c', config, '--threads', String(threads), file, '--json']);
     const reports = {};
+    // CPU seconds too (user + system, of the process and its threads): what a run takes from the database's host.
+    const cpu = { seqwatch: [], seqwatch_2_threads: [], grep: [] };
+    const withCpu = (name, command, args) => {
+      const r = timed('/usr/bin/time', ['-f', '%U %S', command, ...args]);
+      const [user, system] = r.stderr.trim().split('\n').at(-1).split(' ').map(Number);
+      cpu[name].push(user + system);
+      return r;
+    };
     const times = race(
       {
         seqwatch: () => {
-          const r = replay(1);
+          const r = withCpu('seqwatch', 'node', [cli, 'replay', '-c', config, '--threads', '1', log, '--json']);
           reports.one = JSON.parse(r.stdout);
           return r.seconds;
         },
         seqwatch_2_threads: () => {
-          const r = replay(2);
+          const r = withCpu('seqwatch_2_threads', 'node', [cli, 'replay', '-c', config, '--threads', '2', log, '--json']);
           reports.two = JSON.parse(r.stdout);
           return r.seconds;
         },
-        grep: () => timed('sh', ['-c', `grep -c -F -e 'duplicate key' -e '_id_seq' '${log}'`]).seconds,
+        grep: () => withCpu('grep', 'grep', ['-c', '-F', '-e', 'duplicate key', '-e', '_id_seq', log]).seconds,
       },
       RUNS,
     );
@@ -201,6 +209,9 @@ export async function benchReplay() {
       median_mib_per_s: Object.fromEntries(Object.entries(medians).map(([name, seconds]) => [name, size / 2 ** 20 / seconds])),
       ratio_seqwatch_to_grep_time: medians.seqwatch / medians.grep,
       ratio_seqwatch_2_threads_to_grep_time: medians.seqwatch_2_threads / medians.grep,
+      cpu_seconds: cpu,
+      median_cpu_seconds: Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, median(seconds)])),
+      ratio_seqwatch_to_grep_cpu: median(cpu.seqwatch) / median(cpu.grep),
       peak_rss: rss,
       fail2ban,
       ...(fail2ban ? { ratio_seqwatch_to_fail2ban_time: fail2ban.ratio_seqwatch_to_fail2ban_time } : {}),

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
 import { IncidentScanner } from '../detect/scanner.js';
-import { newScanCounters, type RangeScan, type ScanCounters } from './scanRange.js';
+import { newScanCounters, scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 import type { PieceDone, PieceTask } from './scanWorker.js';
 
 /** The size of the pieces handed to the threads: small enough that the incidents waiting for their turn stay few. */
@@ -38,9 +38,10 @@ export async function cutFile(handle: FileHandle, size: number, scan: RangeScan,
 }
 
 /**
- * Scans a plain file with `threads` worker threads, piece by piece; incidents are handed to
- * `onIncident` in the file's order (a piece's once every piece before it is done), so the output
- * is that of one thread. At most a few pieces' incidents wait in memory, whatever the file's size.
+ * Scans a plain file with `threads` threads (this one and threads - 1 workers), piece by piece;
+ * incidents are handed to `onIncident` in the file's order (a piece's once every piece before it
+ * is done), so the output is that of one thread. At most a few pieces' incidents wait in memory,
+ * whatever the file's size.
  */
 export async function scanInParallel(
   handle: FileHandle,
@@ -57,43 +58,45 @@ export async function scanInParallel(
   const finished = new Map<number, PieceDone>();
   let nextToEmit = 0;
   let nextToStart = 0;
+  const emitReady = () => {
+    for (let done = finished.get(nextToEmit); done; done = finished.get(nextToEmit)) {
+      finished.delete(nextToEmit);
+      for (const key of Object.keys(counters) as Array<keyof ScanCounters>) counters[key] += done.counters[key];
+      for (const incident of done.incidents) onIncident(incident);
+      onProgress?.(pieces[nextToEmit]!.end);
+      nextToEmit++;
+    }
+  };
+  // This thread scans pieces too (a worker would cost a thread's start-up for nothing more).
+  const tools = new ScanTools(scan);
+  const here = async (id: number): Promise<PieceDone> => {
+    const incidents: Incident[] = [];
+    const counted = await scanFileRange(handle, pieces[id]!.start, pieces[id]!.end, tools, (incident) => void incidents.push(incident));
+    return { id, incidents, counters: counted };
+  };
   const script = workerScript();
-  const workers = Array.from({ length: Math.min(threads, pieces.length) }, () => new Worker(script));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const emitReady = () => {
-        for (let done = finished.get(nextToEmit); done; done = finished.get(nextToEmit)) {
-          finished.delete(nextToEmit);
-          for (const key of Object.keys(counters) as Array<keyof ScanCounters>) counters[key] += done.counters[key];
-          for (const incident of done.incidents) onIncident(incident);
-          onProgress?.(pieces[nextToEmit]!.end);
-          nextToEmit++;
-        }
-        if (nextToEmit === pieces.length) resolve();
-      };
-      const startNext = (worker: Worker) => {
-        if (nextToStart >= pieces.length) return;
-        const id = nextToStart++;
-        const task: PieceTask = { id, file: scan.source, start: pieces[id]!.start, end: pieces[id]!.end, scan };
-        worker.postMessage(task);
-      };
-      for (const worker of workers) {
-        worker.on('message', (done: PieceDone) => {
-          finished.set(done.id, done);
-          startNext(worker);
-          try {
-            emitReady();
-          } catch (error) {
-            reject(error as Error);
-          }
-        });
-        worker.on('error', reject);
-        worker.on('exit', (code) => {
-          if (code !== 0 && nextToEmit < pieces.length) reject(new Error(`a scanning thread stopped (exit code ${code})`));
-        });
-        startNext(worker);
-      }
+  const workers = Array.from({ length: Math.min(threads, pieces.length) - 1 }, () => new Worker(script));
+  const inWorker = (worker: Worker) => (id: number) =>
+    new Promise<PieceDone>((resolve, reject) => {
+      const onError = (error: Error) => reject(error);
+      const onExit = (code: number) => reject(new Error(`a scanning thread stopped (exit code ${code})`));
+      worker.once('message', (done: PieceDone) => {
+        worker.off('error', onError).off('exit', onExit);
+        resolve(done);
+      });
+      worker.once('error', onError).once('exit', onExit);
+      const task: PieceTask = { id, file: scan.source, start: pieces[id]!.start, end: pieces[id]!.end, scan };
+      worker.postMessage(task);
     });
+  const run = async (scanPiece: (id: number) => Promise<PieceDone>) => {
+    while (nextToStart < pieces.length) {
+      const done = await scanPiece(nextToStart++);
+      finished.set(done.id, done);
+      emitReady();
+    }
+  };
+  try {
+    await Promise.all([run(here), ...workers.map((worker) => run(inWorker(worker)))]);
   } finally {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }

@@ -27,6 +27,21 @@ export interface RangeScan {
 }
 
 /**
+ * What scanning a log takes, made once and used for every piece of it a thread scans: the scanner
+ * (its anchors chosen once), the record reader (its parser and compiled prefix), the two buffers.
+ */
+export class ScanTools {
+  readonly scanner: IncidentScanner;
+  readonly reader: RecordReader;
+  readonly buffers = [Buffer.allocUnsafe(CAPACITY), Buffer.allocUnsafe(CAPACITY)];
+
+  constructor(readonly scan: RangeScan) {
+    this.scanner = new IncidentScanner(scan.format, scan.logLinePrefix);
+    this.reader = new RecordReader(scan.format, scan.logLinePrefix, scan.source);
+  }
+}
+
+/**
  * Finds the incidents of a piece of a log, chunk by chunk: the shared scanner picks the candidate
  * lines out of each chunk with native searches, and only their records are decoded and parsed (by
  * the format's own parser, then detectIncident). Chunks are cut before a line that begins a record
@@ -42,12 +57,12 @@ export class ChunkScan {
 
   /** Candidates at absolute offsets from `rangeEnd` on are not this scan's. */
   constructor(
-    scan: RangeScan,
+    tools: ScanTools,
     private readonly rangeEnd: number,
     private readonly onIncident: (incident: Incident) => void,
   ) {
-    this.scanner = new IncidentScanner(scan.format, scan.logLinePrefix);
-    this.reader = new RecordReader(scan.format, scan.logLinePrefix, scan.source);
+    this.scanner = tools.scanner;
+    this.reader = tools.reader;
   }
 
   /**
@@ -93,11 +108,19 @@ function latestLineStart(bytes: Buffer, at: number): number {
  * libuv's thread pool). `start` must be where a record may begin (the file's start, or a cut made
  * by cutFile).
  */
-export async function scanFileRange(handle: FileHandle, start: number, end: number, scan: RangeScan, onIncident: (incident: Incident) => void, onProgress?: (position: number) => void): Promise<ScanCounters> {
+export async function scanFileRange(
+  handle: FileHandle,
+  start: number,
+  end: number,
+  scan: RangeScan | ScanTools,
+  onIncident: (incident: Incident) => void,
+  onProgress?: (position: number) => void,
+): Promise<ScanCounters> {
   const { size } = await handle.stat();
   const stop = Math.min(size, end + RECORD_REACH);
-  const chunks = new ChunkScan(scan, end, onIncident);
-  const buffers = [Buffer.allocUnsafe(CAPACITY), Buffer.allocUnsafe(CAPACITY)];
+  const tools = scan instanceof ScanTools ? scan : new ScanTools(scan);
+  const chunks = new ChunkScan(tools, end, onIncident);
+  const buffers = tools.buffers;
   let current = 0;
   let carry = 0;
   /** The file offset of the current buffer's first byte. */
@@ -156,7 +179,7 @@ export async function scanFileRange(handle: FileHandle, start: number, end: numb
  * The same over a stream (a decompressed file), chunk by chunk, from its start to its end.
  */
 export async function scanStream(stream: AsyncIterable<Buffer>, scan: RangeScan, onIncident: (incident: Incident) => void, onProgress?: () => void): Promise<ScanCounters> {
-  const chunks = new ChunkScan(scan, Number.MAX_SAFE_INTEGER, onIncident);
+  const chunks = new ChunkScan(new ScanTools(scan), Number.MAX_SAFE_INTEGER, onIncident);
   let parts: Buffer[] = [];
   let gathered = 0;
   let base = 0;

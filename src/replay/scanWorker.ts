@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
-import { scanFileRange, type RangeScan, type ScanCounters } from './scanRange.js';
+import { scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 
 /** A piece of a file to scan (see parallel.ts). */
 export interface PieceTask {
@@ -21,16 +21,16 @@ export interface PieceDone {
 /** A scanning thread: pieces in, their incidents out, one piece at a time; the file stays open between pieces. */
 if (parentPort) {
   const port = parentPort;
-  let handle: { file: string; handle: FileHandle } | undefined;
+  let handle: { file: string; handle: FileHandle; tools: ScanTools } | undefined;
   let queue = Promise.resolve();
   port.on('message', (task: PieceTask) => {
     queue = queue.then(async () => {
       if (handle?.file !== task.file) {
         await handle?.handle.close();
-        handle = { file: task.file, handle: await open(task.file, 'r') };
+        handle = { file: task.file, handle: await open(task.file, 'r'), tools: new ScanTools(task.scan) };
       }
       const incidents: Incident[] = [];
-      const counters = await scanFileRange(handle.handle, task.start, task.end, task.scan, (incident) => void incidents.push(incident));
+      const counters = await scanFileRange(handle.handle, task.start, task.end, handle.tools, (incident) => void incidents.push(incident));
       const done: PieceDone = { id: task.id, incidents, counters };
       port.postMessage(done);
     });
