@@ -4,7 +4,7 @@ import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
 import { assess, checkSequences } from '../../db/checkSequences.js';
 import { resolveIndexes, type Resolution, type SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
-import { scanLog, scanLogAs, type ScanCounters } from '../../replay/scanLog.js';
+import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
@@ -40,6 +40,7 @@ export function registerReplay(program: Command): void {
     .option('--format <format>', `the logs' format: ${FORMATS.join(', ')} (default: the config's first source's)`)
     .option('--json', 'machine-readable output')
     .option('--database <name>', 'which database, when the config watches several')
+    .option('--threads <n>', 'threads to scan a large plain file with (same output)', '1')
     .addHelpText(
       'after',
       `
@@ -52,7 +53,9 @@ Examples:
     /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
-    .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string }) => {
+    .action(async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string; threads: string }) => {
+      const threads = Number(options.threads);
+      if (!Number.isInteger(threads) || threads < 1) throw new CommandFailure(`--threads ${options.threads}: a whole number from 1`, EXIT.usage);
       const config = await loadConfig(options.config);
       const prefix = options.logLinePrefix ?? config.sources[0]?.log_line_prefix ?? DEFAULT_LOG_LINE_PREFIX;
       // A watch-only config (sources: []) has no source to take them from: the defaults, or the options.
@@ -64,16 +67,24 @@ Examples:
       let otherDatabase = 0;
       const window = config.remediation.debounce_ms;
       const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+      /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
+      const kinds: Partial<Record<Incident['kind'], number>> = {};
       const started = Date.now();
       for (const file of files) {
         const progress = new Progress(basename(file));
         let counters: ScanCounters;
         try {
-          const scan = format === 'postgres-stderr' ? scanLog : (path: string, o: Parameters<typeof scanLog>[1]) => scanLogAs(path, format, { ...o, ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}) });
-          counters = await scan(file, {
+          counters = await scanLog(file, {
             logLinePrefix: prefix,
-            // As the daemon does: records that name another database are not this one's.
-            onIncident: (incident) => (incident.database !== undefined && incident.database !== db.name ? otherDatabase++ : tally(tallies, incident, window, untallied)),
+            format,
+            ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}),
+            threads,
+            onIncident: (incident) => {
+              kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
+              // As the daemon does: records that name another database are not this one's.
+              if (incident.database !== undefined && incident.database !== db.name) otherDatabase++;
+              else tally(tallies, incident, window, untallied);
+            },
             onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
           });
         } catch (error) {
@@ -123,7 +134,7 @@ Examples:
       if (options.json) {
         await db.close();
         process.stdout.write(
-          printableJson(JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds }, other_database: otherDatabase, untallied_errors: untallied.errors, constraints: rows }, null, 2)) + '\n',
+          printableJson(JSON.stringify({ files, database: db.name, log_line_prefix: prefix, scanned: { ...totals, seconds, kinds }, other_database: otherDatabase, untallied_errors: untallied.errors, constraints: rows }, null, 2)) + '\n',
         );
         return;
       }

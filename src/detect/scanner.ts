@@ -1,0 +1,295 @@
+import { CSV_RECORD_START } from '../formats/CsvlogParser.js';
+import { INCIDENT_TEXTS } from './detectIncident.js';
+
+/**
+ * The byte-level pre-check shared by the live path (followers, parsers) and replay: which lines of
+ * raw log data may carry a record detectIncident acts on. Everything else is passed over without
+ * being decoded or parsed, so the speed of both paths is that of a native search over whole
+ * chunks, and their coverage is the same by construction (one set of needles, built from
+ * detectIncident's own INCIDENT_TEXTS).
+ *
+ * The promise, for the formats it filters (`scanner.filters`): every record detectIncident acts on,
+ * as that format's full parser assembles it, begins at an offset candidateLines() returns (or
+ * nextCandidate() reaches). Lines it returns may still hold no incident: the parser and detector
+ * decide (test/detect/scanner.unit.test.ts holds it to this on the fuzz corpus and on every
+ * sample of test/fixtures/logs).
+ *
+ * How it stays fast: each needle is searched by its cheapest piece (an "anchor" of at most 7
+ * bytes, which Buffer.indexOf searches with memchr on its first byte), chosen from the byte
+ * frequencies of the log itself, and a hit is verified against the whole needle around it.
+ */
+
+/** The formats whose lines the scanner can tell apart; the others are parsed line by line. */
+export const SCANNED_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json'] as const;
+export type ScannedFormat = (typeof SCANNED_FORMATS)[number];
+
+export function isScannedFormat(format: string): format is ScannedFormat {
+  return (SCANNED_FORMATS as readonly string[]).includes(format);
+}
+
+const NEWLINE = 0x0a;
+const TAB = 0x09;
+/** Longest anchor: Buffer.indexOf switches from memchr to Boyer-Moore-Horspool (slower on logs) at 8 bytes. */
+const MAX_ANCHOR = 7;
+/** Bytes of the first data seen that the anchors are chosen from. */
+const SAMPLE_BYTES = 256 * 1024;
+/** The bytes searched by every needle before the next: what stays in a processor's L2 cache. */
+const WINDOW_BYTES = 192 * 1024;
+/** How far back a csvlog line may be from the line its record begins on (csvlog's record cap). */
+const MAX_CSV_WALK_BACK = 128 * 1024;
+
+/** A needle as the format writes it, and the piece of it that is searched. */
+interface Needle {
+  text: string;
+  bytes: Buffer;
+  /** Where the anchor starts within the needle, and the anchor itself. */
+  offset: number;
+  anchor: Buffer;
+}
+
+/**
+ * The needles of a format, as its lines carry them: the message texts unchanged (none holds a
+ * character csvlog or jsonlog escape), the SQLSTATEs where the format puts them: csvlog's
+ * `,23505,` column, jsonlog's `"23505"` value, stderr's %e with the prefix's text after it, or
+ * log_error_verbosity = verbose's `23505: ` before the message.
+ */
+export function scannerNeedles(format: ScannedFormat, logLinePrefix: string): string[] {
+  const codes = INCIDENT_TEXTS.sqlstates;
+  switch (format) {
+    case 'postgres-csv':
+      return [...INCIDENT_TEXTS.message, ...codes.map((code) => `,${code},`)];
+    case 'postgres-json':
+      return [...INCIDENT_TEXTS.message, ...codes.map((code) => `"${code}"`)];
+    case 'postgres-stderr': {
+      const after = textAfterSqlstate(logLinePrefix);
+      // With %e the prefix says the SQLSTATE (a verbose message's own code is then not used).
+      return [...INCIDENT_TEXTS.message, ...codes.map((code) => (after === undefined ? `${code}: ` : code + after))];
+    }
+  }
+}
+
+/** The literal text right after %e in a log_line_prefix (at most 2 characters), '' when none; undefined without %e. */
+function textAfterSqlstate(prefix: string): string | undefined {
+  const at = prefix.search(/%-?\d*e/);
+  if (at === -1) return undefined;
+  const escape = /%-?\d*e/.exec(prefix.slice(at))![0];
+  // Padding (%-6e) prints spaces of its own: nothing after it is fixed.
+  if (escape.length > 2) return '';
+  let after = '';
+  for (let i = at + 2; i < prefix.length && after.length < 2; i++) {
+    if (prefix[i] !== '%') {
+      after += prefix[i];
+      continue;
+    }
+    if (prefix[i + 1] === '%') {
+      after += '%';
+      i++;
+      continue;
+    }
+    break;
+  }
+  return after;
+}
+
+/**
+ * One scanner per source (or per replayed file): the needles of its format, and the anchors chosen
+ * from the first data it sees. Not shared between threads; cheap to make.
+ */
+export class IncidentScanner {
+  /** False for formats the scanner cannot filter (syslog, container logs, application logs, auto): parse every line. */
+  readonly filters: boolean;
+  /** The needles, as text (for messages, and for a string pre-check such as StderrPrefixParser's `interesting`). */
+  readonly needles: readonly string[];
+  private readonly format: ScannedFormat | undefined;
+  private searched: Needle[] | undefined;
+  /** nextCandidate's memory: the buffer it last searched and where each needle next verified in it (-1: not again). */
+  private next: { bytes: Buffer; from: number; at: number[] } | undefined;
+
+  constructor(format: string, logLinePrefix: string) {
+    this.format = isScannedFormat(format) ? format : undefined;
+    this.filters = this.format !== undefined;
+    this.needles = this.format ? scannerNeedles(this.format, logLinePrefix) : [];
+  }
+
+  /**
+   * The offsets, ascending and each once, where a line that may begin a record holding an incident
+   * starts within bytes[from, to). `to` must be a line end (or the end of the data): a line cut
+   * there is taken as ending there. A hit on a line that continues a record (stderr's TAB lines, a
+   * csvlog record's later lines) gives the line that record begins on, if it is at or after `from`
+   * (csvlog: the nearest line shaped like a record's start, and the hit's own line as well).
+   */
+  candidateLines(bytes: Buffer, from = 0, to = bytes.length): number[] {
+    if (!this.format) throw new Error('candidateLines: this format is not scanned (check scanner.filters)');
+    const region = bytes.subarray(from, to);
+    const needles = this.needlesFor(region);
+    const starts: number[] = [];
+    // Every needle is searched in one window before the next window: the window stays in the
+    // processor's cache while it is searched again and again. Windows end at line ends (no needle
+    // spans lines); a hit walks back through the whole region for its record's first line.
+    for (let windowStart = 0; windowStart < region.length; ) {
+      const newline = region.indexOf(NEWLINE, Math.min(region.length - 1, windowStart + WINDOW_BYTES));
+      const windowEnd = newline === -1 ? region.length : newline + 1;
+      const window = region.subarray(windowStart, windowEnd);
+      const first = starts.length;
+      for (const needle of needles) {
+        for (let at = findNeedle(window, needle, 0); at !== -1; ) {
+          const lineStart = windowStart + window.lastIndexOf(NEWLINE, at) + 1;
+          const start = this.recordStart(region, lineStart, 0);
+          // csvlog: a record is framed by its quotes, not by its looks; the hit's own line may begin one too.
+          if (start !== lineStart && this.format === 'postgres-csv') starts.push(from + start, from + lineStart);
+          else starts.push(from + start);
+          const lineEnd = window.indexOf(NEWLINE, at + needle.bytes.length);
+          if (lineEnd === -1) break;
+          at = findNeedle(window, needle, lineEnd + 1);
+        }
+      }
+      if (starts.length - first > 1) sortUnique(starts, first);
+      windowStart = windowEnd;
+    }
+    return starts;
+  }
+
+  /**
+   * The start of the first line at or after `from` (and before `to`) that candidateLines would
+   * return, or -1: for a reader that passes over everything up to it. Calls that move forward
+   * through the same buffer reuse what earlier calls found.
+   */
+  nextCandidate(bytes: Buffer, from: number, to = bytes.length): number {
+    if (!this.format) throw new Error('nextCandidate: this format is not scanned (check scanner.filters)');
+    const needles = this.needlesFor(bytes.subarray(from, to));
+    if (this.next?.bytes !== bytes || from < this.next.from) this.next = { bytes, from, at: needles.map(() => -2) };
+    const memory = this.next;
+    memory.from = from;
+    let hit = -1;
+    needles.forEach((needle, i) => {
+      // A needle found before `from` may occur again after it: search on (-2: not searched yet).
+      if (memory.at[i] === -2 || (memory.at[i]! !== -1 && memory.at[i]! < from)) memory.at[i] = findNeedle(bytes, needle, from);
+      const at = memory.at[i]!;
+      if (at !== -1 && (hit === -1 || at < hit)) hit = at;
+    });
+    if (hit === -1 || hit >= to) return -1;
+    // The line its record begins on, which comes first (csvlog: candidateLines gives the hit's own line too).
+    return this.recordStart(bytes, bytes.lastIndexOf(NEWLINE, hit) + 1, from);
+  }
+
+  /** Whether one line (without its newline) holds a needle: the same test on a single line. */
+  lineMayCarry(line: string | Buffer): boolean {
+    if (typeof line === 'string') return this.needles.some((needle) => line.includes(needle));
+    return this.needlesFor(line).some((needle) => line.includes(needle.bytes));
+  }
+
+  /**
+   * Whether the line at `lineStart` may begin a record by its first bytes alone (stderr: not a TAB
+   * continuation; csvlog: shaped like a record's start; jsonlog: any line). A reader that cuts a log
+   * into pieces cuts before such lines: recordStart() never walks back past one, so every way of
+   * cutting finds the same candidates.
+   */
+  beginsRecord(bytes: Buffer, lineStart: number): boolean {
+    if (this.format === 'postgres-stderr') return bytes[lineStart] !== TAB;
+    if (this.format === 'postgres-csv') return CSV_RECORD_START.test(bytes.toString('latin1', lineStart, Math.min(bytes.length, lineStart + 64)));
+    return true;
+  }
+
+  /**
+   * The line the record holding `lineStart`'s line begins on, not before `floor`: for stderr the
+   * line a run of TAB continuation lines continues, for csvlog the nearest line shaped like the
+   * start of a record (the rule CsvlogParser itself resynchronises by).
+   */
+  recordStart(bytes: Buffer, lineStart: number, floor: number): number {
+    if (this.format === 'postgres-stderr') {
+      let start = lineStart;
+      while (start > floor && bytes[start] === TAB) start = Math.max(floor, lineBefore(bytes, start));
+      return start;
+    }
+    if (this.format === 'postgres-csv') {
+      for (let start = lineStart; lineStart - start <= MAX_CSV_WALK_BACK; start = Math.max(floor, lineBefore(bytes, start))) {
+        if (this.beginsRecord(bytes, start)) return start;
+        if (start <= floor) break;
+      }
+    }
+    return lineStart;
+  }
+
+  /** The needles with their anchors, chosen from the first data seen. */
+  private needlesFor(sample: Buffer): Needle[] {
+    if (!this.searched) {
+      const frequency = byteFrequencies(sample);
+      this.searched = this.needles.map((text) => withAnchor(text, frequency));
+    }
+    return this.searched;
+  }
+}
+
+/** Sorts starts[from..] in place and drops repeats (also of the last one before `from`: a record walked back to). */
+function sortUnique(starts: number[], from: number): void {
+  const tail = starts.slice(from).sort((a, b) => a - b);
+  let kept = from;
+  for (const start of tail) if (kept === 0 || starts[kept - 1]! < start) starts[kept++] = start;
+  starts.length = kept;
+}
+
+/** The start of the line before the one at `lineStart` (0 for the first). */
+function lineBefore(bytes: Buffer, lineStart: number): number {
+  return lineStart < 2 ? 0 : bytes.lastIndexOf(NEWLINE, lineStart - 2) + 1;
+}
+
+/** Where `needle` next occurs whole in `bytes` at or after `from`, or -1. */
+function findNeedle(bytes: Buffer, needle: Needle, from: number): number {
+  const { anchor, offset, bytes: whole } = needle;
+  for (let at = bytes.indexOf(anchor, from + offset); at !== -1; at = bytes.indexOf(anchor, at + 1)) {
+    const start = at - offset;
+    if (start + whole.length > bytes.length) return -1;
+    if (matchesAround(bytes, start, needle)) return start;
+  }
+  return -1;
+}
+
+/** Whether the whole needle is at `start` (its anchor is known to be). */
+function matchesAround(bytes: Buffer, start: number, needle: Needle): boolean {
+  const whole = needle.bytes;
+  for (let i = 0; i < needle.offset; i++) if (bytes[start + i] !== whole[i]) return false;
+  for (let i = needle.offset + needle.anchor.length; i < whole.length; i++) if (bytes[start + i] !== whole[i]) return false;
+  return true;
+}
+
+/**
+ * A typical server log's bytes, for when the first data seen is too short to go by: ordinary
+ * statements, as most of a busy log is.
+ */
+const PRIOR =
+  '2026-11-27 10:00:00.123 UTC [4242] app@app LOG:  duration: 0.042 ms  execute <unnamed>: SELECT id, name, created_at FROM users WHERE id = $1 AND valid = 1\n' +
+  '2026-11-27 10:00:00.124 UTC [4243] app@app LOG:  statement: UPDATE ticket SET change_time = current_timestamp, queue_id = 3 WHERE id = 12345\n';
+
+/** Each byte's share of `sample` (blended with PRIOR, so no byte is "never seen"). */
+function byteFrequencies(sample: Buffer): Float64Array {
+  const counts = new Float64Array(256).fill(0.5);
+  const prior = Buffer.from(PRIOR);
+  for (const byte of prior) counts[byte]! += 4;
+  const end = Math.min(sample.length, SAMPLE_BYTES);
+  for (let i = 0; i < end; i++) counts[sample[i]!]!++;
+  let total = 0;
+  for (const count of counts) total += count;
+  for (let i = 0; i < 256; i++) counts[i]! /= total;
+  return counts;
+}
+
+/**
+ * The cheapest piece of a needle to search for: memchr stops at every occurrence of the anchor's
+ * first byte (cheap, in native code), and each occurrence of the whole anchor costs a call back
+ * into JavaScript (dear): both estimated from the log's byte frequencies.
+ */
+function withAnchor(text: string, frequency: Float64Array): Needle {
+  const bytes = Buffer.from(text);
+  const STOP = 1;
+  const CALL = 40;
+  let best = { offset: 0, length: Math.min(bytes.length, MAX_ANCHOR), cost: Infinity };
+  for (let length = Math.min(bytes.length, 3); length <= Math.min(bytes.length, MAX_ANCHOR); length++) {
+    for (let offset = 0; offset + length <= bytes.length; offset++) {
+      let whole = 1;
+      for (let i = offset; i < offset + length; i++) whole *= frequency[bytes[i]!]!;
+      const cost = frequency[bytes[offset]!]! * STOP + whole * CALL;
+      if (cost < best.cost) best = { offset, length, cost };
+    }
+  }
+  return { text, bytes, offset: best.offset, anchor: bytes.subarray(best.offset, best.offset + best.length) };
+}
