@@ -20,8 +20,6 @@ export interface FileFollowerOptions {
   skipping?: LineSkipping;
 }
 
-export type FileFollowerHandlers = FollowerHandlers;
-
 export interface FileFollowerCounters extends FollowerCounters {
   lines: number;
   rotations: number;
@@ -77,7 +75,7 @@ export class FileFollower implements Follower {
 
   constructor(
     readonly path: string,
-    private readonly handlers: FileFollowerHandlers,
+    private readonly handlers: FollowerHandlers,
     options: FileFollowerOptions = {},
   ) {
     this.startAt = options.startAt ?? 'end';
