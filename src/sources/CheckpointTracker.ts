@@ -51,6 +51,8 @@ export class CheckpointTracker {
   private lastSavedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The kind of position the follower gives, once seen (it never changes). */
+  private kind: Position['kind'] | undefined;
   private readonly everyMs: number;
   private readonly now: () => number;
 
@@ -125,7 +127,12 @@ export class CheckpointTracker {
   }
 
   private save(): void {
-    const position = checkpointAllowed(this.follower.position(), { recordOpen: this.recordOpen, incidents: this.incidents });
+    // Asking a file follower costs a hash of the file's head: not while the answer is known to be no
+    // (a storm's incidents each ask, while the parser holds a record).
+    if (this.recordOpen && this.kind === 'file') return;
+    const current = this.follower.position();
+    this.kind = current?.kind ?? this.kind;
+    const position = checkpointAllowed(current, { recordOpen: this.recordOpen, incidents: this.incidents });
     if (!position) return;
     this.lastSavedAt = this.now();
     try {

@@ -149,3 +149,17 @@ describe('CheckpointTracker', () => {
     expect(errors).toEqual(['ENOSPC']);
   });
 });
+
+describe('CheckpointTracker and the follower', () => {
+  it('does not ask a file follower for its position while a record is open (it costs a hash)', () => {
+    let asked = 0;
+    let clock = 0;
+    // Each request comes long after the last save: only the open record keeps it from saving.
+    const tracker = new CheckpointTracker({ save: () => {} }, 'app.log', { position: () => (asked++, at(10)) }, { now: () => (clock += 1_000) });
+    tracker.saveNow();
+    expect(asked).toBe(1);
+    tracker.lineParsed();
+    for (let i = 0; i < 100; i++) tracker.openIncident(5)();
+    expect(asked).toBe(1);
+  });
+});
