@@ -23,15 +23,15 @@ export interface OpenWork {
 }
 
 /**
- * The rule: a checkpoint never passes an open record or an unfinished incident. A file position
- * moves back to the first unfinished incident, and is not taken while the parser holds a record
- * (the next idle moment, once the parser flushed, takes it). A journal cursor names one entry and
- * cannot move back: it is taken only when no incident is unfinished. Undefined: nothing to save now.
+ * The rule: a checkpoint never passes an open record or an unfinished incident. No position is taken
+ * while the parser holds a record (its continuation lines may follow; the next idle moment, once
+ * the parser flushed, takes it). A file position moves back to the first unfinished incident; a
+ * journal cursor names one entry and cannot move back, so it is taken only when no incident is
+ * unfinished. Undefined: nothing to save now.
  */
 export function checkpointAllowed(position: Position | undefined, open: OpenWork): Position | undefined {
-  if (!position) return undefined;
+  if (!position || open.recordOpen) return undefined;
   if (position.kind === 'journal') return open.incidents.length === 0 ? position : undefined;
-  if (open.recordOpen) return undefined;
   let offset = position.checkpoint.offset;
   for (const at of open.incidents) if (at < offset) offset = at;
   return { kind: 'file', checkpoint: { ...position.checkpoint, offset } };
@@ -51,8 +51,6 @@ export class CheckpointTracker {
   private lastSavedAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** The kind of position the follower gives, once seen (it never changes). */
-  private kind: Position['kind'] | undefined;
   private readonly everyMs: number;
   private readonly now: () => number;
 
@@ -128,11 +126,9 @@ export class CheckpointTracker {
 
   private save(): void {
     // Asking a file follower costs a hash of the file's head: not while the answer is known to be no
-    // (a storm's incidents each ask, while the parser holds a record).
-    if (this.recordOpen && this.kind === 'file') return;
-    const current = this.follower.position();
-    this.kind = current?.kind ?? this.kind;
-    const position = checkpointAllowed(current, { recordOpen: this.recordOpen, incidents: this.incidents });
+    // (in a storm each finished incident asks, while the parser holds a record).
+    if (this.recordOpen) return;
+    const position = checkpointAllowed(this.follower.position(), { recordOpen: false, incidents: this.incidents });
     if (!position) return;
     this.lastSavedAt = this.now();
     try {

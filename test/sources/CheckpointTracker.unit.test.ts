@@ -39,6 +39,12 @@ describe('checkpointAllowed: a checkpoint never passes an open record or an unfi
     expect(checkpointAllowed(cursor, { recordOpen: false, incidents: [] })).toEqual(cursor);
   });
 
+  it('takes no journal cursor while the parser holds a record: the cursor names the entry it began with', () => {
+    // An ERROR entry handed to the parser, its DETAIL not yet: a cursor saved now would resume after it.
+    const cursor: Position = { kind: 'journal', cursor: 's=1;i=3' };
+    expect(checkpointAllowed(cursor, { recordOpen: true, incidents: [] })).toBeUndefined();
+  });
+
   it('has nothing to save without a position (standard input, a rotated file still draining)', () => {
     expect(checkpointAllowed(undefined, { recordOpen: false, incidents: [] })).toBeUndefined();
   });
