@@ -184,7 +184,11 @@ export class Daemon {
       { role: error.role, host: error.host, problem: problem.code },
       `cannot log in to the database at ${error.host} as role ${error.role}: ${error.message}; fix: ${problem.fix}; seqwatch exits (status ${EXIT_AUTHENTICATION})`,
     );
-    this.audit.write('alert', { reason: problem.code, role: error.role, server: error.host, fix: problem.fix }, `cannot log in to the database at ${error.host} as role ${error.role}; seqwatch stops; fix: ${problem.fix}`);
+    this.audit.write(
+      'alert',
+      { reason: problem.code, role: error.role, server: error.host, fix: problem.fix },
+      `cannot log in to the database at ${error.host} as role ${error.role}; seqwatch stops; fix: ${problem.fix}`,
+    );
     this.exitCode = EXIT_AUTHENTICATION;
     void this.stop(`the database at ${error.host} refused the login of role ${error.role}`);
   }
@@ -216,7 +220,11 @@ export class Daemon {
     } catch (error) {
       const message = (error as Error).message;
       this.logger.error({ config: this.configPath }, `reload refused, the running configuration stays in force:\n${message}`);
-      this.audit.write('alert', { reason: 'config_reload_failed', error: message }, `reload of ${this.configPath} refused, the running configuration stays in force: ${message}`);
+      this.audit.write(
+        'alert',
+        { reason: 'config_reload_failed', error: message },
+        `reload of ${this.configPath} refused, the running configuration stays in force: ${message}`,
+      );
       void this.systemd.ready(this.statusLine());
       return;
     }

@@ -1,6 +1,14 @@
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/AuditLog.js';
-import { ConfigError, databasesOf, DEFAULT_MAX_JUMP, DEFAULT_NEAR_LIMIT_PERCENT, readPasswordFile, type Config, type DatabaseConfig } from '../config/config.js';
+import {
+  ConfigError,
+  databasesOf,
+  DEFAULT_MAX_JUMP,
+  DEFAULT_NEAR_LIMIT_PERCENT,
+  readPasswordFile,
+  type Config,
+  type DatabaseConfig,
+} from '../config/config.js';
 import { Database } from '../db/Database.js';
 import { listSequenceColumns } from '../db/listSequenceColumns.js';
 import { IndexResolver } from '../db/resolveIndex.js';

@@ -78,7 +78,11 @@ export class SourcePipeline {
         source: config.path,
         logLinePrefix: config.log_line_prefix,
         ...(config.inner_format ? { innerFormat: config.inner_format } : {}),
-        onDetected: (format, inner) => logger.info({ source: config.path, format, ...(inner ? { inner_format: inner } : {}) }, `format detected: ${format}${inner ? ` (${inner} inside)` : ''}`),
+        onDetected: (format, inner) =>
+          logger.info(
+            { source: config.path, format, ...(inner ? { inner_format: inner } : {}) },
+            `format detected: ${format}${inner ? ` (${inner} inside)` : ''}`,
+          ),
         onMisread: (format, lines) =>
           logger.warn(
             { source: config.path, format, lines },
@@ -90,14 +94,19 @@ export class SourcePipeline {
     );
     this.follower = followerFor(config, this.handlers(), skipping.forFollower(this.parser));
     this.tracker = new CheckpointTracker(context.checkpoints, config.path, this.follower, {
-      onSaveError: (error) => logger.warn({ source: config.path, err: error.message }, 'cannot write the checkpoint: a restart would re-read from the last one'),
+      onSaveError: (error) =>
+        logger.warn({ source: config.path, err: error.message }, 'cannot write the checkpoint: a restart would re-read from the last one'),
     });
   }
 
   /** Follows from the saved position, if there is one of this source's kind. */
   async start(): Promise<void> {
     const resume = this.context.checkpoints.load(this.config.path);
-    if (resume) this.context.logger.info({ source: this.config.path, ...(resume.kind === 'file' ? { offset: resume.checkpoint.offset } : { cursor: resume.cursor }) }, 'resuming from the checkpoint');
+    if (resume)
+      this.context.logger.info(
+        { source: this.config.path, ...(resume.kind === 'file' ? { offset: resume.checkpoint.offset } : { cursor: resume.cursor }) },
+        'resuming from the checkpoint',
+      );
     await this.follower.start(resume);
   }
 
@@ -181,7 +190,8 @@ export class SourcePipeline {
       const unreadable = sourceReadProblem(this.config.path, false);
       if (unreadable) problems.push(unreadable);
     }
-    if (this.unparsed && now - this.unparsed.at < UNPARSED_MS) problems.push(unparsedProblem(this.config, this.unparsed.count, this.unparsed.sample, this.unparsed.line));
+    if (this.unparsed && now - this.unparsed.at < UNPARSED_MS)
+      problems.push(unparsedProblem(this.config, this.unparsed.count, this.unparsed.sample, this.unparsed.line));
     return problems;
   }
 
@@ -192,7 +202,12 @@ export class SourcePipeline {
       records: parser.counters.records,
       bytes: follower.counters.bytes,
       lagBytes: follower.lagBytes(),
-      oddities: { oversized: follower.counters.oversizedLines, unrecognised: parser.counters.unrecognisedLines, orphan: parser.counters.orphanLines, misread: parser.counters.misreadLines },
+      oddities: {
+        oversized: follower.counters.oversizedLines,
+        unrecognised: parser.counters.unrecognisedLines,
+        orphan: parser.counters.orphanLines,
+        misread: parser.counters.misreadLines,
+      },
       skipped: parser.counters.skippedLines,
     };
   }
@@ -202,7 +217,10 @@ const readsFile = (source: SourceConfig): boolean => !source.journal_unit && sou
 
 function followerFor(source: SourceConfig, handlers: FollowerHandlers, skipping: LineSkipping | undefined): Follower {
   if (source.journal_unit) {
-    return new JournalFollower(source.path, handlers, { unit: source.journal_unit, ...(process.env.SEQWATCH_JOURNALCTL ? { command: process.env.SEQWATCH_JOURNALCTL } : {}) });
+    return new JournalFollower(source.path, handlers, {
+      unit: source.journal_unit,
+      ...(process.env.SEQWATCH_JOURNALCTL ? { command: process.env.SEQWATCH_JOURNALCTL } : {}),
+    });
   }
   if (source.path === '-') return new StreamFollower('-', process.stdin, handlers);
   return new FileFollower(source.path, handlers, { startAt: source.start_at, ...(skipping ? { skipping } : {}) });

@@ -86,7 +86,12 @@ export class Heartbeat {
     const last = this.lastHealth ?? (await this.firstHealth) ?? (await this.assess());
     const { ageMs, stale } = heartbeatAge(last.time);
     if (!stale) return last;
-    const stuck: HealthProblem = { code: 'source_stuck', subject: 'heartbeat', message: `the last heartbeat is ${Math.round(ageMs / 1000)} s old`, fix: 'the daemon is stuck: restart it and report it with its log' };
+    const stuck: HealthProblem = {
+      code: 'source_stuck',
+      subject: 'heartbeat',
+      message: `the last heartbeat is ${Math.round(ageMs / 1000)} s old`,
+      fix: 'the daemon is stuck: restart it and report it with its log',
+    };
     return { ...last, ok: false, problems: [...last.problems, stuck] };
   }
 

@@ -37,9 +37,7 @@ export function heartbeatAge(time: string, now = Date.now()): { ageMs: number; s
   return { ageMs, stale: !(ageMs <= HEARTBEAT_STALE_MS) };
 }
 
-export type HealthFileReading =
-  | { file: string; health: HealthFile; ageMs: number; stale: boolean }
-  | { file: string; error: string };
+export type HealthFileReading = { file: string; health: HealthFile; ageMs: number; stale: boolean } | { file: string; error: string };
 
 /**
  * The health file as `seqwatch health` needs it: the last heartbeat and whether it is stale, or why

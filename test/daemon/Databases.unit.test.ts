@@ -24,7 +24,12 @@ async function open(yaml: string) {
   return { databases, handled, written };
 }
 
-const incident = (database?: string): Incident => ({ kind: 'unique_violation', constraint: 'ticket_pkey', source: '/var/log/pg.log', ...(database ? { database } : {}) });
+const incident = (database?: string): Incident => ({
+  kind: 'unique_violation',
+  constraint: 'ticket_pkey',
+  source: '/var/log/pg.log',
+  ...(database ? { database } : {}),
+});
 
 describe('Databases.route', () => {
   it('sends a record to the database it names, and counts one naming another database without acting on it', async () => {

@@ -7,7 +7,15 @@ import { HEARTBEAT_STALE_MS, healthFilePath, readHealthFile, writeHealthFile } f
 
 // No server: the health file's one format, as the daemon writes it and `seqwatch health` reads it.
 
-const health = (time: string): Health => ({ ok: false, database: true, sources: false, audit: true, watchdog: true, problems: [{ code: 'source_unparsed', subject: '/l', message: 'm', fix: 'f' }], time });
+const health = (time: string): Health => ({
+  ok: false,
+  database: true,
+  sources: false,
+  audit: true,
+  watchdog: true,
+  problems: [{ code: 'source_unparsed', subject: '/l', message: 'm', fix: 'f' }],
+  time,
+});
 
 describe('health file', () => {
   it('reads back what the daemon wrote, with its pid and counters', () => {
@@ -16,7 +24,12 @@ describe('health file', () => {
     writeHealthFile(dir, health(new Date(now).toISOString()), { incidents: 3, remediated: 1 });
     expect(JSON.parse(readFileSync(healthFilePath(dir), 'utf8'))).toMatchObject({ ok: false, pid: process.pid, counters: { incidents: 3, remediated: 1 } });
     const reading = readHealthFile(dir, now + 1_000);
-    expect(reading).toMatchObject({ file: join(dir, 'health.json'), ageMs: 1_000, stale: false, health: { ok: false, sources: false, problems: [{ fix: 'f' }] } });
+    expect(reading).toMatchObject({
+      file: join(dir, 'health.json'),
+      ageMs: 1_000,
+      stale: false,
+      health: { ok: false, sources: false, problems: [{ fix: 'f' }] },
+    });
   });
 
   it('says a heartbeat older than three intervals is stale', () => {

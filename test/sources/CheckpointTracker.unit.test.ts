@@ -27,7 +27,7 @@ describe('checkpointAllowed: a checkpoint never passes an open record or an unfi
     expect(checkpointAllowed(at(900), { recordOpen: true, incidents: [] })).toBeUndefined();
   });
 
-  it('does not change the follower\'s own checkpoint object', () => {
+  it("does not change the follower's own checkpoint object", () => {
     const position = at(900);
     checkpointAllowed(position, { recordOpen: false, incidents: [100] });
     expect((position as { checkpoint: Checkpoint }).checkpoint.offset).toBe(900);
