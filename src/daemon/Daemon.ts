@@ -6,7 +6,7 @@ import { configWarnings, loadConfig, type Config } from '../config/config.js';
 import { DatabaseAuthenticationFailed, EXIT_AUTHENTICATION } from '../db/Database.js';
 import { Metrics, startMetricsServer } from '../metrics/Metrics.js';
 import { Notifier } from '../notify/Notifier.js';
-import { databaseProblem, type Health } from '../service/health.js';
+import { databaseProblem } from '../service/health.js';
 import { Heartbeat } from '../service/Heartbeat.js';
 import { fileSafetyWarnings } from '../service/safeFiles.js';
 import { SystemdNotifier } from '../service/SystemdNotifier.js';
@@ -191,11 +191,6 @@ export class Daemon {
     );
     this.exitCode = EXIT_AUTHENTICATION;
     void this.stop(`the database at ${error.host} refused the login of role ${error.role}`);
-  }
-
-  /** Health now (what the heartbeat assesses): sources, databases within `timeoutMs`, the audit log. */
-  health(timeoutMs?: number): Promise<Health> {
-    return this.heartbeat.assess(timeoutMs);
   }
 
   /**
