@@ -29,7 +29,7 @@ export interface MetricsSources {
   notifications?(): Record<'sent' | 'failed' | 'dropped' | 'suppressed', number> | undefined;
 }
 
-/** Alert reasons that exist today (src/remediate, src/audit, src/daemon.ts); others are counted when first seen. */
+/** Alert reasons that exist today (src/remediate, src/audit, src/daemon/); others are counted when first seen. */
 const KNOWN_ALERT_REASONS = [
   'recurring_drift',
   'sequence_exhausted',

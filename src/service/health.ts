@@ -150,7 +150,7 @@ export function auditProblem(path: string, error: string | undefined): HealthPro
 /**
  * Says each problem in the daemon's log when it starts and every minute while it lasts, audits it
  * once as an `alert` (with the fix), and says when it is over. The audit log's own trouble is said
- * by the daemon's reportAuditTrouble, and an alert could not be written there anyway.
+ * by src/daemon/auditTrouble.ts, and an alert could not be written there anyway.
  */
 export class ProblemReporter {
   private readonly open = new Map<string, { problem: HealthProblem; since: number; loggedAt: number; alerted: boolean }>();

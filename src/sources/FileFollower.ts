@@ -2,9 +2,10 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
+import type { Checkpoint, Follower, FollowerCounters, FollowerHandlers, Position } from './Follower.js';
 import { LineSplitter, type LinePosition, type LineSkipping } from './LineSplitter.js';
 
-export type { LinePosition };
+export type { Checkpoint, LinePosition };
 
 export interface FileFollowerOptions {
   /** Where to begin in a file that already exists at start: its end (like `tail -F`) or its beginning. */
@@ -19,37 +20,8 @@ export interface FileFollowerOptions {
   skipping?: LineSkipping;
 }
 
-export interface FileFollowerHandlers {
-  /** One complete line, without its newline. The buffer is reused: decode or copy it before returning. */
-  onLine(line: Buffer, position: LinePosition): void;
-  /** Every open file has been read to its end for now: a good moment to emit records still being assembled. */
-  onIdle?(): void;
-  /** Something an operator should know (permission denied, ...); following goes on. */
-  onWarning?(message: string): void;
-  /**
-   * Asked before each chunk is read: a promise makes the follower wait for it (the stages after it
-   * are full). The lines stay in the file meanwhile, so waiting loses nothing.
-   */
-  backpressure?(): Promise<void> | undefined;
-}
-
-/**
- * Where a follower was, to resume there after a restart: the file's identity (device, inode and a
- * hash of its first bytes: an inode can be reused by a new file) and the offset of the first line
- * not yet handled.
- */
-export interface Checkpoint {
-  dev: number;
-  ino: number;
-  headLength: number;
-  headHash: string;
-  offset: number;
-}
-
-export interface FileFollowerCounters {
+export interface FileFollowerCounters extends FollowerCounters {
   lines: number;
-  bytes: number;
-  oversizedLines: number;
   rotations: number;
   truncations: number;
 }
@@ -80,7 +52,7 @@ interface OpenFile {
  * Written in-house because the npm `tail` package loses lines on rename rotation, stops on
  * delete+recreate, cannot start at an offset and buffers unbounded lines (see README).
  */
-export class FileFollower {
+export class FileFollower implements Follower {
   readonly counters: FileFollowerCounters = { lines: 0, bytes: 0, oversizedLines: 0, rotations: 0, truncations: 0 };
   private readonly startAt: 'end' | 'beginning';
   private readonly pollIntervalMs: number;
@@ -98,12 +70,12 @@ export class FileFollower {
   /** Where it was when it stopped: still valid for the checkpoint written after the last checks finish. */
   private finalCheckpoint: Checkpoint | undefined;
   /** When the follower last looked at its files: a stuck follower stops feeding the watchdog. */
-  lastPollAt = 0;
+  private lastPollAt = 0;
   private readonly skipping: LineSkipping | undefined;
 
   constructor(
     readonly path: string,
-    private readonly handlers: FileFollowerHandlers,
+    private readonly handlers: FollowerHandlers,
     options: FileFollowerOptions = {},
   ) {
     this.startAt = options.startAt ?? 'end';
@@ -118,8 +90,9 @@ export class FileFollower {
    * following. With a checkpoint of the same file, reading resumes where it stopped; a file
    * replaced meanwhile is read from its start; a checkpoint that does not match is ignored, and said.
    */
-  async start(resume?: Checkpoint): Promise<void> {
+  async start(position?: Position): Promise<void> {
     if (this.running) return;
+    const resume = position?.kind === 'file' ? position.checkpoint : undefined;
     this.lastPollAt = Date.now();
     this.current = await this.openPath(this.startAt === 'end' && !resume);
     if (resume && this.current) await this.resume(this.current, resume);
@@ -165,6 +138,16 @@ export class FileFollower {
     const file = this.current;
     if (!file || this.rotated.length > 0) return undefined;
     return { dev: file.dev, ino: file.ino, headLength: file.head.length, headHash: hashOf(file.head), offset: file.lines.lineStart };
+  }
+
+  position(): Position | undefined {
+    const checkpoint = this.checkpoint();
+    return checkpoint && { kind: 'file', checkpoint };
+  }
+
+  /** It polls its files in a loop: the last poll. */
+  lastAliveAt(): number {
+    return this.lastPollAt;
   }
 
   /** Bytes in the file at the path that have not been read yet (0 when it does not exist). */

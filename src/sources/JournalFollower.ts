@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { FileFollowerCounters, FileFollowerHandlers } from './FileFollower.js';
+import type { Follower, FollowerCounters, FollowerHandlers, Position } from './Follower.js';
 import { LineSplitter } from './LineSplitter.js';
 
 export interface JournalOptions {
@@ -21,31 +21,29 @@ const MAX_JOINED_BYTES = 4 * 1024 * 1024;
  * for the checkpoint. systemd 252's `--after-cursor` skips an entry when combined with `-u`, so
  * the follower asks for `--cursor` (which includes that entry) and drops the entry it already had.
  */
-export class JournalFollower {
-  readonly counters: FileFollowerCounters = { lines: 0, bytes: 0, oversizedLines: 0, rotations: 0, truncations: 0 };
-  lastPollAt = 0;
+export class JournalFollower implements Follower {
+  readonly counters: FollowerCounters = { bytes: 0, oversizedLines: 0 };
   /** The cursor of the last entry handed on. */
-  cursor: string | undefined;
+  private cursor: string | undefined;
   private child: ChildProcess | undefined;
   private stopped = false;
   private idleTimer: NodeJS.Timeout | undefined;
-  private aliveTimer: NodeJS.Timeout | undefined;
+  /** When journalctl was last seen running (it is restarted when it exits). */
+  private runningAt = 0;
   private entries = 0;
 
   constructor(
     readonly path: string,
-    private readonly handlers: FileFollowerHandlers,
+    private readonly handlers: FollowerHandlers,
     private readonly options: JournalOptions,
   ) {
     this.cursor = options.cursor;
   }
 
-  async start(): Promise<void> {
-    this.lastPollAt = Date.now();
-    this.aliveTimer = setInterval(() => {
-      if (this.child && this.child.exitCode === null) this.lastPollAt = Date.now();
-    }, 1_000);
-    this.aliveTimer.unref();
+  /** With a journal position, from the entry after its cursor. */
+  async start(resume?: Position): Promise<void> {
+    if (resume?.kind === 'journal') this.cursor = resume.cursor;
+    this.runningAt = Date.now();
     this.spawn();
   }
 
@@ -92,7 +90,6 @@ export class JournalFollower {
           this.counters.oversizedLines++;
           return;
         }
-        this.counters.lines++;
         this.handlers.onLine(message, { offset: this.entries++ });
       },
       () => this.counters.oversizedLines++,
@@ -107,6 +104,7 @@ export class JournalFollower {
     child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-1000)));
     child.on('error', (error) => this.handlers.onWarning?.(`journalctl: ${error.message}`));
     child.on('close', (code) => {
+      this.runningAt = Date.now();
       if (this.stopped) return;
       this.handlers.onWarning?.(`journalctl exited (${code})${stderr ? `: ${stderr.trim()}` : ''}; restarting it`);
       setTimeout(() => this.spawn(), this.options.restartDelayMs ?? 2_000).unref();
@@ -116,12 +114,17 @@ export class JournalFollower {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.idleTimer);
-    clearInterval(this.aliveTimer);
+    this.runningAt = Date.now();
     this.child?.kill();
   }
 
-  checkpoint(): undefined {
-    return undefined;
+  position(): Position | undefined {
+    return this.cursor === undefined ? undefined : { kind: 'journal', cursor: this.cursor };
+  }
+
+  /** Alive while journalctl runs (between its restarts it is not). */
+  lastAliveAt(now: number): number {
+    return !this.stopped && this.child && this.child.exitCode === null ? now : this.runningAt;
   }
 
   lagBytes(): number {

@@ -1,0 +1,192 @@
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/AuditLog.js';
+import {
+  ConfigError,
+  databasesOf,
+  DEFAULT_MAX_JUMP,
+  DEFAULT_NEAR_LIMIT_PERCENT,
+  readPasswordFile,
+  type Config,
+  type DatabaseConfig,
+} from '../config/config.js';
+import { Database } from '../db/Database.js';
+import { listSequenceColumns } from '../db/listSequenceColumns.js';
+import { IndexResolver } from '../db/resolveIndex.js';
+import type { Incident } from '../detect/detectIncident.js';
+import { Remediator, type RemediationSettings, type RemediatorCounters } from '../remediate/Remediator.js';
+import { TablePolicy } from '../remediate/TablePolicy.js';
+import { databaseProblem, type HealthProblem } from '../service/health.js';
+
+/** Distinct names waiting for the catalog past which files are not read on (see SourcePipelines.backpressure). */
+const PENDING_NAMES_HIGH = 2_000;
+
+/** One watched database: its connection, catalog cache and remediation. */
+export interface DatabaseContext {
+  db: Database;
+  resolver: IndexResolver;
+  remediator: Remediator;
+}
+
+/** The remediation settings a config asks for (also on reload). */
+function remediationSettings(config: Config, database: string): RemediationSettings {
+  return {
+    database,
+    dryRun: config.remediation.dry_run,
+    debounceMs: config.remediation.debounce_ms,
+    policy: new TablePolicy(config.policy.include, config.policy.exclude),
+    cooldownMs: config.remediation.cooldown,
+    maxFixesPerHour: config.remediation.max_fixes_per_hour,
+    staleAfterMs: config.remediation.stale_after,
+    maxJump: config.remediation.max_jump ?? DEFAULT_MAX_JUMP,
+    nearLimitPercent: config.remediation.near_limit_percent ?? DEFAULT_NEAR_LIMIT_PERCENT,
+  };
+}
+
+function logDatabaseEvents(logger: Logger) {
+  return (event: 'connected' | 'unavailable', detail: Record<string, unknown>) =>
+    event === 'connected' ? logger.info(detail, 'connected to the database') : logger.warn(detail, 'database unavailable; waiting for it');
+}
+
+/**
+ * The watched databases (config `database` or `databases`), each with its connection, catalog
+ * cache and Remediator. The only place that decides whether a record is for one of them (route).
+ */
+export class Databases {
+  /** Records that named a database not watched here: counted, not acted on. */
+  private otherDatabase = 0;
+  /** Sources whose errors name no database while several are watched, already said in the audit. */
+  private readonly databaseUnknownSaid = new Set<string>();
+
+  private constructor(
+    readonly contexts: readonly DatabaseContext[],
+    private wanted: DatabaseConfig[],
+    private readonly audit: AuditLog,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Opens no connection yet: each connects on first use (waitUntilAvailable, a check). */
+  static async open(config: Config, configPath: string, audit: AuditLog, logger: Logger): Promise<Databases> {
+    const contexts: DatabaseContext[] = [];
+    for (const database of databasesOf(config)) {
+      const db = new Database({ url: database.url, password: await readPasswordFile(database), onEvent: logDatabaseEvents(logger) });
+      const resolver = new IndexResolver(db);
+      const remediator = new Remediator({ db, resolver, audit, ...remediationSettings(config, db.name), onWarning: (message) => logger.error(message) });
+      contexts.push({ db, resolver, remediator });
+    }
+    const names = contexts.map((c) => c.db.name);
+    const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+    if (duplicate !== undefined) throw new ConfigError([`${configPath}: database ${duplicate} is named twice in databases`]);
+    return new Databases(contexts, databasesOf(config), audit, logger);
+  }
+
+  get names(): string[] {
+    return this.contexts.map((c) => c.db.name);
+  }
+
+  /**
+   * To the database the record names (%d, dbname); a record naming another database is counted and
+   * left alone. A record that names none (an application log) is checked in every watched database:
+   * only verified drift is acted on, so that is safe. Settles once the incident is handled.
+   */
+  route(incident: Incident): Promise<void> {
+    if (incident.database !== undefined) {
+      const context = this.contexts.find((c) => c.db.name === incident.database);
+      if (!context) {
+        this.otherDatabase++;
+        return Promise.resolve();
+      }
+      return context.remediator.handle(incident);
+    }
+    if (this.contexts.length > 1 && !this.databaseUnknownSaid.has(incident.source)) {
+      // The checks' records name the database each ran in, not the error's: say so, once per source.
+      this.databaseUnknownSaid.add(incident.source);
+      const names = this.names;
+      this.audit.write(
+        'alert',
+        { database: null, databases: names, reason: 'database_unknown', trigger: { source: incident.source, constraint: incident.constraint } },
+        `${incident.source} names no database (a server log whose log_line_prefix has no %d, or an application log): the database of its errors cannot be known: checked in each of ${names.join(', ')}, healed where drift is verified; for a server log, add %d to log_line_prefix (server and config) to route each error to its database`,
+      );
+    }
+    return Promise.all(this.contexts.map((c) => c.remediator.handle(incident))).then(() => {});
+  }
+
+  /** Counters of all databases together. */
+  counters(): RemediatorCounters {
+    const total: RemediatorCounters = { incidents: 0, otherDatabase: this.otherDatabase, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
+    for (const c of this.contexts) for (const key of Object.keys(total) as Array<keyof RemediatorCounters>) total[key] += c.remediator.counters[key];
+    return total;
+  }
+
+  catalogQueries(): number {
+    return this.contexts.reduce((n, c) => n + c.resolver.queries, 0);
+  }
+
+  /** So many distinct names wait for the catalog (a flood of forged or garbled names) that reading should pause. */
+  catalogFull(): boolean {
+    return this.contexts.some((c) => c.remediator.pendingNames >= PENDING_NAMES_HIGH);
+  }
+
+  /** Resolves once every database answered; rejects with DatabaseAuthenticationFailed when a login is refused. */
+  async waitUntilAvailable(): Promise<void> {
+    await Promise.all(this.contexts.map((c) => c.db.waitUntilAvailable(undefined, { failOnAuthentication: true })));
+  }
+
+  get hosts(): Array<string | undefined> {
+    return this.contexts.map((c) => c.db.host);
+  }
+
+  /** Health: each database that does not answer `SELECT 1` within `timeoutMs`, as a problem with its fix. */
+  async problems(timeoutMs: number): Promise<HealthProblem[]> {
+    const answers = await Promise.all(
+      this.contexts.map((c) =>
+        Promise.race([
+          c.db.query('SELECT 1').then(
+            () => undefined,
+            (error: unknown) => error,
+          ),
+          new Promise<Error>((resolve) => setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),
+        ]),
+      ),
+    );
+    return answers.flatMap((error, i) => (error === undefined ? [] : [databaseProblem(this.contexts[i]!.db.name, error)]));
+  }
+
+  /** Read before a reload is committed: an unreadable password file refuses the reload (better the old password than none). */
+  static readPasswords(config: Config): Promise<Array<string | undefined>> {
+    return Promise.all(databasesOf(config).map((d) => readPasswordFile(d)));
+  }
+
+  /**
+   * A reloaded config: a changed URL or password reconnects (and forgets the catalog cache), the
+   * remediation settings apply from the next check. Adding or removing a database waits for a restart.
+   */
+  reconfigure(next: Config, passwords: Array<string | undefined>): void {
+    const [wanted, running] = [databasesOf(next), this.wanted];
+    this.wanted = wanted;
+    if (wanted.length !== this.contexts.length) {
+      this.logger.warn('the number of databases changed: that takes effect at the next restart; the databases watched stay as they were');
+    } else {
+      for (const [i, c] of this.contexts.entries()) {
+        if (JSON.stringify(wanted[i]) !== JSON.stringify(running[i]) || passwords[i] !== undefined) {
+          c.db.reconfigure({ url: wanted[i]!.url, password: passwords[i], onEvent: logDatabaseEvents(this.logger) });
+          c.resolver.clear();
+        }
+      }
+    }
+    for (const c of this.contexts) c.remediator.updateSettings(remediationSettings(next, c.db.name));
+  }
+
+  /** The periodic sweep: every sequence-fed column of each database, in turn. Throws at the first database that fails. */
+  async sweep(): Promise<void> {
+    for (const c of this.contexts) await c.remediator.sweep(await listSequenceColumns(c.db));
+  }
+
+  /** Lets checks under way finish within `graceMs`; false when some were given up. */
+  async stop(graceMs: number): Promise<boolean> {
+    return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs)))).every(Boolean);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.contexts.map((c) => c.db.close()));
+  }
+}

@@ -1,0 +1,244 @@
+import type { Logger } from 'pino';
+import type { SourceConfig } from '../config/config.js';
+import { detectIncident, incidentNeedles, type Incident } from '../detect/detectIncident.js';
+import { createParser } from '../formats/createParser.js';
+import type { LogRecord } from '../formats/LogRecord.js';
+import type { RecordParser } from '../formats/RecordParser.js';
+import type { MetricsSources } from '../metrics/Metrics.js';
+import { sourceReadProblem, stuckProblem, unparsedProblem, type HealthProblem } from '../service/health.js';
+import type { CheckpointStore } from '../sources/CheckpointStore.js';
+import { CheckpointTracker } from '../sources/CheckpointTracker.js';
+import { FileFollower } from '../sources/FileFollower.js';
+import type { Follower, FollowerHandlers } from '../sources/Follower.js';
+import { JournalFollower } from '../sources/JournalFollower.js';
+import type { LinePosition, LineSkipping } from '../sources/LineSplitter.js';
+import { StreamFollower } from '../sources/StreamFollower.js';
+
+/** A follower that has not polled for this long is stuck. */
+const STUCK_FOLLOWER_MS = 30_000;
+/** A line that held a sequence error's text and was not taken by the format keeps the source unhealthy this long. */
+const UNPARSED_MS = 60 * 60_000;
+/** English error texts: a line holding one that the format does not take is an error seen and lost. */
+const ERROR_TEXTS = incidentNeedles(false);
+
+/** What a pipeline needs from the daemon around it. */
+export interface PipelineContext {
+  logger: Logger;
+  checkpoints: CheckpointStore;
+  /** To the databases (Databases.route): settles once the incident's outcome is audited. */
+  route(incident: Incident): Promise<void>;
+  /** One server followed through several destinations: true for the copies of an error already taken. */
+  isRepeat(incident: Incident, destination: string): boolean;
+  /** A promise while the stages after the sources are full: reading waits for it. */
+  backpressure(): Promise<void> | undefined;
+  /** The end of standard input is the end of the pipeline: the daemon stops, as after SIGTERM. */
+  onEnd(): void;
+}
+
+export type SourceMetrics = ReturnType<MetricsSources['sources']>[number];
+
+/** What identifies a source across reloads: the same path read the same way. */
+export const sourceKey = (s: SourceConfig): string => JSON.stringify([s.path, s.format, s.log_line_prefix]);
+
+/** Which of a server's log destinations a source reads (stderr, csvlog, jsonlog): its format. */
+export function destinationOf(source: SourceConfig): string {
+  return source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+}
+
+/**
+ * One source, left to right: Follower -> RecordParser -> detectIncident -> route (the databases),
+ * with the CheckpointTracker that decides where a restart resumes: each line read opens a record,
+ * each flush closes them, each incident holds the checkpoint until its outcome is audited.
+ */
+export class SourcePipeline {
+  readonly key: string;
+  private readonly parser: RecordParser;
+  private readonly follower: Follower;
+  private readonly tracker: CheckpointTracker;
+  /** Which of a server's destinations this is (stderr, csvlog, jsonlog): see SameErrorFilter. */
+  private readonly destination: string;
+  /** Lines holding a sequence error's text that the format did not take (see UNPARSED_MS). */
+  private unparsed: { count: number; at: number; sample: string; line?: number } | undefined;
+  private lastBytes = 0;
+  private lastGrowth = Date.now();
+
+  /** `parent`: for a file found by a glob, the glob source's key. */
+  constructor(
+    readonly config: SourceConfig,
+    private readonly context: PipelineContext,
+    readonly parent?: string,
+  ) {
+    this.key = sourceKey(config);
+    this.destination = destinationOf(config);
+    const skipping = lineSkipping(config);
+    const { logger } = context;
+    this.parser = createParser(
+      config.format,
+      {
+        source: config.path,
+        logLinePrefix: config.log_line_prefix,
+        ...(config.inner_format ? { innerFormat: config.inner_format } : {}),
+        onDetected: (format, inner) =>
+          logger.info(
+            { source: config.path, format, ...(inner ? { inner_format: inner } : {}) },
+            `format detected: ${format}${inner ? ` (${inner} inside)` : ''}`,
+          ),
+        onMisread: (format, lines) =>
+          logger.warn(
+            { source: config.path, format, lines },
+            `${config.path} looked like ${format}, but ${lines} lines holding a duplicate key error gave no record in that format: detecting the format again from those lines (set format in the config to be sure)`,
+          ),
+        interesting: skipping.interesting,
+      },
+      (record) => this.onRecord(record),
+    );
+    this.follower = followerFor(config, this.handlers(), skipping.forFollower(this.parser));
+    this.tracker = new CheckpointTracker(context.checkpoints, config.path, this.follower, {
+      onSaveError: (error) =>
+        logger.warn({ source: config.path, err: error.message }, 'cannot write the checkpoint: a restart would re-read from the last one'),
+    });
+  }
+
+  /** Follows from the saved position, if there is one of this source's kind. */
+  async start(): Promise<void> {
+    const resume = this.context.checkpoints.load(this.config.path);
+    if (resume)
+      this.context.logger.info(
+        { source: this.config.path, ...(resume.kind === 'file' ? { offset: resume.checkpoint.offset } : { cursor: resume.cursor }) },
+        'resuming from the checkpoint',
+      );
+    await this.follower.start(resume);
+  }
+
+  private onRecord(record: LogRecord): void {
+    const incident = detectIncident(record);
+    if (!incident || this.context.isRepeat(incident, this.destination)) return;
+    const done = this.tracker.openIncident(incident.offset);
+    void this.context.route(incident).finally(done);
+  }
+
+  private handlers(): FollowerHandlers {
+    return {
+      onLine: (line: Buffer, position: LinePosition) => {
+        this.tracker.lineParsed();
+        const text = line.toString('utf8');
+        const unrecognised = this.parser.counters.unrecognisedLines;
+        this.parser.push(text, position);
+        if (this.parser.counters.unrecognisedLines !== unrecognised) this.noteUnparsed(text, position);
+      },
+      onIdle: () => {
+        this.flush();
+        this.tracker.request();
+      },
+      onWarning: (message: string) => this.context.logger.warn({ source: this.config.path }, message),
+      backpressure: () => this.context.backpressure(),
+      onEnd: () => this.context.onEnd(),
+    };
+  }
+
+  /** Seen and not taken: an error lost to a prefix or format that does not match. Said, not counted only. */
+  private noteUnparsed(text: string, position: LinePosition): void {
+    const needle = ERROR_TEXTS.find((n) => text.includes(n));
+    if (needle === undefined) return;
+    // The sample ends with the error's words: the part before them is what did not match the
+    // prefix, and what follows may hold row data, which is not for the audit log.
+    const sample = text.slice(0, text.indexOf(needle) + needle.length);
+    this.unparsed = { count: (this.unparsed?.count ?? 0) + 1, at: Date.now(), sample, ...(position.line !== undefined ? { line: position.line } : {}) };
+  }
+
+  /** Records still being assembled are emitted now (their continuation lines are not waited for). */
+  flush(): void {
+    this.parser.flush();
+    this.tracker.recordsFlushed();
+  }
+
+  /** Stops reading; the checkpoint is kept for saveCheckpoint (after the checks under way) or close. */
+  stopReading(): Promise<void> {
+    return this.follower.stop();
+  }
+
+  /** A checkpoint now (at stop, once the checks under way finished or were given up). */
+  saveCheckpoint(): void {
+    this.tracker.saveNow();
+  }
+
+  /** No longer followed (gone from a glob, idle, or removed by a reload): stops, with a last checkpoint. */
+  async close(): Promise<void> {
+    await this.follower.stop();
+    this.tracker.close();
+  }
+
+  get unfinishedIncidents(): number {
+    return this.tracker.unfinishedIncidents;
+  }
+
+  /** How long since the source last grew (a glob's files idle for long are closed). */
+  idleFor(now: number): number {
+    if (this.follower.counters.bytes !== this.lastBytes) {
+      this.lastBytes = this.follower.counters.bytes;
+      this.lastGrowth = now;
+    }
+    return now - this.lastGrowth;
+  }
+
+  /** `heldBack`: the followers wait on purpose (backpressure), which is not being stuck. */
+  problems(now: number, heldBack: boolean): HealthProblem[] {
+    const problems: HealthProblem[] = [];
+    const silentFor = now - this.follower.lastAliveAt(now);
+    if (!heldBack && silentFor >= STUCK_FOLLOWER_MS) problems.push(stuckProblem(this.config.path, silentFor));
+    if (readsFile(this.config)) {
+      const unreadable = sourceReadProblem(this.config.path, false);
+      if (unreadable) problems.push(unreadable);
+    }
+    if (this.unparsed && now - this.unparsed.at < UNPARSED_MS)
+      problems.push(unparsedProblem(this.config, this.unparsed.count, this.unparsed.sample, this.unparsed.line));
+    return problems;
+  }
+
+  metrics(): SourceMetrics {
+    const { parser, follower } = this;
+    return {
+      source: this.config.path,
+      records: parser.counters.records,
+      bytes: follower.counters.bytes,
+      lagBytes: follower.lagBytes(),
+      oddities: {
+        oversized: follower.counters.oversizedLines,
+        unrecognised: parser.counters.unrecognisedLines,
+        orphan: parser.counters.orphanLines,
+        misread: parser.counters.misreadLines,
+      },
+      skipped: parser.counters.skippedLines,
+    };
+  }
+}
+
+const readsFile = (source: SourceConfig): boolean => !source.journal_unit && source.path !== '-';
+
+function followerFor(source: SourceConfig, handlers: FollowerHandlers, skipping: LineSkipping | undefined): Follower {
+  if (source.journal_unit) {
+    return new JournalFollower(source.path, handlers, {
+      unit: source.journal_unit,
+      ...(process.env.SEQWATCH_JOURNALCTL ? { command: process.env.SEQWATCH_JOURNALCTL } : {}),
+    });
+  }
+  if (source.path === '-') return new StreamFollower('-', process.stdin, handlers);
+  return new FileFollower(source.path, handlers, { startAt: source.start_at, ...(skipping ? { skipping } : {}) });
+}
+
+/**
+ * Line skipping, the one place it is wired: most of a busy log cannot matter, so lines without an
+ * incident's needle are passed over. The parser gets a string pre-check (`interesting`); a file
+ * follower gets the needles as bytes, and asks the parser whether it may pass over lines unseen
+ * (nothing being assembled) and tells it how many it did.
+ */
+function lineSkipping(source: SourceConfig): { interesting: (line: string) => boolean; forFollower: (parser: RecordParser) => LineSkipping | undefined } {
+  const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
+  return {
+    interesting: (line) => needles.some((needle) => line.includes(needle)),
+    forFollower: (parser) =>
+      parser.canPassOver && parser.passedOverLines
+        ? { needles: needles.map((needle) => Buffer.from(needle)), canSkip: () => parser.canPassOver!(), onSkipped: (lines) => parser.passedOverLines!(lines) }
+        : undefined,
+  };
+}

@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { AuditLog } from '../../src/audit/AuditLog.js';
+import { parseConfig } from '../../src/config/config.js';
+import { Databases } from '../../src/daemon/Databases.js';
+import type { Incident } from '../../src/detect/detectIncident.js';
+
+// No server (no connection is opened until a query): which database an incident goes to, and the
+// one place that decides a record is not for a database watched here.
+
+const logger = { info: () => {}, warn: () => {}, error: () => {} } as unknown as Logger;
+
+async function open(yaml: string) {
+  const written: Array<{ event: string; fields: Record<string, unknown> }> = [];
+  const audit = { write: (event: string, fields: Record<string, unknown>) => written.push({ event, fields }) } as unknown as AuditLog;
+  const databases = await Databases.open(parseConfig(`${yaml}\nsources: []\n`, '/etc/seqwatch/seqwatch.yaml'), '/etc/seqwatch/seqwatch.yaml', audit, logger);
+  const handled: Array<[string, string | undefined]> = [];
+  for (const c of databases.contexts) {
+    c.remediator.handle = (incident: Incident) => {
+      handled.push([c.db.name, incident.database]);
+      return Promise.resolve();
+    };
+  }
+  return { databases, handled, written };
+}
+
+const incident = (database?: string): Incident => ({
+  kind: 'unique_violation',
+  constraint: 'ticket_pkey',
+  source: '/var/log/pg.log',
+  ...(database ? { database } : {}),
+});
+
+describe('Databases.route', () => {
+  it('sends a record to the database it names, and counts one naming another database without acting on it', async () => {
+    const { databases, handled } = await open('databases:\n  - url: postgresql://seqwatch@db/gotrs\n  - url: postgresql://seqwatch@db/otrs');
+    await databases.route(incident('otrs'));
+    await databases.route(incident('billing'));
+    expect(handled).toEqual([['otrs', 'otrs']]);
+    expect(databases.counters().otherDatabase).toBe(1);
+  });
+
+  it('with one database, a record naming another is not sent to it either', async () => {
+    const { databases, handled } = await open('database:\n  url: postgresql://seqwatch@db/gotrs');
+    await databases.route(incident('billing'));
+    expect(handled).toEqual([]);
+    expect(databases.counters().otherDatabase).toBe(1);
+  });
+
+  it('checks a record that names no database in each one, and says so once per source when there are several', async () => {
+    const { databases, handled, written } = await open('databases:\n  - url: postgresql://seqwatch@db/gotrs\n  - url: postgresql://seqwatch@db/otrs');
+    await databases.route(incident());
+    await databases.route(incident());
+    expect(handled).toEqual([
+      ['gotrs', undefined],
+      ['otrs', undefined],
+      ['gotrs', undefined],
+      ['otrs', undefined],
+    ]);
+    expect(written.filter((r) => r.fields.reason === 'database_unknown')).toHaveLength(1);
+  });
+});
