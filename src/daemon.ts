@@ -5,14 +5,16 @@ import { AuditLog } from './audit/AuditLog.js';
 import { ConfigError, configWarnings, databasesOf, DEFAULT_MAX_JUMP, DEFAULT_NEAR_LIMIT_PERCENT, loadConfig, readPasswordFile, type Config, type SourceConfig } from './config/config.js';
 import { Database, DatabaseAuthenticationFailed, EXIT_AUTHENTICATION } from './db/Database.js';
 import { IndexResolver } from './db/resolveIndex.js';
-import { detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident, incidentNeedles, type Incident } from './detect/detectIncident.js';
 import { SameErrorFilter } from './detect/SameErrorFilter.js';
 import { createParser } from './formats/createParser.js';
+import type { LogRecord } from './formats/LogRecord.js';
 import type { RecordParser } from './formats/RecordParser.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from './remediate/Remediator.js';
 import { TablePolicy } from './remediate/TablePolicy.js';
 import { listSequenceColumns } from './db/listSequenceColumns.js';
 import { Metrics, startMetricsServer } from './metrics/Metrics.js';
+import { traceHeal, tracingHeal } from './metrics/healTrace.js';
 import { Notifier } from './notify/Notifier.js';
 import type { Server } from 'node:http';
 import { SystemdNotifier } from './service/SystemdNotifier.js';
@@ -72,6 +74,9 @@ interface DatabaseContext {
 /** Checkpoints written after handled incidents at most this often (see requestCheckpoint). */
 const CHECKPOINT_EVERY_MS = 100;
 
+/** The catalog's answers are kept 10 minutes (IndexResolver's foundTtlMs): warmed again before that. */
+const CATALOG_WARM_EVERY_MS = 9 * 60_000;
+
 /** Distinct names waiting for the catalog past which files are not read on (see backpressure). */
 const PENDING_NAMES_HIGH = 2_000;
 
@@ -124,6 +129,7 @@ export class Daemon {
   exitCode = 0;
   private reloading: Promise<void> = Promise.resolve();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private warmTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
   /** Followers waiting in backpressure() right now. */
   private waitingForCatalog = 0;
@@ -207,6 +213,7 @@ export class Daemon {
       () => {
         logger.info({ hosts: contexts.map((c) => c.db.host) }, 'database answers; ready');
         daemon.ready = true;
+        daemon.keepCatalogWarm();
         void systemd.ready(daemon.statusLine());
         daemon.scheduleSweep();
         daemon.startWatch();
@@ -268,6 +275,17 @@ export class Daemon {
     const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
     // Which of a server's destinations this is (stderr, csvlog, jsonlog): see SameErrorFilter.
     const destination = destinationOf(source);
+    const decidedEarly = new WeakMap<LogRecord, Incident>();
+    const take = (incident: Incident) => {
+      if (this.sameErrors?.isRepeat(incident, destination)) return;
+      if (tracingHeal()) traceHeal('incident', { offset: incident.offset, constraint: incident.constraint, logTime: incident.logTime });
+      const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
+      unfinished.push(offset);
+      void this.route(incident).finally(() => {
+        unfinished.splice(unfinished.indexOf(offset), 1);
+        this.requestCheckpoint(running);
+      });
+    };
     // Only sources of several destinations can hold copies of one error; this.config holds every
     // source before the first is started, so the filter exists before the first record.
     if (new Set(this.config.sources.map(destinationOf)).size > 1) this.sameErrors ??= new SameErrorFilter();
@@ -285,21 +303,28 @@ export class Daemon {
             `${source.path} looked like ${format}, but ${lines} lines holding a duplicate key error gave no record in that format: detecting the format again from those lines (set format in the config to be sure)`,
           ),
         interesting: (line: string) => needles.some((needle) => line.includes(needle)),
+        // What the ERROR line already decides is acted on at once, not when its DETAIL and STATEMENT
+        // lines and the next record's prefix have come (decidedByFirstLine).
+        onRecordStart: (record) => {
+          const incident = decidedByFirstLine(record);
+          if (!incident) return;
+          decidedEarly.set(record, incident);
+          take(incident);
+        },
       },
       (record) => {
         const incident = detectIncident(record);
-        if (!incident || this.sameErrors?.isRepeat(incident, destination)) return;
-        const offset = incident.offset ?? Number.MAX_SAFE_INTEGER;
-        unfinished.push(offset);
-        void this.route(incident).finally(() => {
-          unfinished.splice(unfinished.indexOf(offset), 1);
-          this.requestCheckpoint(running);
-        });
+        if (!incident) return;
+        // Its first line was acted on already: the rest of the record adds nothing unless it changed what it names.
+        const early = decidedEarly.get(record);
+        if (early?.kind === incident.kind && early.constraint === incident.constraint) return;
+        take(incident);
       },
     );
     const handlers = {
       onLine: (line: Buffer, position: LinePosition) => {
         running.parserHolds = true;
+        if (tracingHeal()) traceHeal('read', { offset: position.offset });
         const text = line.toString('utf8');
         const unrecognised = parser.counters.unrecognisedLines;
         parser.push(text, position);
@@ -489,6 +514,24 @@ export class Daemon {
         }),
     );
     for (const watch of this.watches) watch.start();
+  }
+
+  /**
+   * Every unique index looked up ahead of its first error (IndexResolver.warm), and again before
+   * those answers expire: the first error on a table is then checked at once instead of waiting
+   * for the catalog.
+   */
+  private keepCatalogWarm(): void {
+    for (const c of this.contexts) this.warmCatalog(c);
+    this.warmTimer = setInterval(() => this.contexts.forEach((c) => this.warmCatalog(c)), CATALOG_WARM_EVERY_MS).unref();
+  }
+
+  private warmCatalog(c: DatabaseContext): void {
+    const started = Date.now();
+    void c.resolver.warm().then(
+      (names) => this.logger.info({ database: c.db.name, names, ms: Date.now() - started }, 'catalog warmed: the unique indexes are looked up ahead of their first error'),
+      (error: Error) => this.logger.warn({ database: c.db.name, err: error.message }, 'catalog warm-up failed; errors are looked up as they come'),
+    );
   }
 
   /** The periodic sweep (remediation.sweep_interval): once when ready, then every interval. */
@@ -693,6 +736,7 @@ export class Daemon {
         if (JSON.stringify(wanted) !== JSON.stringify(runningDatabases[i]) || passwords[i] !== undefined) {
           c.db.reconfigure({ url: wanted.url, password: passwords[i], onEvent: logDatabaseEvents(this.logger) });
           c.resolver.clear();
+          if (this.warmTimer) this.warmCatalog(c);
         }
       }
     }
@@ -745,6 +789,7 @@ export class Daemon {
       await this.systemd.stopping();
       clearInterval(this.heartbeat);
       clearInterval(this.sweepTimer);
+      clearInterval(this.warmTimer);
       // No new watch round starts; the one under way ends with the remediation's grace period.
       const watchesStopped = Promise.all(this.watches.map((w) => w.stop()));
       for (const glob of this.globs.values()) clearInterval(glob.timer);

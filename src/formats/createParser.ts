@@ -3,6 +3,7 @@ import { CnpgParser, isCnpgEntry } from './CnpgParser.js';
 import { CriParser, splitCriLine } from './CriParser.js';
 import { CsvlogParser } from './CsvlogParser.js';
 import { JsonlogParser, parseObject } from './JsonlogParser.js';
+import type { LogRecord } from './LogRecord.js';
 import { compileLogLinePrefix } from './logLinePrefix.js';
 import { bounded, newCounters, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 import { StderrPrefixParser } from './StderrPrefixParser.js';
@@ -28,12 +29,14 @@ export interface FormatOptions {
   onMisread?: (format: Exclude<Format, 'auto'>, lines: number) => void;
   /** A cheap pre-check on whole lines, for the formats that can use one (postgres-stderr): see StderrPrefixParser. */
   interesting?: (line: string) => boolean;
+  /** Told of each record as its first line is read, for the formats whose records span lines (postgres-stderr). */
+  onRecordStart?: (record: LogRecord) => void;
 }
 
 export function createParser(format: Format, options: FormatOptions, onRecord: RecordSink): RecordParser {
   switch (format) {
     case 'postgres-stderr':
-      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord, options.interesting);
+      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord, options.interesting, options.onRecordStart);
     case 'postgres-csv':
       return new CsvlogParser(options.source, onRecord);
     case 'postgres-json':

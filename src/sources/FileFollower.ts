@@ -2,6 +2,7 @@ import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { traceHeal } from '../metrics/healTrace.js';
 import { LineSplitter, type LinePosition, type LineSkipping } from './LineSplitter.js';
 
 export type { LinePosition };
@@ -212,9 +213,13 @@ export class FileFollower {
         continue;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollIntervalMs);
+        const timer = setTimeout(() => {
+          traceHeal('woken', { via: 'poll' });
+          resolve();
+        }, this.pollIntervalMs);
         this.wake = () => {
           clearTimeout(timer);
+          traceHeal('woken', { via: 'watch' });
           resolve();
         };
       });
