@@ -9,11 +9,9 @@ import { bounded, newCounters, type LinePosition, type ParserCounters, type Reco
 import { StderrPrefixParser } from './StderrPrefixParser.js';
 import { splitSyslogLine, SyslogParser } from './SyslogParser.js';
 
-export const FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'syslog', 'docker-json', 'cri', 'cnpg-json', 'app-text', 'auto'] as const;
-export type Format = (typeof FORMATS)[number];
-/** What a container log (Docker's json-file, Kubernetes' CRI) can wrap. */
-export const INNER_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'cnpg-json', 'app-text', 'auto'] as const;
-export type InnerFormat = (typeof INNER_FORMATS)[number];
+import type { Format, InnerFormat } from './formatNames.js';
+
+export { FORMATS, INNER_FORMATS, type Format, type InnerFormat } from './formatNames.js';
 
 export interface FormatOptions {
   source: string;
