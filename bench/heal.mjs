@@ -3,7 +3,7 @@
 // over repeated trials; seqwatch (the daemon, default settings) against the peers a runbook offers.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createDatabase, findLocalBinaries, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
@@ -227,6 +227,7 @@ export async function benchHeal() {
     const rates = [];
     /** Per trial: when its import started and the app saw its first failure (ms since the epoch). */
     const marks = [];
+    let importRetries = 0;
     process.stderr.write(`heal: ${TRIALS} trials`);
     for (let trial = 1; trial <= TRIALS; trial++) {
       const table = `t${trial}`;
@@ -234,14 +235,21 @@ export async function benchHeal() {
       await sleep(100 + Math.random() * 200);
       inserter.arm();
       const importedAt = epochNow();
-      // The import: IMPORT_ROWS rows with explicit ids past the sequence.
-      // (It may race the application for MAX + 1: then it tries again, as an importer would.)
+      // The import: IMPORT_ROWS rows with explicit ids past the sequence, in a transaction that locks
+      // out other writers (as a bulk load with LOCK TABLE does), so the application's INSERTs wait
+      // for it and then fail. Without the lock it could race the application for MAX + 1 and fail
+      // itself: that error, on a table then in sync, holds the next check off for the cooldown (5 s;
+      // the watch heals within 2 s), which measures the hold-off, not the time to heal an import.
       for (;;) {
         try {
-          await importer.query(`INSERT INTO ${table} (id, title) SELECT (SELECT max(id) FROM ${table}) + g, 'imported' FROM generate_series(1, ${IMPORT_ROWS}) g`);
+          await importer.query(
+            `BEGIN; LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE; INSERT INTO ${table} (id, title) SELECT (SELECT max(id) FROM ${table}) + g, 'imported' FROM generate_series(1, ${IMPORT_ROWS}) g; COMMIT`,
+          );
           break;
         } catch (error) {
+          await importer.query('ROLLBACK');
           if (error.code !== '23505') throw error;
+          importRetries++;
         }
       }
       for (let i = 0; inserter.result().healedAt === undefined; i++) {
@@ -296,6 +304,7 @@ export async function benchHeal() {
         heal_seconds: { p50: percentile(heals, 50), p99: percentile(heals, 99), max: Math.max(...heals) },
         failed_inserts: { p50: percentile(failed, 50), p99: percentile(failed, 99), max: Math.max(...failed) },
         all_heal_seconds: heals,
+        import_retries: importRetries,
         breakdown,
       },
       cron_sweep_every_minute: cron && {
@@ -312,8 +321,9 @@ export async function benchHeal() {
         heal_seconds: hand,
         failed_inserts: hand * appRate,
       },
-      target: `p99 under 100 ms plus the debounce (${debounceMs} ms)`,
-      target_met: percentile(heals, 99) < 0.1 + debounceMs / 1000,
+      target: 'p99 <= 20 ms and <= 3 failed INSERTs at p99 (issue 14)',
+      target_met: percentile(heals, 99) <= 0.02 && percentile(failed, 99) <= 3,
+      load_average_after: loadavg(),
       median_seconds: { seqwatch: percentile(heals, 50), ...(cron ? { cron_sweep: percentile(cron.heals, 50) } : {}), hand_run_fix: hand },
       ...(cron ? { ratio_cron_to_seqwatch_p50: percentile(cron.heals, 50) / percentile(heals, 50) } : {}),
     };
