@@ -12,7 +12,10 @@ export async function benchStartup() {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-bench-startup-'));
   try {
     const config = join(dir, 'seqwatch.yaml');
-    writeFileSync(config, `database: {url: 'postgresql://seqwatch@127.0.0.1/app'}\nsources: [{path: ${join(dir, 'pg.log')}}]\naudit: {path: ${join(dir, 'audit.jsonl')}}\nstate_dir: ${dir}\n`);
+    writeFileSync(
+      config,
+      `database: {url: 'postgresql://seqwatch@127.0.0.1/app'}\nsources: [{path: ${join(dir, 'pg.log')}}]\naudit: {path: ${join(dir, 'audit.jsonl')}}\nstate_dir: ${dir}\n`,
+    );
     const seconds = race(
       {
         node: () => timed('node', ['-e', '0']).seconds,

@@ -5,7 +5,10 @@ export function registerConfig(program: Command): void {
   const configCommand = program
     .command('config')
     .description('work with the config file')
-    .addHelpText('after', '\nExamples:\n  seqwatch config check -c /etc/seqwatch/seqwatch.yaml\n  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  seqwatch config check -c /etc/seqwatch/seqwatch.yaml\n  seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch',
+    );
   configCommand
     .command('check')
     .description('validate a config file; exits 0 when it is valid, 1 when not (each problem with file:line:column)')

@@ -7,7 +7,9 @@ import { EXIT } from '../exit.js';
 export function registerHealth(program: Command): void {
   program
     .command('health')
-    .description('exit 0 when the daemon using this config can heal (sources read and parsed, primary answering), 1 when not, with why; for container health checks')
+    .description(
+      'exit 0 when the daemon using this config can heal (sources read and parsed, primary answering), 1 when not, with why; for container health checks',
+    )
     .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
     .addHelpText(
       'after',
