@@ -29,6 +29,10 @@ export async function benchFix() {
       EXECUTE format('CREATE TABLE t%s (id serial PRIMARY KEY, v int)', i);
       EXECUTE format('INSERT INTO t%s (id) SELECT generate_series(1, 10 + %s %% 50)', i, i);
     END LOOP; END $$`);
+    // As autovacuum would soon after: 2,000 CREATE TABLEs leave the catalog's statistics stale, and
+    // seqwatch's catalog statements then plan badly (on 2026-12-02, check took 10-13 s before an
+    // ANALYZE of the catalog and 2.2 s after; the DO block 1.1-2.7 s either way).
+    await db.query('ANALYZE');
     // Each run starts from the same drift: every sequence back at its start.
     const reset = () => db.query(`DO $$ DECLARE s text; BEGIN FOR s IN SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences LOOP
       PERFORM setval(s, 1, false); END LOOP; END $$`);

@@ -4,19 +4,9 @@ import { hostname } from 'node:os';
 import { openAppendSafely } from '../service/safeFiles.js';
 import { auditFiles, lastRecordIn, parseChainFields } from './readAuditFiles.js';
 import { AuditSealer } from './seal.js';
+import type { AuditEvent } from './events.js';
 
-export const AUDIT_EVENTS = [
-  'started',
-  'detected',
-  'remediated',
-  'in_sync',
-  'planned',
-  'skipped',
-  'failed',
-  'alert',
-  'stopped',
-] as const;
-export type AuditEvent = (typeof AUDIT_EVENTS)[number];
+export { AUDIT_EVENTS, type AuditEvent } from './events.js';
 
 /** What set a decision off: where the log line is and which constraint it named (or which command). */
 export interface Trigger {

@@ -1,18 +1,9 @@
 import { ConfigError, databasesOf, loadConfig, readPasswordFile, type Config } from '../config/config.js';
 import { Database } from '../db/Database.js';
+import { CommandFailure, EXIT } from './exit.js';
 
-/** Exit codes scripts can rely on. `check` uses the monitoring-plugin convention (0 OK .. 3 UNKNOWN). */
-export const EXIT = { ok: 0, failure: 1, drift: 1, critical: 2, unknown: 3, usage: 64 } as const;
-
-/** Thrown by a command to end with this exit code after printing `message` on stderr. */
-export class CommandFailure extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
+// In a module of their own so that main.ts can use them without loading the config and pg.
+export { CommandFailure, EXIT };
 
 /**
  * The database a command works on: the config's only one, or, when it watches several, the one

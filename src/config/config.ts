@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { z } from 'zod';
-import { AUDIT_EVENTS } from '../audit/AuditLog.js';
-import { FORMATS, INNER_FORMATS } from '../formats/createParser.js';
+import { AUDIT_EVENTS } from '../audit/events.js';
+import { FORMATS, INNER_FORMATS } from '../formats/formatNames.js';
 import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePrefix.js';
 
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';

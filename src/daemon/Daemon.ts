@@ -104,6 +104,7 @@ export class Daemon {
       () => {
         logger.info({ hosts: databases.hosts }, 'database answers; ready');
         daemon.ready = true;
+        databases.keepCatalogWarm();
         void systemd.ready(daemon.statusLine());
         daemon.scheduleSweep();
         if (!daemon.stopping) daemon.watches.start();

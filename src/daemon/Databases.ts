@@ -51,7 +51,11 @@ function logDatabaseEvents(logger: Logger) {
  * The watched databases (config `database` or `databases`), each with its connection, catalog
  * cache and Remediator. The only place that decides whether a record is for one of them (route).
  */
+/** The catalog's answers are kept 10 minutes (IndexResolver's foundTtlMs): warmed again before that. */
+const CATALOG_WARM_EVERY_MS = 9 * 60_000;
+
 export class Databases {
+  private warmTimer: NodeJS.Timeout | undefined;
   /** Records that named a database not watched here: counted, not acted on. */
   private otherDatabase = 0;
   /** Sources whose errors name no database while several are watched, already said in the audit. */
@@ -170,6 +174,7 @@ export class Databases {
         if (JSON.stringify(wanted[i]) !== JSON.stringify(running[i]) || passwords[i] !== undefined) {
           c.db.reconfigure({ url: wanted[i]!.url, password: passwords[i], onEvent: logDatabaseEvents(this.logger) });
           c.resolver.clear();
+          if (this.warmTimer) this.warmCatalog(c);
         }
       }
     }
@@ -181,8 +186,27 @@ export class Databases {
     for (const c of this.contexts) await c.remediator.sweep(await listSequenceColumns(c.db));
   }
 
+  /**
+   * Every unique index looked up ahead of its first error (IndexResolver.warm), and again before
+   * those answers expire: the first error on a table is then checked at once instead of waiting
+   * for the catalog. Started once the database answers.
+   */
+  keepCatalogWarm(): void {
+    for (const c of this.contexts) this.warmCatalog(c);
+    this.warmTimer = setInterval(() => this.contexts.forEach((c) => this.warmCatalog(c)), CATALOG_WARM_EVERY_MS).unref();
+  }
+
+  private warmCatalog(c: DatabaseContext): void {
+    const started = Date.now();
+    void c.resolver.warm().then(
+      (names) => this.logger.info({ database: c.db.name, names, ms: Date.now() - started }, 'catalog warmed: the unique indexes are looked up ahead of their first error'),
+      (error: Error) => this.logger.warn({ database: c.db.name, err: error.message }, 'catalog warm-up failed; errors are looked up as they come'),
+    );
+  }
+
   /** Lets checks under way finish within `graceMs`; false when some were given up. */
   async stop(graceMs: number): Promise<boolean> {
+    clearInterval(this.warmTimer);
     return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs)))).every(Boolean);
   }
 

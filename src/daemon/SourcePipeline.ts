@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
-import { detectIncident, incidentNeedles, type Incident } from '../detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident, incidentNeedles, type Incident } from '../detect/detectIncident.js';
 import { createParser } from '../formats/createParser.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import type { RecordParser } from '../formats/RecordParser.js';
 import type { MetricsSources } from '../metrics/Metrics.js';
+import { traceHeal, tracingHeal } from '../metrics/healTrace.js';
 import { sourceReadProblem, stuckProblem, unparsedProblem, type HealthProblem } from '../service/health.js';
 import type { CheckpointStore } from '../sources/CheckpointStore.js';
 import { CheckpointTracker } from '../sources/CheckpointTracker.js';
@@ -61,6 +62,8 @@ export class SourcePipeline {
   private unparsed: { count: number; at: number; sample: string; line?: number } | undefined;
   private lastBytes = 0;
   private lastGrowth = Date.now();
+  /** Records whose ERROR line was acted on already (decidedByFirstLine), with what it decided. */
+  private readonly decidedEarly = new WeakMap<LogRecord, Incident>();
 
   /** `parent`: for a file found by a glob, the glob source's key. */
   constructor(
@@ -89,6 +92,14 @@ export class SourcePipeline {
             `${config.path} looked like ${format}, but ${lines} lines holding a duplicate key error gave no record in that format: detecting the format again from those lines (set format in the config to be sure)`,
           ),
         interesting: skipping.interesting,
+        // What the ERROR line already decides is acted on at once, not when its DETAIL and STATEMENT
+        // lines and the next record's prefix have come (decidedByFirstLine).
+        onRecordStart: (record) => {
+          const incident = decidedByFirstLine(record);
+          if (!incident) return;
+          this.decidedEarly.set(record, incident);
+          this.take(incident);
+        },
       },
       (record) => this.onRecord(record),
     );
@@ -112,7 +123,17 @@ export class SourcePipeline {
 
   private onRecord(record: LogRecord): void {
     const incident = detectIncident(record);
-    if (!incident || this.context.isRepeat(incident, this.destination)) return;
+    if (!incident) return;
+    // Its first line was acted on already: the rest of the record adds nothing unless it changed what it names.
+    const early = this.decidedEarly.get(record);
+    if (early?.kind === incident.kind && early.constraint === incident.constraint) return;
+    this.take(incident);
+  }
+
+  /** An incident to the databases, holding the checkpoint until its outcome is audited. */
+  private take(incident: Incident): void {
+    if (this.context.isRepeat(incident, this.destination)) return;
+    if (tracingHeal()) traceHeal('incident', { offset: incident.offset, constraint: incident.constraint, logTime: incident.logTime });
     const done = this.tracker.openIncident(incident.offset);
     void this.context.route(incident).finally(done);
   }
@@ -121,6 +142,7 @@ export class SourcePipeline {
     return {
       onLine: (line: Buffer, position: LinePosition) => {
         this.tracker.lineParsed();
+        if (tracingHeal()) traceHeal('read', { offset: position.offset });
         const text = line.toString('utf8');
         const unrecognised = this.parser.counters.unrecognisedLines;
         this.parser.push(text, position);

@@ -104,6 +104,15 @@ LEFT JOIN pg_catalog.pg_namespace sn ON sn.oid = seq.relnamespace
 WHERE ix.relname = ANY($1::pg_catalog.text[]) AND ix.relkind IN ('i', 'I') AND k.n <= x.indnkeyatts
 ORDER BY ix.relname, ixn.nspname, k.n, f.seq`;
 
+/** Every unique index name in the user's schemas: what warm() looks up ahead of any error. */
+const UNIQUE_INDEX_NAMES_SQL = `
+SELECT DISTINCT i.relname
+FROM pg_catalog.pg_index x
+JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = i.relnamespace
+WHERE x.indisunique AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+ORDER BY 1`;
+
 const EXISTING_INDEXES_SQL = `
 SELECT DISTINCT relname FROM pg_catalog.pg_class WHERE relname = ANY($1::pg_catalog.text[]) AND relkind IN ('i', 'I')`;
 
@@ -162,11 +171,12 @@ export async function resolveIndex(db: Queryable, indexName: string): Promise<Re
 }
 
 /** Looks many index names up in one catalog query (one bind parameter, a text array). */
-export async function resolveIndexes(db: Queryable, indexNames: string[]): Promise<Map<string, Resolution>> {
+export async function resolveIndexes(db: Queryable, indexNames: string[], options: { fromCatalog?: boolean } = {}): Promise<Map<string, Resolution>> {
   const resolutions = new Map<string, Resolution>();
   for (const name of indexNames) resolutions.set(name, { targets: [], nonSequence: [] });
   let askable = indexNames.filter((name) => !impossibleName(name));
-  if (askable.length > 1) {
+  // Names the catalog itself just listed (warm()) need no asking whether they exist.
+  if (askable.length > 1 && !options.fromCatalog) {
     // A batch (a flood of names, most of them forged or garbled): first the cheap question which of
     // them are indexes at all; the full statement, costly to plan, only for those.
     const { rows: found } = await db.query<{ relname: string }>(EXISTING_INDEXES_SQL, [askable]);
@@ -224,7 +234,7 @@ export class IndexResolver {
   private readonly counted: Queryable;
 
   constructor(
-    db: Queryable,
+    private readonly db: Queryable,
     private readonly options: IndexResolverOptions = {},
   ) {
     this.counted = {
@@ -254,6 +264,34 @@ export class IndexResolver {
     );
     if (!this.flushing) void this.flush();
     return lookup;
+  }
+
+  /**
+   * Looks up every unique index of the database ahead of its first error: one query for the names,
+   * then one per `batchSize` of them, at the same bounded rate as any lookup. The first duplicate
+   * key error on a table then finds its answer here instead of waiting for the catalog (10-100 ms,
+   * more on a large schema: the trust rule reads all of pg_depend), which is most of the time an
+   * application keeps failing before it is healed. Each answer is kept as long as a looked-up name
+   * (foundTtlMs), so a table changed underneath is looked up afresh within the same bound; call
+   * again before that to keep them warm. Resolves to the number of names looked up.
+   */
+  async warm(): Promise<number> {
+    this.queries++;
+    const { rows } = await this.db.query<{ relname: string }>(UNIQUE_INDEX_NAMES_SQL);
+    // Never more than half the cache: names read from logs (a storm) keep room of their own.
+    const names = rows.map((row) => row.relname).slice(0, Math.floor((this.options.maxEntries ?? 10_000) / 2));
+    const batchSize = this.options.batchSize ?? 1_000;
+    for (let i = 0; i < names.length; i += batchSize) {
+      await this.limiter.take();
+      const resolutions = await resolveIndexes(this.counted, names.slice(i, i + batchSize), { fromCatalog: true });
+      for (const [name, resolution] of resolutions) {
+        // A lookup under way for this name answers for itself.
+        if (this.waiting.has(name)) continue;
+        const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
+        this.cache.set(name, Promise.resolve(resolution), found ? (this.options.foundTtlMs ?? 10 * 60_000) : (this.options.unknownTtlMs ?? 30_000));
+      }
+    }
+    return names.length;
   }
 
   /** Asks the catalog about the waiting names, a batch per query, until none wait. */

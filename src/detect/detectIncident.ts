@@ -193,6 +193,23 @@ export function detectIncident(record: LogRecord): Incident | undefined {
 }
 
 /**
+ * The incident a record's first line already decides, before its DETAIL, CONTEXT or STATEMENT
+ * lines (or the next record's prefix) arrive: a unique violation written by a session. PostgreSQL
+ * prints %u and %d only for sessions (MyProcPort), never for a logical-replication worker, whose
+ * CONTEXT line would make the same message a replication conflict; a backend type, where the
+ * prefix has one, says so too. Anything else waits for the whole record. The caller acts on it at
+ * once and lets the whole record add nothing when it names the same index (see the daemon).
+ */
+export function decidedByFirstLine(record: LogRecord): Incident | undefined {
+  if (record.severity !== 'ERROR') return undefined;
+  const session = record.backendType !== undefined ? record.backendType === 'client backend' : Boolean(record.user || record.database);
+  if (!session) return undefined;
+  const constraint = uniqueViolation(record);
+  if (constraint === undefined) return undefined;
+  return withWhere({ kind: 'unique_violation', constraint }, record);
+}
+
+/**
  * An ERROR in any language. The parsers turn known translations into ERROR; a word no catalog we
  * know has (a newer translation) still counts where the SQLSTATE says it is an error.
  */

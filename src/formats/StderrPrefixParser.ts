@@ -54,6 +54,8 @@ export class StderrPrefixParser implements RecordParser {
     private readonly source: string,
     private readonly onRecord: (record: LogRecord) => void,
     private readonly interesting?: (line: string) => boolean,
+    /** Told of each record as its first line is read (its later lines may follow): see decidedByFirstLine. */
+    private readonly onRecordStart?: (record: LogRecord) => void,
   ) {
     this.matcher = compileLogLinePrefix(logLinePrefix);
   }
@@ -121,6 +123,7 @@ export class StderrPrefixParser implements RecordParser {
     if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
     this.pending.set(key, open);
     this.last = open;
+    this.onRecordStart?.(record);
   }
 
   /**

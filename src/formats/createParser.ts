@@ -3,16 +3,15 @@ import { CnpgParser, isCnpgEntry } from './CnpgParser.js';
 import { CriParser, splitCriLine } from './CriParser.js';
 import { CsvlogParser } from './CsvlogParser.js';
 import { JsonlogParser, parseObject } from './JsonlogParser.js';
+import type { LogRecord } from './LogRecord.js';
 import { compileLogLinePrefix } from './logLinePrefix.js';
 import { bounded, newCounters, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 import { StderrPrefixParser } from './StderrPrefixParser.js';
 import { splitSyslogLine, SyslogParser } from './SyslogParser.js';
 
-export const FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'syslog', 'docker-json', 'cri', 'cnpg-json', 'app-text', 'auto'] as const;
-export type Format = (typeof FORMATS)[number];
-/** What a container log (Docker's json-file, Kubernetes' CRI) can wrap. */
-export const INNER_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json', 'cnpg-json', 'app-text', 'auto'] as const;
-export type InnerFormat = (typeof INNER_FORMATS)[number];
+import type { Format, InnerFormat } from './formatNames.js';
+
+export { FORMATS, INNER_FORMATS, type Format, type InnerFormat } from './formatNames.js';
 
 export interface FormatOptions {
   source: string;
@@ -28,12 +27,14 @@ export interface FormatOptions {
   onMisread?: (format: Exclude<Format, 'auto'>, lines: number) => void;
   /** A cheap pre-check on whole lines, for the formats that can use one (postgres-stderr): see StderrPrefixParser. */
   interesting?: (line: string) => boolean;
+  /** Told of each record as its first line is read, for the formats whose records span lines (postgres-stderr). */
+  onRecordStart?: (record: LogRecord) => void;
 }
 
 export function createParser(format: Format, options: FormatOptions, onRecord: RecordSink): RecordParser {
   switch (format) {
     case 'postgres-stderr':
-      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord, options.interesting);
+      return new StderrPrefixParser(options.logLinePrefix, options.source, onRecord, options.interesting, options.onRecordStart);
     case 'postgres-csv':
       return new CsvlogParser(options.source, onRecord);
     case 'postgres-json':

@@ -7,6 +7,7 @@ import { guardedSetvalExclusive, type SequenceState, type Transactional } from '
 import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
 import { refusalText } from '../db/trustRule.js';
 import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySequenceError.js';
+import { traceHeal } from '../metrics/healTrace.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
@@ -309,6 +310,7 @@ export class Remediator {
   private async route(incident: Incident, trigger: Trigger, entry: { extra: number; done: Promise<void> }): Promise<void> {
     const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), { trigger, what: `looking up ${JSON.stringify(incident.constraint)}` });
     if (!resolution) return;
+    traceHeal('resolved', { constraint: incident.constraint });
     this.skipNonTargets(resolution, trigger, incident.constraint);
     // From here on, further incidents of this name go to the sequences' single flights themselves.
     this.release(incident.constraint, entry);

@@ -5,6 +5,7 @@ import type { AuditThrottle } from '../audit/AuditThrottle.js';
 import { describeOutcome, type Outcome } from '../audit/writeSequenceOutcome.js';
 import { needsFullScan, type SequenceState } from '../db/guardedSetval.js';
 import type { SequenceTarget } from '../db/resolveIndex.js';
+import { traceHeal } from '../metrics/healTrace.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { fullScan, quietChecks, recurringDrift } from './advice.js';
 import { HOUR, type FixBudget } from './FixBudget.js';
@@ -158,7 +159,12 @@ export class SequenceChecks {
       slot.holdOff = true;
       return;
     }
-    const check = (act: boolean) => this.options.check(target, act, trigger);
+    const check = async (act: boolean) => {
+      traceHeal('check', { sequence: target.sequence });
+      const checked = await this.options.check(target, act, trigger);
+      traceHeal('fixed', { sequence: target.sequence, verdict: checked?.verdict });
+      return checked;
+    };
     let state = !dryRun && budget.cooldownLeft(target) > 0 ? await check(false) : undefined;
     // Within the cooldown only a fix waits: a sequence found in sync is reported at once.
     if (state?.verdict === 'planned') await this.clock.sleep(budget.cooldownLeft(target), this.pauses.signal);
@@ -184,6 +190,7 @@ export class SequenceChecks {
       budget.recordFix(target);
     }
     auditOutcome(audit, throttle, target, describeOutcome(target, state, { database, trigger }), trigger);
+    traceHeal('audited', { sequence: target.sequence });
   }
 
   /**

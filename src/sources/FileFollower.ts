@@ -3,6 +3,7 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Checkpoint, Follower, FollowerCounters, FollowerHandlers, Position } from './Follower.js';
+import { traceHeal } from '../metrics/healTrace.js';
 import { LineSplitter, type LinePosition, type LineSkipping } from './LineSplitter.js';
 
 export type { Checkpoint, LinePosition };
@@ -195,9 +196,13 @@ export class FileFollower implements Follower {
         continue;
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.pollIntervalMs);
+        const timer = setTimeout(() => {
+          traceHeal('woken', { via: 'poll' });
+          resolve();
+        }, this.pollIntervalMs);
         this.wake = () => {
           clearTimeout(timer);
+          traceHeal('woken', { via: 'watch' });
           resolve();
         };
       });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detectIncident } from '../../src/detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident } from '../../src/detect/detectIncident.js';
 import { englishSeverity } from '../../src/formats/severity.js';
 import { postgresCatalogs } from '../helpers/messageCatalogs.js';
 
@@ -156,5 +156,36 @@ describe('detectIncident: replication conflicts are not drift', () => {
   it('other errors of an apply worker, and the same unique violation from a client, are not replication conflicts', () => {
     expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '42P01', backendType: 'logical replication worker', message: 'logical replication target relation "public.x" does not exist' })).toBeUndefined();
     expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '23505', backendType: 'client backend', message: 'duplicate key value violates unique constraint "t_pkey"' })).toMatchObject({ kind: 'unique_violation' });
+  });
+});
+
+describe('decidedByFirstLine: what an ERROR line already says', () => {
+  const line = { source: 's', severity: 'ERROR', message: 'duplicate key value violates unique constraint "ticket_pkey"', offset: 7 };
+
+  it("a session's unique violation: the incident at once, with the database from the prefix", () => {
+    expect(decidedByFirstLine({ ...line, user: 'gotrs', database: 'helpdesk', pid: 17 })).toEqual({
+      kind: 'unique_violation',
+      constraint: 'ticket_pkey',
+      source: 's',
+      offset: 7,
+      pid: 17,
+      database: 'helpdesk',
+    });
+    expect(decidedByFirstLine({ ...line, backendType: 'client backend' })?.constraint).toBe('ticket_pkey');
+  });
+
+  it('not when the later lines could make it something else: no user or database printed (a logical-replication worker, whose CONTEXT decides), or such a worker by its backend type', () => {
+    expect(decidedByFirstLine(line)).toBeUndefined();
+    expect(decidedByFirstLine({ ...line, user: '', database: '' })).toBeUndefined();
+    expect(decidedByFirstLine({ ...line, database: 'helpdesk', backendType: 'logical replication worker' })).toBeUndefined();
+    expect(decidedByFirstLine({ ...line, database: 'helpdesk', backendType: 'logical replication apply worker' })).toBeUndefined();
+  });
+
+  it('not for the other kinds of incident, nor for other errors', () => {
+    const session = { source: 's', severity: 'ERROR', database: 'helpdesk' };
+    expect(decidedByFirstLine({ ...session, message: 'nextval: reached maximum value of sequence "t_id_seq" (2147483647)' })).toBeUndefined();
+    expect(decidedByFirstLine({ ...session, message: 'conflict detected on relation "public.t": conflict=insert_exists' })).toBeUndefined();
+    expect(decidedByFirstLine({ ...session, message: 'syntax error at or near "x"' })).toBeUndefined();
+    expect(decidedByFirstLine({ ...session, severity: 'LOG', message: 'duplicate key value violates unique constraint "t_pkey"' })).toBeUndefined();
   });
 });

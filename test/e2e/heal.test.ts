@@ -76,6 +76,23 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
     expect(await insertTicket(db.pool, 'new-2')).toBe('301');
   });
 
+  it("acts on the server's ERROR line at once, and its DETAIL and STATEMENT lines make no second incident", async () => {
+    await db.pool.query(`CREATE TABLE early_heal (id bigserial PRIMARY KEY, title text NOT NULL);
+                         INSERT INTO early_heal (id, title) SELECT g, 'imported' FROM generate_series(1, 50) g`);
+    const error = await db.pool.query(`INSERT INTO early_heal (title) VALUES ('new')`).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
+    expect(error?.code).toBe('23505');
+    await daemon.waitForAudit('early_heal remediated', (r) => r.event === 'remediated' && r.table === 'public.early_heal');
+    // The record (ERROR, DETAIL, STATEMENT) has been emitted whole by now: give it the time to be read.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const detected = daemon.audit().filter((r) => r.event === 'detected' && r.table === 'public.early_heal');
+    expect(detected.map((r) => r.incidents)).toEqual([1]);
+    expect(detected[0]!.trigger).toMatchObject({ source: logPath, constraint: 'early_heal_pkey' });
+    expect(daemon.audit().filter((r) => r.table === 'public.early_heal').map((r) => r.event)).toEqual(['detected', 'remediated']);
+  });
+
   it('leaves a sequence alone on a unique violation that no sequence feeds (users_login_key), and says why', async () => {
     // users_id_seq is behind (the import left it at 1), but nothing said so: it is not this error's cause.
     const before = await sequenceValue(db.pool, 'users_id_seq');

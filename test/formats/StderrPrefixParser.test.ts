@@ -149,3 +149,35 @@ describe('StderrPrefixParser with a pre-check (the daemon on a busy log)', () =>
     expect(parser.canPassOver()).toBe(true);
   });
 });
+
+describe('StderrPrefixParser: each record at its first line too', () => {
+  const P = '%m [%p] %q%u@%d ';
+  const T = '2026-11-27 10:00:00.000 UTC';
+
+  it('hands a record to onRecordStart as its first line is read, with the prefix fields; the whole record still comes once, at its end', () => {
+    const started: LogRecord[] = [];
+    const records: LogRecord[] = [];
+    const parser = new StderrPrefixParser(P, 'test.log', (r) => records.push(r), undefined, (r) => started.push({ ...r }));
+    parser.push(`${T} [17] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "ticket_pkey"`, { offset: 100, line: 1 });
+    expect(started).toEqual([
+      { source: 'test.log', severity: 'ERROR', message: 'duplicate key value violates unique constraint "ticket_pkey"', offset: 100, line: 1, logTime: T, pid: 17, user: 'gotrs', database: 'helpdesk' },
+    ]);
+    expect(records).toHaveLength(0);
+    parser.push(`${T} [17] gotrs@helpdesk DETAIL:  Key (id)=(5) already exists.`, { offset: 190, line: 2 });
+    parser.push(`${T} [17] gotrs@helpdesk STATEMENT:  INSERT INTO ticket (title) VALUES ('x')`, { offset: 250, line: 3 });
+    parser.flush();
+    expect(started).toHaveLength(1);
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ offset: 100, detail: 'Key (id)=(5) already exists.', database: 'helpdesk' });
+  });
+
+  it('a DETAIL, HINT or STATEMENT line starts no record, and lines passed over by the pre-check none either', () => {
+    const started: LogRecord[] = [];
+    const parser = new StderrPrefixParser(P, 'test.log', () => {}, (line) => line.includes('duplicate key'), (r) => started.push(r));
+    parser.push(`${T} [17] gotrs@helpdesk LOG:  duration: 0.1 ms`);
+    parser.push(`${T} [17] gotrs@helpdesk DETAIL:  orphan`);
+    parser.push(`${T} [18] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "a_pkey"`);
+    parser.push(`${T} [18] gotrs@helpdesk DETAIL:  Key (id)=(1) already exists.`);
+    expect(started.map((r) => r.message)).toEqual(['duplicate key value violates unique constraint "a_pkey"']);
+  });
+});
