@@ -110,6 +110,16 @@ export class CsvlogParser implements RecordParser {
     if (this.quotes % 2 === 0) this.emit();
   }
 
+  /** Between records (the quotes balanced, the framing known): lines the scanner rules out may be passed over unseen. */
+  canPassOver(): boolean {
+    return this.pending.length === 0 && this.overflow === undefined && !this.lost;
+  }
+
+  /** `lines` whole records' lines were passed over unseen (by the source, which balanced their quotes). */
+  passedOverLines(lines: number): void {
+    this.counters.skippedLines += lines;
+  }
+
   flush(): void {
     // A record still open at the end is half-written: keep it, its rest may still come.
   }
