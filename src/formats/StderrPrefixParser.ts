@@ -44,6 +44,7 @@ export class StderrPrefixParser implements RecordParser {
   private sinceParsed = 0;
   /** How the prefix prints a pid, when its lines can be found by it (see openRecordMarks). */
   private readonly pidMark: { before: string; after: string } | undefined;
+  private readonly marks = new Map<string, Buffer>();
 
   /**
    * `interesting`, when given, is a cheap pre-check on a whole line: a line it rejects, while no
@@ -179,7 +180,15 @@ export class StderrPrefixParser implements RecordParser {
   openRecordMarks(): readonly Buffer[] | undefined {
     const mark = this.pidMark;
     if (!mark || this.pending.has('')) return undefined;
-    return [...this.pending.keys()].map((pid) => Buffer.from(mark.before + pid + mark.after));
+    // The same Buffer for the same pid: the source remembers where each was found.
+    if (this.marks.size > MAX_PENDING) this.marks.clear();
+    const marks: Buffer[] = [];
+    for (const pid of this.pending.keys()) {
+      let bytes = this.marks.get(pid);
+      if (!bytes) this.marks.set(pid, (bytes = Buffer.from(mark.before + pid + mark.after)));
+      marks.push(bytes);
+    }
+    return marks;
   }
 
   /** `lines` lines were passed over unseen (by the source, which searched their bytes): see canPassOver. */

@@ -27,27 +27,3 @@ export function lineSkippingFor(format: Format, parser: RecordParser, candidates
     onSkipped: (lines) => passedOverLines.call(parser, lines),
   };
 }
-
-/**
- * Until the shared scanner is wired in: the lines holding any of `needles` (searched one by one
- * with Buffer.indexOf), a stderr TAB line giving the line it continues.
- */
-export function needleFinder(needles: readonly string[]): CandidateFinder {
-  const searched = needles.map((needle) => Buffer.from(needle));
-  let memory: { bytes: Buffer; at: number[] } | undefined;
-  return {
-    nextCandidate(bytes, from, to) {
-      if (memory?.bytes !== bytes) memory = { bytes, at: searched.map(() => -2) };
-      const at = memory.at;
-      let hit = -1;
-      searched.forEach((needle, i) => {
-        if (at[i] === -2 || (at[i]! !== -1 && at[i]! < from)) at[i] = bytes.indexOf(needle, from);
-        if (at[i] !== -1 && (hit === -1 || at[i]! < hit)) hit = at[i]!;
-      });
-      if (hit === -1 || hit >= to) return -1;
-      let start = bytes.lastIndexOf(0x0a, hit) + 1;
-      while (start > from && bytes[start] === 0x09) start = start >= 2 ? bytes.lastIndexOf(0x0a, start - 2) + 1 : 0;
-      return Math.max(start, from);
-    },
-  };
-}

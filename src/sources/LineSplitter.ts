@@ -54,6 +54,9 @@ export class LineSplitter {
   private discarding = false;
   /** What the next line handed out follows: a (re)start of reading, or a dropped line. */
   private boundary: 'start' | 'gap' | undefined = 'start';
+  /** The buffer whose open-record marks were last searched, and where each next occurs in it (-1: not again). */
+  private marksIn: Buffer | undefined;
+  private readonly marksAt = new Map<Buffer, number>();
 
   constructor(
     private readonly maxLineBytes: number,
@@ -139,8 +142,14 @@ export class LineSplitter {
     let until = skipping.nextCandidate(bytes, start, end);
     if (until === -1 || until > end) until = end;
     if (allowed !== true) {
+      // Where each mark next occurs, remembered for this buffer: each line handed out asks again.
+      if (this.marksIn !== bytes) {
+        this.marksIn = bytes;
+        this.marksAt.clear();
+      }
       for (const mark of allowed) {
-        const hit = bytes.indexOf(mark, start);
+        let hit = this.marksAt.get(mark);
+        if (hit === undefined || (hit !== -1 && hit < start)) this.marksAt.set(mark, (hit = bytes.indexOf(mark, start)));
         if (hit !== -1 && hit < until) until = bytes.lastIndexOf(NEWLINE, hit) + 1;
       }
     }

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { detectIncident, incidentNeedles, type Incident } from '../../src/detect/detectIncident.js';
+import { detectIncident, type Incident } from '../../src/detect/detectIncident.js';
+import { IncidentScanner } from '../../src/detect/scanner.js';
 import { createParser, type Format } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
-import { lineSkippingFor, needleFinder } from '../../src/formats/passOver.js';
+import { lineSkippingFor } from '../../src/formats/passOver.js';
 import { balancedUntil, LineSplitter } from '../../src/sources/LineSplitter.js';
 
 /*
@@ -14,10 +15,8 @@ import { balancedUntil, LineSplitter } from '../../src/sources/LineSplitter.js';
 const PREFIX = '%m [%p] %q%u@%d ';
 const T = '2026-11-27 10:00:00.123 UTC';
 
-/** The needles as the daemon searches them for `format` (the scanner's, once it is wired in). */
-function finderFor(format: Format) {
-  return needleFinder(format === 'postgres-stderr' ? incidentNeedles(false) : incidentNeedles(true).map((n) => n.split('"')[0]!));
-}
+/** The candidate lines as the daemon finds them: the shared scanner's. */
+const finderFor = (format: Format) => new IncidentScanner(format, PREFIX);
 
 interface Read {
   incidents: Incident[];
