@@ -94,6 +94,8 @@ export class Remediator {
   private readonly inFlight = new Set<Promise<void>>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
+  /** Stale records' checks under way, by name (see handle). */
+  private readonly staleChecks = new Map<string, Promise<void>>();
   /** Cut short when the stop's grace period is over: waiting for the database. */
   private readonly giveUp = new AbortController();
   private readonly verifier: SequenceErrorVerifier;
@@ -174,7 +176,13 @@ export class Remediator {
     }
     const age = incident.logTime ? this.clock.now() - Date.parse(incident.logTime) : NaN;
     if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
-      return this.track(this.reportStale(incident, age, trigger));
+      // A backlog of history: one read-only check per name at a time covers the records of that
+      // name that arrive meanwhile (each counted above), as `resolving` does for fresh ones.
+      const running = this.staleChecks.get(incident.constraint);
+      if (running !== undefined) return running;
+      const done = this.track(this.reportStale(incident, age, trigger)).finally(() => this.staleChecks.delete(incident.constraint));
+      this.staleChecks.set(incident.constraint, done);
+      return done;
     }
     const pending = this.resolving.get(incident.constraint);
     if (pending !== undefined) {
