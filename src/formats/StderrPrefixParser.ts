@@ -172,7 +172,7 @@ export class StderrPrefixParser implements RecordParser {
   }
 
   /**
-   * Each open record's pid as the prefix prints it (` [4242] `): a record is only continued by its
+   * Each open record's pid as the prefix prints it (`[4242]`): a record is only continued by its
    * own backend's lines (and the TAB lines right after them, which its source hands out), so the
    * lines of other backends that hold no needle may be passed over while it waits for its next
    * line. Undefined when the prefix does not print the pid distinctly, or a record has none.
@@ -180,12 +180,15 @@ export class StderrPrefixParser implements RecordParser {
   openRecordMarks(): readonly Buffer[] | undefined {
     const mark = this.pidMark;
     if (!mark || this.pending.has('')) return undefined;
-    // The same Buffer for the same pid: the source remembers where each was found.
+    // Only the characters right around the pid (`[4242]`): every line of that backend holds them,
+    // and they are searched far faster than the whole literal (a mark starting with a space makes
+    // the search stop at every space). The same Buffer for the same pid: the source remembers
+    // where each was found.
     if (this.marks.size > MAX_PENDING) this.marks.clear();
     const marks: Buffer[] = [];
     for (const pid of this.pending.keys()) {
       let bytes = this.marks.get(pid);
-      if (!bytes) this.marks.set(pid, (bytes = Buffer.from(mark.before + pid + mark.after)));
+      if (!bytes) this.marks.set(pid, (bytes = Buffer.from(mark.before.slice(-1) + pid + mark.after.slice(0, 1))));
       marks.push(bytes);
     }
     return marks;
