@@ -26,10 +26,24 @@ function recordAt(n, at) {
     };
   }
   if (n % 5_000 === 99) {
-    return { ...base, kind: 'pkey', severity: 'ERROR', sqlstate: '23505', message: 'duplicate key value violates unique constraint "ticket_pkey"', detail: `Key (id)=(${n}) already exists.` };
+    return {
+      ...base,
+      kind: 'pkey',
+      severity: 'ERROR',
+      sqlstate: '23505',
+      message: 'duplicate key value violates unique constraint "ticket_pkey"',
+      detail: `Key (id)=(${n}) already exists.`,
+    };
   }
   if (n % 20_000 === 1_234) {
-    return { ...base, kind: 'sequence', severity: 'ERROR', sqlstate: '2200H', message: 'nextval: reached maximum value of sequence "ticket_id_seq" (2147483647)', statement: 'INSERT INTO ticket (tn, title) VALUES ($1, $2)' };
+    return {
+      ...base,
+      kind: 'sequence',
+      severity: 'ERROR',
+      sqlstate: '2200H',
+      message: 'nextval: reached maximum value of sequence "ticket_id_seq" (2147483647)',
+      statement: 'INSERT INTO ticket (tn, title) VALUES ($1, $2)',
+    };
   }
   const statement =
     n % 11 === 3

@@ -115,7 +115,9 @@ async function benchCase(name, dir, url) {
   const data = blocks(format, name.endsWith('-stale') ? Date.now() - STALE_MS : Date.now());
   const expected = incidentsOf(data.counts);
   const mib = data.bytes / 2 ** 20;
-  process.stderr.write(`live ${name}: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it (load ${loadavg()[0].toFixed(2)})\n`);
+  process.stderr.write(
+    `live ${name}: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it (load ${loadavg()[0].toFixed(2)})\n`,
+  );
   const cpu = { seqwatch: [], tail_grep: [] };
   const catchUp = { seqwatch: [], tail_grep: [] };
   const found = { seqwatch: [], tail_grep: [] };
@@ -130,7 +132,10 @@ async function benchCase(name, dir, url) {
       writeSeconds.push(await writePaced(path, data.blocks));
       const stopped = performance.now();
       for (let i = 0; !(await follower.caughtUp(statSync(path).size)); i++) {
-        if (i > 6000) throw new Error(`${contender} did not keep up on ${name}: still behind 60 s after the writer stopped (found ${await follower.found()} of ${expected})`);
+        if (i > 6000)
+          throw new Error(
+            `${contender} did not keep up on ${name}: still behind 60 s after the writer stopped (found ${await follower.found()} of ${expected})`,
+          );
         await sleep(10);
       }
       catchUp[contender].push((performance.now() - stopped) / 1000);
@@ -143,7 +148,9 @@ async function benchCase(name, dir, url) {
     }
   }
   const msPerMib = { seqwatch: median(cpu.seqwatch), tail_grep: median(cpu.tail_grep) };
-  process.stderr.write(`live ${name}: seqwatch ${msPerMib.seqwatch.toFixed(2)} ms/MiB, tail|grep ${msPerMib.tail_grep.toFixed(2)} ms/MiB: ${(msPerMib.seqwatch / msPerMib.tail_grep).toFixed(2)}x\n`);
+  process.stderr.write(
+    `live ${name}: seqwatch ${msPerMib.seqwatch.toFixed(2)} ms/MiB, tail|grep ${msPerMib.tail_grep.toFixed(2)} ms/MiB: ${(msPerMib.seqwatch / msPerMib.tail_grep).toFixed(2)}x\n`,
+  );
   return {
     format: format === 'stderr' ? `postgres-stderr (log_line_prefix '${STDERR_PREFIX}')` : FORMAT_OF[format],
     ...(name.endsWith('-stale') ? { records_older_than_stale_after: true } : {}),
@@ -172,11 +179,15 @@ export async function benchLive() {
     const result = {
       benchmark: `live overhead: CPU per MiB while following a log written at ${MB_PER_S} MiB/s (${SECONDS} s per run), seqwatch run vs tail -F | grep -F -e 'duplicate key' -e '_id_seq', per log destination; the busy mix of bench/busyLogs.mjs`,
       cases,
-      median_seconds: Object.fromEntries(Object.entries(cases).flatMap(([name, c]) => [
-        [`${name}_seqwatch_cpu_per_mib`, c.median_cpu_ms_per_mib.seqwatch / 1000],
-        [`${name}_tail_grep_cpu_per_mib`, c.median_cpu_ms_per_mib.tail_grep / 1000],
-      ])),
-      ...Object.fromEntries(Object.entries(cases).map(([name, c]) => [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu`, c.ratio_seqwatch_to_tail_grep_cpu])),
+      median_seconds: Object.fromEntries(
+        Object.entries(cases).flatMap(([name, c]) => [
+          [`${name}_seqwatch_cpu_per_mib`, c.median_cpu_ms_per_mib.seqwatch / 1000],
+          [`${name}_tail_grep_cpu_per_mib`, c.median_cpu_ms_per_mib.tail_grep / 1000],
+        ]),
+      ),
+      ...Object.fromEntries(
+        Object.entries(cases).map(([name, c]) => [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu`, c.ratio_seqwatch_to_tail_grep_cpu]),
+      ),
       runs: RUNS,
       load_average_at_start: loadavg(),
     };

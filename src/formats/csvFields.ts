@@ -9,7 +9,7 @@
 export function csvFields(text: string): string[] | undefined {
   const fields: string[] = [];
   const end = text.length;
-  for (let at = 0; ; ) {
+  for (let at = 0; ;) {
     if (text.charCodeAt(at) === QUOTE) {
       let value = '';
       let from = at + 1;

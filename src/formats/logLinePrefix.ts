@@ -43,9 +43,25 @@ const ESCAPES: Record<string, { pattern: string; group?: string }> = {
 
 /** Severities that start a message; everything a record is made of begins with one of them. */
 export const SEVERITIES = [
-  'DEBUG1', 'DEBUG2', 'DEBUG3', 'DEBUG4', 'DEBUG5', 'DEBUG',
-  'INFO', 'NOTICE', 'WARNING', 'ERROR', 'LOG', 'FATAL', 'PANIC',
-  'DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT',
+  'DEBUG1',
+  'DEBUG2',
+  'DEBUG3',
+  'DEBUG4',
+  'DEBUG5',
+  'DEBUG',
+  'INFO',
+  'NOTICE',
+  'WARNING',
+  'ERROR',
+  'LOG',
+  'FATAL',
+  'PANIC',
+  'DETAIL',
+  'HINT',
+  'QUERY',
+  'CONTEXT',
+  'LOCATION',
+  'STATEMENT',
 ] as const;
 
 /**

@@ -192,7 +192,7 @@ export function balancedUntil(bytes: Buffer, start: number, until: number, quote
   for (let at = bytes.indexOf(quote, start); at !== -1 && at < until; at = bytes.indexOf(quote, at + 1)) odd = !odd;
   if (!odd) return until;
   // `odd`: whether the quotes in [start, position) are odd; a newline where they are even ends a record.
-  for (let position = until; position > start; ) {
+  for (let position = until; position > start;) {
     const newline = bytes.lastIndexOf(NEWLINE, position - 1);
     const quoteAt = bytes.lastIndexOf(quote, position - 1);
     if (newline < start && quoteAt < start) break;

@@ -38,7 +38,12 @@ function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?:
   return { remediator, records: () => readAudit(auditPath) };
 }
 
-const incident = (constraint: string, database?: string) => ({ kind: 'unique_violation' as const, constraint, source: 'test', ...(database ? { database } : {}) });
+const incident = (constraint: string, database?: string) => ({
+  kind: 'unique_violation' as const,
+  constraint,
+  source: 'test',
+  ...(database ? { database } : {}),
+});
 
 describe('Remediator', () => {
   it('turns a burst of 1,000 errors for one table into one fix and at most one more check', async () => {

@@ -67,7 +67,11 @@ describe('LineSplitter reporting discontinuities (the framing of multi-line reco
       ['three', undefined],
     ]);
     const out: Array<LinePosition> = [];
-    const splitter = new LineSplitter(1024, (_line, position) => out.push(position), () => {});
+    const splitter = new LineSplitter(
+      1024,
+      (_line, position) => out.push(position),
+      () => {},
+    );
     splitter.push(Buffer.from('a\n'), 0);
     splitter.reset(2, false);
     splitter.push(Buffer.from('b\n'), 2);
