@@ -1,18 +1,24 @@
-// Live overhead: CPU per MB of log while following a file written at 20 MB/s, seqwatch (the daemon,
-// detecting and checking against the database) against `tail -F | grep -F` (finding the lines only).
+// Live overhead: CPU per MiB of log while following a file written at 20 MiB/s, seqwatch (the daemon,
+// detecting and checking against the database) against `tail -F | grep -F` (finding the lines only),
+// for each destination of the server log (stderr, csvlog, jsonlog), the same busy records in each.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGotrsDatabase } from '../dist/devtools/gotrs.js';
 import { freePort, startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
-import { busyLogBlock, cli, median, writeResult } from './lib.mjs';
+import { busyRecords, FORMAT_OF, incidentsOf, STDERR_PREFIX } from './busyLogs.mjs';
+import { cli, median, writeResult } from './lib.mjs';
 
 const MB_PER_S = Number(process.env.BENCH_LIVE_MB_PER_S ?? 20);
 const SECONDS = Number(process.env.BENCH_LIVE_SECONDS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const PREFIX = '%m [%p] %q%u@%d ';
+/** Which logs: a destination, or `stderr-stale` (a backlog older than remediation.stale_after). */
+const CASES = (process.env.BENCH_LIVE_CASES ?? 'stderr,csvlog,jsonlog,stderr-stale').split(',');
+/** Extra node options for the daemon (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). */
+const NODE_ARGS = (process.env.BENCH_LIVE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const STALE_MS = 2 * 3_600_000;
 
 /** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
 function cpuSeconds(pid) {
@@ -27,15 +33,14 @@ async function metric(port, name) {
   return sum;
 }
 
-/** The log to write: blocks of whole lines, about 1 MiB each, MB_PER_S * SECONDS MiB in all. */
-function blocks() {
-  const counts = { statements: 0, login_key: 0, pkey: 0 };
+/** The log to write: blocks of whole records, about 1 MiB each, MB_PER_S * SECONDS MiB in all. */
+function blocks(format, at) {
+  const counts = {};
   const out = [];
-  let line = 0;
   let bytes = 0;
-  while (bytes < MB_PER_S * SECONDS * 2 ** 20) {
-    const block = Buffer.from(busyLogBlock(line, 7_000, counts));
-    line += 7_000;
+  const perBlock = { stderr: 7_000, csvlog: 4_000, jsonlog: 2_500 }[format];
+  for (let n = 0; bytes < MB_PER_S * SECONDS * 2 ** 20; n += perBlock) {
+    const block = Buffer.from(busyRecords(format, n, perBlock, counts, at));
     bytes += block.length;
     out.push(block);
   }
@@ -57,14 +62,15 @@ async function writePaced(path, data) {
 }
 
 /** Follows `path` with seqwatch run; resolves once it has read every byte and handled every record. */
-async function seqwatch(dir, url, path, expected) {
+async function seqwatch(dir, url, path, expected, format) {
   const port = await freePort();
   const config = join(dir, `seqwatch-${port}.yaml`);
+  const source = format === 'stderr' ? `{path: ${path}, log_line_prefix: '${STDERR_PREFIX}'}` : `{path: ${path}, format: ${FORMAT_OF[format]}}`;
   writeFileSync(
     config,
-    `database: {url: '${url}'}\nsources: [{path: ${path}, log_line_prefix: '${PREFIX}'}]\naudit: {path: ${join(dir, `audit-${port}.jsonl`)}}\nstate_dir: ${join(dir, `state-${port}`)}\nmetrics: {listen: '127.0.0.1:${port}'}\n`,
+    `database: {url: '${url}'}\nsources: [${source}]\naudit: {path: ${join(dir, `audit-${port}.jsonl`)}}\nstate_dir: ${join(dir, `state-${port}`)}\nmetrics: {listen: '127.0.0.1:${port}'}\n`,
   );
-  const child = spawn('node', [cli, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('node', [...NODE_ARGS, cli, 'run', '-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   for (let i = 0; !stderr.includes('ready'); i++) {
@@ -73,8 +79,12 @@ async function seqwatch(dir, url, path, expected) {
   }
   return {
     pids: [child.pid],
+    found: () => metric(port, 'seqwatch_incidents_total'),
     caughtUp: async (bytes) => (await metric(port, 'seqwatch_log_bytes_total')) >= bytes && (await metric(port, 'seqwatch_incidents_total')) >= expected,
-    stop: () => child.kill('SIGTERM'),
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
   };
 }
 
@@ -90,11 +100,72 @@ async function tailGrep(_dir, _url, path, expected) {
   await sleep(300);
   return {
     pids: [tail.pid, grep.pid],
+    found: async () => found,
     caughtUp: async () => found >= expected,
-    stop: () => {
+    stop: async () => {
       tail.kill();
       grep.kill();
     },
+  };
+}
+
+/** RUNS runs of one log, the contenders alternating; CPU ms per MiB of each. */
+async function benchCase(name, dir, url) {
+  const format = name.replace(/-stale$/, '');
+  const data = blocks(format, name.endsWith('-stale') ? Date.now() - STALE_MS : Date.now());
+  const expected = incidentsOf(data.counts);
+  const mib = data.bytes / 2 ** 20;
+  process.stderr.write(
+    `live ${name}: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it (load ${loadavg()[0].toFixed(2)})\n`,
+  );
+  const cpu = { seqwatch: [], tail_grep: [] };
+  const catchUp = { seqwatch: [], tail_grep: [] };
+  const found = { seqwatch: [], tail_grep: [] };
+  const writeSeconds = [];
+  const load = [];
+  for (let run = 0; run < RUNS; run++) {
+    for (const [contender, start] of Object.entries({ seqwatch, tail_grep: tailGrep })) {
+      const path = join(dir, `live-${name}-${run}-${contender}.log`);
+      writeFileSync(path, '');
+      const follower = await start(dir, url, path, expected, format);
+      const before = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+      writeSeconds.push(await writePaced(path, data.blocks));
+      const stopped = performance.now();
+      for (let i = 0; !(await follower.caughtUp(statSync(path).size)); i++) {
+        if (i > 6000)
+          throw new Error(
+            `${contender} did not keep up on ${name}: still behind 60 s after the writer stopped (found ${await follower.found()} of ${expected})`,
+          );
+        await sleep(10);
+      }
+      catchUp[contender].push((performance.now() - stopped) / 1000);
+      const used = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - before;
+      cpu[contender].push((used * 1000) / mib);
+      found[contender].push(await follower.found());
+      load.push(loadavg()[0]);
+      await follower.stop();
+      rmSync(path);
+    }
+  }
+  const msPerMib = { seqwatch: median(cpu.seqwatch), tail_grep: median(cpu.tail_grep) };
+  process.stderr.write(
+    `live ${name}: seqwatch ${msPerMib.seqwatch.toFixed(2)} ms/MiB, tail|grep ${msPerMib.tail_grep.toFixed(2)} ms/MiB: ${(msPerMib.seqwatch / msPerMib.tail_grep).toFixed(2)}x\n`,
+  );
+  return {
+    format: format === 'stderr' ? `postgres-stderr (log_line_prefix '${STDERR_PREFIX}')` : FORMAT_OF[format],
+    ...(name.endsWith('-stale') ? { records_older_than_stale_after: true } : {}),
+    log_mib: mib,
+    log_contents: data.counts,
+    incidents_expected: expected,
+    incidents_found: found,
+    runs: RUNS,
+    write_seconds_median: median(writeSeconds),
+    load_average_1min: load,
+    cpu_ms_per_mib: cpu,
+    median_cpu_ms_per_mib: msPerMib,
+    share_of_one_core_at_rate: { seqwatch: (msPerMib.seqwatch * MB_PER_S) / 1000, tail_grep: (msPerMib.tail_grep * MB_PER_S) / 1000 },
+    catch_up_seconds_after_writer_stopped: { seqwatch: median(catchUp.seqwatch), tail_grep: median(catchUp.tail_grep) },
+    ratio_seqwatch_to_tail_grep_cpu: msPerMib.seqwatch / msPerMib.tail_grep,
   };
 }
 
@@ -103,47 +174,24 @@ export async function benchLive() {
   const server = await startThrowawayPostgres();
   try {
     const url = await createGotrsDatabase(server);
-    const data = blocks();
-    const expected = data.counts.login_key + data.counts.pkey;
-    const mib = data.bytes / 2 ** 20;
-    process.stderr.write(`live: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it\n`);
-    const cpu = { seqwatch: [], tail_grep: [] };
-    const catchUp = { seqwatch: [], tail_grep: [] };
-    const writeSeconds = [];
-    for (let run = 0; run < RUNS; run++) {
-      for (const [name, start] of Object.entries({ seqwatch, tail_grep: tailGrep })) {
-        const path = join(dir, `live-${run}-${name}.log`);
-        writeFileSync(path, '');
-        const follower = await start(dir, url, path, expected);
-        const before = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
-        writeSeconds.push(await writePaced(path, data.blocks));
-        const stopped = performance.now();
-        for (let i = 0; !(await follower.caughtUp(statSync(path).size)); i++) {
-          if (i > 6000) throw new Error(`${name} did not keep up: still behind 60 s after the writer stopped`);
-          await sleep(10);
-        }
-        catchUp[name].push((performance.now() - stopped) / 1000);
-        const used = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - before;
-        cpu[name].push((used * 1000) / mib);
-        follower.stop();
-        rmSync(path);
-      }
-    }
-    const msPerMib = { seqwatch: median(cpu.seqwatch), tail_grep: median(cpu.tail_grep) };
+    const cases = {};
+    for (const name of CASES) cases[name] = await benchCase(name, dir, url);
     const result = {
-      benchmark: `live overhead: CPU per MiB while following a log written at ${MB_PER_S} MiB/s (${mib.toFixed(0)} MiB per run), seqwatch run vs tail -F | grep -F`,
-      log_mib: mib,
-      log_contents: data.counts,
+      benchmark: `live overhead: CPU per MiB while following a log written at ${MB_PER_S} MiB/s (${SECONDS} s per run), seqwatch run vs tail -F | grep -F -e 'duplicate key' -e '_id_seq', per log destination; the busy mix of bench/busyLogs.mjs`,
+      cases,
+      median_seconds: Object.fromEntries(
+        Object.entries(cases).flatMap(([name, c]) => [
+          [`${name}_seqwatch_cpu_per_mib`, c.median_cpu_ms_per_mib.seqwatch / 1000],
+          [`${name}_tail_grep_cpu_per_mib`, c.median_cpu_ms_per_mib.tail_grep / 1000],
+        ]),
+      ),
+      ...Object.fromEntries(
+        Object.entries(cases).map(([name, c]) => [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu`, c.ratio_seqwatch_to_tail_grep_cpu]),
+      ),
       runs: RUNS,
-      write_seconds_median: median(writeSeconds),
-      cpu_ms_per_mib: cpu,
-      median_cpu_ms_per_mib: msPerMib,
-      share_of_one_core_at_rate: { seqwatch: (msPerMib.seqwatch * MB_PER_S) / 1000, tail_grep: (msPerMib.tail_grep * MB_PER_S) / 1000 },
-      catch_up_seconds_after_writer_stopped: { seqwatch: median(catchUp.seqwatch), tail_grep: median(catchUp.tail_grep) },
-      median_seconds: { seqwatch_cpu_per_mib: msPerMib.seqwatch / 1000, tail_grep_cpu_per_mib: msPerMib.tail_grep / 1000 },
-      ratio_seqwatch_to_tail_grep_cpu: msPerMib.seqwatch / msPerMib.tail_grep,
+      load_average_at_start: loadavg(),
     };
-    return { result, file: writeResult('live', result) };
+    return { result, file: writeResult(process.env.BENCH_LIVE_RESULT ?? 'live', result) };
   } finally {
     await server.destroy();
     rmSync(dir, { recursive: true, force: true });

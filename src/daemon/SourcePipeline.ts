@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
 import { decidedByFirstLine, detectIncident, incidentNeedles, type Incident } from '../detect/detectIncident.js';
+import { IncidentScanner } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
+import { lineSkippingFor } from '../formats/passOver.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import type { RecordParser } from '../formats/RecordParser.js';
 import type { MetricsSources } from '../metrics/Metrics.js';
@@ -251,16 +253,18 @@ function followerFor(source: SourceConfig, handlers: FollowerHandlers, skipping:
 /**
  * Line skipping, the one place it is wired: most of a busy log cannot matter, so lines without an
  * incident's needle are passed over. The parser gets a string pre-check (`interesting`); a file
- * follower gets the needles as bytes, and asks the parser whether it may pass over lines unseen
- * (nothing being assembled) and tells it how many it did.
+ * follower gets the scanner's candidate lines, and asks the parser whether it may pass over lines
+ * unseen (nothing being assembled, or only records its marks find) and tells it how many it did.
  */
 function lineSkipping(source: SourceConfig): { interesting: (line: string) => boolean; forFollower: (parser: RecordParser) => LineSkipping | undefined } {
   const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
   return {
     interesting: (line) => needles.some((needle) => line.includes(needle)),
-    forFollower: (parser) =>
-      parser.canPassOver && parser.passedOverLines
-        ? { needles: needles.map((needle) => Buffer.from(needle)), canSkip: () => parser.canPassOver!(), onSkipped: (lines) => parser.passedOverLines!(lines) }
-        : undefined,
+    // The shared scanner names the lines that may matter; the format frames what may be passed over
+    // (formats/passOver.ts: csvlog only whole records, stderr past other backends' lines).
+    forFollower: (parser) => {
+      const scanner = new IncidentScanner(source.format, source.log_line_prefix);
+      return scanner.filters ? lineSkippingFor(source.format, parser, scanner) : undefined;
+    },
   };
 }

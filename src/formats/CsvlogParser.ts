@@ -1,6 +1,6 @@
-import { parse } from 'csv-parse/sync';
 import type { LogRecord } from './LogRecord.js';
 import { assign } from './JsonlogParser.js';
+import { csvFields } from './csvFields.js';
 import { englishSeverity } from './severity.js';
 import { bounded, MAX_FIELD_CHARS, newCounters, placed, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 
@@ -37,7 +37,7 @@ const RESYNC_AFTER_CHARS = 8 * MAX_RECORD_CHARS;
 /**
  * PostgreSQL's csvlog. A quoted field can hold newlines and doubled quotes, so one record spans
  * several physical lines: lines are gathered until the quotes balance, then the record is parsed by
- * csv-parse (a real CSV parser: no hand-rolled splitting on commas).
+ * csvFields (quote-aware, held to csv-parse's answers: no splitting on commas).
  *
  * Framing is by the quotes alone, never by what a line looks like: a value logged inside a quoted
  * field (a sign-up form's login in DETAIL, a statement) can hold a newline followed by text shaped
@@ -110,6 +110,16 @@ export class CsvlogParser implements RecordParser {
     if (this.quotes % 2 === 0) this.emit();
   }
 
+  /** Between records (the quotes balanced, the framing known): lines the scanner rules out may be passed over unseen. */
+  canPassOver(): boolean {
+    return this.pending.length === 0 && this.overflow === undefined && !this.lost;
+  }
+
+  /** `lines` whole records' lines were passed over unseen (by the source, which balanced their quotes). */
+  passedOverLines(lines: number): void {
+    this.counters.skippedLines += lines;
+  }
+
   flush(): void {
     // A record still open at the end is half-written: keep it, its rest may still come.
   }
@@ -124,12 +134,7 @@ export class CsvlogParser implements RecordParser {
     const text = this.pending.join('\n');
     const position = this.position;
     this.reset();
-    let fields: string[] | undefined;
-    try {
-      fields = (parse(text, { relax_column_count: true }) as string[][])[0];
-    } catch {
-      fields = undefined;
-    }
+    const fields = csvFields(text);
     const field = (index: number) => (fields?.[index] !== undefined && fields[index] !== '' ? bounded(fields[index]!) : undefined);
     const severity = field(COLUMN.error_severity);
     const message = field(COLUMN.message);

@@ -42,6 +42,15 @@ export class JsonlogParser implements RecordParser {
   }
 
   flush(): void {}
+
+  /** One record per line: any line the scanner rules out may be passed over unseen. */
+  canPassOver(): boolean {
+    return true;
+  }
+
+  passedOverLines(lines: number): void {
+    this.counters.skippedLines += lines;
+  }
 }
 
 /** A JSON object, or undefined for anything else (never throws: bad input is counted, not fatal). */

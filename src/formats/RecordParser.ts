@@ -34,8 +34,14 @@ export interface RecordParser {
   push(line: string, position?: LinePosition): void;
   /** Emits whatever is still being assembled: at the end of input, or when the source goes idle. */
   flush(): void;
-  /** Formats whose sources may pass over lines unseen (postgres-stderr): true while nothing is being assembled. */
+  /** Formats whose sources may pass over lines unseen (stderr, csvlog, jsonlog): true while nothing is being assembled. */
   canPassOver?(): boolean;
+  /**
+   * While canPassOver() is false: bytes every line of the records being assembled holds (stderr:
+   * each one's pid as the prefix prints it), so the source may pass over the lines that hold none
+   * of them (and no needle) all the same; undefined when they cannot be told apart.
+   */
+  openRecordMarks?(): readonly Buffer[] | undefined;
   /** Told how many lines the source passed over unseen. */
   passedOverLines?(lines: number): void;
 }

@@ -1,5 +1,5 @@
 import type { LogRecord } from './LogRecord.js';
-import { compileLogLinePrefix, markerOf } from './logLinePrefix.js';
+import { compileLogLinePrefix, markerOf, pidMarkOf } from './logLinePrefix.js';
 import { bounded, MAX_FIELD_CHARS, newCounters, type LinePosition, type ParserCounters, type RecordParser } from './RecordParser.js';
 
 /** Lines that add to the record before them instead of starting one. */
@@ -42,6 +42,9 @@ export class StderrPrefixParser implements RecordParser {
   private lastSkipped = false;
   /** Lines passed over since the last one parsed in full (every SAMPLE_EVERY-th is parsed anyway). */
   private sinceParsed = 0;
+  /** How the prefix prints a pid, when its lines can be found by it (see openRecordMarks). */
+  private readonly pidMark: { before: string; after: string } | undefined;
+  private readonly marks = new Map<string, Buffer>();
 
   /**
    * `interesting`, when given, is a cheap pre-check on a whole line: a line it rejects, while no
@@ -58,6 +61,7 @@ export class StderrPrefixParser implements RecordParser {
     private readonly onRecordStart?: (record: LogRecord) => void,
   ) {
     this.matcher = compileLogLinePrefix(logLinePrefix);
+    this.pidMark = pidMarkOf(logLinePrefix);
   }
 
   /** Feeds one physical line (without its newline), with where it was read, when known. */
@@ -165,6 +169,29 @@ export class StderrPrefixParser implements RecordParser {
   /** Nothing is being assembled: lines that hold none of the pre-check's needles may be passed over unseen. */
   canPassOver(): boolean {
     return this.pending.size === 0;
+  }
+
+  /**
+   * Each open record's pid as the prefix prints it (`[4242]`): a record is only continued by its
+   * own backend's lines (and the TAB lines right after them, which its source hands out), so the
+   * lines of other backends that hold no needle may be passed over while it waits for its next
+   * line. Undefined when the prefix does not print the pid distinctly, or a record has none.
+   */
+  openRecordMarks(): readonly Buffer[] | undefined {
+    const mark = this.pidMark;
+    if (!mark || this.pending.has('')) return undefined;
+    // Only the characters right around the pid (`[4242]`): every line of that backend holds them,
+    // and they are searched far faster than the whole literal (a mark starting with a space makes
+    // the search stop at every space). The same Buffer for the same pid: the source remembers
+    // where each was found.
+    if (this.marks.size > MAX_PENDING) this.marks.clear();
+    const marks: Buffer[] = [];
+    for (const pid of this.pending.keys()) {
+      let bytes = this.marks.get(pid);
+      if (!bytes) this.marks.set(pid, (bytes = Buffer.from(mark.before.slice(-1) + pid + mark.after.slice(0, 1))));
+      marks.push(bytes);
+    }
+    return marks;
   }
 
   /** `lines` lines were passed over unseen (by the source, which searched their bytes): see canPassOver. */

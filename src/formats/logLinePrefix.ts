@@ -43,9 +43,25 @@ const ESCAPES: Record<string, { pattern: string; group?: string }> = {
 
 /** Severities that start a message; everything a record is made of begins with one of them. */
 export const SEVERITIES = [
-  'DEBUG1', 'DEBUG2', 'DEBUG3', 'DEBUG4', 'DEBUG5', 'DEBUG',
-  'INFO', 'NOTICE', 'WARNING', 'ERROR', 'LOG', 'FATAL', 'PANIC',
-  'DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT',
+  'DEBUG1',
+  'DEBUG2',
+  'DEBUG3',
+  'DEBUG4',
+  'DEBUG5',
+  'DEBUG',
+  'INFO',
+  'NOTICE',
+  'WARNING',
+  'ERROR',
+  'LOG',
+  'FATAL',
+  'PANIC',
+  'DETAIL',
+  'HINT',
+  'QUERY',
+  'CONTEXT',
+  'LOCATION',
+  'STATEMENT',
 ] as const;
 
 /**
@@ -126,4 +142,36 @@ export function compileLogLinePrefix(prefix: string): RegExp {
   }
   const severity = `(?<severity>${MARKER_WORDS.map(escapeRegExp).join('|')})(?<separator> ?: {0,3})`;
   return new RegExp(`^${parts.join('')}${severity}(?<message>.*)$`, 's');
+}
+
+/**
+ * The literal text the prefix prints right around the pid (`%m [%p] ` gives ` [` and `] `), so the
+ * lines of one backend can be found in raw bytes by `before + pid + after`. Undefined without %p,
+ * with a padded %p (its spaces vary), or with %p after %q (background processes print no pid).
+ */
+export function pidMarkOf(prefix: string): { before: string; after: string } | undefined {
+  let before = '';
+  let after: string | undefined;
+  let optional = false;
+  for (let i = 0; i < prefix.length; i++) {
+    if (prefix[i] !== '%' || prefix[i + 1] === '%') {
+      const literal = prefix[i]!;
+      if (literal === '%') i++;
+      if (after === undefined) before += literal;
+      else after += literal;
+      continue;
+    }
+    if (after !== undefined) return { before, after };
+    const padding = /^-?\d+/.exec(prefix.slice(i + 1))?.[0] ?? '';
+    i += 1 + padding.length;
+    const escape = prefix[i];
+    if (escape === 'q') optional = true;
+    if (escape === 'p') {
+      if (optional || padding !== '') return undefined;
+      after = '';
+    } else {
+      before = '';
+    }
+  }
+  return after === undefined ? undefined : { before, after };
 }

@@ -94,6 +94,8 @@ export class Remediator {
   private readonly inFlight = new Set<Promise<void>>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
+  /** Stale records' checks under way, by name (see handle). */
+  private readonly staleChecks = new Map<string, Promise<void>>();
   /** Cut short when the stop's grace period is over: waiting for the database. */
   private readonly giveUp = new AbortController();
   private readonly verifier: SequenceErrorVerifier;
@@ -134,7 +136,16 @@ export class Remediator {
       fullScanTimeoutMs,
       clock: this.clock,
     });
-    this.sweeper = new Sweeper({ db, audit, throttle: this.throttle, budget: this.budget, outage: this.outage, settings, counters: this.counters, fullScanTimeoutMs });
+    this.sweeper = new Sweeper({
+      db,
+      audit,
+      throttle: this.throttle,
+      budget: this.budget,
+      outage: this.outage,
+      settings,
+      counters: this.counters,
+      fullScanTimeoutMs,
+    });
   }
 
   /** New settings (a reloaded config) apply from the next check on. */
@@ -174,7 +185,13 @@ export class Remediator {
     }
     const age = incident.logTime ? this.clock.now() - Date.parse(incident.logTime) : NaN;
     if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
-      return this.track(this.reportStale(incident, age, trigger));
+      // A backlog of history: one read-only check per name at a time covers the records of that
+      // name that arrive meanwhile (each counted above), as `resolving` does for fresh ones.
+      const running = this.staleChecks.get(incident.constraint);
+      if (running !== undefined) return running;
+      const done = this.track(this.reportStale(incident, age, trigger)).finally(() => this.staleChecks.delete(incident.constraint));
+      this.staleChecks.set(incident.constraint, done);
+      return done;
     }
     const pending = this.resolving.get(incident.constraint);
     if (pending !== undefined) {
@@ -182,7 +199,12 @@ export class Remediator {
       return pending.done;
     }
     if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
-      this.throttle.once('skipped', trigger, 'backlog_full', `too many distinct constraint names wait for the database; ${JSON.stringify(incident.constraint)} dropped`);
+      this.throttle.once(
+        'skipped',
+        trigger,
+        'backlog_full',
+        `too many distinct constraint names wait for the database; ${JSON.stringify(incident.constraint)} dropped`,
+      );
       return Promise.resolve();
     }
     const entry = { extra: 0, done: Promise.resolve() };
@@ -200,7 +222,11 @@ export class Remediator {
    * The periodic sweep over `columns` (see Sweeper); the watch (src/watch) calls it with its own
    * trigger and hears every state through `onChecked`.
    */
-  async sweep(columns: SequenceTarget[], trigger: Trigger = { source: 'sweep' }, onChecked?: (target: SequenceTarget, state: SequenceState) => void): Promise<void> {
+  async sweep(
+    columns: SequenceTarget[],
+    trigger: Trigger = { source: 'sweep' },
+    onChecked?: (target: SequenceTarget, state: SequenceState) => void,
+  ): Promise<void> {
     this.counters.sweeps++;
     await this.sweeper.sweep(columns, trigger, onChecked);
   }
@@ -259,7 +285,11 @@ export class Remediator {
       ...(r.conflict !== undefined ? { conflict: r.conflict } : {}),
     };
     // The subject is a name read from the log: a flood of them is summarised.
-    this.throttle.once('alert', trigger, 'replication_conflict', replicationConflict(incident), fields, { windowMs: HOUR, subject: r.origin ?? incident.constraint, fromLog: true });
+    this.throttle.once('alert', trigger, 'replication_conflict', replicationConflict(incident), fields, {
+      windowMs: HOUR,
+      subject: r.origin ?? incident.constraint,
+      fromLog: true,
+    });
   }
 
   /**
@@ -292,15 +322,21 @@ export class Remediator {
    * now; the sweep, or the next fresh error, heals what is still behind.
    */
   private async reportStale(incident: Incident, age: number, trigger: Trigger): Promise<void> {
-    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), { trigger, what: `looking up ${JSON.stringify(incident.constraint)}` });
+    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), {
+      trigger,
+      what: `looking up ${JSON.stringify(incident.constraint)}`,
+    });
     if (!resolution) return;
     this.skipNonTargets(resolution, trigger, incident.constraint);
     for (const target of resolution.targets) {
       if (!this.allowed(target)) continue;
-      const state = await this.whenAvailable(() => guardedSetvalExclusive(this.options.db, target, false, this.guard, { fullScanTimeoutMs: this.options.fullScanTimeoutMs ?? FULL_SCAN_TIMEOUT_MS }), {
-        trigger,
-        what: `checking ${target.sequence}`,
-      });
+      const state = await this.whenAvailable(
+        () => guardedSetvalExclusive(this.options.db, target, false, this.guard, { fullScanTimeoutMs: this.options.fullScanTimeoutMs ?? FULL_SCAN_TIMEOUT_MS }),
+        {
+          trigger,
+          what: `checking ${target.sequence}`,
+        },
+      );
       if (!state) continue;
       const fields = { database: this.settings.database, table: target.table, sequence: target.sequence, before: state.before, max_id: state.maxId ?? '' };
       this.throttle.once('skipped', trigger, 'stale_record', staleRecord(target, state, age), fields);
@@ -308,7 +344,10 @@ export class Remediator {
   }
 
   private async route(incident: Incident, trigger: Trigger, entry: { extra: number; done: Promise<void> }): Promise<void> {
-    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), { trigger, what: `looking up ${JSON.stringify(incident.constraint)}` });
+    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), {
+      trigger,
+      what: `looking up ${JSON.stringify(incident.constraint)}`,
+    });
     if (!resolution) return;
     traceHeal('resolved', { constraint: incident.constraint });
     this.skipNonTargets(resolution, trigger, incident.constraint);
@@ -323,7 +362,12 @@ export class Remediator {
    */
   private skipNonTargets(resolution: Resolution, trigger: Trigger, constraint: string): void {
     if (resolution.targets.length === 0 && resolution.nonSequence.length === 0 && !resolution.refused?.length) {
-      this.throttle.once('skipped', trigger, 'unknown_constraint', `no unique index named ${JSON.stringify(constraint)} in database ${this.settings.database}: nothing to do`);
+      this.throttle.once(
+        'skipped',
+        trigger,
+        'unknown_constraint',
+        `no unique index named ${JSON.stringify(constraint)} in database ${this.settings.database}: nothing to do`,
+      );
     }
     for (const index of resolution.nonSequence) {
       const msg = `${index.index} on ${index.table} (${index.columns.join(', ')}) is not fed by a sequence: a genuine duplicate, left to the application`;

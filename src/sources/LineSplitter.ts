@@ -10,16 +10,33 @@ export interface LinePosition {
 
 /**
  * Lets a splitter pass over whole runs of lines that cannot matter without handing them out one by
- * one: while `canSkip()` (nothing is being assembled downstream), the lines before the next
- * occurrence of any needle are only counted. The needles are searched in the raw bytes, the way
- * grep -F does.
+ * one: while `canSkip()` (nothing is being assembled downstream), the lines before the next one
+ * `nextCandidate` names are only counted. The search is the scanner's (src/detect/), over the raw
+ * bytes, the way grep -F does.
  */
 export interface LineSkipping {
-  needles: Buffer[];
-  canSkip(): boolean;
+  /**
+   * The start of the first line in bytes[from, to) that may begin a record that matters, or -1:
+   * everything before `to` may be passed over (`from` and `to` are line starts).
+   */
+  nextCandidate(bytes: Buffer, from: number, to: number): number;
+  /**
+   * Records whose fields are quoted and may hold newlines (csvlog: `"`): lines are passed over only
+   * up to a line start where the quotes passed over balance, so a record is never entered halfway.
+   */
+  quote?: number;
+  /**
+   * Whether lines may be passed over now: true (nothing is being assembled), false (every line is
+   * handed out), or the marks of the records still being assembled (stderr: each open record's pid
+   * as the prefix prints it): lines holding one are handed out too, the others passed over.
+   */
+  canSkip(): boolean | readonly Buffer[];
   /** `lines` complete lines were passed over. */
   onSkipped(lines: number): void;
 }
+
+const NEWLINE = 0x0a;
+const TAB = 0x09;
 
 /**
  * Splits bytes into lines on the newline byte, so a multi-byte character or a NUL never confuses
@@ -37,6 +54,9 @@ export class LineSplitter {
   private discarding = false;
   /** What the next line handed out follows: a (re)start of reading, or a dropped line. */
   private boundary: 'start' | 'gap' | undefined = 'start';
+  /** The buffer whose open-record marks were last searched, and where each next occurs in it (-1: not again). */
+  private marksIn: Buffer | undefined;
+  private readonly marksAt = new Map<Buffer, number>();
 
   constructor(
     private readonly maxLineBytes: number,
@@ -65,15 +85,14 @@ export class LineSplitter {
   /** Takes the bytes that were read at offset `at`. */
   push(bytes: Buffer, at: number): void {
     let start = 0;
-    // Where each needle next occurs in `bytes` (-1: not again); the first line is always handed out,
-    // so a log_line_prefix that matches nothing still shows.
-    const next = this.skipping?.needles.map((needle) => bytes.indexOf(needle));
+    // The first line of each read is always handed out, so a log_line_prefix that matches nothing
+    // still shows; a line right after one handed out that starts with a TAB may continue its record.
     let handedOut = false;
     for (;;) {
-      if (next && handedOut && this.partialBytes === 0 && !this.discarding && this.skipping!.canSkip()) {
-        start = this.skipTo(bytes, at, start, next);
+      if (this.skipping && handedOut && this.partialBytes === 0 && !this.discarding && bytes[start] !== TAB) {
+        start = this.skipTo(bytes, at, start);
       }
-      const newline = bytes.indexOf(0x0a, start);
+      const newline = bytes.indexOf(NEWLINE, start);
       if (newline === -1) break;
       const piece = bytes.subarray(start, newline);
       if (this.discarding) {
@@ -110,22 +129,37 @@ export class LineSplitter {
   }
 
   /**
-   * Passes over the complete lines from `start` up to the line holding the next needle (or the
-   * last complete line); returns where handing out resumes.
+   * Passes over the complete lines from `start` up to the next candidate line (or the last
+   * complete line), stopping earlier at a line holding an open record's mark, or where the quotes
+   * last balance; returns where handing out resumes.
    */
-  private skipTo(bytes: Buffer, at: number, start: number, next: number[]): number {
-    let hit = -1;
-    next.forEach((position, i) => {
-      if (position !== -1 && position < start) next[i] = position = bytes.indexOf(this.skipping!.needles[i]!, start);
-      if (position !== -1 && (hit === -1 || position < hit)) hit = position;
-    });
-    const until = hit === -1 ? bytes.lastIndexOf(0x0a) + 1 : bytes.lastIndexOf(0x0a, hit) + 1;
+  private skipTo(bytes: Buffer, at: number, start: number): number {
+    const skipping = this.skipping!;
+    const allowed = skipping.canSkip();
+    if (allowed === false) return start;
+    const end = bytes.lastIndexOf(NEWLINE) + 1;
+    if (end <= start) return start;
+    let until = skipping.nextCandidate(bytes, start, end);
+    if (until === -1 || until > end) until = end;
+    if (allowed !== true) {
+      // Where each mark next occurs, remembered for this buffer: each line handed out asks again.
+      if (this.marksIn !== bytes) {
+        this.marksIn = bytes;
+        this.marksAt.clear();
+      }
+      for (const mark of allowed) {
+        let hit = this.marksAt.get(mark);
+        if (hit === undefined || (hit !== -1 && hit < start)) this.marksAt.set(mark, (hit = bytes.indexOf(mark, start)));
+        if (hit !== -1 && hit < until) until = bytes.lastIndexOf(NEWLINE, hit) + 1;
+      }
+    }
+    if (skipping.quote !== undefined && until > start) until = balancedUntil(bytes, start, until, skipping.quote);
     if (until <= start) return start;
     let lines = 0;
-    for (let newline = bytes.indexOf(0x0a, start); newline !== -1 && newline < until; newline = bytes.indexOf(0x0a, newline + 1)) lines++;
+    for (let newline = bytes.indexOf(NEWLINE, start); newline !== -1 && newline < until; newline = bytes.indexOf(NEWLINE, newline + 1)) lines++;
     if (this.lineNumber !== undefined) this.lineNumber += lines;
     this.lineStart = at + until;
-    this.skipping!.onSkipped(lines);
+    skipping.onSkipped(lines);
     return until;
   }
 
@@ -146,4 +180,29 @@ export class LineSplitter {
     const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
     this.onLine(line.subarray(0, end), position);
   }
+}
+
+/**
+ * The last line start in bytes[start, until] at which the quotes since `start` (a record's start)
+ * balance: `until` itself when they do, else the start of the record that is open at `until`
+ * (found walking back over quotes and newlines), else `start`.
+ */
+export function balancedUntil(bytes: Buffer, start: number, until: number, quote: number): number {
+  let odd = false;
+  for (let at = bytes.indexOf(quote, start); at !== -1 && at < until; at = bytes.indexOf(quote, at + 1)) odd = !odd;
+  if (!odd) return until;
+  // `odd`: whether the quotes in [start, position) are odd; a newline where they are even ends a record.
+  for (let position = until; position > start;) {
+    const newline = bytes.lastIndexOf(NEWLINE, position - 1);
+    const quoteAt = bytes.lastIndexOf(quote, position - 1);
+    if (newline < start && quoteAt < start) break;
+    if (newline > quoteAt) {
+      if (!odd) return newline + 1;
+      position = newline;
+    } else {
+      odd = !odd;
+      position = quoteAt;
+    }
+  }
+  return start;
 }

@@ -38,7 +38,12 @@ function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?:
   return { remediator, records: () => readAudit(auditPath) };
 }
 
-const incident = (constraint: string, database?: string) => ({ kind: 'unique_violation' as const, constraint, source: 'test', ...(database ? { database } : {}) });
+const incident = (constraint: string, database?: string) => ({
+  kind: 'unique_violation' as const,
+  constraint,
+  source: 'test',
+  ...(database ? { database } : {}),
+});
 
 describe('Remediator', () => {
   it('turns a burst of 1,000 errors for one table into one fix and at most one more check', async () => {
@@ -111,6 +116,23 @@ describe('Remediator', () => {
     expect(records().find((a) => a.event === 'skipped')).toMatchObject({ reason: 'stale_record', table: 'public.old', before: '1', max_id: '7' });
     expect(records().find((a) => a.event === 'skipped')!.msg).toMatch(/logged 120 min ago .* is behind \(next 1, MAX 7\)/);
     expect((await db.pool.query('SELECT is_called FROM old_id_seq')).rows[0].is_called).toBe(false);
+  });
+
+  it('a backlog of stale records of one name costs one read-only check, every record counted', async () => {
+    await db.pool.query('CREATE TABLE older (id bigserial PRIMARY KEY); INSERT INTO older (id) SELECT generate_series(1, 3)');
+    const database = new Database({ url: db.url });
+    databases.push(database);
+    const resolver = new IndexResolver(database);
+    let lookups = 0;
+    const resolve = resolver.resolve.bind(resolver);
+    resolver.resolve = (name: string) => (lookups++, resolve(name));
+    const { remediator: r, records } = remediator({ resolver });
+    r.updateSettings({ database: db.name, dryRun: false, debounceMs: 0, staleAfterMs: 3_600_000 });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString().replace('T', ' ').replace('Z', ' UTC');
+    await Promise.all(Array.from({ length: 200 }, () => r.handle({ ...incident('older_pkey'), logTime: twoHoursAgo })));
+    expect(r.counters.incidents).toBe(200);
+    expect(lookups).toBe(1);
+    expect(records().filter((a) => a.event === 'skipped' && a.reason === 'stale_record')).toHaveLength(1);
   });
 
   it('checks a shared sequence against each table an error named, even in one burst', async () => {

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter, type LinePosition } from '../../src/sources/LineSplitter.js';
 
+/** The start of the first line in bytes[from, to) holding one of `needles`, or -1 (the scanner's job in the daemon). */
+function nextLineWith(needles: string[]) {
+  return (bytes: Buffer, from: number, to: number) => {
+    const hits = needles.map((n) => bytes.indexOf(n, from)).filter((at) => at !== -1 && at < to);
+    return hits.length === 0 ? -1 : bytes.lastIndexOf(0x0a, Math.min(...hits)) + 1;
+  };
+}
+
 /** Splits `chunks` (pushed one after the other) and returns what came out. */
 function split(chunks: string[], skipping?: { needles: string[]; canSkip: () => boolean }) {
   const lines: Array<{ text: string } & LinePosition> = [];
@@ -10,7 +18,7 @@ function split(chunks: string[], skipping?: { needles: string[]; canSkip: () => 
     (line, position) => lines.push({ text: line.toString(), ...position }),
     () => {},
     0,
-    skipping && { needles: skipping.needles.map((n) => Buffer.from(n)), canSkip: skipping.canSkip, onSkipped: (n) => (skipped += n) },
+    skipping && { nextCandidate: nextLineWith(skipping.needles), canSkip: skipping.canSkip, onSkipped: (n) => (skipped += n) },
   );
   let at = 0;
   for (const chunk of chunks) {
@@ -59,7 +67,11 @@ describe('LineSplitter reporting discontinuities (the framing of multi-line reco
       ['three', undefined],
     ]);
     const out: Array<LinePosition> = [];
-    const splitter = new LineSplitter(1024, (_line, position) => out.push(position), () => {});
+    const splitter = new LineSplitter(
+      1024,
+      (_line, position) => out.push(position),
+      () => {},
+    );
     splitter.push(Buffer.from('a\n'), 0);
     splitter.reset(2, false);
     splitter.push(Buffer.from('b\n'), 2);
