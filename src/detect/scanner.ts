@@ -298,11 +298,15 @@ function anchorCost(anchor: Buffer, frequency: Float64Array): number {
   return PASS + frequency[anchor[0]!]! * STOP + whole * CALL;
 }
 
-/** Every piece of `bytes` an anchor may be (3 to MAX_ANCHOR bytes; the whole needle when shorter). */
-function anchorsOf(bytes: Buffer): Buffer[] {
-  const pieces: Buffer[] = [];
-  for (let length = Math.min(bytes.length, 3); length <= Math.min(bytes.length, MAX_ANCHOR); length++) {
-    for (let offset = 0; offset + length <= bytes.length; offset++) pieces.push(bytes.subarray(offset, offset + length));
+/**
+ * Every piece of a needle an anchor may be (3 to MAX_ANCHOR bytes; the whole needle when shorter),
+ * as latin1 text: one character per byte, so that pieces are compared as strings (cheap) and are
+ * byte strings all the same.
+ */
+function anchorsOf(needle: string): string[] {
+  const pieces: string[] = [];
+  for (let length = Math.min(needle.length, 3); length <= Math.min(needle.length, MAX_ANCHOR); length++) {
+    for (let offset = 0; offset + length <= needle.length; offset++) pieces.push(needle.slice(offset, offset + length));
   }
   return pieces;
 }
@@ -313,12 +317,13 @@ function anchorsOf(bytes: Buffer): Buffer[] {
  * together (a pass reads all the data: fewer passes, less memory traffic).
  */
 function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
-  const needles = texts.map((text) => Buffer.from(text));
-  const own = needles.map((bytes) => {
-    let best: { anchor: Buffer; cost: number } = { anchor: bytes.subarray(0, Math.min(bytes.length, MAX_ANCHOR)), cost: Infinity };
-    for (const anchor of anchorsOf(bytes)) {
-      const cost = anchorCost(anchor, frequency);
-      if (cost < best.cost) best = { anchor, cost };
+  const needles = texts.map((text) => Buffer.from(text).toString('latin1'));
+  const cost = (anchor: string) => anchorCost(Buffer.from(anchor, 'latin1'), frequency);
+  const own = needles.map((needle) => {
+    let best = { anchor: needle.slice(0, MAX_ANCHOR), cost: Infinity };
+    for (const anchor of anchorsOf(needle)) {
+      const estimate = cost(anchor);
+      if (estimate < best.cost) best = { anchor, cost: estimate };
     }
     return best;
   });
@@ -326,12 +331,12 @@ function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
   const passes: Pass[] = [];
   for (;;) {
     // The shared anchor that saves the most over the needles' own passes, if any saves.
-    let best: { anchor: Buffer; holders: number[]; saving: number } | undefined;
+    let best: { anchor: string; holders: number[]; saving: number } | undefined;
     for (const i of left) {
       for (const anchor of anchorsOf(needles[i]!)) {
         const holders = [...left].filter((j) => needles[j]!.includes(anchor));
         if (holders.length < 2) continue;
-        const saving = holders.reduce((sum, j) => sum + own[j]!.cost, 0) - anchorCost(anchor, frequency);
+        const saving = holders.reduce((sum, j) => sum + own[j]!.cost, 0) - cost(anchor);
         if (saving > 0 && (!best || saving > best.saving)) best = { anchor, holders, saving };
       }
     }
@@ -343,10 +348,12 @@ function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
   return passes;
 }
 
-function passOf(anchor: Buffer, texts: string[]): Pass {
+/** A pass on `anchor` (latin1: a byte per character) verifying the needles `texts`. */
+function passOf(anchor: string, texts: string[]): Pass {
+  const bytes = Buffer.from(anchor, 'latin1');
   const members = texts.map((text) => {
-    const bytes = Buffer.from(text);
-    return { text, bytes, offset: bytes.indexOf(anchor) };
+    const whole = Buffer.from(text);
+    return { text, bytes: whole, offset: whole.indexOf(bytes) };
   });
-  return { anchor: Buffer.from(anchor), members, lead: Math.min(...members.map((m) => m.offset)) };
+  return { anchor: bytes, members, lead: Math.min(...members.map((m) => m.offset)) };
 }

@@ -99,6 +99,29 @@ describe('the shared scanner keeps every record the full parser and the detector
     for (const format of formats) expect(new IncidentScanner(format, '%m [%p] ').filters, format).toBe(SCANNED_FORMATS.includes(format as ScannedFormat));
   });
 
+  it('needles that share a pass (sequence and _seq share `seq`) keep exactly the lines one search per needle keeps', () => {
+    // Lines with each needle (and near misses) at every position, long enough that windows end everywhere.
+    const pieces = ['sequence', '_seq', 'seq', '_sequence', 'sequ', 'x_se', 'duplicate key value violates unique constraint', 'conflict=', '23505: ', '2200H: ', 'queue_id', 'plain'];
+    const lines: string[] = [];
+    for (let i = 0; lines.length < 40_000; i++) {
+      const piece = pieces[i % pieces.length]!;
+      lines.push(`2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'q_s'.repeat(i % 7)}${piece}${'e'.repeat(i % 13)} ${'x'.repeat(i % 97)}`);
+    }
+    const bytes = Buffer.from(lines.join('\n') + '\n');
+    const scanner = new IncidentScanner('postgres-stderr', '%m [%p] %q%u@%d ');
+    const expected: number[] = [];
+    let at = 0;
+    for (const line of lines) {
+      if (scanner.needles.some((needle) => line.includes(needle))) expected.push(at);
+      at += Buffer.byteLength(line) + 1;
+    }
+    expect(expected.length).toBeGreaterThan(10_000);
+    expect(scanner.candidateLines(bytes)).toEqual(expected);
+    const walked: number[] = [];
+    for (let next = scanner.nextCandidate(bytes, 0); next !== -1; next = scanner.nextCandidate(bytes, bytes.indexOf(0x0a, next) + 1)) walked.push(next);
+    expect(walked).toEqual(expected);
+  });
+
   it('nextCandidate walks forward to the same lines candidateLines gives', () => {
     // (csvlog's records here are one line each: candidateLines' second offset for a hit never comes up.)
     for (const sample of catalogSamples()) {
