@@ -5,7 +5,8 @@ import { Worker } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
 import { IncidentScanner } from '../detect/scanner.js';
 import { newScanCounters, scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
-import type { PieceDone, PieceTask } from './scanWorker.js';
+import { unpackIncidents } from './packIncidents.js';
+import type { PackedPiece, PieceDone, PieceTask } from './scanWorker.js';
 
 /**
  * The size of the pieces handed to the threads: small enough that the incidents waiting for their
@@ -109,9 +110,9 @@ export async function scanInParallel(
         }
       };
       const onExit = (code: number) => reject(new Error(`a scanning thread stopped (exit code ${code})`));
-      worker.on('message', (done: PieceDone) => {
+      worker.on('message', (done: PackedPiece) => {
         inHand--;
-        finished.set(done.id, done);
+        finished.set(done.id, { id: done.id, incidents: unpackIncidents(done.packed), counters: done.counters });
         emitReady();
         give();
       });

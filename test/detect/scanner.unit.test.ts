@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
 import { IncidentScanner, SCANNED_FORMATS, type ScannedFormat } from '../../src/detect/scanner.js';
+import { packIncidents, unpackIncidents } from '../../src/replay/packIncidents.js';
 import { scanInParallel } from '../../src/replay/parallel.js';
 import { scanLog } from '../../src/replay/scanLog.js';
 import { scanFileRange } from '../../src/replay/scanRange.js';
@@ -155,6 +156,24 @@ describe('replay on the shared scanner says what the full parser says', () => {
       expect(whole.length, sample.name).toBeGreaterThan(10);
       expect(whole.filter((incident) => !found.has(incident)), sample.name).toEqual([]);
     }
+  });
+
+  it("a worker's incidents reach the main thread as they were: the same keys, order and values, of every shape", () => {
+    const common: Incident = { kind: 'unique_violation', constraint: 'users_login_key', source: '/l', offset: 941, logTime: '2026-11-27 00:00:00.005 UTC', pid: 1005, database: 'gotrs' };
+    const incidents: Incident[] = [
+      common,
+      { ...common, offset: 2 ** 40 + 3, pid: 7, logTime: '' },
+      { kind: 'sequence_missing', constraint: 'x_id_seq', source: '/l', offset: 5, sqlstate: '42P01' },
+      { ...common, database: undefined },
+      { kind: 'replication_conflict', constraint: 'a_pkey', source: '/l', replication: { origin: 'pg_1', conflictType: 'insert_exists' } } as Incident,
+      { source: '/l', kind: 'unique_violation', constraint: 'k', offset: 1, logTime: 't', pid: 2, database: 'd' },
+      { ...common, logTime: 'two\nlines' },
+      { ...common, constraint: 'другой_ключ', offset: 0, pid: -0 },
+    ];
+    const back = unpackIncidents(structuredClone(packIncidents(incidents)));
+    expect(back).toStrictEqual(incidents);
+    expect(back.map((incident) => Object.keys(incident))).toEqual(incidents.map((incident) => Object.keys(incident)));
+    expect(unpackIncidents(packIncidents([]))).toEqual([]);
   });
 
   it('records across read chunks (4 MiB) and pieces: one thread and two find the same, in the same order', { timeout: 600_000 }, async () => {
