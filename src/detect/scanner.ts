@@ -135,13 +135,13 @@ export class IncidentScanner {
     // Every needle is searched in one window before the next window: the window stays in the
     // processor's cache while it is searched again and again. Windows end at line ends (no needle
     // spans lines); a hit walks back through the whole region for its record's first line.
-    for (let windowStart = 0; windowStart < region.length; ) {
+    for (let windowStart = 0; windowStart < region.length;) {
       const newline = region.indexOf(NEWLINE, Math.min(region.length - 1, windowStart + WINDOW_BYTES));
       const windowEnd = newline === -1 ? region.length : newline + 1;
       const window = region.subarray(windowStart, windowEnd);
       const first = starts.length;
       for (const needle of needles) {
-        for (let at = findNeedle(window, needle, 0); at !== -1; ) {
+        for (let at = findNeedle(window, needle, 0); at !== -1;) {
           const lineStart = windowStart + window.lastIndexOf(NEWLINE, at) + 1;
           const start = this.recordStart(region, lineStart, 0);
           // csvlog: a record is framed by its quotes, not by its looks; the hit's own line may begin one too.
@@ -341,7 +341,12 @@ function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
       }
     }
     if (!best) break;
-    passes.push(passOf(best.anchor, best.holders.map((j) => texts[j]!)));
+    passes.push(
+      passOf(
+        best.anchor,
+        best.holders.map((j) => texts[j]!),
+      ),
+    );
     for (const j of best.holders) left.delete(j);
   }
   for (const i of left) passes.push(passOf(own[i]!.anchor, [texts[i]!]));

@@ -40,7 +40,11 @@ export class RecordReader {
     if (format === 'postgres-stderr') {
       // PostgreSQL writes every line of one message with the same prefix, unless the prefix has %l
       // (a number per line): then lines are told apart by their pid, more slowly.
-      this.stderr = { parser: new StderrPrefixParser(logLinePrefix, source, sink), matcher: compileLogLinePrefix(logLinePrefix), sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix) };
+      this.stderr = {
+        parser: new StderrPrefixParser(logLinePrefix, source, sink),
+        matcher: compileLogLinePrefix(logLinePrefix),
+        sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix),
+      };
     }
     if (format === 'postgres-json') this.json = new JsonlogParser(source, sink);
   }
@@ -52,8 +56,7 @@ export class RecordReader {
     if (this.format === 'postgres-json') {
       const newline = bytes.indexOf(NEWLINE, start);
       this.json!.push(lineAt(bytes, start, newline === -1 || newline >= end ? end : newline), { offset });
-    }
-    else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
+    } else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
     else this.readStderr(bytes, start, end, offset);
     const record = recordAtOffset(this.found, offset);
     return record ? detectIncident(record) : undefined;
@@ -62,7 +65,7 @@ export class RecordReader {
   private readCsv(bytes: Buffer, start: number, end: number, offset: number): void {
     const parser = new CsvlogParser(this.source, (record) => void this.found.push(record));
     let first = true;
-    for (let at = start; at < end && this.found.length === 0; ) {
+    for (let at = start; at < end && this.found.length === 0;) {
       const newline = bytes.indexOf(NEWLINE, at);
       const lineEnd = newline === -1 || newline >= end ? end : newline;
       parser.push(lineAt(bytes, at, lineEnd), first ? { offset, boundary: 'start' } : { offset: offset + (at - start) });

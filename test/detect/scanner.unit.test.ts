@@ -59,7 +59,12 @@ describe('the shared scanner keeps every record the full parser and the detector
       ['postgres-csv', 'csv'],
       ['postgres-json', 'json'],
     ] as const) {
-      const sample = { name: ext, format, prefix: '%m [%p] %q%u@%d ', text: readFileSync(join(import.meta.dirname, 'fixtures', `pg18-apply-conflict.${ext}`), 'utf8') };
+      const sample = {
+        name: ext,
+        format,
+        prefix: '%m [%p] %q%u@%d ',
+        text: readFileSync(join(import.meta.dirname, 'fixtures', `pg18-apply-conflict.${ext}`), 'utf8'),
+      };
       expect(incidentsOf(format, sample.prefix, sample.text)).toHaveLength(2);
       expect(lost(sample), ext).toEqual([]);
     }
@@ -102,7 +107,20 @@ describe('the shared scanner keeps every record the full parser and the detector
 
   it('needles that share a pass (sequence and _seq share `seq`) keep exactly the lines one search per needle keeps', () => {
     // Lines with each needle (and near misses) at every position, long enough that windows end everywhere.
-    const pieces = ['sequence', '_seq', 'seq', '_sequence', 'sequ', 'x_se', 'duplicate key value violates unique constraint', 'conflict=', '23505: ', '2200H: ', 'queue_id', 'plain'];
+    const pieces = [
+      'sequence',
+      '_seq',
+      'seq',
+      '_sequence',
+      'sequ',
+      'x_se',
+      'duplicate key value violates unique constraint',
+      'conflict=',
+      '23505: ',
+      '2200H: ',
+      'queue_id',
+      'plain',
+    ];
     const lines: string[] = [];
     for (let i = 0; lines.length < 40_000; i++) {
       const piece = pieces[i % pieces.length]!;
@@ -149,17 +167,30 @@ describe('replay on the shared scanner says what the full parser says', () => {
   it('the fuzz corpus: nothing the full parser finds is lost', async () => {
     for (const format of SCANNED_FORMATS) {
       const next = random(0xf00d + SCANNED_FORMATS.indexOf(format));
-      const lines = Array.from({ length: 4000 }, () => (next() < 0.6 ? mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next) : SEEDS[Math.floor(next() * SEEDS.length)]!));
+      const lines = Array.from({ length: 4000 }, () =>
+        next() < 0.6 ? mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next) : SEEDS[Math.floor(next() * SEEDS.length)]!,
+      );
       const sample = { name: `fuzz ${format}`, format, prefix: '%m [%p] %q%u@%d ', text: lines.join('\n') + '\n' };
       const found = new Set(await replayed(sample));
       const whole = wholeParse(sample);
       expect(whole.length, sample.name).toBeGreaterThan(10);
-      expect(whole.filter((incident) => !found.has(incident)), sample.name).toEqual([]);
+      expect(
+        whole.filter((incident) => !found.has(incident)),
+        sample.name,
+      ).toEqual([]);
     }
   });
 
   it("a worker's incidents reach the main thread as they were: the same keys, order and values, of every shape", () => {
-    const common: Incident = { kind: 'unique_violation', constraint: 'users_login_key', source: '/l', offset: 941, logTime: '2026-11-27 00:00:00.005 UTC', pid: 1005, database: 'gotrs' };
+    const common: Incident = {
+      kind: 'unique_violation',
+      constraint: 'users_login_key',
+      source: '/l',
+      offset: 941,
+      logTime: '2026-11-27 00:00:00.005 UTC',
+      pid: 1005,
+      database: 'gotrs',
+    };
     const incidents: Incident[] = [
       common,
       { ...common, offset: 2 ** 40 + 3, pid: 7, logTime: '' },
@@ -180,7 +211,12 @@ describe('replay on the shared scanner says what the full parser says', () => {
     // ~5 MiB: every family's records again and again between ordinary statements, so chunk and piece ends fall everywhere.
     const samples = catalogSamples();
     for (const sample of samples) {
-      const filler = sample.format === 'postgres-json' ? JSON.stringify({ error_severity: 'LOG', state_code: '00000', message: 'x'.repeat(200), pid: 9 }) : sample.format === 'postgres-csv' ? `2026-12-02 06:00:00.000 UTC,"a","b",9,"h",6b0f.9,1,"SELECT",2026-12-02 06:00:00 UTC,3/4,0,LOG,00000,"${'x'.repeat(200)}",,,,,,,,,"psql","client backend",,0` : `2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'x'.repeat(200)}`;
+      const filler =
+        sample.format === 'postgres-json'
+          ? JSON.stringify({ error_severity: 'LOG', state_code: '00000', message: 'x'.repeat(200), pid: 9 })
+          : sample.format === 'postgres-csv'
+            ? `2026-12-02 06:00:00.000 UTC,"a","b",9,"h",6b0f.9,1,"SELECT",2026-12-02 06:00:00 UTC,3/4,0,LOG,00000,"${'x'.repeat(200)}",,,,,,,,,"psql","client backend",,0`
+            : `2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'x'.repeat(200)}`;
       const parts: string[] = [];
       let size = 0;
       for (let i = 0; size < 5 * 1024 * 1024; i++) {
