@@ -32,19 +32,28 @@ const TAB = 0x09;
 /** Longest anchor: Buffer.indexOf switches from memchr to Boyer-Moore-Horspool (slower on logs) at 8 bytes. */
 const MAX_ANCHOR = 7;
 /** Bytes of the first data seen that the anchors are chosen from. */
-const SAMPLE_BYTES = 256 * 1024;
+const SAMPLE_BYTES = 64 * 1024;
 /** The bytes searched by every needle before the next: what stays in a processor's L2 cache. */
 const WINDOW_BYTES = 192 * 1024;
 /** How far back a csvlog line may be from the line its record begins on (csvlog's record cap). */
 const MAX_CSV_WALK_BACK = 128 * 1024;
 
-/** A needle as the format writes it, and the piece of it that is searched. */
-interface Needle {
+/** A needle as the format writes it, and where in it the anchor of its pass starts. */
+interface Member {
   text: string;
   bytes: Buffer;
-  /** Where the anchor starts within the needle, and the anchor itself. */
   offset: number;
+}
+
+/**
+ * One native search over the data: an anchor of at most 7 bytes, and the needles that hold it (most
+ * often one; `sequence` and `_seq` share `seq`), each verified whole around a hit.
+ */
+interface Pass {
   anchor: Buffer;
+  members: Member[];
+  /** The smallest member offset: the anchor is searched from `from + lead`. */
+  lead: number;
 }
 
 /**
@@ -101,7 +110,7 @@ export class IncidentScanner {
   /** The needles, as text (for messages, and for a string pre-check such as StderrPrefixParser's `interesting`). */
   readonly needles: readonly string[];
   private readonly format: ScannedFormat | undefined;
-  private searched: Needle[] | undefined;
+  private searched: Pass[] | undefined;
   /** nextCandidate's memory: the buffer it last searched and where each needle next verified in it (-1: not again). */
   private next: { bytes: Buffer; from: number; at: number[] } | undefined;
 
@@ -126,19 +135,19 @@ export class IncidentScanner {
     // Every needle is searched in one window before the next window: the window stays in the
     // processor's cache while it is searched again and again. Windows end at line ends (no needle
     // spans lines); a hit walks back through the whole region for its record's first line.
-    for (let windowStart = 0; windowStart < region.length; ) {
+    for (let windowStart = 0; windowStart < region.length;) {
       const newline = region.indexOf(NEWLINE, Math.min(region.length - 1, windowStart + WINDOW_BYTES));
       const windowEnd = newline === -1 ? region.length : newline + 1;
       const window = region.subarray(windowStart, windowEnd);
       const first = starts.length;
       for (const needle of needles) {
-        for (let at = findNeedle(window, needle, 0); at !== -1; ) {
+        for (let at = findNeedle(window, needle, 0); at !== -1;) {
           const lineStart = windowStart + window.lastIndexOf(NEWLINE, at) + 1;
           const start = this.recordStart(region, lineStart, 0);
           // csvlog: a record is framed by its quotes, not by its looks; the hit's own line may begin one too.
           if (start !== lineStart && this.format === 'postgres-csv') starts.push(from + start, from + lineStart);
           else starts.push(from + start);
-          const lineEnd = window.indexOf(NEWLINE, at + needle.bytes.length);
+          const lineEnd = window.indexOf(NEWLINE, at + 1);
           if (lineEnd === -1) break;
           at = findNeedle(window, needle, lineEnd + 1);
         }
@@ -175,7 +184,7 @@ export class IncidentScanner {
   /** Whether one line (without its newline) holds a needle: the same test on a single line. */
   lineMayCarry(line: string | Buffer): boolean {
     if (typeof line === 'string') return this.needles.some((needle) => line.includes(needle));
-    return this.needlesFor(line).some((needle) => line.includes(needle.bytes));
+    return this.needles.some((needle) => line.includes(needle));
   }
 
   /**
@@ -210,12 +219,9 @@ export class IncidentScanner {
     return lineStart;
   }
 
-  /** The needles with their anchors, chosen from the first data seen. */
-  private needlesFor(sample: Buffer): Needle[] {
-    if (!this.searched) {
-      const frequency = byteFrequencies(sample);
-      this.searched = this.needles.map((text) => withAnchor(text, frequency));
-    }
+  /** The passes over the data (needles grouped by shared anchors), chosen from the first data seen. */
+  private needlesFor(sample: Buffer): Pass[] {
+    if (!this.searched) this.searched = passesFor(this.needles, byteFrequencies(sample));
     return this.searched;
   }
 }
@@ -233,22 +239,27 @@ function lineBefore(bytes: Buffer, lineStart: number): number {
   return lineStart < 2 ? 0 : bytes.lastIndexOf(NEWLINE, lineStart - 2) + 1;
 }
 
-/** Where `needle` next occurs whole in `bytes` at or after `from`, or -1. */
-function findNeedle(bytes: Buffer, needle: Needle, from: number): number {
-  const { anchor, offset, bytes: whole } = needle;
-  for (let at = bytes.indexOf(anchor, from + offset); at !== -1; at = bytes.indexOf(anchor, at + 1)) {
-    const start = at - offset;
-    if (start + whole.length > bytes.length) return -1;
-    if (matchesAround(bytes, start, needle)) return start;
+/**
+ * Where a needle of the pass next occurs whole in `bytes` starting at or after `from`, or -1 (the
+ * start found is on the line of the first such occurrence, all that callers go by).
+ */
+function findNeedle(bytes: Buffer, pass: Pass, from: number): number {
+  const { anchor, members, lead } = pass;
+  for (let at = bytes.indexOf(anchor, from + lead); at !== -1; at = bytes.indexOf(anchor, at + 1)) {
+    for (let m = 0; m < members.length; m++) {
+      const member = members[m]!;
+      const start = at - member.offset;
+      if (start >= from && start + member.bytes.length <= bytes.length && matchesAround(bytes, start, member, anchor.length)) return start;
+    }
   }
   return -1;
 }
 
-/** Whether the whole needle is at `start` (its anchor is known to be). */
-function matchesAround(bytes: Buffer, start: number, needle: Needle): boolean {
-  const whole = needle.bytes;
-  for (let i = 0; i < needle.offset; i++) if (bytes[start + i] !== whole[i]) return false;
-  for (let i = needle.offset + needle.anchor.length; i < whole.length; i++) if (bytes[start + i] !== whole[i]) return false;
+/** Whether the whole needle is at `start` (the anchor, `anchorLength` bytes at its offset, is known to be). */
+function matchesAround(bytes: Buffer, start: number, member: Member, anchorLength: number): boolean {
+  const whole = member.bytes;
+  for (let i = 0; i < member.offset; i++) if (bytes[start + i] !== whole[i]) return false;
+  for (let i = member.offset + anchorLength; i < whole.length; i++) if (bytes[start + i] !== whole[i]) return false;
   return true;
 }
 
@@ -274,22 +285,80 @@ function byteFrequencies(sample: Buffer): Float64Array {
 }
 
 /**
- * The cheapest piece of a needle to search for: memchr stops at every occurrence of the anchor's
- * first byte (cheap, in native code), and each occurrence of the whole anchor costs a call back
- * into JavaScript (dear): both estimated from the log's byte frequencies.
+ * What searching for an anchor costs: memchr stops at every occurrence of its first byte (cheap, in
+ * native code), each occurrence of the whole anchor costs a call back into JavaScript (dear), and
+ * every pass reads all the data once more (PASS): estimated from the log's byte frequencies.
  */
-function withAnchor(text: string, frequency: Float64Array): Needle {
-  const bytes = Buffer.from(text);
+function anchorCost(anchor: Buffer, frequency: Float64Array): number {
   const STOP = 1;
   const CALL = 40;
-  let best = { offset: 0, length: Math.min(bytes.length, MAX_ANCHOR), cost: Infinity };
-  for (let length = Math.min(bytes.length, 3); length <= Math.min(bytes.length, MAX_ANCHOR); length++) {
-    for (let offset = 0; offset + length <= bytes.length; offset++) {
-      let whole = 1;
-      for (let i = offset; i < offset + length; i++) whole *= frequency[bytes[i]!]!;
-      const cost = frequency[bytes[offset]!]! * STOP + whole * CALL;
-      if (cost < best.cost) best = { offset, length, cost };
-    }
+  const PASS = 0.005;
+  let whole = 1;
+  for (const byte of anchor) whole *= frequency[byte]!;
+  return PASS + frequency[anchor[0]!]! * STOP + whole * CALL;
+}
+
+/**
+ * Every piece of a needle an anchor may be (3 to MAX_ANCHOR bytes; the whole needle when shorter),
+ * as latin1 text: one character per byte, so that pieces are compared as strings (cheap) and are
+ * byte strings all the same.
+ */
+function anchorsOf(needle: string): string[] {
+  const pieces: string[] = [];
+  for (let length = Math.min(needle.length, 3); length <= Math.min(needle.length, MAX_ANCHOR); length++) {
+    for (let offset = 0; offset + length <= needle.length; offset++) pieces.push(needle.slice(offset, offset + length));
   }
-  return { text, bytes, offset: best.offset, anchor: bytes.subarray(best.offset, best.offset + best.length) };
+  return pieces;
+}
+
+/**
+ * The passes that find every needle at the least estimated cost: each needle by its cheapest
+ * anchor, except where one anchor held by several needles costs less than their own passes
+ * together (a pass reads all the data: fewer passes, less memory traffic).
+ */
+function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
+  const needles = texts.map((text) => Buffer.from(text).toString('latin1'));
+  const cost = (anchor: string) => anchorCost(Buffer.from(anchor, 'latin1'), frequency);
+  const own = needles.map((needle) => {
+    let best = { anchor: needle.slice(0, MAX_ANCHOR), cost: Infinity };
+    for (const anchor of anchorsOf(needle)) {
+      const estimate = cost(anchor);
+      if (estimate < best.cost) best = { anchor, cost: estimate };
+    }
+    return best;
+  });
+  const left = new Set(needles.keys());
+  const passes: Pass[] = [];
+  for (;;) {
+    // The shared anchor that saves the most over the needles' own passes, if any saves.
+    let best: { anchor: string; holders: number[]; saving: number } | undefined;
+    for (const i of left) {
+      for (const anchor of anchorsOf(needles[i]!)) {
+        const holders = [...left].filter((j) => needles[j]!.includes(anchor));
+        if (holders.length < 2) continue;
+        const saving = holders.reduce((sum, j) => sum + own[j]!.cost, 0) - cost(anchor);
+        if (saving > 0 && (!best || saving > best.saving)) best = { anchor, holders, saving };
+      }
+    }
+    if (!best) break;
+    passes.push(
+      passOf(
+        best.anchor,
+        best.holders.map((j) => texts[j]!),
+      ),
+    );
+    for (const j of best.holders) left.delete(j);
+  }
+  for (const i of left) passes.push(passOf(own[i]!.anchor, [texts[i]!]));
+  return passes;
+}
+
+/** A pass on `anchor` (latin1: a byte per character) verifying the needles `texts`. */
+function passOf(anchor: string, texts: string[]): Pass {
+  const bytes = Buffer.from(anchor, 'latin1');
+  const members = texts.map((text) => {
+    const whole = Buffer.from(text);
+    return { text, bytes: whole, offset: whole.indexOf(bytes) };
+  });
+  return { anchor: bytes, members, lead: Math.min(...members.map((m) => m.offset)) };
 }

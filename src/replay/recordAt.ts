@@ -28,6 +28,8 @@ export class RecordReader {
   private readonly stderr: { parser: StderrPrefixParser; matcher: RegExp; sameMessagePrefix: boolean } | undefined;
   private readonly json: JsonlogParser | undefined;
   private found: LogRecord[] = [];
+  /** readStderr's further lines ([start, end) pairs), reused from one candidate to the next. */
+  private readonly further: number[] = [];
 
   constructor(
     private readonly format: ScannedFormat,
@@ -38,7 +40,11 @@ export class RecordReader {
     if (format === 'postgres-stderr') {
       // PostgreSQL writes every line of one message with the same prefix, unless the prefix has %l
       // (a number per line): then lines are told apart by their pid, more slowly.
-      this.stderr = { parser: new StderrPrefixParser(logLinePrefix, source, sink), matcher: compileLogLinePrefix(logLinePrefix), sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix) };
+      this.stderr = {
+        parser: new StderrPrefixParser(logLinePrefix, source, sink),
+        matcher: compileLogLinePrefix(logLinePrefix),
+        sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix),
+      };
     }
     if (format === 'postgres-json') this.json = new JsonlogParser(source, sink);
   }
@@ -50,17 +56,16 @@ export class RecordReader {
     if (this.format === 'postgres-json') {
       const newline = bytes.indexOf(NEWLINE, start);
       this.json!.push(lineAt(bytes, start, newline === -1 || newline >= end ? end : newline), { offset });
-    }
-    else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
+    } else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
     else this.readStderr(bytes, start, end, offset);
-    const record = this.found.find((r) => r.offset === offset);
+    const record = recordAtOffset(this.found, offset);
     return record ? detectIncident(record) : undefined;
   }
 
   private readCsv(bytes: Buffer, start: number, end: number, offset: number): void {
     const parser = new CsvlogParser(this.source, (record) => void this.found.push(record));
     let first = true;
-    for (let at = start; at < end && this.found.length === 0; ) {
+    for (let at = start; at < end && this.found.length === 0;) {
       const newline = bytes.indexOf(NEWLINE, at);
       const lineEnd = newline === -1 || newline >= end ? end : newline;
       parser.push(lineAt(bytes, at, lineEnd), first ? { offset, boundary: 'start' } : { offset: offset + (at - start) });
@@ -84,17 +89,18 @@ export class RecordReader {
     const first = lineAt(bytes, start, lineEnd);
     parser.push(first, { offset });
     parser.flush();
-    const alone = this.found.find((r) => r.offset === offset);
+    const alone = recordAtOffset(this.found, offset);
     if (!alone) return;
     if (!sameMessagePrefix) {
       this.found.length = 0;
       this.readStderrByPid(bytes, start, lineEnd, end, offset, first);
       return;
     }
-    const prefixBytes = prefixLength(first, alone.message);
+    const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
     const wantDetail = first.includes('conflict=');
     /** [start, end) of the further lines detection reads. */
-    const further: number[] = [];
+    const further = this.further;
+    further.length = 0;
     let passingOver = false;
     for (let at = lineEnd + 1; at < end; at = lineEnd + 1) {
       newline = bytes.indexOf(NEWLINE, at);
@@ -144,12 +150,20 @@ export class RecordReader {
  * message starts over the separator and the severity word. Never more than the prefix (a shorter
  * one only lets more lines be looked at).
  */
-function prefixLength(line: string, message: string): number {
+function prefixLength(line: string, message: string, lineBytes: number): number {
   let at = line.length - message.length;
   if (at < 0 || !line.endsWith(message)) return 0;
   while (at > 0 && (line[at - 1] === ' ' || line[at - 1] === ':')) at--;
   while (at > 0 && line[at - 1] !== ' ' && line[at - 1] !== ']' && line[at - 1] !== ')') at--;
-  return Buffer.byteLength(line.slice(0, at));
+  // As many characters as bytes and no byte decoded as U+FFFD: all ASCII (the usual line), so the
+  // characters are the bytes; otherwise count as before (a replacement character counts 3).
+  return line.length === lineBytes && line.lastIndexOf('\uFFFD', at) === -1 ? at : Buffer.byteLength(line.slice(0, at));
+}
+
+/** The record of `found` read at `offset` (a loop: no closure per candidate). */
+function recordAtOffset(found: LogRecord[], offset: number): LogRecord | undefined {
+  for (let i = 0; i < found.length; i++) if (found[i]!.offset === offset) return found[i];
+  return undefined;
 }
 
 /** The English severity of the marker printed at `at` (`DETAIL:  `, `ANWEISUNG:  `, ...), if it is one of the secondary ones. */

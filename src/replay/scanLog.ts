@@ -48,7 +48,8 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
     await handle.read(magic, 0, 2, 0);
     if (magic[0] !== 0x1f || magic[1] !== 0x8b) {
       const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
-      if (threads === 1 || size < PARALLEL_MIN_BYTES) return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size));
+      if (threads === 1 || size < PARALLEL_MIN_BYTES)
+        return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size));
       return await scanInParallel(handle, size, scan, threads, options.onIncident, (at) => options.onProgress?.(at, size));
     }
   } finally {
@@ -64,13 +65,17 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
  */
 async function scanEveryLine(file: string, format: Format, options: ScanOptions): Promise<ScanCounters> {
   const counters = newScanCounters();
-  const parser = createParser(format, { source: file, logLinePrefix: options.logLinePrefix, ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}) }, (record) => {
-    counters.candidates++;
-    const incident = detectIncident(record);
-    if (!incident) return;
-    counters.incidents++;
-    options.onIncident(incident);
-  });
+  const parser = createParser(
+    format,
+    { source: file, logLinePrefix: options.logLinePrefix, ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}) },
+    (record) => {
+      counters.candidates++;
+      const incident = detectIncident(record);
+      if (!incident) return;
+      counters.incidents++;
+      options.onIncident(incident);
+    },
+  );
   const lines = new LineSplitter(
     4 * 1024 * 1024,
     (line, position) => parser.push(line.toString('utf8'), position),

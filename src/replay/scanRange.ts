@@ -72,7 +72,11 @@ export class ChunkScan {
   cutAt(bytes: Buffer, length: number, final: boolean): number {
     if (final) return length;
     const latest = length - RECORD_REACH;
-    for (let lineStart = latestLineStart(bytes, latest), lines = 0; lineStart > 0 && lines < 10_000; lineStart = latestLineStart(bytes, lineStart - 1), lines++) {
+    for (
+      let lineStart = latestLineStart(bytes, latest), lines = 0;
+      lineStart > 0 && lines < 10_000;
+      lineStart = latestLineStart(bytes, lineStart - 1), lines++
+    ) {
       if (this.scanner.beginsRecord(bytes, lineStart)) return lineStart;
     }
     // No record begins in the last 10,000 lines (one runaway csvlog record?): cut at a line all the same.
@@ -178,7 +182,12 @@ export async function scanFileRange(
 /**
  * The same over a stream (a decompressed file), chunk by chunk, from its start to its end.
  */
-export async function scanStream(stream: AsyncIterable<Buffer>, scan: RangeScan, onIncident: (incident: Incident) => void, onProgress?: () => void): Promise<ScanCounters> {
+export async function scanStream(
+  stream: AsyncIterable<Buffer>,
+  scan: RangeScan,
+  onIncident: (incident: Incident) => void,
+  onProgress?: () => void,
+): Promise<ScanCounters> {
   const chunks = new ChunkScan(new ScanTools(scan), Number.MAX_SAFE_INTEGER, onIncident);
   let parts: Buffer[] = [];
   let gathered = 0;

@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
+import { packIncidents, type PackedIncidents } from './packIncidents.js';
 import { scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 
 /** A piece of a file to scan (see parallel.ts). */
@@ -18,6 +19,13 @@ export interface PieceDone {
   counters: ScanCounters;
 }
 
+/** A piece done, as a worker posts it (see packIncidents). */
+export interface PackedPiece {
+  id: number;
+  packed: PackedIncidents;
+  counters: ScanCounters;
+}
+
 /** A scanning thread: pieces in, their incidents out, one piece at a time; the file stays open between pieces. */
 if (parentPort) {
   const port = parentPort;
@@ -31,8 +39,8 @@ if (parentPort) {
       }
       const incidents: Incident[] = [];
       const counters = await scanFileRange(handle.handle, task.start, task.end, handle.tools, (incident) => void incidents.push(incident));
-      const done: PieceDone = { id: task.id, incidents, counters };
-      port.postMessage(done);
+      const done: PackedPiece = { id: task.id, packed: packIncidents(incidents), counters };
+      port.postMessage(done, [done.packed.columns.buffer as ArrayBuffer]);
     });
     // An error ends the thread with it: the main thread reports it.
     queue.catch((error: unknown) => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
 import { IncidentScanner, SCANNED_FORMATS, type ScannedFormat } from '../../src/detect/scanner.js';
+import { packIncidents, unpackIncidents } from '../../src/replay/packIncidents.js';
 import { scanInParallel } from '../../src/replay/parallel.js';
 import { scanLog } from '../../src/replay/scanLog.js';
 import { scanFileRange } from '../../src/replay/scanRange.js';
@@ -58,7 +59,12 @@ describe('the shared scanner keeps every record the full parser and the detector
       ['postgres-csv', 'csv'],
       ['postgres-json', 'json'],
     ] as const) {
-      const sample = { name: ext, format, prefix: '%m [%p] %q%u@%d ', text: readFileSync(join(import.meta.dirname, 'fixtures', `pg18-apply-conflict.${ext}`), 'utf8') };
+      const sample = {
+        name: ext,
+        format,
+        prefix: '%m [%p] %q%u@%d ',
+        text: readFileSync(join(import.meta.dirname, 'fixtures', `pg18-apply-conflict.${ext}`), 'utf8'),
+      };
       expect(incidentsOf(format, sample.prefix, sample.text)).toHaveLength(2);
       expect(lost(sample), ext).toEqual([]);
     }
@@ -99,6 +105,42 @@ describe('the shared scanner keeps every record the full parser and the detector
     for (const format of formats) expect(new IncidentScanner(format, '%m [%p] ').filters, format).toBe(SCANNED_FORMATS.includes(format as ScannedFormat));
   });
 
+  it('needles that share a pass (sequence and _seq share `seq`) keep exactly the lines one search per needle keeps', () => {
+    // Lines with each needle (and near misses) at every position, long enough that windows end everywhere.
+    const pieces = [
+      'sequence',
+      '_seq',
+      'seq',
+      '_sequence',
+      'sequ',
+      'x_se',
+      'duplicate key value violates unique constraint',
+      'conflict=',
+      '23505: ',
+      '2200H: ',
+      'queue_id',
+      'plain',
+    ];
+    const lines: string[] = [];
+    for (let i = 0; lines.length < 40_000; i++) {
+      const piece = pieces[i % pieces.length]!;
+      lines.push(`2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'q_s'.repeat(i % 7)}${piece}${'e'.repeat(i % 13)} ${'x'.repeat(i % 97)}`);
+    }
+    const bytes = Buffer.from(lines.join('\n') + '\n');
+    const scanner = new IncidentScanner('postgres-stderr', '%m [%p] %q%u@%d ');
+    const expected: number[] = [];
+    let at = 0;
+    for (const line of lines) {
+      if (scanner.needles.some((needle) => line.includes(needle))) expected.push(at);
+      at += Buffer.byteLength(line) + 1;
+    }
+    expect(expected.length).toBeGreaterThan(10_000);
+    expect(scanner.candidateLines(bytes)).toEqual(expected);
+    const walked: number[] = [];
+    for (let next = scanner.nextCandidate(bytes, 0); next !== -1; next = scanner.nextCandidate(bytes, bytes.indexOf(0x0a, next) + 1)) walked.push(next);
+    expect(walked).toEqual(expected);
+  });
+
   it('nextCandidate walks forward to the same lines candidateLines gives', () => {
     // (csvlog's records here are one line each: candidateLines' second offset for a hit never comes up.)
     for (const sample of catalogSamples()) {
@@ -125,20 +167,56 @@ describe('replay on the shared scanner says what the full parser says', () => {
   it('the fuzz corpus: nothing the full parser finds is lost', async () => {
     for (const format of SCANNED_FORMATS) {
       const next = random(0xf00d + SCANNED_FORMATS.indexOf(format));
-      const lines = Array.from({ length: 4000 }, () => (next() < 0.6 ? mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next) : SEEDS[Math.floor(next() * SEEDS.length)]!));
+      const lines = Array.from({ length: 4000 }, () =>
+        next() < 0.6 ? mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next) : SEEDS[Math.floor(next() * SEEDS.length)]!,
+      );
       const sample = { name: `fuzz ${format}`, format, prefix: '%m [%p] %q%u@%d ', text: lines.join('\n') + '\n' };
       const found = new Set(await replayed(sample));
       const whole = wholeParse(sample);
       expect(whole.length, sample.name).toBeGreaterThan(10);
-      expect(whole.filter((incident) => !found.has(incident)), sample.name).toEqual([]);
+      expect(
+        whole.filter((incident) => !found.has(incident)),
+        sample.name,
+      ).toEqual([]);
     }
+  });
+
+  it("a worker's incidents reach the main thread as they were: the same keys, order and values, of every shape", () => {
+    const common: Incident = {
+      kind: 'unique_violation',
+      constraint: 'users_login_key',
+      source: '/l',
+      offset: 941,
+      logTime: '2026-11-27 00:00:00.005 UTC',
+      pid: 1005,
+      database: 'gotrs',
+    };
+    const incidents: Incident[] = [
+      common,
+      { ...common, offset: 2 ** 40 + 3, pid: 7, logTime: '' },
+      { kind: 'sequence_missing', constraint: 'x_id_seq', source: '/l', offset: 5, sqlstate: '42P01' },
+      { ...common, database: undefined },
+      { kind: 'replication_conflict', constraint: 'a_pkey', source: '/l', replication: { origin: 'pg_1', conflictType: 'insert_exists' } } as Incident,
+      { source: '/l', kind: 'unique_violation', constraint: 'k', offset: 1, logTime: 't', pid: 2, database: 'd' },
+      { ...common, logTime: 'two\nlines' },
+      { ...common, constraint: 'другой_ключ', offset: 0, pid: -0 },
+    ];
+    const back = unpackIncidents(structuredClone(packIncidents(incidents)));
+    expect(back).toStrictEqual(incidents);
+    expect(back.map((incident) => Object.keys(incident))).toEqual(incidents.map((incident) => Object.keys(incident)));
+    expect(unpackIncidents(packIncidents([]))).toEqual([]);
   });
 
   it('records across read chunks (4 MiB) and pieces: one thread and two find the same, in the same order', { timeout: 600_000 }, async () => {
     // ~5 MiB: every family's records again and again between ordinary statements, so chunk and piece ends fall everywhere.
     const samples = catalogSamples();
     for (const sample of samples) {
-      const filler = sample.format === 'postgres-json' ? JSON.stringify({ error_severity: 'LOG', state_code: '00000', message: 'x'.repeat(200), pid: 9 }) : sample.format === 'postgres-csv' ? `2026-12-02 06:00:00.000 UTC,"a","b",9,"h",6b0f.9,1,"SELECT",2026-12-02 06:00:00 UTC,3/4,0,LOG,00000,"${'x'.repeat(200)}",,,,,,,,,"psql","client backend",,0` : `2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'x'.repeat(200)}`;
+      const filler =
+        sample.format === 'postgres-json'
+          ? JSON.stringify({ error_severity: 'LOG', state_code: '00000', message: 'x'.repeat(200), pid: 9 })
+          : sample.format === 'postgres-csv'
+            ? `2026-12-02 06:00:00.000 UTC,"a","b",9,"h",6b0f.9,1,"SELECT",2026-12-02 06:00:00 UTC,3/4,0,LOG,00000,"${'x'.repeat(200)}",,,,,,,,,"psql","client backend",,0`
+            : `2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'x'.repeat(200)}`;
       const parts: string[] = [];
       let size = 0;
       for (let i = 0; size < 5 * 1024 * 1024; i++) {
