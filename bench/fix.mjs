@@ -34,7 +34,8 @@ export async function benchFix() {
     // ANALYZE of the catalog and 2.2 s after; the DO block 1.1-2.7 s either way).
     await db.query('ANALYZE');
     // Each run starts from the same drift: every sequence back at its start.
-    const reset = () => db.query(`DO $$ DECLARE s text; BEGIN FOR s IN SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences LOOP
+    const reset = () =>
+      db.query(`DO $$ DECLARE s text; BEGIN FOR s IN SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences LOOP
       PERFORM setval(s, 1, false); END LOOP; END $$`);
     const config = join(dir, 'seqwatch.yaml');
     writeFileSync(config, `database: {url: '${url}'}\nsources: [{path: ${join(dir, 'pg.log')}}]\naudit: {path: ${join(dir, 'audit.jsonl')}}\n`);
@@ -60,7 +61,8 @@ export async function benchFix() {
       {
         seqwatch: () => {
           const r = timed('node', [cli, 'check', '--json', '-c', config], { allowFailure: true });
-          if (r.status !== 1 || JSON.parse(r.stdout).sequences.filter((s) => s.status === 'behind').length !== TABLES) throw new Error(`check did not report ${TABLES} behind (exit ${r.status})`);
+          if (r.status !== 1 || JSON.parse(r.stdout).sequences.filter((s) => s.status === 'behind').length !== TABLES)
+            throw new Error(`check did not report ${TABLES} behind (exit ${r.status})`);
           return r.seconds;
         },
         do_block: () => {

@@ -34,7 +34,10 @@ const logTimeMs = (text) => Date.parse(text.replace(' ', 'T').replace(/ UTC$/, '
  * (negative: before the application saw its error), and the steps between them, as p50/p99/max.
  */
 function healBreakdown(trace, marks) {
-  const events = trace.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  const events = trace
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
   const stages = ['logged', 'woken', 'read', 'incident', 'resolved', 'check', 'fixed', 'audited', 'healed'];
   const perTrial = [];
   for (const { trial, importedAt, firstFailure, healedAt } of marks) {
@@ -74,7 +77,7 @@ function healBreakdown(trace, marks) {
   for (const t of perTrial) wokenBy[t.woken_by ?? 'reading already'] = (wokenBy[t.woken_by ?? 'reading already'] ?? 0) + 1;
   return {
     trials_traced: perTrial.length,
-    note: 'ms; logged: the server log line\'s own time (%m, whole ms); woken: the follower\'s last wake-up before it read the error line; read: the line reached the parser; incident: detected; resolved: the catalog lookup answered; check/fixed: the guarded setval started/returned; audited: its outcome written; healed: the application\'s first INSERT that succeeded again',
+    note: "ms; logged: the server log line's own time (%m, whole ms); woken: the follower's last wake-up before it read the error line; read: the line reached the parser; incident: detected; resolved: the catalog lookup answered; check/fixed: the guarded setval started/returned; audited: its outcome written; healed: the application's first INSERT that succeeded again",
     woken_by: wokenBy,
     since_first_failure_ms,
     steps_ms,
@@ -129,7 +132,9 @@ const CRON_APP_PAUSE_MS = 50;
 function psqlAsync(psql, url, sql) {
   const started = performance.now();
   return new Promise((resolve, reject) =>
-    execFile(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql], (error) => (error ? reject(error) : resolve((performance.now() - started) / 1000))),
+    execFile(psql, ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql], (error) =>
+      error ? reject(error) : resolve((performance.now() - started) / 1000),
+    ),
   );
 }
 
@@ -282,7 +287,10 @@ export async function benchHeal() {
     daemon = undefined;
     const breakdown = healBreakdown(readFileSync(traceFile, 'utf8'), marks);
     if (process.env.BENCH_HEAL_KEEP) {
-      writeFileSync(process.env.BENCH_HEAL_KEEP, JSON.stringify({ marks, trace: readFileSync(traceFile, 'utf8'), audit: readFileSync(join(dir, 'audit.jsonl'), 'utf8'), stderr }));
+      writeFileSync(
+        process.env.BENCH_HEAL_KEEP,
+        JSON.stringify({ marks, trace: readFileSync(traceFile, 'utf8'), audit: readFileSync(join(dir, 'audit.jsonl'), 'utf8'), stderr }),
+      );
     }
     let cron;
     if (CRON_TRIALS > 0) cron = await cronPeer(url, psql, doBlock);

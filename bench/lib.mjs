@@ -78,7 +78,9 @@ export function busyLogBlock(from, count, counts) {
       block.push(`${t} [${pid}] gotrs@gotrs DETAIL:  Key (id)=(${line}) already exists.`);
     } else {
       counts.statements++;
-      block.push(`${t} [${pid}] gotrs@gotrs LOG:  duration: 0.${line % 1000} ms  execute <unnamed>: SELECT id, tn, title, queue_id FROM ticket WHERE id = $1 AND archive_flag = 0`);
+      block.push(
+        `${t} [${pid}] gotrs@gotrs LOG:  duration: 0.${line % 1000} ms  execute <unnamed>: SELECT id, tn, title, queue_id FROM ticket WHERE id = $1 AND archive_flag = 0`,
+      );
     }
   }
   return block.join('\n') + '\n';

@@ -46,10 +46,22 @@ const clock = (n) =>
 
 /** The sequence errors of the runbook, in turn (English, as PostgreSQL 15 writes them), each with the statement that failed. */
 const SEQUENCE_ERRORS = [
-  { kind: 'sequence_exhausted', lines: ['ERROR:  nextval: reached maximum value of sequence "valid_id_seq" (32767)', "STATEMENT:  INSERT INTO valid (name, create_by, change_by) VALUES ('x', 1, 1)"] },
+  {
+    kind: 'sequence_exhausted',
+    lines: [
+      'ERROR:  nextval: reached maximum value of sequence "valid_id_seq" (32767)',
+      "STATEMENT:  INSERT INTO valid (name, create_by, change_by) VALUES ('x', 1, 1)",
+    ],
+  },
   { kind: 'sequence_missing', lines: ['ERROR:  relation "ticket_history_id_seq" does not exist', "STATEMENT:  SELECT nextval('ticket_history_id_seq')"] },
-  { kind: 'sequence_permission_denied', lines: ['ERROR:  permission denied for sequence article_id_seq', 'STATEMENT:  INSERT INTO article (ticket_id) VALUES (1)'] },
-  { kind: 'setval_out_of_bounds', lines: ['ERROR:  setval: value 40000 is out of bounds for sequence "valid_id_seq" (1..32767)', "STATEMENT:  SELECT setval('valid_id_seq', 40000)"] },
+  {
+    kind: 'sequence_permission_denied',
+    lines: ['ERROR:  permission denied for sequence article_id_seq', 'STATEMENT:  INSERT INTO article (ticket_id) VALUES (1)'],
+  },
+  {
+    kind: 'setval_out_of_bounds',
+    lines: ['ERROR:  setval: value 40000 is out of bounds for sequence "valid_id_seq" (1..32767)', "STATEMENT:  SELECT setval('valid_id_seq', 40000)"],
+  },
 ];
 
 /**
@@ -66,20 +78,37 @@ export function busyReplayBlock(from, count, counts) {
     counts.records++;
     if (n % 40 === 5) {
       counts.login_key++;
-      block.push(`${head}ERROR:  duplicate key value violates unique constraint "users_login_key"`, `${head}DETAIL:  Key (login)=(agent${n % 5000}) already exists.`, `${head}STATEMENT:  INSERT INTO users (login, pw, first_name, last_name, valid_id, create_time, create_by, change_time, change_by) VALUES ($1, $2, $3, $4, 1, current_timestamp, 1, current_timestamp, 1)`);
+      block.push(
+        `${head}ERROR:  duplicate key value violates unique constraint "users_login_key"`,
+        `${head}DETAIL:  Key (login)=(agent${n % 5000}) already exists.`,
+        `${head}STATEMENT:  INSERT INTO users (login, pw, first_name, last_name, valid_id, create_time, create_by, change_time, change_by) VALUES ($1, $2, $3, $4, 1, current_timestamp, 1, current_timestamp, 1)`,
+      );
     } else if (n % 200_000 === 99) {
       counts.pkey++;
-      block.push(`${head}ERROR:  duplicate key value violates unique constraint "ticket_pkey"`, `${head}DETAIL:  Key (id)=(${n}) already exists.`, `${head}STATEMENT:  INSERT INTO ticket (tn, title, queue_id) VALUES ($1, $2, $3)`);
+      block.push(
+        `${head}ERROR:  duplicate key value violates unique constraint "ticket_pkey"`,
+        `${head}DETAIL:  Key (id)=(${n}) already exists.`,
+        `${head}STATEMENT:  INSERT INTO ticket (tn, title, queue_id) VALUES ($1, $2, $3)`,
+      );
     } else if (n % 250_000 === 777) {
       const error = SEQUENCE_ERRORS[Math.floor(n / 250_000) % SEQUENCE_ERRORS.length];
       counts[error.kind]++;
       for (const line of error.lines) block.push(head + line);
     } else if (n % 53 === 7) {
       counts.other_errors++;
-      block.push(`${head}ERROR:  null value in column "title" of relation "ticket" violates not-null constraint`, `${head}DETAIL:  Failing row contains (${n}, null).`, `${head}STATEMENT:  INSERT INTO ticket (tn, title) VALUES ($1, $2)`);
+      block.push(
+        `${head}ERROR:  null value in column "title" of relation "ticket" violates not-null constraint`,
+        `${head}DETAIL:  Failing row contains (${n}, null).`,
+        `${head}STATEMENT:  INSERT INTO ticket (tn, title) VALUES ($1, $2)`,
+      );
     } else if (n % 11 === 3) {
       counts.statements++;
-      block.push(`${head}LOG:  statement: SELECT t.id, t.tn, t.title, t.queue_id, q.name`, '\tFROM ticket t JOIN queue q ON q.id = t.queue_id', `\tWHERE t.archive_flag = 0 AND t.ticket_state_id IN (1, 4) AND q.id = ${n % 17}`, '\tORDER BY t.create_time DESC LIMIT 50');
+      block.push(
+        `${head}LOG:  statement: SELECT t.id, t.tn, t.title, t.queue_id, q.name`,
+        '\tFROM ticket t JOIN queue q ON q.id = t.queue_id',
+        `\tWHERE t.archive_flag = 0 AND t.ticket_state_id IN (1, 4) AND q.id = ${n % 17}`,
+        '\tORDER BY t.create_time DESC LIMIT 50',
+      );
     } else {
       counts.statements++;
       block.push(`${head}LOG:  duration: 0.${n % 1000} ms  execute <unnamed>: SELECT id, tn, title, queue_id FROM ticket WHERE id = $1 AND archive_flag = 0`);

@@ -171,13 +171,13 @@ export async function benchWatch() {
   if (!findLocalBinaries()) throw new Error('the watch benchmark needs local PostgreSQL binaries');
   const server = await startThrowawayPostgres({ settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track_planning': 'on' } });
   try {
-    const { version } = (await (async () => {
+    const { version } = await (async () => {
       const c = new pg.Client({ connectionString: server.url });
       await c.connect();
       const r = await c.query('SHOW server_version');
       await c.end();
       return { version: r.rows[0].server_version };
-    })());
+    })();
     const cost = await costPerRound(server);
     const heal = await timeToHeal(server);
     const result = {
@@ -200,5 +200,7 @@ export async function benchWatch() {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { result, file } = await benchWatch();
-  process.stdout.write(`${JSON.stringify({ wall: result.median_wall_seconds, server: result.median_server_seconds, heal: result.time_to_heal_seconds }, null, 2)}\nwritten to ${file}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ wall: result.median_wall_seconds, server: result.median_server_seconds, heal: result.time_to_heal_seconds }, null, 2)}\nwritten to ${file}\n`,
+  );
 }

@@ -48,7 +48,8 @@ function serialise(state: KeyState): string {
 function parseState(text: string): KeyState | undefined {
   try {
     const data = JSON.parse(text) as { start?: unknown; epoch_seconds?: unknown; epoch?: unknown; key?: unknown };
-    if (typeof data.start !== 'number' || typeof data.epoch_seconds !== 'number' || typeof data.epoch !== 'number' || typeof data.key !== 'string') return undefined;
+    if (typeof data.start !== 'number' || typeof data.epoch_seconds !== 'number' || typeof data.epoch !== 'number' || typeof data.key !== 'string')
+      return undefined;
     if (!/^[0-9a-f]{64}$/.test(data.key) || data.epoch_seconds < 1) return undefined;
     return { start: data.start, epochSeconds: data.epoch_seconds, epoch: data.epoch, key: Buffer.from(data.key, 'hex') };
   } catch {

@@ -44,7 +44,10 @@ const HASHED = /^(.*),"hash":"([0-9a-f]{64})"(?:,"seal":"([^"]*)")?}$/;
 export function verifyChain(lines: AuditLine[], options: VerifyOptions = {}): ChainReport {
   const report: ChainReport = { records: 0 };
   if (lines.length === 0) {
-    return { ...report, problem: { kind: 'empty', detail: 'there is no record at all: a daemon that ran writes `started` first, so the log was emptied or never written' } };
+    return {
+      ...report,
+      problem: { kind: 'empty', detail: 'there is no record at all: a daemon that ran writes `started` first, so the log was emptied or never written' },
+    };
   }
   const verifier = options.verificationKey ? new SealVerifier(options.verificationKey) : undefined;
   const anchors = new Map((options.anchors ?? []).map((a) => [a.seq, a.hash]));
@@ -54,7 +57,11 @@ export function verifyChain(lines: AuditLine[], options: VerifyOptions = {}): Ch
   let late: { at: AuditLine; from?: number; to?: number } | undefined;
   let previous: { hash: string; seq?: number } | undefined;
   let beforePrevious: string | undefined;
-  const fail = (problem: ChainProblem): ChainReport => ({ ...report, ...(sealedRecords > 0 ? { sealed: { records: sealedRecords, lastEpoch: verifier!.currentEpoch } } : {}), problem });
+  const fail = (problem: ChainProblem): ChainReport => ({
+    ...report,
+    ...(sealedRecords > 0 ? { sealed: { records: sealedRecords, lastEpoch: verifier!.currentEpoch } } : {}),
+    problem,
+  });
   for (const entry of lines) {
     const match = HASHED.exec(entry.text);
     if (!match) return fail({ at: entry, kind: 'unreadable', detail: 'not a complete audit record with a hash' });
@@ -92,7 +99,11 @@ export function verifyChain(lines: AuditLine[], options: VerifyOptions = {}): Ch
       return fail({ at: entry, kind: 'altered', detail: `its number is #${seq ?? 'none'} after #${previous.seq}` });
     }
     if (seq !== undefined && anchors.has(seq) && anchors.get(seq) !== hash) {
-      return fail({ at: entry, kind: 'rewritten', detail: `record #${seq} is not the one anchored (hash ${anchors.get(seq)!.slice(0, 16)}…): the chain was rewritten from here or before` });
+      return fail({
+        at: entry,
+        kind: 'rewritten',
+        detail: `record #${seq} is not the one anchored (hash ${anchors.get(seq)!.slice(0, 16)}…): the chain was rewritten from here or before`,
+      });
     }
     if (verifier) {
       if (seal !== undefined) {
@@ -112,14 +123,22 @@ export function verifyChain(lines: AuditLine[], options: VerifyOptions = {}): Ch
           if (seq !== undefined) late.to = seq;
         } else if (late) {
           if (event !== 'alert' || reason !== 'audit_unwritable') {
-            return fail({ at: late.at, kind: 'late_seal', detail: 'sealed epochs after its time, and no audit_unwritable alert follows: rewritten by whoever held a later key' });
+            return fail({
+              at: late.at,
+              kind: 'late_seal',
+              detail: 'sealed epochs after its time, and no audit_unwritable alert follows: rewritten by whoever held a later key',
+            });
           }
           (report.lateSeals ??= []).push({ ...(late.from !== undefined ? { from: late.from } : {}), ...(late.to !== undefined ? { to: late.to } : {}) });
           late = undefined;
         }
         sealedRecords++;
       } else if (sealing) {
-        return fail({ at: entry, kind: 'unsealed', detail: 'it carries no seal although the records before it do: written without the sealing key (forged, or by a writer that could not read the key)' });
+        return fail({
+          at: entry,
+          kind: 'unsealed',
+          detail: 'it carries no seal although the records before it do: written without the sealing key (forged, or by a writer that could not read the key)',
+        });
       }
     }
     beforePrevious = previous?.hash;
@@ -128,18 +147,31 @@ export function verifyChain(lines: AuditLine[], options: VerifyOptions = {}): Ch
     report.last = previous;
   }
   if (sealedRecords > 0) report.sealed = { records: sealedRecords, lastEpoch: verifier!.currentEpoch };
-  if (late) return fail({ at: late.at, kind: 'late_seal', detail: 'sealed epochs after its time, and no audit_unwritable alert follows: rewritten by whoever held a later key' });
+  if (late)
+    return fail({
+      at: late.at,
+      kind: 'late_seal',
+      detail: 'sealed epochs after its time, and no audit_unwritable alert follows: rewritten by whoever held a later key',
+    });
   const lastSeq = previous?.seq ?? 0;
   for (const [seq] of anchors) {
     if (seq > lastSeq) {
-      return fail({ at: lines.at(-1), kind: 'end_missing', detail: `record #${seq} was anchored, but the chain ends at #${lastSeq}: the newest records were cut off` });
+      return fail({
+        at: lines.at(-1),
+        kind: 'end_missing',
+        detail: `record #${seq} was anchored, but the chain ends at #${lastSeq}: the newest records were cut off`,
+      });
     }
     if (report.first !== undefined && seq < report.first && !options.allowMissingStart) {
       return fail({ at: lines[0], kind: 'start_missing', detail: `record #${seq} was anchored, but the chain starts at #${report.first}` });
     }
   }
   if (verifier && sealedRecords === 0) {
-    return fail({ at: lines[0], kind: 'unsealed', detail: 'a verification key was given, but no record is sealed (no sealing key next to the audit log: seqwatch audit seal-init)' });
+    return fail({
+      at: lines[0],
+      kind: 'unsealed',
+      detail: 'a verification key was given, but no record is sealed (no sealing key next to the audit log: seqwatch audit seal-init)',
+    });
   }
   return report;
 }

@@ -26,7 +26,10 @@ const TYPE_LIMITS: Record<string, { max: bigint; min: bigint }> = {
  * its column) to bigint, or, for a bigint sequence at bigint's limit, renumber (never "widen to
  * bigint": it already is).
  */
-export function exhaustedAdvice(target: Pick<SequenceTarget, 'sequence' | 'table' | 'columnQuoted'>, state: Pick<SequenceState, 'limit' | 'increment' | 'sequenceType'>): string {
+export function exhaustedAdvice(
+  target: Pick<SequenceTarget, 'sequence' | 'table' | 'columnQuoted'>,
+  state: Pick<SequenceState, 'limit' | 'increment' | 'sequenceType'>,
+): string {
   const type = state.sequenceType ?? '';
   const limits = TYPE_LIMITS[type];
   const ascending = BigInt(state.increment) > 0n;

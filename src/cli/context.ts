@@ -10,9 +10,7 @@ export { CommandFailure, EXIT };
  * `--database NAME` names.
  */
 export async function databaseFor(config: Config, name: string | undefined, exitCode: number = EXIT.failure): Promise<Database> {
-  const candidates = await Promise.all(
-    databasesOf(config).map(async (d) => new Database({ url: d.url, password: await readPasswordFile(d) })),
-  );
+  const candidates = await Promise.all(databasesOf(config).map(async (d) => new Database({ url: d.url, password: await readPasswordFile(d) })));
   const names = candidates.map((db) => db.name);
   const chosen = name === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates.find((db) => db.name === name);
   if (!chosen) {

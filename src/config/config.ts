@@ -13,29 +13,31 @@ export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 export const DEFAULT_MAX_JUMP = 100_000_000;
 export const DEFAULT_NEAR_LIMIT_PERCENT = 90;
 
-const SourceSchema = z.strictObject({
-  /** A file, a glob of files, or "-" for standard input. */
-  path: z.string().min(1).optional(),
-  /** Instead of a path: the systemd unit whose journal to follow (journalctl). */
-  journal_unit: z.string().min(1).optional(),
-  format: z.enum(FORMATS).default('postgres-stderr'),
-  /** docker-json and cri only: what the container wrote (default postgres-stderr). */
-  inner_format: z.enum(INNER_FORMATS).optional(),
-  log_line_prefix: z
-    .string()
-    .default(DEFAULT_LOG_LINE_PREFIX)
-    .superRefine((prefix, ctx) => {
-      try {
-        compileLogLinePrefix(prefix);
-      } catch (error) {
-        if (!(error instanceof LogLinePrefixError)) throw error;
-        ctx.addIssue({ code: 'custom', message: error.message });
-      }
-    }),
-  start_at: z.enum(['end', 'beginning']).default('end'),
-}).refine((source) => (source.path === undefined) !== (source.journal_unit === undefined), {
-  message: 'a source has either a path (a file, a glob, or "-" for standard input) or a journal_unit',
-});
+const SourceSchema = z
+  .strictObject({
+    /** A file, a glob of files, or "-" for standard input. */
+    path: z.string().min(1).optional(),
+    /** Instead of a path: the systemd unit whose journal to follow (journalctl). */
+    journal_unit: z.string().min(1).optional(),
+    format: z.enum(FORMATS).default('postgres-stderr'),
+    /** docker-json and cri only: what the container wrote (default postgres-stderr). */
+    inner_format: z.enum(INNER_FORMATS).optional(),
+    log_line_prefix: z
+      .string()
+      .default(DEFAULT_LOG_LINE_PREFIX)
+      .superRefine((prefix, ctx) => {
+        try {
+          compileLogLinePrefix(prefix);
+        } catch (error) {
+          if (!(error instanceof LogLinePrefixError)) throw error;
+          ctx.addIssue({ code: 'custom', message: error.message });
+        }
+      }),
+    start_at: z.enum(['end', 'beginning']).default('end'),
+  })
+  .refine((source) => (source.path === undefined) !== (source.journal_unit === undefined), {
+    message: 'a source has either a path (a file, a glob, or "-" for standard input) or a journal_unit',
+  });
 
 /** A duration: milliseconds as a number, or text like `500ms`, `30s`, `5m`, `1h`. */
 const Duration = z.union([
@@ -62,7 +64,10 @@ const DatabaseSchema = z.strictObject({
    * Under systemd: the credential the unit hands over (LoadCredential=NAME:FILE), read from
    * $CREDENTIALS_DIRECTORY/NAME. Outside the unit (no $CREDENTIALS_DIRECTORY), password_file is used.
    */
-  password_credential: z.string().regex(/^[A-Za-z0-9_.@-]+$/, 'a credential name (LoadCredential=NAME:...), no slashes').optional(),
+  password_credential: z
+    .string()
+    .regex(/^[A-Za-z0-9_.@-]+$/, 'a credential name (LoadCredential=NAME:...), no slashes')
+    .optional(),
 });
 export type DatabaseConfig = z.infer<typeof DatabaseSchema>;
 
@@ -71,7 +76,9 @@ const ConfigSchema = z.strictObject({
   /** Several databases of one cluster: records are routed to them by their database name (%d, dbname). */
   databases: z.array(DatabaseSchema).min(1).optional(),
   /** The logs to follow; `[]` for none (a managed database: the watch alone). */
-  sources: z.array(SourceSchema, { error: (issue) => (issue.input === undefined ? 'required: the logs to follow (the PostgreSQL server log), or [] to rely on the watch alone' : undefined) }),
+  sources: z.array(SourceSchema, {
+    error: (issue) => (issue.input === undefined ? 'required: the logs to follow (the PostgreSQL server log), or [] to rely on the watch alone' : undefined),
+  }),
   /** The proactive watch (src/watch): tables that received rows are checked every `interval`. */
   watch: z
     .strictObject({
@@ -115,7 +122,10 @@ const ConfigSchema = z.strictObject({
       listen: z
         .string()
         .regex(/^(.+):(\d{1,5})$/, 'host:port, e.g. 127.0.0.1:10187')
-        .refine((value) => LOOPBACK.test(value.slice(0, value.lastIndexOf(':'))), 'a loopback address (127.0.0.1, [::1], localhost): metrics are not for the network'),
+        .refine(
+          (value) => LOOPBACK.test(value.slice(0, value.lastIndexOf(':'))),
+          'a loopback address (127.0.0.1, [::1], localhost): metrics are not for the network',
+        ),
     })
     .optional(),
   notify: z
@@ -235,7 +245,9 @@ export async function readPasswordFile(config: Config | DatabaseConfig): Promise
     try {
       return (await readFile(file, 'utf8')).split('\n')[0]!.replace(/\r$/, '');
     } catch (error) {
-      throw new ConfigError([`${file}: cannot read the credential database.password_credential (LoadCredential=${database.password_credential}:... in the unit): ${(error as Error).message}`]);
+      throw new ConfigError([
+        `${file}: cannot read the credential database.password_credential (LoadCredential=${database.password_credential}:... in the unit): ${(error as Error).message}`,
+      ]);
     }
   }
   if (database.password_credential && !database.password_file) {

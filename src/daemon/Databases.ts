@@ -199,7 +199,11 @@ export class Databases {
   private warmCatalog(c: DatabaseContext): void {
     const started = Date.now();
     void c.resolver.warm().then(
-      (names) => this.logger.info({ database: c.db.name, names, ms: Date.now() - started }, 'catalog warmed: the unique indexes are looked up ahead of their first error'),
+      (names) =>
+        this.logger.info(
+          { database: c.db.name, names, ms: Date.now() - started },
+          'catalog warmed: the unique indexes are looked up ahead of their first error',
+        ),
       (error: Error) => this.logger.warn({ database: c.db.name, err: error.message }, 'catalog warm-up failed; errors are looked up as they come'),
     );
   }

@@ -71,7 +71,9 @@ export function isUnavailable(error: unknown): boolean {
   if (e?.code && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_ERRNOS.has(e.code))) return true;
   // pg-pool's "timeout exceeded when trying to connect": no connection to be had in time (a restart,
   // an overloaded server), not a wrong statement: waited out and retried like the others.
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|timeout exceeded when trying to connect/i.test(e?.message ?? '');
+  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection|timeout exceeded when trying to connect/i.test(
+    e?.message ?? '',
+  );
 }
 
 interface Endpoint {
@@ -326,7 +328,12 @@ export class Database implements Queryable {
             : NO_PASSWORD.test((error as Error).message)
               ? 'the server asks for a password and no password was given (database.password_file, the URL, PGPASSWORD or ~/.pgpass)'
               : (error as Error).message;
-          refusedLogin ??= new DatabaseAuthenticationFailed(`${endpoint.label}: the server refused the login of role ${role}: ${why}`, error, role, endpoint.label);
+          refusedLogin ??= new DatabaseAuthenticationFailed(
+            `${endpoint.label}: the server refused the login of role ${role}: ${why}`,
+            error,
+            role,
+            endpoint.label,
+          );
           reasons.push(`${endpoint.label}: login of role ${role} refused: ${why}`);
           found.add('authentication');
         } else {

@@ -37,27 +37,57 @@ export interface SequenceCheck<T extends SequenceTarget = SequenceTarget> {
  * error policy: a batch that fails (a table seqwatch may not read, a statement timeout) is retried
  * one by one, so one bad table names itself and never stops the others from being checked.
  */
-export function checkSequenceBatches<T extends SequenceTarget>(db: Transactional, targets: T[], options: CheckOptions & { exclusive: true }): AsyncGenerator<Array<SequenceCheck<T>>>;
-export function checkSequenceBatches<T extends SequenceTarget>(db: Queryable, targets: T[], options: CheckOptions & { exclusive?: false }): AsyncGenerator<Array<SequenceCheck<T>>>;
-export function checkSequenceBatches<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): AsyncGenerator<Array<SequenceCheck<T>>> {
+export function checkSequenceBatches<T extends SequenceTarget>(
+  db: Transactional,
+  targets: T[],
+  options: CheckOptions & { exclusive: true },
+): AsyncGenerator<Array<SequenceCheck<T>>>;
+export function checkSequenceBatches<T extends SequenceTarget>(
+  db: Queryable,
+  targets: T[],
+  options: CheckOptions & { exclusive?: false },
+): AsyncGenerator<Array<SequenceCheck<T>>>;
+export function checkSequenceBatches<T extends SequenceTarget>(
+  db: Transactional | Queryable,
+  targets: T[],
+  options: CheckOptions,
+): AsyncGenerator<Array<SequenceCheck<T>>> {
   return inBatches(db, targets, options);
 }
 
 /** checkSequenceBatches, all batches together. */
-export function checkSequences<T extends SequenceTarget>(db: Transactional, targets: T[], options: CheckOptions & { exclusive: true }): Promise<Array<SequenceCheck<T>>>;
-export function checkSequences<T extends SequenceTarget>(db: Queryable, targets: T[], options: CheckOptions & { exclusive?: false }): Promise<Array<SequenceCheck<T>>>;
-export async function checkSequences<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): Promise<Array<SequenceCheck<T>>> {
+export function checkSequences<T extends SequenceTarget>(
+  db: Transactional,
+  targets: T[],
+  options: CheckOptions & { exclusive: true },
+): Promise<Array<SequenceCheck<T>>>;
+export function checkSequences<T extends SequenceTarget>(
+  db: Queryable,
+  targets: T[],
+  options: CheckOptions & { exclusive?: false },
+): Promise<Array<SequenceCheck<T>>>;
+export async function checkSequences<T extends SequenceTarget>(
+  db: Transactional | Queryable,
+  targets: T[],
+  options: CheckOptions,
+): Promise<Array<SequenceCheck<T>>> {
   const results: Array<SequenceCheck<T>> = [];
   for await (const checks of inBatches(db, targets, options)) results.push(...checks);
   return results;
 }
 
-async function* inBatches<T extends SequenceTarget>(db: Transactional | Queryable, targets: T[], options: CheckOptions): AsyncGenerator<Array<SequenceCheck<T>>> {
+async function* inBatches<T extends SequenceTarget>(
+  db: Transactional | Queryable,
+  targets: T[],
+  options: CheckOptions,
+): AsyncGenerator<Array<SequenceCheck<T>>> {
   const size = options.batch ?? BATCH;
   const run = options.run ?? ((statement) => statement());
   const statement = (batch: T[]) => () =>
     options.exclusive
-      ? guardedSetvalExclusiveBatch(db as Transactional, batch, options.fix, options.guard, { ...(options.fullScanTimeoutMs !== undefined ? { fullScanTimeoutMs: options.fullScanTimeoutMs } : {}) })
+      ? guardedSetvalExclusiveBatch(db as Transactional, batch, options.fix, options.guard, {
+          ...(options.fullScanTimeoutMs !== undefined ? { fullScanTimeoutMs: options.fullScanTimeoutMs } : {}),
+        })
       : guardedSetvalBatch(db as Queryable, batch, options.fix, options.guard);
   for (let i = 0; i < targets.length; i += size) {
     if (options.signal?.aborted) return;

@@ -121,7 +121,8 @@ interface Row {
 
 function stateOf(target: SequenceTarget, row: Row | undefined, act: boolean): SequenceState {
   if (!row) throw new Error(`sequence ${target.sequence} (oid ${target.sequenceOid}) no longer exists`);
-  if (!row.same_sequence) throw new Error(`${target.sequence} is no longer the sequence the catalog named (oid ${target.sequenceOid}): renamed or recreated; nothing done`);
+  if (!row.same_sequence)
+    throw new Error(`${target.sequence} is no longer the sequence the catalog named (oid ${target.sequenceOid}): renamed or recreated; nothing done`);
   const state: SequenceState = {
     verdict: 'in_sync',
     before: row.before,
@@ -229,6 +230,12 @@ export interface ExclusiveOptions {
   fullScanTimeoutMs?: number;
 }
 
-export async function guardedSetvalExclusive(db: Transactional, target: SequenceTarget, act: boolean, guard: JumpGuard = {}, options: ExclusiveOptions = {}): Promise<SequenceState> {
+export async function guardedSetvalExclusive(
+  db: Transactional,
+  target: SequenceTarget,
+  act: boolean,
+  guard: JumpGuard = {},
+  options: ExclusiveOptions = {},
+): Promise<SequenceState> {
   return (await guardedSetvalExclusiveBatch(db, [target], act, guard, options))[0]!;
 }

@@ -23,7 +23,10 @@ SELECT quote_ident(current_user) AS role,
 /** Asks the catalog which privileges seqwatch's role lacks for this target (its table, its peers, its sequence). */
 export async function missingPrivileges(db: Queryable, target: SequenceTarget): Promise<MissingPrivileges> {
   const tables = [target.tableOid, ...(target.peers ?? []).map((p) => p.tableOid)];
-  const { rows } = await db.query<{ role: string; schemas: string[] | null; tables: string[] | null; sequence: string | null }>(SQL, [tables, target.sequenceOid]);
+  const { rows } = await db.query<{ role: string; schemas: string[] | null; tables: string[] | null; sequence: string | null }>(SQL, [
+    tables,
+    target.sequenceOid,
+  ]);
   const row = rows[0]!;
   const grants = [
     ...(row.schemas ?? []).map((schema) => `GRANT USAGE ON SCHEMA ${schema} TO ${row.role};`),

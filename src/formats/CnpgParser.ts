@@ -56,5 +56,9 @@ export class CnpgParser implements RecordParser {
 
 /** Whether a parsed JSON line is CloudNativePG's. */
 export function isCnpgEntry(entry: Record<string, unknown>): boolean {
-  return typeof entry.logger === 'string' && typeof entry.msg === 'string' && ('logging_pod' in entry || (entry.logger === 'postgres' && typeof entry.record === 'object'));
+  return (
+    typeof entry.logger === 'string' &&
+    typeof entry.msg === 'string' &&
+    ('logging_pod' in entry || (entry.logger === 'postgres' && typeof entry.record === 'object'))
+  );
 }

@@ -120,8 +120,7 @@ const at = (where: LinePosition): number => where.offset ?? where.line ?? -1;
  */
 export class AutoParser implements RecordParser {
   private chosen:
-    | { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; lastErrorAt: number; kept: Waiting[]; keptChars: number }
-    | undefined;
+    { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; lastErrorAt: number; kept: Waiting[]; keptChars: number } | undefined;
   private waiting: Waiting[] = [];
   private readonly stderr: RegExp;
   private readonly own = newCounters();

@@ -229,7 +229,11 @@ export class Metrics {
       });
     watchCounter('seqwatch_watch_rounds_total', 'Looks at the table statistics by the watch', (s) => s.rounds);
     watchCounter('seqwatch_watch_failed_rounds_total', 'Watch rounds that failed (the database away, a statement refused)', (s) => s.failedRounds);
-    watchCounter('seqwatch_watch_full_sweeps_total', 'Watch rounds that checked every sequence (first look, statistics reset, restart, watch.full_sweep)', (s) => s.fullSweeps);
+    watchCounter(
+      'seqwatch_watch_full_sweeps_total',
+      'Watch rounds that checked every sequence (first look, statistics reset, restart, watch.full_sweep)',
+      (s) => s.fullSweeps,
+    );
     watchCounter('seqwatch_watch_changed_tables_total', 'Tables the statistics showed to have received rows, summed over rounds', (s) => s.changedTables);
     watchCounter('seqwatch_watch_checked_sequences_total', 'Sequences checked by the watch (full sweeps included)', (s) => s.checkedSequences);
     new Gauge({
@@ -269,7 +273,8 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const w of watches()) for (const [sequence, used] of w.stats.used) if (used >= USED_RATIO_SHOWN_FROM) this.set({ database: w.database, sequence }, used);
+        for (const w of watches())
+          for (const [sequence, used] of w.stats.used) if (used >= USED_RATIO_SHOWN_FROM) this.set({ database: w.database, sequence }, used);
       },
     });
     new Gauge({
@@ -323,32 +328,35 @@ export async function startMetricsServer(listen: string, metrics: Metrics, healt
   const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(at + 1));
   const limits = METRICS_SERVER_LIMITS;
-  const server = createServer({
-    headersTimeout: limits.headersTimeoutMs,
-    requestTimeout: limits.requestTimeoutMs,
-    keepAliveTimeout: limits.idleTimeoutMs,
-    // How often the timeouts above are enforced (Node's default, 30 s, would let them run long).
-    connectionsCheckingInterval: 1_000,
-  }, (request, response) => {
-    void (async () => {
-      try {
-        if (request.method === 'GET' && request.url === '/metrics') {
-          response.writeHead(200, { 'content-type': metrics.registry.contentType });
-          response.end(await metrics.registry.metrics());
-        } else if (request.method === 'GET' && request.url === '/healthz') {
-          const state = await health();
-          response.writeHead(state.ok ? 200 : 503, { 'content-type': 'application/json' });
-          response.end(JSON.stringify(state) + '\n');
-        } else {
-          response.writeHead(404, { 'content-type': 'text/plain' });
-          response.end('seqwatch: /metrics or /healthz\n');
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      // How often the timeouts above are enforced (Node's default, 30 s, would let them run long).
+      connectionsCheckingInterval: 1_000,
+    },
+    (request, response) => {
+      void (async () => {
+        try {
+          if (request.method === 'GET' && request.url === '/metrics') {
+            response.writeHead(200, { 'content-type': metrics.registry.contentType });
+            response.end(await metrics.registry.metrics());
+          } else if (request.method === 'GET' && request.url === '/healthz') {
+            const state = await health();
+            response.writeHead(state.ok ? 200 : 503, { 'content-type': 'application/json' });
+            response.end(JSON.stringify(state) + '\n');
+          } else {
+            response.writeHead(404, { 'content-type': 'text/plain' });
+            response.end('seqwatch: /metrics or /healthz\n');
+          }
+        } catch (error) {
+          response.writeHead(500, { 'content-type': 'text/plain' });
+          response.end(`${(error as Error).message}\n`);
         }
-      } catch (error) {
-        response.writeHead(500, { 'content-type': 'text/plain' });
-        response.end(`${(error as Error).message}\n`);
-      }
-    })();
-  });
+      })();
+    },
+  );
   server.maxConnections = limits.maxConnections;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {

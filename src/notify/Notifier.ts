@@ -20,7 +20,22 @@ export interface NotifierOptions {
  * zone, the service's directories), never the daemon's own secrets (PGPASSWORD, PGPASSFILE, cloud
  * credentials, NOTIFY_SOCKET, ...), plus the SEQWATCH_* variables describing the record.
  */
-export const NOTIFY_ENV_ALLOWLIST = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR', 'RUNTIME_DIRECTORY', 'STATE_DIRECTORY', 'LOGS_DIRECTORY', 'CONFIGURATION_DIRECTORY'];
+export const NOTIFY_ENV_ALLOWLIST = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'LC_MESSAGES',
+  'TZ',
+  'TMPDIR',
+  'RUNTIME_DIRECTORY',
+  'STATE_DIRECTORY',
+  'LOGS_DIRECTORY',
+  'CONFIGURATION_DIRECTORY',
+];
 
 export function notifyEnvironment(record: AuditRecord, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const allowed: NodeJS.ProcessEnv = {};

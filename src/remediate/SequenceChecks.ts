@@ -152,7 +152,14 @@ export class SequenceChecks {
       `${incidents === 1 ? 'a duplicate key error' : `${incidents} duplicate key errors`} on ${target.index}: checking ${target.sequence} against ${target.table}.${target.column}${target.peers?.length ? ` and the ${target.peers.length} other table(s) it feeds` : ''}`,
     );
     if (scan) {
-      throttle.once('alert', trigger, 'full_scan', fullScan(target, this.options.fullScanTimeoutMs), { table: target.table, sequence: target.sequence }, { windowMs: DAY, subject: `${target.table}.${target.column}` });
+      throttle.once(
+        'alert',
+        trigger,
+        'full_scan',
+        fullScan(target, this.options.fullScanTimeoutMs),
+        { table: target.table, sequence: target.sequence },
+        { windowMs: DAY, subject: `${target.table}.${target.column}` },
+      );
     }
     if (!dryRun && capped(budget, throttle, target, trigger)) {
       slot.inSync = false;
@@ -205,7 +212,15 @@ export class SequenceChecks {
     const since = new Date(quiet.since).toISOString();
     this.options.audit.write(
       'in_sync',
-      { database: this.options.settings().database, table: target.table, sequence: target.sequence, column: target.column, trigger: { source: 'summary' }, checks: quiet.checks, since },
+      {
+        database: this.options.settings().database,
+        table: target.table,
+        sequence: target.sequence,
+        column: target.column,
+        trigger: { source: 'summary' },
+        checks: quiet.checks,
+        since,
+      },
       quietChecks(target.sequence, quiet.checks, since),
     );
     slot.quiet = { checks: 0, since: 0 };
@@ -244,6 +259,7 @@ export function auditOutcome(audit: AuditWriter, throttle: AuditThrottle, target
 /** Audit fields as the throttle takes them (strings), from an Outcome's fields. */
 function stringFields(fields: Record<string, unknown>): Record<string, string> {
   const result: Record<string, string> = {};
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== null && k !== 'trigger' && k !== 'reason') result[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  for (const [k, v] of Object.entries(fields))
+    if (v !== undefined && v !== null && k !== 'trigger' && k !== 'reason') result[k] = typeof v === 'string' ? v : JSON.stringify(v);
   return result;
 }

@@ -20,7 +20,10 @@ export const SEQUENCE_ERROR_ADVICE: Record<SequenceErrorKind, { reason: string; 
     reason: 'sequence_exhausted',
     advice: (v) =>
       `nextval() failed: ${v.sequence} reached its limit ${v.limit}${v.table ? ` (it feeds ${v.table})` : ''}. ` +
-      exhaustedAdvice({ sequence: v.sequence, table: v.table ?? '<its table>', columnQuoted: v.columnQuoted ?? '<its column>' }, { limit: v.limit!, increment: v.increment!, sequenceType: v.sequenceType! }),
+      exhaustedAdvice(
+        { sequence: v.sequence, table: v.table ?? '<its table>', columnQuoted: v.columnQuoted ?? '<its column>' },
+        { limit: v.limit!, increment: v.increment!, sequenceType: v.sequenceType! },
+      ),
     unverified: 'no sequence of that name whose next value would pass its limit now',
   },
   sequence_missing: {
@@ -37,7 +40,8 @@ export const SEQUENCE_ERROR_ADVICE: Record<SequenceErrorKind, { reason: string; 
   },
   setval_out_of_bounds: {
     reason: 'setval_out_of_bounds',
-    advice: (v) => `a setval on ${v.sequence} was out of its bounds: a hand-run fix used a value past the sequence's limits; compare the column's MAX with the sequence's MAXVALUE`,
+    advice: (v) =>
+      `a setval on ${v.sequence} was out of its bounds: a hand-run fix used a value past the sequence's limits; compare the column's MAX with the sequence's MAXVALUE`,
     unverified: 'no sequence of that name',
   },
 };
@@ -102,6 +106,6 @@ export function uncheckable(target: SequenceTarget, error: string, grant: string
 export function quietChecks(sequence: string, checks: number, since: string): string {
   return (
     `${checks} more check(s) of ${sequence} since ${since} (their errors are in the detected records): in sync each time, nothing done ` +
-    '(errors on a healthy table: an application\'s genuine duplicates, or a forged log)'
+    "(errors on a healthy table: an application's genuine duplicates, or a forged log)"
   );
 }

@@ -38,7 +38,11 @@ export async function attempt<T>(wait: OutageWait, work: () => Promise<T>, { tri
       if (!audited) {
         audited = true;
         wait.onFailure();
-        wait.audit.write('failed', { ...names, trigger, error: message, retrying: true }, `${what}: the database is not available (${message}); waiting for it and trying again`);
+        wait.audit.write(
+          'failed',
+          { ...names, trigger, error: message, retrying: true },
+          `${what}: the database is not available (${message}); waiting for it and trying again`,
+        );
       }
       try {
         await wait.db.waitUntilAvailable(wait.giveUp);

@@ -130,15 +130,17 @@ export class RecordReader {
     const pid = matcher.exec(first.length > 4096 ? first.slice(0, 4096) : first)?.groups?.pid;
     parser.push(first, { offset });
     let foreign = 0;
-    for (let at = firstEnd + 1, lineEnd = firstEnd; at < end && pid !== undefined; at = lineEnd + 1) {
+    for (let at = firstEnd + 1; at < end && pid !== undefined;) {
       const newline = bytes.indexOf(NEWLINE, at);
-      lineEnd = newline === -1 || newline >= end ? end : newline;
-      const line = lineAt(bytes, at, lineEnd);
-      if (bytes[at] !== TAB && !line.slice(0, 256).includes(pid)) {
+      const lineEnd = newline === -1 || newline >= end ? end : newline;
+      const lineStart = at;
+      at = lineEnd + 1;
+      const line = lineAt(bytes, lineStart, lineEnd);
+      if (bytes[lineStart] !== TAB && !line.slice(0, 256).includes(pid)) {
         if (++foreign > MAX_FOREIGN_LINES) break;
         continue;
       }
-      parser.push(line, { offset: offset + (at - start) });
+      parser.push(line, { offset: offset + (lineStart - start) });
       if (this.found.some((r) => r.offset === offset)) break;
     }
     parser.flush();

@@ -88,7 +88,7 @@ export function databaseProblem(database: string, error: unknown): HealthProblem
     code: 'database_unreachable',
     subject: database,
     message,
-    fix: "check that PostgreSQL runs and listens where database.url says (pg_isready -h HOST -p PORT), and the network between",
+    fix: 'check that PostgreSQL runs and listens where database.url says (pg_isready -h HOST -p PORT), and the network between',
   };
 }
 
@@ -119,7 +119,12 @@ export function sourceReadProblem(path: string, glob: boolean): HealthProblem | 
 }
 
 /** Lines holding a sequence error's text that the configured format did not take. */
-export function unparsedProblem(source: { path: string; format: string; log_line_prefix: string }, count: number, sample: string, line: number | undefined): HealthProblem {
+export function unparsedProblem(
+  source: { path: string; format: string; log_line_prefix: string },
+  count: number,
+  sample: string,
+  line: number | undefined,
+): HealthProblem {
   const prefixed = source.format === 'postgres-stderr' || source.format === 'syslog' || source.format === 'auto';
   return {
     code: 'source_unparsed',
@@ -144,7 +149,12 @@ export function stuckProblem(path: string, sinceMs: number): HealthProblem {
 }
 
 export function auditProblem(path: string, error: string | undefined): HealthProblem {
-  return { code: 'audit_unwritable', subject: path, message: `cannot write the audit log ${path} (${error ?? 'unknown error'})`, fix: `free space under ${path}, or make it writable` };
+  return {
+    code: 'audit_unwritable',
+    subject: path,
+    message: `cannot write the audit log ${path} (${error ?? 'unknown error'})`,
+    fix: `free space under ${path}, or make it writable`,
+  };
 }
 
 /**
@@ -184,7 +194,10 @@ export class ProblemReporter {
     for (const [key, entry] of this.open) {
       if (seen.has(key)) continue;
       this.open.delete(key);
-      this.logger.info({ problem: entry.problem.code, subject: entry.problem.subject }, `resolved after ${Math.round((now - entry.since) / 1000)} s: ${entry.problem.message}`);
+      this.logger.info(
+        { problem: entry.problem.code, subject: entry.problem.subject },
+        `resolved after ${Math.round((now - entry.since) / 1000)} s: ${entry.problem.message}`,
+      );
     }
   }
 }

@@ -57,14 +57,20 @@ export function explainFileError(path: string, what: string, error: NodeJS.Errno
         `cannot open the ${what} ${path}: permission denied for ${me}${owner}; give it to the user seqwatch runs as, e.g. \`chown ${euid()}:${process.getegid?.() ?? ''} ${path}\` (as root), or point the config elsewhere`,
       );
     case 'ELOOP':
-      return new FileAccessError(`refusing the ${what} ${path}: it is a symbolic link, which seqwatch never follows for a file it writes; remove the link (\`rm ${path}\`)`);
+      return new FileAccessError(
+        `refusing the ${what} ${path}: it is a symbolic link, which seqwatch never follows for a file it writes; remove the link (\`rm ${path}\`)`,
+      );
     case 'EROFS':
-      return new FileAccessError(`cannot write the ${what} ${path}: the file system is read-only; point the config at a writable directory (a volume in a container)`);
+      return new FileAccessError(
+        `cannot write the ${what} ${path}: the file system is read-only; point the config at a writable directory (a volume in a container)`,
+      );
     case 'ENOSPC':
       return new FileAccessError(`cannot write the ${what} ${path}: no space left on the device; free space there`);
     case 'ENOTDIR':
     case 'EISDIR':
-      return new FileAccessError(`cannot use ${path} as the ${what}: ${error.code === 'EISDIR' ? 'it is a directory' : 'a part of the path is not a directory'}; point the config at a file`);
+      return new FileAccessError(
+        `cannot use ${path} as the ${what}: ${error.code === 'EISDIR' ? 'it is a directory' : 'a part of the path is not a directory'}; point the config at a file`,
+      );
     default:
       return new FileAccessError(`cannot open the ${what} ${path}: ${error.message}`);
   }
@@ -78,7 +84,8 @@ function checkOpened(fd: number, path: string, what: string, created: boolean): 
     throw new FileAccessError(`refusing the ${what} ${path}: ${why}`);
   };
   if (!stats.isFile()) refuse('it is not a regular file (a device, a pipe or a socket put there?); remove it');
-  if (stats.nlink > 1) refuse(`it has ${stats.nlink} hard links, so writing it would change another file too; remove it (\`rm ${path}\`) and let seqwatch create it`);
+  if (stats.nlink > 1)
+    refuse(`it has ${stats.nlink} hard links, so writing it would change another file too; remove it (\`rm ${path}\`) and let seqwatch create it`);
   if (created || stats.uid === euid()) return;
   const directory = statSync(dirname(path));
   // root may write the file of the directory's owner (a `seqwatch fix` next to the service's log).
@@ -141,7 +148,7 @@ export function writeFileAtomically(path: string, text: string, what: string, mo
   try {
     giveToDirectoryOwner(fd, path);
     const bytes = Buffer.from(text);
-    for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
+    for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written);
     closeSync(fd);
     renameSync(temp, path);
   } catch (error) {
@@ -199,11 +206,17 @@ export function fileSafetyWarnings(directories: Array<{ path: string; what: stri
     }
     const sticky = (stats.mode & 0o1000) !== 0;
     if ((stats.mode & 0o002) !== 0 && !sticky) {
-      warnings.push(`the ${what} directory ${path} is writable by every user (mode ${modeOf(stats)}): anyone can replace seqwatch's files there; \`chmod o-w ${path}\``);
+      warnings.push(
+        `the ${what} directory ${path} is writable by every user (mode ${modeOf(stats)}): anyone can replace seqwatch's files there; \`chmod o-w ${path}\``,
+      );
     } else if (stats.uid !== euid() && stats.uid !== 0) {
-      warnings.push(`the ${what} directory ${path} belongs to uid ${stats.uid}, another user than the one seqwatch runs as, who can replace seqwatch's files there; give it to the service user`);
+      warnings.push(
+        `the ${what} directory ${path} belongs to uid ${stats.uid}, another user than the one seqwatch runs as, who can replace seqwatch's files there; give it to the service user`,
+      );
     } else if (sticky && (stats.mode & 0o002) !== 0) {
-      warnings.push(`the ${what} directory ${path} is a shared directory (mode ${modeOf(stats)}, like /tmp): other users can plant names there before seqwatch creates them; use a directory of its own`);
+      warnings.push(
+        `the ${what} directory ${path} is a shared directory (mode ${modeOf(stats)}, like /tmp): other users can plant names there before seqwatch creates them; use a directory of its own`,
+      );
     }
   }
   return warnings;

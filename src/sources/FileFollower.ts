@@ -311,7 +311,7 @@ export class FileFollower implements Follower {
     const copy = await open(best.path, 'r');
     try {
       file.lines.reset(file.lines.lineStart, false);
-      for (let at = file.lines.lineStart; ; ) {
+      for (let at = file.lines.lineStart; ;) {
         const { bytesRead } = await copy.read(this.chunk, 0, CHUNK_BYTES, at);
         if (bytesRead === 0) break;
         file.lines.push(this.chunk.subarray(0, bytesRead), at);

@@ -59,7 +59,17 @@ export interface WatchStats {
  * the full sweep stays behind it as the net.
  */
 export class TableWatch {
-  readonly stats: WatchStats = { rounds: 0, fullSweeps: 0, changedTables: 0, checkedSequences: 0, failedRounds: 0, lastRoundAt: 0, lastRoundMs: 0, standby: false, used: new Map() };
+  readonly stats: WatchStats = {
+    rounds: 0,
+    fullSweeps: 0,
+    changedTables: 0,
+    checkedSequences: 0,
+    failedRounds: 0,
+    lastRoundAt: 0,
+    lastRoundMs: 0,
+    standby: false,
+    used: new Map(),
+  };
   private previous: ActivitySnapshot | undefined;
   private columns: SequenceColumn[] = [];
   /** Root tables the statistics showed when the columns were listed: a root not among them is new. */

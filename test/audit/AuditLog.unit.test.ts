@@ -12,7 +12,11 @@ describe('AuditLog records (no server)', () => {
     const audit = new AuditLog(path);
     const heard: AuditRecord[] = [];
     audit.onRecord((record) => heard.push(record));
-    audit.write('remediated', { table: 'public.ticket', sequence: 'public.ticket_id_seq', before: '1', after: '100', trigger: { source: 'test.log', constraint: 'ticket_pkey' } }, 'moved it');
+    audit.write(
+      'remediated',
+      { table: 'public.ticket', sequence: 'public.ticket_id_seq', before: '1', after: '100', trigger: { source: 'test.log', constraint: 'ticket_pkey' } },
+      'moved it',
+    );
     audit.write('alert', { reason: 'jump_guard', max_id: null }, 'a "quoted" \\ name');
     audit.close();
     const lines = readFileSync(path, 'utf8').trim().split('\n');
@@ -26,7 +30,11 @@ describe('AuditLog records (no server)', () => {
       expect(typeof prev === 'string' && /^[0-9a-f]{64}$/.test(hash)).toBe(true);
     });
     // The file's layout, as before pino left: time, host, pid, event, the fields, msg, then the chain.
-    expect(lines[0]).toMatch(new RegExp(`^\\{"time":"[^"]+","host":${JSON.stringify(hostname())},"pid":${process.pid},"event":"remediated","table":"public.ticket",.*,"msg":"moved it","seq":1,"prev":"","hash":"[0-9a-f]{64}"\\}$`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^\\{"time":"[^"]+","host":${JSON.stringify(hostname())},"pid":${process.pid},"event":"remediated","table":"public.ticket",.*,"msg":"moved it","seq":1,"prev":"","hash":"[0-9a-f]{64}"\\}$`,
+      ),
+    );
     expect(verifyChain(readAuditLines([path]))).toMatchObject({ records: 2, last: { seq: 2 } });
     expect(verifyChain(readAuditLines([path])).problem).toBeUndefined();
   });

@@ -18,7 +18,11 @@ function sampleLog(records = 6): string {
   audit.write('started', {}, 'following 1 source(s)');
   for (let i = 1; i < records; i++) {
     const table = i % 2 ? 'public.ticket' : '"Billing"."Invoice Lines"';
-    audit.write('remediated', { table, sequence: `${table}_seq`, column: 'id', before: String(i), after: String(i * 100), max_id: String(i * 100) }, `moved ${i}`);
+    audit.write(
+      'remediated',
+      { table, sequence: `${table}_seq`, column: 'id', before: String(i), after: String(i * 100), max_id: String(i * 100) },
+      `moved ${i}`,
+    );
   }
   audit.close();
   return path;
@@ -103,7 +107,10 @@ describe('seqwatch audit', () => {
     expect(all.stdout).toContain('11 records from 3 file(s)');
 
     const filtered = await cli('audit', '-f', `${path}.1`, path, '--table', 'Billing.Invoice Lines', '--event', 'remediated', '--json');
-    const records = filtered.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const records = filtered.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(records.slice(0, -1).map((r: { table: string }) => r.table)).toEqual(['"Billing"."Invoice Lines"', '"Billing"."Invoice Lines"']);
     expect(records.at(-1).summary.events).toEqual({ remediated: 2 });
 

@@ -19,16 +19,27 @@ function configFor(db: TestDatabase): { path: string; audit: string } {
 
 interface CheckJson {
   exit_code: number;
-  sequences: Array<{ table: string; column: string; sequence: string; kind: string; status: string; next_value: string; max_id: string | null; behind_by: string | null }>;
+  sequences: Array<{
+    table: string;
+    column: string;
+    sequence: string;
+    kind: string;
+    status: string;
+    next_value: string;
+    max_id: string | null;
+    behind_by: string | null;
+  }>;
 }
 
 describe('seqwatch check and fix over every kind of sequence', () => {
   let db: TestDatabase;
   let config: { path: string; audit: string };
   const values = async () =>
-    (await db.pool.query<{ seq: string; v: string | null }>(
-      `SELECT format('%I.%I', schemaname, sequencename) AS seq, last_value::text AS v FROM pg_sequences ORDER BY 1`,
-    )).rows;
+    (
+      await db.pool.query<{ seq: string; v: string | null }>(
+        `SELECT format('%I.%I', schemaname, sequencename) AS seq, last_value::text AS v FROM pg_sequences ORDER BY 1`,
+      )
+    ).rows;
 
   beforeAll(async () => {
     db = await createTestDatabase('cli');
@@ -88,7 +99,11 @@ describe('seqwatch check and fix over every kind of sequence', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('dry run: nothing changed');
     expect(await values()).toEqual(before);
-    expect(readAudit(config.audit).filter((r) => r.event === 'planned').map((r) => r.table)).toContain('public.plain');
+    expect(
+      readAudit(config.audit)
+        .filter((r) => r.event === 'planned')
+        .map((r) => r.table),
+    ).toContain('public.plain');
   });
 
   it('fix --all moves every sequence that is behind forward, and nothing else', async () => {
@@ -131,7 +146,7 @@ describe('seqwatch check and fix over every kind of sequence', () => {
     const result = await cli('fix', '--table', 'tenant_b.ticket', '--table', '"Billing"."Invoice Lines"', '-c', config.path);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/2 sequence-fed columns .*: 2 moved forward/);
-    expect((await cli('fix', '--table', 'nope', '-c', config.path))).toMatchObject({ code: 1, stderr: expect.stringContaining('nope') });
+    expect(await cli('fix', '--table', 'nope', '-c', config.path)).toMatchObject({ code: 1, stderr: expect.stringContaining('nope') });
     expect((await cli('fix', '-c', config.path)).code).toBe(64);
   });
 

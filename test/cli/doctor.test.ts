@@ -92,7 +92,15 @@ describe('seqwatch doctor', () => {
                               CREATE SEQUENCE invoice_n_seq;
                               CREATE TABLE invoice (n bigint PRIMARY KEY DEFAULT nextval('invoice_n_seq') * 100 + 7);`);
       const path = join(dir, `cols-${Math.random()}.yaml`);
-      writeFileSync(path, stringify({ database: { url: other.url }, sources: [{ path: join(dir, 'later.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: join(dir, 'state') }));
+      writeFileSync(
+        path,
+        stringify({
+          database: { url: other.url },
+          sources: [{ path: join(dir, 'later.log') }],
+          audit: { path: join(dir, 'audit.jsonl') },
+          state_dir: join(dir, 'state'),
+        }),
+      );
       const result = await doctor(path);
       expect(result.stdout).toMatch(/warn +public\.line\.id: no index leads with it, so each check reads the whole table/);
       expect(result.stdout).toContain('CREATE INDEX CONCURRENTLY ON public.line (id);');

@@ -26,7 +26,6 @@ const ROLE_SQL = (role: string, password: string) => `
   GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};
   GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${role};`;
 
-
 const scratchDirs: string[] = [];
 afterAll(() => {
   for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
@@ -88,7 +87,14 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     await logged(join(server.logDir!, 'postgresql.csv'));
     const dir = scratch();
     writeFileSync(join(dir, 'pw'), password, { mode: 0o600 });
-    const result = await runCli('doctor', '-c', writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: join(server.logDir!, 'postgresql*.csv'), format: 'postgres-csv' }] }));
+    const result = await runCli(
+      'doctor',
+      '-c',
+      writeConfig(dir, {
+        database: { url, password_file: join(dir, 'pw') },
+        sources: [{ path: join(server.logDir!, 'postgresql*.csv'), format: 'postgres-csv' }],
+      }),
+    );
     expect(result.stdout).toMatch(/log_destination includes csvlog and the logging collector is on/);
     expect(fixLines(result.stdout)).toEqual([]);
     expect(result.code).toBe(0);
@@ -98,7 +104,9 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     // The -c settings of deploy/compose.yaml's gotrs-postgres, its log directory moved into a temporary one.
     const compose = parse(readFileSync(join(repoRoot, 'deploy/compose.yaml'), 'utf8'));
     const args = compose.services['gotrs-postgres'].command as string[];
-    const settings: Record<string, string> = Object.fromEntries(args.filter((_, i) => args[i - 1] === '-c').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+    const settings: Record<string, string> = Object.fromEntries(
+      args.filter((_, i) => args[i - 1] === '-c').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
     const { log_directory: composeLogDir, ...rest } = settings;
     const { server, url, password } = await serverWith(rest);
     cleanups.push(() => server.destroy());
@@ -129,7 +137,11 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     cleanups.push(() => server.destroy());
     const dir = scratch();
     writeFileSync(join(dir, 'pw'), password, { mode: 0o600 });
-    const result = await runCli('doctor', '-c', writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }] }));
+    const result = await runCli(
+      'doctor',
+      '-c',
+      writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }] }),
+    );
     expect(result.stdout).toContain("lc_messages 'C.UTF-8': messages in English");
     expect(fixLines(result.stdout)).toEqual([]);
     expect(result.code).toBe(0);
@@ -140,7 +152,11 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     cleanups.push(() => server.destroy());
     const dir = scratch();
     writeFileSync(join(dir, 'pw'), password, { mode: 0o600 });
-    const result = await runCli('doctor', '-c', writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }] }));
+    const result = await runCli(
+      'doctor',
+      '-c',
+      writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }] }),
+    );
     expect(result.stdout).toMatch(/FIX +log_destination is 'csvlog': .* \(postgres-stderr\) needs stderr/);
     expect(result.stdout).toContain("ALTER SYSTEM SET log_destination = 'csvlog,stderr'");
     expect(result.code).toBe(1);
@@ -158,7 +174,22 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     if (isRoot) await run('chown', ['-R', 'postgres:postgres', base]);
     const primary = new URL(server.url);
     const bindir = findSystemBinaries()!;
-    await as(join(bindir, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', primary.port, '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+    await as(join(bindir, 'pg_basebackup'), [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      primary.port,
+      '-U',
+      'postgres',
+      '-D',
+      data,
+      '-R',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+      '--no-sync',
+    ]);
     const port = await freePort();
     appendFileSync(join(data, 'postgresql.auto.conf'), `\nport = ${port}\nunix_socket_directories = '${base}'\n`);
     await as(join(bindir, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', data, '-l', join(base, 'standby.log')]);
@@ -170,7 +201,14 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     standbyUrl.port = String(port);
     const dir = scratch();
     writeFileSync(join(dir, 'pw'), password, { mode: 0o600 });
-    const result = await runCli('doctor', '-c', writeConfig(dir, { database: { url: standbyUrl.toString(), password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }] }));
+    const result = await runCli(
+      'doctor',
+      '-c',
+      writeConfig(dir, {
+        database: { url: standbyUrl.toString(), password_file: join(dir, 'pw') },
+        sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }],
+      }),
+    );
     expect(result.stdout).toMatch(/FIX +127\.0\.0\.1:\d+ is a standby \(in recovery\)/);
     expect(result.stdout).toContain('target_session_attrs=read-write');
     expect(result.code).toBe(1);
@@ -185,7 +223,15 @@ describe.runIf(findSystemBinaries())('doctor on real setups', { timeout: 120_000
     cleanups.push(() => new Promise((resolve) => holder.close(resolve)));
     const dir = scratch();
     writeFileSync(join(dir, 'pw'), password, { mode: 0o600 });
-    const result = await runCli('doctor', '-c', writeConfig(dir, { database: { url, password_file: join(dir, 'pw') }, sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }], metrics: { listen: `127.0.0.1:${port}` } }));
+    const result = await runCli(
+      'doctor',
+      '-c',
+      writeConfig(dir, {
+        database: { url, password_file: join(dir, 'pw') },
+        sources: [{ path: server.logPath!, log_line_prefix: server.logLinePrefix }],
+        metrics: { listen: `127.0.0.1:${port}` },
+      }),
+    );
     expect(result.stdout).toContain(`FIX   metrics.listen 127.0.0.1:${port}: the port is in use by another program`);
     expect(result.code).toBe(1);
   });

@@ -27,7 +27,10 @@ describe('seqwatch replay', () => {
                          INSERT INTO article (id) SELECT generate_series(1, 10); SELECT setval('article_id_seq', 10);`);
     dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-'));
     config = join(dir, 'seqwatch.yaml');
-    writeFileSync(config, stringify({ database: { url: db.url }, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }));
+    writeFileSync(
+      config,
+      stringify({ database: { url: db.url }, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+    );
     const line = (t: string, pid: number, dbname: string, text: string) => `2026-11-27 ${t} UTC [${pid}] app@${dbname} ${text}`;
     const lines: string[] = [];
     for (let i = 0; i < 2000; i++) lines.push(line('09:00:00.000', 10, db.name, `LOG:  duration: 0.1${i} ms  statement: SELECT ${i}`));
@@ -67,7 +70,9 @@ describe('seqwatch replay', () => {
   it('reads well in a terminal', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, log], { env: { ...process.env, NO_COLOR: '1' } });
     expect(stdout).toMatch(/^CONSTRAINT\s+ERRORS\s+FIRST\s+LAST\s+TABLE\s+SEQUENCE\s+THE DAEMON WOULD\s+NOW$/m);
-    expect(stdout).toMatch(/^ticket_pkey\s+3\s+2026-11-27 09:00:01.000 UTC\s+2026-11-27 09:10:00.000 UTC\s+public\.ticket\s+public\.ticket_id_seq\s+heal \(3 checks\)\s+BEHIND by 100$/m);
+    expect(stdout).toMatch(
+      /^ticket_pkey\s+3\s+2026-11-27 09:00:01.000 UTC\s+2026-11-27 09:10:00.000 UTC\s+public\.ticket\s+public\.ticket_id_seq\s+heal \(3 checks\)\s+BEHIND by 100$/m,
+    );
     expect(stdout).toMatch(/6 duplicate key errors on 4 constraints in 1 file\(s\)/);
     expect(stdout).toContain('1 errors of other databases ignored');
   });
@@ -89,9 +94,25 @@ describe('seqwatch replay', () => {
 
   it('replays the other formats too: jsonlog, gzip-compressed', async () => {
     const entry = (time: string, constraint: string, dbname: string) =>
-      JSON.stringify({ timestamp: `2026-11-27 ${time} UTC`, dbname, pid: 7, error_severity: 'ERROR', state_code: '23505', message: `duplicate key value violates unique constraint "${constraint}"` });
+      JSON.stringify({
+        timestamp: `2026-11-27 ${time} UTC`,
+        dbname,
+        pid: 7,
+        error_severity: 'ERROR',
+        state_code: '23505',
+        message: `duplicate key value violates unique constraint "${constraint}"`,
+      });
     const json = join(dir, 'postgresql.json.gz');
-    writeFileSync(json, gzipSync([entry('10:00:00.000', 'ticket_pkey', db.name), JSON.stringify({ error_severity: 'LOG', message: 'checkpoint' }), entry('10:00:05.000', 'ticket_pkey', db.name)].join('\n') + '\n'));
+    writeFileSync(
+      json,
+      gzipSync(
+        [
+          entry('10:00:00.000', 'ticket_pkey', db.name),
+          JSON.stringify({ error_severity: 'LOG', message: 'checkpoint' }),
+          entry('10:00:05.000', 'ticket_pkey', db.name),
+        ].join('\n') + '\n',
+      ),
+    );
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'postgres-json', json, '--json']);
     const report = JSON.parse(stdout);
     expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
@@ -102,7 +123,8 @@ describe('seqwatch replay', () => {
   it('a flood of distinct forged names: bounded memory, batched lookups, the rest counted', async () => {
     const flood = join(dir, 'flood.log');
     const out: string[] = [];
-    for (let i = 0; i < 100_000; i++) out.push(`2026-11-27 10:00:00.000 UTC [42] app@${db.name} ERROR:  duplicate key value violates unique constraint "forged_${i}_pkey"\n`);
+    for (let i = 0; i < 100_000; i++)
+      out.push(`2026-11-27 10:00:00.000 UTC [42] app@${db.name} ERROR:  duplicate key value violates unique constraint "forged_${i}_pkey"\n`);
     out.push(`2026-11-27 10:00:01.000 UTC [43] app@${db.name} ERROR:  duplicate key value violates unique constraint "ticket_pkey"\n`);
     writeFileSync(flood, out.join(''));
     const started = Date.now();

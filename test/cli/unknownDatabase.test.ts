@@ -16,7 +16,11 @@ describe.runIf(findLocalBinaries())('several databases, a prefix without %d', ()
   let server: ThrowawayPostgres;
   let urls: string[];
   let daemon: RunningDaemon;
-  const config = () => ({ databases: urls.map((url) => ({ url })), sources: [{ path: server.logPath!, log_line_prefix: '%m [%p] ' }], remediation: { debounce_ms: 20, cooldown: 0 } });
+  const config = () => ({
+    databases: urls.map((url) => ({ url })),
+    sources: [{ path: server.logPath!, log_line_prefix: '%m [%p] ' }],
+    remediation: { debounce_ms: 20, cooldown: 0 },
+  });
 
   beforeAll(async () => {
     server = await startLocalPostgres({ logLinePrefix: '%m [%p] ' });
@@ -33,12 +37,14 @@ describe.runIf(findLocalBinaries())('several databases, a prefix without %d', ()
     await server?.destroy();
   });
 
-  it('config check warns that an error\'s database cannot be known', async () => {
+  it("config check warns that an error's database cannot be known", async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-nod-')), 'seqwatch.yaml');
     writeFileSync(path, stringify(config()));
     const result = await runCli('config', 'check', '-c', path);
     expect(result.code).toBe(0);
-    expect(result.stderr).toMatch(/warning: .*postgresql\.log: its log_line_prefix has no %d, and this config watches 2 databases: the database an error came from cannot be known/);
+    expect(result.stderr).toMatch(
+      /warning: .*postgresql\.log: its log_line_prefix has no %d, and this config watches 2 databases: the database an error came from cannot be known/,
+    );
     expect(result.stderr).toContain('add %d to log_line_prefix');
   });
 

@@ -19,11 +19,20 @@ function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: num
 /** The --help of every command and subcommand, as `seqwatch --help` and each group's help list them. */
 async function everyHelp(): Promise<Array<{ command: string[]; code: number; stdout: string }>> {
   const names = (help: string) =>
-    [...help.slice(help.indexOf('Commands:')).split('\n\n')[0]!.matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!).filter((name) => name !== 'help');
+    [
+      ...help
+        .slice(help.indexOf('Commands:'))
+        .split('\n\n')[0]!
+        .matchAll(/^ {2}(\S+)/gm),
+    ]
+      .map((m) => m[1]!)
+      .filter((name) => name !== 'help');
   const help = async (command: string[]) => ({ command, ...(await cli(...command, '--help')) });
   const top = await help([]);
   const commands = await Promise.all(names(top.stdout).map((name) => help([name])));
-  const subcommands = await Promise.all(commands.flatMap(({ command, stdout }) => (stdout.includes('Commands:') ? names(stdout).map((sub) => help([...command, sub])) : [])));
+  const subcommands = await Promise.all(
+    commands.flatMap(({ command, stdout }) => (stdout.includes('Commands:') ? names(stdout).map((sub) => help([...command, sub])) : [])),
+  );
   return [top, ...commands, ...subcommands];
 }
 
@@ -57,7 +66,10 @@ describe('check and fix arguments', () => {
     await db.pool.query(`CREATE TABLE ticket (id serial PRIMARY KEY); CREATE TABLE notes (body text)`);
     const dir = mkdtempSync(join(tmpdir(), 'seqwatch-usage-'));
     config = join(dir, 'seqwatch.yaml');
-    writeFileSync(config, stringify({ database: { url: db.url }, sources: [{ path: join(dir, 'pg.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }));
+    writeFileSync(
+      config,
+      stringify({ database: { url: db.url }, sources: [{ path: join(dir, 'pg.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }),
+    );
   });
   afterAll(async () => {
     await db?.drop();
@@ -79,14 +91,24 @@ describe('check and fix arguments', () => {
   it('reads the password from a systemd credential under the unit, and says what is missing outside it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'seqwatch-credential-'));
     const path = join(dir, 'seqwatch.yaml');
-    writeFileSync(path, stringify({ database: { url: db.url, password_credential: 'db_password' }, sources: [{ path: join(dir, 'pg.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }));
+    writeFileSync(
+      path,
+      stringify({
+        database: { url: db.url, password_credential: 'db_password' },
+        sources: [{ path: join(dir, 'pg.log') }],
+        audit: { path: join(dir, 'audit.jsonl') },
+        state_dir: dir,
+      }),
+    );
     const outside = await cli('check', '-c', path, '--table', 'ticket');
     expect(outside.code).toBe(3);
     expect(outside.stderr).toContain('database.password_credential db_password: $CREDENTIALS_DIRECTORY is not set');
     const credentials = join(dir, 'credentials');
     mkdirSync(credentials);
     const missing = await cliWith({ CREDENTIALS_DIRECTORY: credentials }, 'check', '-c', path, '--table', 'ticket');
-    expect(missing.stderr).toContain(`${join(credentials, 'db_password')}: cannot read the credential database.password_credential (LoadCredential=db_password:... in the unit)`);
+    expect(missing.stderr).toContain(
+      `${join(credentials, 'db_password')}: cannot read the credential database.password_credential (LoadCredential=db_password:... in the unit)`,
+    );
     writeFileSync(join(credentials, 'db_password'), 'secret\n');
     expect((await cliWith({ CREDENTIALS_DIRECTORY: credentials }, 'check', '-c', path, '--table', 'ticket')).code).toBe(0);
     const summary = await cli('config', 'check', '-c', path);
@@ -101,7 +123,7 @@ describe('check and fix arguments', () => {
 });
 
 describe('a fresh clone without ../shared', () => {
-  it('reads GOTRS\'s schema from demo/ so the end-to-end heal suite runs', () => {
+  it("reads GOTRS's schema from demo/ so the end-to-end heal suite runs", () => {
     // A clone with demo/ and no ../shared beside it.
     const clone = join(mkdtempSync(join(tmpdir(), 'seqwatch-clone-')), 'seqwatch');
     mkdirSync(join(clone, 'demo'), { recursive: true });

@@ -50,7 +50,9 @@ describe('config', () => {
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour, stale_after, max_jump, near_limit_percent)');
+      expect((error as Error).message).toBe(
+        'c.yaml:9:3: remediation.dryrun: unknown key (known here: debounce_ms, dry_run, sweep_interval, cooldown, max_fixes_per_hour, stale_after, max_jump, near_limit_percent)',
+      );
     }
   });
 
@@ -60,7 +62,9 @@ describe('config', () => {
 
   it('rejects a config without sources, and a broken log_line_prefix', () => {
     expect(() => parseConfig('audit:\n  path: /tmp/a\n', 'c.yaml')).toThrow(/sources/);
-    expect(() => parseConfig(VALID.replace("'%m [%p] %q%u@%d '", "'%m %'"), 'c.yaml')).toThrow(/c\.yaml:6:22: sources\.0\.log_line_prefix: log_line_prefix ends with a lone '%'/);
+    expect(() => parseConfig(VALID.replace("'%m [%p] %q%u@%d '", "'%m %'"), 'c.yaml')).toThrow(
+      /c\.yaml:6:22: sources\.0\.log_line_prefix: log_line_prefix ends with a lone '%'/,
+    );
   });
 
   it('seqwatch config check: exit 0 and a summary without the password', async () => {

@@ -57,7 +57,10 @@ describe('isUnavailable', () => {
   it("counts pg-pool's wait for a free connection timing out as unavailability", async () => {
     const pool = new pg.Pool({ connectionString: inject('pg').url, max: 1, connectionTimeoutMillis: 200 });
     const held = await pool.connect();
-    const error = await pool.query('SELECT 1').then(() => undefined, (e: unknown) => e);
+    const error = await pool.query('SELECT 1').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     held.release();
     await pool.end();
     expect((error as Error).message).toBe('timeout exceeded when trying to connect');
@@ -109,7 +112,11 @@ describe('Database', () => {
       await waitUntil('the second connection is idle on the server', async () => (await backend()) !== undefined, 5_000);
       const pid = (await backend())!;
       await db.pool.query('SELECT pg_terminate_backend($1)', [pid]);
-      await waitUntil('the terminated backend is gone', async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length === 0, 5_000);
+      await waitUntil(
+        'the terminated backend is gone',
+        async () => (await db.pool.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid])).rows.length === 0,
+        5_000,
+      );
       proxy.flush();
 
       await expect(second).rejects.toBeInstanceOf(DatabaseUnavailable);

@@ -26,7 +26,20 @@ function server(unreadable: string[]) {
       statements.push(oids.length);
       const denied = unreadable.find((table) => text.includes(`FROM ${table})`));
       if (denied) throw new Error(`permission denied for table ${denied.split('.')[1]}`);
-      const rows = oids.map((_, position) => ({ position, same_sequence: true, before: '1', next_before: '2', max_id: '1', increment: '1', limit: '100', seq_type: 'bigint', behind: false, exhausted: false, held: null, after: null }));
+      const rows = oids.map((_, position) => ({
+        position,
+        same_sequence: true,
+        before: '1',
+        next_before: '2',
+        max_id: '1',
+        increment: '1',
+        limit: '100',
+        seq_type: 'bigint',
+        behind: false,
+        exhausted: false,
+        held: null,
+        after: null,
+      }));
       return { rows: rows as never[] };
     },
   };

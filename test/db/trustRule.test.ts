@@ -19,8 +19,7 @@ const app = `app_${suffix}`;
 const friend = `friend_${suffix}`;
 let asMallory: pg.Client;
 
-const seq = async (name: string) =>
-  (await db.pool.query<{ v: string }>(`SELECT last_value::text || ':' || is_called AS v FROM ${name}`)).rows[0]!.v;
+const seq = async (name: string) => (await db.pool.query<{ v: string }>(`SELECT last_value::text || ':' || is_called AS v FROM ${name}`)).rows[0]!.v;
 
 async function only(index: string): Promise<SequenceTarget> {
   const { targets } = await resolveIndex(db.pool, index);
@@ -66,9 +65,7 @@ describe('the trust rule', () => {
   it('a table whose owner may not use the sequence does not feed it: refused, named, never a target', async () => {
     const resolution = await resolveIndex(db.pool, 't_pkey');
     expect(resolution.targets.map((t) => t.table)).toEqual(['f.t']);
-    expect(resolution.refused).toEqual([
-      expect.objectContaining({ table: 'm.t', column: 'id', sequence: 'public.ticket_id_seq', why: 'untrusted' }),
-    ]);
+    expect(resolution.refused).toEqual([expect.objectContaining({ table: 'm.t', column: 'id', sequence: 'public.ticket_id_seq', why: 'untrusted' })]);
     const listed = await listSequenceColumns(db.pool);
     expect(listed.map((c) => c.table)).not.toContain('m.t');
     expect((await listRefusedColumns(db.pool)).map((c) => [c.table, c.why])).toContainEqual(['m.t', 'untrusted']);
@@ -117,7 +114,7 @@ describe('where a sequence stands, read from the sequence itself', () => {
     expect((await db.pool.query('INSERT INTO orders DEFAULT VALUES RETURNING id')).rows[0].id).toBe(5000);
   });
 
-  it("after setval(s, n, false): the next value is n itself", async () => {
+  it('after setval(s, n, false): the next value is n itself', async () => {
     await db.pool.query(`CREATE TABLE parcel (id serial PRIMARY KEY); INSERT INTO parcel (id) SELECT generate_series(1, 40);
       SELECT setval('parcel_id_seq', 41, false);`);
     expect(await guardedSetval(db.pool, await only('parcel_pkey'), true)).toMatchObject({ verdict: 'in_sync', nextBefore: '41' });
@@ -148,7 +145,10 @@ describe('the jump guard', () => {
     expect(await seq('wide_id_seq')).toBe('1:false');
     expect(await seq('narrow_id_seq')).toBe('1:false');
     // Within the bound: fixed.
-    expect(await guardedSetval(db.pool, await only('wide_pkey'), true, { maxJump: 10_000_000, nearLimitPercent: 90 })).toMatchObject({ verdict: 'remediated', after: '5000000' });
+    expect(await guardedSetval(db.pool, await only('wide_pkey'), true, { maxJump: 10_000_000, nearLimitPercent: 90 })).toMatchObject({
+      verdict: 'remediated',
+      after: '5000000',
+    });
   });
 });
 

@@ -24,7 +24,7 @@ describe('detectIncident', () => {
     const incident = detectIncident({
       ...base,
       sqlstate: '23505',
-      message: 'la valeur d\'une clé dupliquée rompt la contrainte unique « ticket_pkey »',
+      message: "la valeur d'une clé dupliquée rompt la contrainte unique « ticket_pkey »",
     });
     expect(incident?.constraint.trim()).toBe('ticket_pkey');
   });
@@ -62,8 +62,20 @@ describe('detectIncident in every language of the installed message catalogs', (
   };
   const cases = [
     { msgid: 'duplicate key value violates unique constraint "%s"', sqlstate: '23505', values: ['ticket_pkey'], kind: 'unique_violation', name: 'ticket_pkey' },
-    { msgid: 'nextval: reached maximum value of sequence "%s" (%lld)', sqlstate: '2200H', values: ['tiny_id_seq', '32767'], kind: 'sequence_exhausted', name: 'tiny_id_seq' },
-    { msgid: 'nextval: reached minimum value of sequence "%s" (%lld)', sqlstate: '2200H', values: ['tiny_id_seq', '-32768'], kind: 'sequence_exhausted', name: 'tiny_id_seq' },
+    {
+      msgid: 'nextval: reached maximum value of sequence "%s" (%lld)',
+      sqlstate: '2200H',
+      values: ['tiny_id_seq', '32767'],
+      kind: 'sequence_exhausted',
+      name: 'tiny_id_seq',
+    },
+    {
+      msgid: 'nextval: reached minimum value of sequence "%s" (%lld)',
+      sqlstate: '2200H',
+      values: ['tiny_id_seq', '-32768'],
+      kind: 'sequence_exhausted',
+      name: 'tiny_id_seq',
+    },
     { msgid: 'relation "%s" does not exist', sqlstate: '42P01', values: ['ticket_id_seq'], kind: 'sequence_missing', name: 'ticket_id_seq' },
     { msgid: 'permission denied for sequence %s', sqlstate: '42501', values: ['ticket_id_seq'], kind: 'sequence_permission_denied', name: 'ticket_id_seq' },
     {
@@ -92,9 +104,19 @@ describe('detectIncident in every language of the installed message catalogs', (
   });
 
   it('real lines of a German and a French server (PostgreSQL 15, csvlog fields)', () => {
-    const de = detectIncident({ source: 's', severity: englishSeverity('FEHLER'), sqlstate: '23505', message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«' });
+    const de = detectIncident({
+      source: 's',
+      severity: englishSeverity('FEHLER'),
+      sqlstate: '23505',
+      message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«',
+    });
     expect(de).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
-    const fr = detectIncident({ source: 's', severity: englishSeverity('ERREUR'), sqlstate: '23505', message: "la valeur d'une clé dupliquée rompt la contrainte unique « t_pkey »" });
+    const fr = detectIncident({
+      source: 's',
+      severity: englishSeverity('ERREUR'),
+      sqlstate: '23505',
+      message: "la valeur d'une clé dupliquée rompt la contrainte unique « t_pkey »",
+    });
     expect(fr).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
     const seq = detectIncident({ source: 's', severity: 'ERROR', sqlstate: '2200H', message: 'nextval: Maximalwert von Sequenz »tiny_id_seq« erreicht (2)' });
     expect(seq).toMatchObject({ kind: 'sequence_exhausted', constraint: 'tiny_id_seq' });
@@ -116,7 +138,8 @@ describe('detectIncident: replication conflicts are not drift', () => {
       backendType: 'logical replication worker',
       message: 'duplicate key value violates unique constraint "t_pkey"',
       detail: 'Key (id)=(1) already exists.',
-      context: 'processing remote data for replication origin "pg_16395" during message type "INSERT" for replication target relation "public.t" in transaction 740, finished at 0/1549D18',
+      context:
+        'processing remote data for replication origin "pg_16395" during message type "INSERT" for replication target relation "public.t" in transaction 740, finished at 0/1549D18',
     });
     expect(incident).toMatchObject({
       kind: 'replication_conflict',
@@ -131,7 +154,8 @@ describe('detectIncident: replication conflicts are not drift', () => {
       severity: 'ERROR',
       sqlstate: '23505',
       message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«',
-      context: 'Verarbeiten empfangener Daten für Replication-Origin »pg_16395« bei Nachrichtentyp »INSERT« für Replikationsziel-Relation »public.t« in Transaktion 740, beendet bei 0/1549D18',
+      context:
+        'Verarbeiten empfangener Daten für Replication-Origin »pg_16395« bei Nachrichtentyp »INSERT« für Replikationsziel-Relation »public.t« in Transaktion 740, beendet bei 0/1549D18',
     });
     expect(incident).toMatchObject({ kind: 'replication_conflict', constraint: 't_pkey', replication: { origin: 'pg_16395', finishLsn: '0/1549D18' } });
   });
@@ -143,7 +167,8 @@ describe('detectIncident: replication conflicts are not drift', () => {
       sqlstate: '23505',
       message: 'conflict detected on relation "public.t": conflict=insert_exists',
       detail: 'Key already exists in unique index "t_pkey", modified in transaction 752.\nKey (id)=(1); existing local row (1, local); remote row (1, remote).',
-      context: 'processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.t" in transaction 753, finished at 0/177C240',
+      context:
+        'processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.t" in transaction 753, finished at 0/177C240',
       backendType: 'logical replication apply worker',
     });
     expect(incident).toMatchObject({
@@ -154,8 +179,24 @@ describe('detectIncident: replication conflicts are not drift', () => {
   });
 
   it('other errors of an apply worker, and the same unique violation from a client, are not replication conflicts', () => {
-    expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '42P01', backendType: 'logical replication worker', message: 'logical replication target relation "public.x" does not exist' })).toBeUndefined();
-    expect(detectIncident({ source: 's', severity: 'ERROR', sqlstate: '23505', backendType: 'client backend', message: 'duplicate key value violates unique constraint "t_pkey"' })).toMatchObject({ kind: 'unique_violation' });
+    expect(
+      detectIncident({
+        source: 's',
+        severity: 'ERROR',
+        sqlstate: '42P01',
+        backendType: 'logical replication worker',
+        message: 'logical replication target relation "public.x" does not exist',
+      }),
+    ).toBeUndefined();
+    expect(
+      detectIncident({
+        source: 's',
+        severity: 'ERROR',
+        sqlstate: '23505',
+        backendType: 'client backend',
+        message: 'duplicate key value violates unique constraint "t_pkey"',
+      }),
+    ).toMatchObject({ kind: 'unique_violation' });
   });
 });
 

@@ -19,7 +19,7 @@ describe.runIf(canHide || !hasSystemBinaries)('npm run demo without PostgreSQL i
   chmodSync(temp, 0o755); // the server's directories go here; the postgres user must reach them
   afterAll(() => rmSync(temp, { recursive: true, force: true }));
 
-  it('heals the ticket with npm\'s build of PostgreSQL, and leaves nothing behind', async () => {
+  it("heals the ticket with npm's build of PostgreSQL, and leaves nothing behind", async () => {
     const demo = [process.execPath, join(repoRoot, 'dist/devtools/demo.js')];
     const [command, ...args] = hasSystemBinaries
       ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o mode=755 tmpfs /usr/lib/postgresql && exec "$@"', 'hide', ...demo]

@@ -27,7 +27,7 @@ async function serverVersion(url: string): Promise<{ major: number; exe: string 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const { rows } = await client.query<{ v: string; pid: number }>('SELECT current_setting(\'server_version_num\') AS v, pg_backend_pid() AS pid');
+    const { rows } = await client.query<{ v: string; pid: number }>("SELECT current_setting('server_version_num') AS v, pg_backend_pid() AS pid");
     let exe: string | undefined;
     try {
       exe = readlinkSync(`/proc/${rows[0]!.pid}/exe`);

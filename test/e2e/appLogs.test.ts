@@ -110,7 +110,9 @@ describe('the corpus of real logs, healed end to end', () => {
       for (const sample of samples) {
         for (const table of sample.heals) {
           const record = await daemon.waitForAudit(`${sample.name} heals ${table}`, fixed(sample, table), 30_000).catch((error: Error) => {
-            const told = daemon.audit().filter((r) => r.trigger?.source === paths.get(sample) && r.database !== databaseOf(sample) ? false : r.trigger?.source === paths.get(sample));
+            const told = daemon
+              .audit()
+              .filter((r) => (r.trigger?.source === paths.get(sample) && r.database !== databaseOf(sample) ? false : r.trigger?.source === paths.get(sample)));
             throw new Error(`${error.message}; the audit about it:\n${told.map((r) => JSON.stringify(r)).join('\n')}\n${daemon.stderr().slice(-3000)}`);
           });
           expect(record, sample.name).toMatchObject({ after: '1000' });
@@ -129,12 +131,17 @@ describe('the corpus of real logs, healed end to end', () => {
           .filter((r) => r.event === 'detected' && r.trigger?.source === source && r.database === databaseOf(sample))
           .reduce((n, r) => n + Number((r as { incidents?: number }).incidents ?? 0), 0);
         expect(counted, `${sample.name}: failures counted`).toBe(failures);
-        for (const table of sample.untouched) expect(await sequenceOf(sample, table), `${sample.name}: ${table} untouched`).toEqual({ last_value: '1', is_called: false });
-        for (const table of sample.heals) expect(await sequenceOf(sample, table), `${sample.name}: ${table} healed`).toEqual({ last_value: '1000', is_called: true });
+        for (const table of sample.untouched)
+          expect(await sequenceOf(sample, table), `${sample.name}: ${table} untouched`).toEqual({ last_value: '1', is_called: false });
+        for (const table of sample.heals)
+          expect(await sequenceOf(sample, table), `${sample.name}: ${table} healed`).toEqual({ last_value: '1000', is_called: true });
       }
       if (mode === 'auto') {
         // auto said what it found, per source, and never took an application's log for a server's.
-        await waitFor('formats detected', () => daemon.stderr().match(/format detected/g)?.length === samples.filter((s) => readFileSync(s.path, 'utf8').length > 0).length);
+        await waitFor(
+          'formats detected',
+          () => daemon.stderr().match(/format detected/g)?.length === samples.filter((s) => readFileSync(s.path, 'utf8').length > 0).length,
+        );
         expect(daemon.stderr()).not.toContain('looked like');
       }
       await daemon.stop();
@@ -158,7 +165,8 @@ describe('the corpus of real logs, healed end to end', () => {
     daemons.push(daemon);
     const now = () => new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
     appendFileSync(path, `${now()} [4242] LOG:  worker started\n`);
-    for (let i = 0; i < 3; i++) appendFileSync(path, `${now()} [4242] ERROR: create ticket: pq: duplicate key value violates unique constraint "pq_log_ticket_pkey"\n`);
+    for (let i = 0; i < 3; i++)
+      appendFileSync(path, `${now()} [4242] ERROR: create ticket: pq: duplicate key value violates unique constraint "pq_log_ticket_pkey"\n`);
     const fix = await daemon.waitForAudit('healed after the warning', (r) => r.event === 'remediated' && r.table === 'public.pq_log_ticket', 20_000);
     expect(fix).toMatchObject({ after: '1000' });
     expect(daemon.stderr()).toMatch(/looked like postgres-stderr, but 3 lines holding a duplicate key error gave no record in that format/);

@@ -140,7 +140,8 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
       await driftAndFail(s.url);
       await healed(s.url, daemon);
       expect(readFileSync(file, 'utf8')).toMatch(/testhost postgres\[\d+\]: \[\d+-1\] postgres@postgres ERROR: {2}duplicate key/);
-    }));
+    }),
+  );
 
   // Issue 16 item 5: PostgreSQL cuts a syslog message every 900 bytes (at the last space, or hard
   // when there is none); a statement can be built so that a cut piece begins like a record.
@@ -158,9 +159,12 @@ describe.runIf(findLocalBinaries())('every log format, end to end on a real serv
       await expect(client.query('INSERT INTO queue DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
       await client.end();
       await daemon.waitForAudit('queue healed', (r) => r.event === 'remediated' && r.table === 'public.queue', 15_000);
-      expect(readFileSync(file, 'utf8')).toMatch(/postgres\[\d+\]: \[\d+-[2-9]\] postgres@postgres ERROR: {2}duplicate key value violates unique constraint "ticket_pkey"$/m);
+      expect(readFileSync(file, 'utf8')).toMatch(
+        /postgres\[\d+\]: \[\d+-[2-9]\] postgres@postgres ERROR: {2}duplicate key value violates unique constraint "ticket_pkey"$/m,
+      );
       expect(daemon.audit().filter((r) => JSON.stringify(r).includes('ticket'))).toEqual([]);
-    }));
+    }),
+  );
 
   it('auto detects the format and says which', async () => {
     const s = servers[0]!;

@@ -90,7 +90,12 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
     const detected = daemon.audit().filter((r) => r.event === 'detected' && r.table === 'public.early_heal');
     expect(detected.map((r) => r.incidents)).toEqual([1]);
     expect(detected[0]!.trigger).toMatchObject({ source: logPath, constraint: 'early_heal_pkey' });
-    expect(daemon.audit().filter((r) => r.table === 'public.early_heal').map((r) => r.event)).toEqual(['detected', 'remediated']);
+    expect(
+      daemon
+        .audit()
+        .filter((r) => r.table === 'public.early_heal')
+        .map((r) => r.event),
+    ).toEqual(['detected', 'remediated']);
   });
 
   it('leaves a sequence alone on a unique violation that no sequence feeds (users_login_key), and says why', async () => {
@@ -130,7 +135,9 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
     for (const name of forgedNames) {
       // RAISE puts exactly this text in the real server log, as any client could.
       await expect(
-        db.pool.query(`DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = $m$duplicate key value violates unique constraint "${name}"$m$; END $$`),
+        db.pool.query(
+          `DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'unique_violation', MESSAGE = $m$duplicate key value violates unique constraint "${name}"$m$; END $$`,
+        ),
       ).rejects.toMatchObject({ code: '23505' });
     }
     const stamp = new Date().toISOString().replace('T', ' ').replace('Z', ' UTC');
@@ -157,9 +164,9 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
     expect(daemon.alive()).toBe(true);
 
     // Still healing afterwards.
-    await expect(
-      db.pool.query(`INSERT INTO acl_sync (acl_id, sync_state, create_time, change_time) VALUES ('new', 's', now(), now())`),
-    ).rejects.toMatchObject({ code: '23505' });
+    await expect(db.pool.query(`INSERT INTO acl_sync (acl_id, sync_state, create_time, change_time) VALUES ('new', 's', now(), now())`)).rejects.toMatchObject({
+      code: '23505',
+    });
     await daemon.waitForAudit('acl_sync remediated', (r) => r.event === 'remediated' && r.table === 'public.acl_sync');
     await db.pool.query(`INSERT INTO acl_sync (acl_id, sync_state, create_time, change_time) VALUES ('new', 's', now(), now())`);
   });

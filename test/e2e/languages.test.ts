@@ -9,7 +9,10 @@ import { runCli, startDaemon, waitFor } from '../helpers/daemon.js';
 function hasLocale(name: string): boolean {
   try {
     const wanted = name.toLowerCase().replace(/utf-?8/, 'utf8');
-    return execFileSync('locale', ['-a']).toString().split('\n').some((l) => l.toLowerCase().replace(/utf-?8/, 'utf8') === wanted);
+    return execFileSync('locale', ['-a'])
+      .toString()
+      .split('\n')
+      .some((l) => l.toLowerCase().replace(/utf-?8/, 'utf8') === wanted);
   } catch {
     return false;
   }
@@ -36,7 +39,13 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         server = await startLocalPostgres({
           bindir: findSystemBinaries()!,
           logLinePrefix: PREFIX,
-          settings: { lc_messages: language.lc, logging_collector: 'on', log_destination: 'stderr,csvlog,jsonlog', log_filename: 'collector.log', log_file_mode: '0644' },
+          settings: {
+            lc_messages: language.lc,
+            logging_collector: 'on',
+            log_destination: 'stderr,csvlog,jsonlog',
+            log_filename: 'collector.log',
+            log_file_mode: '0644',
+          },
         });
         const admin = new pg.Client({ connectionString: server.url });
         await admin.connect();
@@ -89,20 +98,23 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         }, 60_000);
       }
 
-      it.runIf(language.lc.startsWith('fr'))('without %e in the prefix, config check and the start warn that detection depends on English messages', async () => {
-        const daemon = await startDaemon({
-          database: { url: server.url },
-          sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: '%m [%p] %q%u@%d ', start_at: 'end' }],
-        });
-        try {
-          const check = await runCli('config', 'check', '-c', daemon.configPath);
-          const warning = /gives no SQLSTATE \(no %e in log_line_prefix\), so duplicate key errors are recognised by their English message only/;
-          expect(check.stdout + check.stderr).toMatch(warning);
-          await waitFor('the warning at start', () => warning.test(daemon.stderr()));
-        } finally {
-          await daemon.stop();
-        }
-      });
+      it.runIf(language.lc.startsWith('fr'))(
+        'without %e in the prefix, config check and the start warn that detection depends on English messages',
+        async () => {
+          const daemon = await startDaemon({
+            database: { url: server.url },
+            sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: '%m [%p] %q%u@%d ', start_at: 'end' }],
+          });
+          try {
+            const check = await runCli('config', 'check', '-c', daemon.configPath);
+            const warning = /gives no SQLSTATE \(no %e in log_line_prefix\), so duplicate key errors are recognised by their English message only/;
+            expect(check.stdout + check.stderr).toMatch(warning);
+            await waitFor('the warning at start', () => warning.test(daemon.stderr()));
+          } finally {
+            await daemon.stop();
+          }
+        },
+      );
     });
   }
 });

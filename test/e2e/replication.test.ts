@@ -4,7 +4,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findLocalBinaries, localBinariesMajor, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { startDaemon } from '../helpers/daemon.js';
 
-
 /*
  * Real logical replication between two local clusters: a publisher, and a subscriber that already
  * has a row with the key the publisher sends. The subscriber's apply worker fails on it again and
@@ -57,7 +56,8 @@ describe.runIf(findLocalBinaries() && (localBinariesMajor() ?? 0) >= 15)('logica
     try {
       await sql(subscriber.url, `CREATE SUBSCRIPTION tickets_sub CONNECTION '${publisher.url}' PUBLICATION tickets WITH (copy_data = false)`);
       // The apply worker is running (and its slot in use) before the publisher writes.
-      const workerRuns = async () => (await sql(subscriber.url, "SELECT 1 FROM pg_stat_subscription WHERE subname = 'tickets_sub' AND pid IS NOT NULL")).rowCount === 1;
+      const workerRuns = async () =>
+        (await sql(subscriber.url, "SELECT 1 FROM pg_stat_subscription WHERE subname = 'tickets_sub' AND pid IS NOT NULL")).rowCount === 1;
       const started = Date.now();
       while (!(await workerRuns()) && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 100));
       await sql(publisher.url, "INSERT INTO ticket (title) VALUES ('remote')");
@@ -65,11 +65,14 @@ describe.runIf(findLocalBinaries() && (localBinariesMajor() ?? 0) >= 15)('logica
       const alert = await daemon.waitForAudit('the replication conflict alert', (r) => r.event === 'alert' && r.reason === 'replication_conflict', 30_000);
       const suboid = (await sql(subscriber.url, "SELECT oid::text AS oid FROM pg_subscription WHERE subname = 'tickets_sub'")).rows[0].oid as string;
       expect(alert).toMatchObject({ origin: `pg_${suboid}`, subscription_oid: suboid, index: 'ticket_pkey', relation: 'public.ticket' });
-      expect(alert.msg).toMatch(/logical replication is stuck: the apply worker of the subscription with oid \d+ .* a row with the same key already exists on this subscriber/);
+      expect(alert.msg).toMatch(
+        /logical replication is stuck: the apply worker of the subscription with oid \d+ .* a row with the same key already exists on this subscriber/,
+      );
       expect(alert.msg).toMatch(/ALTER SUBSCRIPTION <name> SKIP \(lsn = '[0-9A-F]+\/[0-9A-F]+'\)/);
 
       // The worker keeps failing (every 500 ms here): wait for several more of its errors in all three logs.
-      const applyErrors = async () => Number((await sql(subscriber.url, "SELECT apply_error_count::int AS n FROM pg_stat_subscription_stats WHERE subname = 'tickets_sub'")).rows[0].n);
+      const applyErrors = async () =>
+        Number((await sql(subscriber.url, "SELECT apply_error_count::int AS n FROM pg_stat_subscription_stats WHERE subname = 'tickets_sub'")).rows[0].n);
       const seen = await applyErrors();
       const deadline = Date.now() + 20_000;
       while ((await applyErrors()) < seen + 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

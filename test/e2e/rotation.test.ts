@@ -24,7 +24,14 @@ describe.runIf(findLocalBinaries())('logging collector rotation', () => {
   it(`loses no error across size-based rotations and pg_rotate_logfile() (${destination})`, async () => {
     server = await startLocalPostgres({
       logLinePrefix: '%m [%p] ',
-      settings: { logging_collector: 'on', log_destination: destination, log_file_mode: '0644', log_rotation_size: 64, log_rotation_age: 0, log_min_duration_statement: 0 },
+      settings: {
+        logging_collector: 'on',
+        log_destination: destination,
+        log_file_mode: '0644',
+        log_rotation_size: 64,
+        log_rotation_age: 0,
+        log_min_duration_statement: 0,
+      },
     });
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
@@ -55,7 +62,11 @@ describe.runIf(findLocalBinaries())('logging collector rotation', () => {
     await admin.end();
     const files = readdirSync(server.logDir!).filter((f) => f.endsWith(`.${extension}`));
     expect(files.length).toBeGreaterThan(2);
-    const seen = () => d.audit().filter((r) => r.event === 'detected' && r.table === 'public.ticket').reduce((n, r) => n + (r.incidents as number), 0);
+    const seen = () =>
+      d
+        .audit()
+        .filter((r) => r.event === 'detected' && r.table === 'public.ticket')
+        .reduce((n, r) => n + (r.incidents as number), 0);
     await waitFor(`all ${ERRORS} errors seen`, () => seen() >= ERRORS, 30_000).catch(() => {});
     await new Promise((r) => setTimeout(r, 500));
     expect(seen()).toBe(ERRORS);

@@ -87,11 +87,21 @@ describe('StderrPrefixParser', () => {
       `${T} [5] ERROR:  23505: duplicate key value violates unique constraint "t_pkey"`,
       `${T} [5] LOCATION:  _bt_check_unique, nbtinsert.c:666`,
     ]);
-    expect(records[0]).toMatchObject({ sqlstate: '23505', message: 'duplicate key value violates unique constraint "t_pkey"', location: '_bt_check_unique, nbtinsert.c:666' });
+    expect(records[0]).toMatchObject({
+      sqlstate: '23505',
+      message: 'duplicate key value violates unique constraint "t_pkey"',
+      location: '_bt_check_unique, nbtinsert.c:666',
+    });
   });
 
   it('counts, and survives, lines that are not records', () => {
-    const { records, parser } = parse('%m [%p] ', ['waiting for server to start....', `\torphan continuation`, `${T} [5] DETAIL:  orphan`, '', '\u0000\u0000garbage']);
+    const { records, parser } = parse('%m [%p] ', [
+      'waiting for server to start....',
+      `\torphan continuation`,
+      `${T} [5] DETAIL:  orphan`,
+      '',
+      '\u0000\u0000garbage',
+    ]);
     expect(records).toHaveLength(0);
     expect(parser.counters.unrecognisedLines).toBe(3);
     expect(parser.counters.orphanLines).toBe(2);
@@ -129,7 +139,13 @@ describe('StderrPrefixParser with a pre-check (the daemon on a busy log)', () =>
   it('emits the records that matter, whole, and passes the others over without calling anything an orphan', () => {
     const { records, parser } = parseWith(busy);
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ pid: 2, message: 'duplicate key value violates unique constraint "ticket_pkey"', detail: 'Key (id)=(7) already exists.', statement: 'INSERT INTO ticket DEFAULT VALUES', line: 3 });
+    expect(records[0]).toMatchObject({
+      pid: 2,
+      message: 'duplicate key value violates unique constraint "ticket_pkey"',
+      detail: 'Key (id)=(7) already exists.',
+      statement: 'INSERT INTO ticket DEFAULT VALUES',
+      line: 3,
+    });
     expect(parser.counters).toMatchObject({ records: 1, orphanLines: 0, unrecognisedLines: 0 });
     expect(parser.counters.skippedLines).toBeGreaterThan(0);
   });
@@ -157,10 +173,26 @@ describe('StderrPrefixParser: each record at its first line too', () => {
   it('hands a record to onRecordStart as its first line is read, with the prefix fields; the whole record still comes once, at its end', () => {
     const started: LogRecord[] = [];
     const records: LogRecord[] = [];
-    const parser = new StderrPrefixParser(P, 'test.log', (r) => records.push(r), undefined, (r) => started.push({ ...r }));
+    const parser = new StderrPrefixParser(
+      P,
+      'test.log',
+      (r) => records.push(r),
+      undefined,
+      (r) => started.push({ ...r }),
+    );
     parser.push(`${T} [17] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "ticket_pkey"`, { offset: 100, line: 1 });
     expect(started).toEqual([
-      { source: 'test.log', severity: 'ERROR', message: 'duplicate key value violates unique constraint "ticket_pkey"', offset: 100, line: 1, logTime: T, pid: 17, user: 'gotrs', database: 'helpdesk' },
+      {
+        source: 'test.log',
+        severity: 'ERROR',
+        message: 'duplicate key value violates unique constraint "ticket_pkey"',
+        offset: 100,
+        line: 1,
+        logTime: T,
+        pid: 17,
+        user: 'gotrs',
+        database: 'helpdesk',
+      },
     ]);
     expect(records).toHaveLength(0);
     parser.push(`${T} [17] gotrs@helpdesk DETAIL:  Key (id)=(5) already exists.`, { offset: 190, line: 2 });
@@ -173,7 +205,13 @@ describe('StderrPrefixParser: each record at its first line too', () => {
 
   it('a DETAIL, HINT or STATEMENT line starts no record, and lines passed over by the pre-check none either', () => {
     const started: LogRecord[] = [];
-    const parser = new StderrPrefixParser(P, 'test.log', () => {}, (line) => line.includes('duplicate key'), (r) => started.push(r));
+    const parser = new StderrPrefixParser(
+      P,
+      'test.log',
+      () => {},
+      (line) => line.includes('duplicate key'),
+      (r) => started.push(r),
+    );
     parser.push(`${T} [17] gotrs@helpdesk LOG:  duration: 0.1 ms`);
     parser.push(`${T} [17] gotrs@helpdesk DETAIL:  orphan`);
     parser.push(`${T} [18] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "a_pkey"`);

@@ -10,7 +10,13 @@ function parse(format: Format, lines: string[], options: Partial<FormatOptions> 
   const misread: Array<[string, number]> = [];
   const parser = createParser(
     format,
-    { source: 's', logLinePrefix: '%m [%p] ', onDetected: (f, inner) => detected.push(inner ? `${f}/${inner}` : f), onMisread: (f, n) => misread.push([f, n]), ...options },
+    {
+      source: 's',
+      logLinePrefix: '%m [%p] ',
+      onDetected: (f, inner) => detected.push(inner ? `${f}/${inner}` : f),
+      onMisread: (f, n) => misread.push([f, n]),
+      ...options,
+    },
     (r) => records.push(r),
   );
   lines.forEach((line, i) => parser.push(line, { line: i + 1 }));
@@ -23,7 +29,10 @@ const dup = (name: string) => `duplicate key value violates unique constraint "$
 describe('auto: a format only on its whole shape', () => {
   it.each([
     ["Python's %(asctime)s", ['2026-12-02 01:43:10,915 INFO [tickets] worker started', `2026-12-02 01:43:11,002 ERROR [tickets] ${dup('ticket_pkey')}`]],
-    ["Log4j 2's %d", ['2026-12-02 01:43:10,915 INFO c.e.t.TicketService [main] Started', `2026-12-02 01:43:11,002 ERROR c.e.t.TicketService [main] ${dup('ticket_pkey')}`]],
+    [
+      "Log4j 2's %d",
+      ['2026-12-02 01:43:10,915 INFO c.e.t.TicketService [main] Started', `2026-12-02 01:43:11,002 ERROR c.e.t.TicketService [main] ${dup('ticket_pkey')}`],
+    ],
     ['a CSV-looking application line', ['2026-12-02 01:43:10.915 UTC,INFO,tickets,started', `2026-12-02 01:43:11.002 UTC,ERROR,tickets,${dup('ticket_pkey')}`]],
   ])('%s is not csvlog', (_name, lines) => {
     const { detected, incidents } = parse('auto', lines);
@@ -32,7 +41,14 @@ describe('auto: a format only on its whole shape', () => {
   });
 
   it('recognises CRI and CloudNativePG lines, and the format inside a container log', () => {
-    const cnpg = JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'postgres', msg: 'record', logging_pod: 'pg-1', record: { error_severity: 'LOG', message: 'checkpoint starting' } });
+    const cnpg = JSON.stringify({
+      level: 'info',
+      ts: '2026-12-02T01:02:03Z',
+      logger: 'postgres',
+      msg: 'record',
+      logging_pod: 'pg-1',
+      record: { error_severity: 'LOG', message: 'checkpoint starting' },
+    });
     expect(parse('auto', [cnpg]).detected).toEqual(['cnpg-json']);
     expect(parse('auto', [`2026-12-02T01:02:03.123456789Z stderr F ${'2026-12-02 01:02:03.123 UTC [7] LOG:  x'}`]).detected).toEqual(['cri/postgres-stderr']);
     expect(parse('auto', [`2026-12-02T01:02:03.123456789Z stdout F ${cnpg}`]).detected).toEqual(['cri/cnpg-json']);
@@ -57,7 +73,10 @@ describe('auto: says so when the chosen format is blind, and chooses again', () 
   });
 
   it('does not when the format gives records of the errors (a real server log with several backends)', () => {
-    const server = [1, 2, 3, 4].flatMap((n) => [`2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] ERROR:  ${dup('ticket_pkey')}`, `2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] DETAIL:  Key (id)=(${n}) already exists.`]);
+    const server = [1, 2, 3, 4].flatMap((n) => [
+      `2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] ERROR:  ${dup('ticket_pkey')}`,
+      `2026-12-02 06:00:0${n}.123 UTC [${4240 + n}] DETAIL:  Key (id)=(${n}) already exists.`,
+    ]);
     const { detected, misread, incidents } = parse('auto', server);
     expect(detected).toEqual(['postgres-stderr']);
     expect(misread).toEqual([]);
@@ -85,10 +104,19 @@ describe('cri', () => {
 
 describe('cnpg-json', () => {
   it("reads CloudNativePG's records (database, SQLSTATE, any language) and passes over its other loggers", () => {
-    const record = (fields: Record<string, string>) => JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'postgres', msg: 'record', logging_pod: 'pg-1', record: fields });
+    const record = (fields: Record<string, string>) =>
+      JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'postgres', msg: 'record', logging_pod: 'pg-1', record: fields });
     const { records, incidents, counters } = parse('cnpg-json', [
       JSON.stringify({ level: 'info', ts: '2026-12-02T01:02:03Z', logger: 'instance-manager', msg: 'starting', logging_pod: 'pg-1' }),
-      record({ log_time: '2026-12-02 01:02:03.123 UTC', user_name: 'app', database_name: 'gotrs', process_id: '886', error_severity: 'ERROR', sql_state_code: '23505', message: 'doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«' }),
+      record({
+        log_time: '2026-12-02 01:02:03.123 UTC',
+        user_name: 'app',
+        database_name: 'gotrs',
+        process_id: '886',
+        error_severity: 'ERROR',
+        sql_state_code: '23505',
+        message: 'doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«',
+      }),
       record({ error_severity: 'LOG', sql_state_code: '00000', message: 'checkpoint complete' }),
     ]);
     expect(records).toHaveLength(2);
@@ -130,7 +158,12 @@ describe('app-text: names from the message, failures not lines', () => {
   it('counts the same line form again as a new failure, another form right after as the same one', () => {
     const go = `2026/12/02 05:55:05 create ticket: pq: ${dup('ticket_pkey')}`;
     expect(parse('app-text', [go, go]).incidents).toHaveLength(2);
-    const typeorm = ['query failed: INSERT INTO "ticket" DEFAULT VALUES', `error: error: ${dup('ticket_pkey')}`, `QueryFailedError: ${dup('ticket_pkey')}`, '    at PostgresQueryRunner.query (x.js:1:1) {'];
+    const typeorm = [
+      'query failed: INSERT INTO "ticket" DEFAULT VALUES',
+      `error: error: ${dup('ticket_pkey')}`,
+      `QueryFailedError: ${dup('ticket_pkey')}`,
+      '    at PostgresQueryRunner.query (x.js:1:1) {',
+    ];
     expect(parse('app-text', [...typeorm, ...typeorm]).incidents).toHaveLength(2);
     const winston = JSON.stringify({ error: { code: '23505', constraint: 'ticket_pkey' }, level: 'error', message: 'create ticket failed' });
     // The structured field and the message text name the same constraint: one failure.

@@ -33,7 +33,7 @@ const HOSTILE: Array<[string, string]> = [
   ['backslashes', fill('\\', 'duplicate key value violates unique constraint \\"x')],
   ['quotes', fill('"', '23505')],
   ['braces', fill('{', 'duplicate key')],
-  ['a JSON object nested deep', fill('{"a":', '"duplicate key"') ],
+  ['a JSON object nested deep', fill('{"a":', '"duplicate key"')],
   ['exception-like head', fill('a.', 'Error: duplicate key')],
   ['tabs and DETAIL:', fill('\tDETAIL: ', '23505')],
 ];

@@ -32,7 +32,18 @@ describe('the corpus of real logs', () => {
 
   it('has samples of every stack it claims', () => {
     const stacks = new Set(samples.map((s) => s.stack));
-    for (const stack of ['go-pgx', 'go-lib-pq', 'python-django', 'python-flask-sqlalchemy', 'python-psycopg', 'ruby-rails', 'java-jdbc', 'node', 'cri', 'cnpg']) {
+    for (const stack of [
+      'go-pgx',
+      'go-lib-pq',
+      'python-django',
+      'python-flask-sqlalchemy',
+      'python-psycopg',
+      'ruby-rails',
+      'java-jdbc',
+      'node',
+      'cri',
+      'cnpg',
+    ]) {
       expect(stacks, stack).toContain(stack);
     }
   });
@@ -49,4 +60,3 @@ describe('the corpus of real logs', () => {
     });
   });
 });
-

@@ -8,7 +8,12 @@ function parse(format: Format, lines: string[], options: { prefix?: string; inne
   let detected: string | undefined;
   const parser = createParser(
     format,
-    { source: 's', logLinePrefix: options.prefix ?? '%m [%p] %q%u@%d ', ...(options.inner ? { innerFormat: options.inner } : {}), onDetected: (f) => (detected = f) },
+    {
+      source: 's',
+      logLinePrefix: options.prefix ?? '%m [%p] %q%u@%d ',
+      ...(options.inner ? { innerFormat: options.inner } : {}),
+      onDetected: (f) => (detected = f),
+    },
     (r) => records.push(r),
   );
   lines.forEach((line, i) => parser.push(line, { line: i + 1 }));
@@ -69,7 +74,10 @@ describe('postgres-csv', () => {
   });
 
   it('finds a translated message by its SQLSTATE', () => {
-    const line = CSV_ERROR.split('\n')[0]!.replace('duplicate key value violates unique constraint ""we""ird_pkey""', 'la valeur d\'une clé dupliquée rompt la contrainte unique « ticket_pkey »');
+    const line = CSV_ERROR.split('\n')[0]!.replace(
+      'duplicate key value violates unique constraint ""we""ird_pkey""',
+      "la valeur d'une clé dupliquée rompt la contrainte unique « ticket_pkey »",
+    );
     const { incidents } = parse('postgres-csv', [line, ...CSV_ERROR.split('\n').slice(1)]);
     expect(incidents[0]).toMatchObject({ constraint: 'ticket_pkey' });
   });
@@ -115,7 +123,7 @@ describe('syslog chunks', () => {
   it('a chunk after the first is never a record: a cut piece joins the line it was cut from', () => {
     const lines = [
       'Nov 27 10:00:00 db1 postgres[3360]: [6-1] gotrs@gotrs ERROR:  division by zero',
-      "Nov 27 10:00:00 db1 postgres[3360]: [6-2] gotrs@gotrs STATEMENT:  SELECT 1/0 --",
+      'Nov 27 10:00:00 db1 postgres[3360]: [6-2] gotrs@gotrs STATEMENT:  SELECT 1/0 --',
       `Nov 27 10:00:00 db1 postgres[3360]: [6-3]  ${'x'.repeat(899)}`,
       'Nov 27 10:00:00 db1 postgres[3360]: [6-4] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
     ];
@@ -152,7 +160,7 @@ describe('app-text', () => {
       '2026/11/27 10:00:00 ticket create failed: pq: duplicate key value violates unique constraint "article_pkey"',
       'ERROR: duplicate key value violates unique constraint "ticket_pkey" (SQLSTATE 23505)',
       JSON.stringify({ level: 'error', msg: 'insert failed', error: 'pq: duplicate key value violates unique constraint "queue_pkey"' }),
-      'ERROR: la valeur d\'une clé dupliquée rompt la contrainte unique « users_pkey » (SQLSTATE 23505)',
+      "ERROR: la valeur d'une clé dupliquée rompt la contrainte unique « users_pkey » (SQLSTATE 23505)",
       'GET /ticket 200 12ms',
     ]);
     expect(incidents.map((i) => i!.constraint)).toEqual(['article_pkey', 'ticket_pkey', 'queue_pkey', 'users_pkey']);

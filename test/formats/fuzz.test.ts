@@ -83,12 +83,31 @@ function hostileRecord(format: (typeof FORMATS)[number], text: string): string[]
     case 'postgres-stderr':
     case 'auto':
       // The text in the message, in further lines, and where the prefix's user, database and application are.
-      return [stderr, `${T} [42] 23505 app@gotrs psql DETAIL:  ${text}`, `${T} [42] 23505 app@gotrs psql CONTEXT:  ${text}`, `${T} [43] ${text}`, `${T} [44] 23505 ${text}`];
+      return [
+        stderr,
+        `${T} [42] 23505 app@gotrs psql DETAIL:  ${text}`,
+        `${T} [42] 23505 app@gotrs psql CONTEXT:  ${text}`,
+        `${T} [43] ${text}`,
+        `${T} [44] 23505 ${text}`,
+      ];
     case 'postgres-csv':
       // 16 KiB of text per record: the message, and a CONTEXT of an apply worker (read for replication conflicts).
-      return [`${T},"app","gotrs",42,"h",s,3,"INSERT",${T},3/12,0,ERROR,23505,${csvField(text.slice(0, HOSTILE_CHARS / 2))},,,,,${csvField(text.slice(HOSTILE_CHARS / 2))},,,"psql","logical replication worker",,0`];
+      return [
+        `${T},"app","gotrs",42,"h",s,3,"INSERT",${T},3/12,0,ERROR,23505,${csvField(text.slice(0, HOSTILE_CHARS / 2))},,,,,${csvField(text.slice(HOSTILE_CHARS / 2))},,,"psql","logical replication worker",,0`,
+      ];
     case 'postgres-json':
-      return [JSON.stringify({ timestamp: T, pid: 42, error_severity: 'ERROR', state_code: '23505', message: text, detail: text, context: text, backend_type: 'client backend' })];
+      return [
+        JSON.stringify({
+          timestamp: T,
+          pid: 42,
+          error_severity: 'ERROR',
+          state_code: '23505',
+          message: text,
+          detail: text,
+          context: text,
+          backend_type: 'client backend',
+        }),
+      ];
     case 'syslog':
       return [`Nov 27 10:00:00 db1 postgres[3360]: [5-1] 23505 app@gotrs psql ERROR:  ${text}`, `Nov 27 10:00:00 db1 postgres[3360]: [5-2] #011${text}`];
     case 'docker-json':

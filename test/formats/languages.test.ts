@@ -40,21 +40,39 @@ const PREFIX = '%m [%p] %e %q%u@%d ';
 describe('translated servers', () => {
   it('stderr with %e: a German server (FEHLER, ORT, ANWEISUNG) is read and detected', () => {
     const [unique, sequence] = records('postgres-stderr', PREFIX, GERMAN_STDERR);
-    expect(unique).toMatchObject({ severity: 'ERROR', sqlstate: '23505', message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«', location: '_bt_check_unique, nbtinsert.c:664', statement: 'INSERT INTO t DEFAULT VALUES' });
+    expect(unique).toMatchObject({
+      severity: 'ERROR',
+      sqlstate: '23505',
+      message: 'doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«',
+      location: '_bt_check_unique, nbtinsert.c:664',
+      statement: 'INSERT INTO t DEFAULT VALUES',
+    });
     expect(detectIncident(unique!)).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey', pid: 18737 });
     expect(detectIncident(sequence!)).toMatchObject({ kind: 'sequence_exhausted', constraint: 'tiny_id_seq' });
   });
 
   it('stderr with %e: a French server (ERREUR, a space before the colon: EMPLACEMENT :) is read and detected', () => {
     const [unique] = records('postgres-stderr', PREFIX, FRENCH_STDERR);
-    expect(unique).toMatchObject({ severity: 'ERROR', detail: 'La clé « (id)=(1) » existe déjà.', location: '_bt_check_unique, nbtinsert.c:664', statement: 'INSERT INTO t DEFAULT VALUES' });
+    expect(unique).toMatchObject({
+      severity: 'ERROR',
+      detail: 'La clé « (id)=(1) » existe déjà.',
+      location: '_bt_check_unique, nbtinsert.c:664',
+      statement: 'INSERT INTO t DEFAULT VALUES',
+    });
     expect(detectIncident(unique!)).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
   });
 
   it('csvlog and jsonlog: the translated severity word becomes ERROR', () => {
     const csv = `2026-12-02 06:00:00.000 UTC,"postgres","postgres",7,"[local]",6b0f,1,"INSERT",2026-12-02 06:00:00 UTC,3/4,0,FEHLER,23505,"doppelter Schlüsselwert verletzt Unique-Constraint »t_pkey«","Schlüssel »(id)=(1)« existiert bereits.",,,,,"INSERT INTO t DEFAULT VALUES",,,"psql","client backend",,0`;
     expect(incidents('postgres-csv', PREFIX, [csv])).toMatchObject([{ kind: 'unique_violation', constraint: 't_pkey', database: 'postgres', pid: 7 }]);
-    const json = JSON.stringify({ timestamp: '2026-12-02 06:00:00.000 UTC', pid: 8, dbname: 'postgres', error_severity: 'ERREUR', state_code: '23505', message: "la valeur d'une clé dupliquée rompt la contrainte unique « t_pkey »" });
+    const json = JSON.stringify({
+      timestamp: '2026-12-02 06:00:00.000 UTC',
+      pid: 8,
+      dbname: 'postgres',
+      error_severity: 'ERREUR',
+      state_code: '23505',
+      message: "la valeur d'une clé dupliquée rompt la contrainte unique « t_pkey »",
+    });
     expect(incidents('postgres-json', PREFIX, [json])).toMatchObject([{ kind: 'unique_violation', constraint: 't_pkey', pid: 8 }]);
   });
 
@@ -97,7 +115,10 @@ describe('translated servers', () => {
 describe('verbose SQLSTATE', () => {
   const T = '2026-11-27 10:00:00.000 UTC';
   it('a message that starts with `23505: ` on a server without verbose messages (no LOCATION line) is text, not an SQLSTATE', () => {
-    const [record] = records('postgres-stderr', '%m [%p] ', [`${T} [5] ERROR:  23505: duplicate key value violates unique constraint "t_pkey"`, `${T} [5] STATEMENT:  SELECT raise_it()`]);
+    const [record] = records('postgres-stderr', '%m [%p] ', [
+      `${T} [5] ERROR:  23505: duplicate key value violates unique constraint "t_pkey"`,
+      `${T} [5] STATEMENT:  SELECT raise_it()`,
+    ]);
     expect(record?.sqlstate).toBeUndefined();
     expect(record?.message).toBe('23505: duplicate key value violates unique constraint "t_pkey"');
     expect(detectIncident(record!)).toBeUndefined();
@@ -110,7 +131,10 @@ describe('verbose SQLSTATE', () => {
 });
 
 describe("PostgreSQL 18's apply-worker conflict, as a real 18.4 server logged it (test/detect/fixtures)", () => {
-  const fixture = (ext: string) => readFileSync(join(import.meta.dirname, '../detect/fixtures', `pg18-apply-conflict.${ext}`), 'utf8').split('\n').filter((l) => l !== '');
+  const fixture = (ext: string) =>
+    readFileSync(join(import.meta.dirname, '../detect/fixtures', `pg18-apply-conflict.${ext}`), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '');
   const expected = {
     kind: 'replication_conflict',
     constraint: 't_pkey',

@@ -25,7 +25,10 @@ export interface CorpusSample {
 /** Every annotated sample: a file with a sidecar `<file>.expect.json` (adding one needs no TypeScript). */
 export function corpusSamples(): CorpusSample[] {
   const samples: CorpusSample[] = [];
-  for (const stack of readdirSync(CORPUS, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
+  for (const stack of readdirSync(CORPUS, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort()) {
     for (const file of readdirSync(join(CORPUS, stack)).sort()) {
       if (!file.endsWith('.expect.json')) continue;
       const path = join(CORPUS, stack, file.slice(0, -'.expect.json'.length));

@@ -67,7 +67,11 @@ export async function startDaemon(config: Record<string, unknown>, env: NodeJS.P
   const configPath = join(dir, 'seqwatch.yaml');
   writeFileSync(configPath, stringify({ audit: { path: auditPath }, state_dir: join(dir, 'state'), watch: { enabled: false }, ...config }));
   if (as) for (const path of [dir, configPath]) chownSync(path, as.uid, as.gid);
-  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env }, ...(as ?? {}) });
+  const child = spawn(process.execPath, [CLI, 'run', '-c', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
+    ...(as ?? {}),
+  });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

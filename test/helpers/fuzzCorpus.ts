@@ -27,4 +27,3 @@ export function mutate(line: string, next: () => number): string {
   }
   return chars.join('');
 }
-

@@ -23,7 +23,16 @@ export interface ServiceUser {
 
 export async function createServiceUser(groups: string[] = []): Promise<ServiceUser> {
   const name = `swt${randomBytes(3).toString('hex')}`;
-  await run('useradd', ['--system', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', ...(groups.length ? ['--groups', groups.join(',')] : []), name]);
+  await run('useradd', [
+    '--system',
+    '--no-create-home',
+    '--home-dir',
+    '/nonexistent',
+    '--shell',
+    '/usr/sbin/nologin',
+    ...(groups.length ? ['--groups', groups.join(',')] : []),
+    name,
+  ]);
   const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
   const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
   return {
@@ -39,7 +48,9 @@ export async function createServiceUser(groups: string[] = []): Promise<ServiceU
 /** The newest PostgreSQL major version Debian's packages installed, if postgresql-common is there. */
 export function debianVersion(): string | undefined {
   if (!existsSync('/usr/bin/pg_createcluster') || !existsSync('/usr/lib/postgresql')) return undefined;
-  return readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a))[0];
+  return readdirSync('/usr/lib/postgresql')
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a))[0];
 }
 
 /** A cluster as `pg_createcluster` makes it: /etc/postgresql, /var/log/postgresql (group adm), peer and scram auth. */
@@ -67,7 +78,8 @@ export async function createDebianCluster(settings: Record<string, string> = {})
     port,
     logPath: `/var/log/postgresql/postgresql-${version}-${name}.log`,
     psql: async (sql, database = 'postgres') =>
-      (await run('runuser', ['-u', 'postgres', '--', 'psql', '-p', String(port), '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atq', '-c', sql], { cwd: '/' })).stdout,
+      (await run('runuser', ['-u', 'postgres', '--', 'psql', '-p', String(port), '-d', database, '-v', 'ON_ERROR_STOP=1', '-Atq', '-c', sql], { cwd: '/' }))
+        .stdout,
     drop: async () => {
       await run('pg_dropcluster', ['--stop', version, name]).catch(() => {});
     },

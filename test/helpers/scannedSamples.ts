@@ -87,7 +87,7 @@ export function catalogSamples(): ScannedSample[] {
     const lines: string[] = [];
     let pid = 100;
     let lineNumber = 1;
-    for (const { language, text } of languages()) {
+    for (const { text } of languages()) {
       const word = (english: string) => text(english);
       const marker = (english: string) => text(`${english}:  `);
       for (const family of FAMILIES) {
@@ -97,7 +97,8 @@ export function catalogSamples(): ScannedSample[] {
         const statement = 'INSERT INTO t DEFAULT VALUES';
         const noise = `${T} [${pid + 1000}] app@db LOG:  duration: 0.1 ms  statement: SELECT 1`;
         if (variant.format === 'postgres-stderr') {
-          const head = (code: string) => `${T} [${pid}] ${variant.prefix.includes('%l') ? `${lineNumber++} ` : ''}${variant.prefix.includes('%e') ? `${code} ` : ''}app@db `;
+          const head = (code: string) =>
+            `${T} [${pid}] ${variant.prefix.includes('%l') ? `${lineNumber++} ` : ''}${variant.prefix.includes('%e') ? `${code} ` : ''}app@db `;
           const code = family.sqlstate;
           const body = variant.verbose ? `${code}: ${message}` : message;
           lines.push(`${head(code)}${word('ERROR')}:  ${body}`);
@@ -108,11 +109,38 @@ export function catalogSamples(): ScannedSample[] {
           lines.push(`${head('42601')}${word('ERROR')}:  ${variant.verbose ? '42601: ' : ''}syntax error at or near "SELEC"`);
         } else if (variant.format === 'postgres-csv') {
           const csv = (value: string) => `"${value.replace(/"/g, '""')}"`;
-          lines.push(`${T},"app","db",${pid},"[local]",6b0f.1,1,"INSERT",${T},3/4,0,${word('ERROR')},${family.sqlstate},${csv(message)},${csv(detail)},,,,,${csv(statement)},,,"psql","client backend",,0`);
-          lines.push(`${T},"app","db",${pid + 1000},"[local]",6b0f.2,1,"SELECT",${T},3/5,0,LOG,00000,"duration: 0.1 ms  statement: SELECT 1",,,,,,,,,"psql","client backend",,0`);
+          lines.push(
+            `${T},"app","db",${pid},"[local]",6b0f.1,1,"INSERT",${T},3/4,0,${word('ERROR')},${family.sqlstate},${csv(message)},${csv(detail)},,,,,${csv(statement)},,,"psql","client backend",,0`,
+          );
+          lines.push(
+            `${T},"app","db",${pid + 1000},"[local]",6b0f.2,1,"SELECT",${T},3/5,0,LOG,00000,"duration: 0.1 ms  statement: SELECT 1",,,,,,,,,"psql","client backend",,0`,
+          );
         } else {
-          lines.push(JSON.stringify({ timestamp: T, user: 'app', dbname: 'db', pid, error_severity: word('ERROR'), state_code: family.sqlstate, message, detail, statement, backend_type: 'client backend' }));
-          lines.push(JSON.stringify({ timestamp: T, user: 'app', dbname: 'db', pid: pid + 1000, error_severity: 'LOG', state_code: '00000', message: 'duration: 0.1 ms  statement: SELECT 1' }));
+          lines.push(
+            JSON.stringify({
+              timestamp: T,
+              user: 'app',
+              dbname: 'db',
+              pid,
+              error_severity: word('ERROR'),
+              state_code: family.sqlstate,
+              message,
+              detail,
+              statement,
+              backend_type: 'client backend',
+            }),
+          );
+          lines.push(
+            JSON.stringify({
+              timestamp: T,
+              user: 'app',
+              dbname: 'db',
+              pid: pid + 1000,
+              error_severity: 'LOG',
+              state_code: '00000',
+              message: 'duration: 0.1 ms  statement: SELECT 1',
+            }),
+          );
         }
       }
     }

@@ -51,7 +51,10 @@ export async function startStandby(primary: ThrowawayPostgres): Promise<Standby>
   await as(join(bindir, 'pg_basebackup'), ['-h', hostname, '-p', primaryPort, '-U', 'postgres', '-D', data, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
   const port = await freePort();
   // The copied postgresql.conf names the primary's port; later lines win.
-  appendFileSync(join(data, 'postgresql.conf'), `\n# the standby\nport = ${port}\nunix_socket_directories = '${socketDir}'\nlog_connections = on\nlog_min_error_statement = error\n`);
+  appendFileSync(
+    join(data, 'postgresql.conf'),
+    `\n# the standby\nport = ${port}\nunix_socket_directories = '${socketDir}'\nlog_connections = on\nlog_min_error_statement = error\n`,
+  );
   if (asRoot) chmodSync(join(data, 'postgresql.conf'), 0o600);
   await as(join(bindir, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', data, '-l', logPath]);
   const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;

@@ -30,7 +30,15 @@ function remediator(settings: Partial<RemediationSettings>) {
   const database = new Database({ url: db.url });
   databases.push(database);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'seqwatch-policy-')), 'audit.jsonl');
-  const r = new Remediator({ db: database, resolver: new IndexResolver(database), audit: new AuditLog(auditPath), database: db.name, dryRun: false, debounceMs: 0, ...settings });
+  const r = new Remediator({
+    db: database,
+    resolver: new IndexResolver(database),
+    audit: new AuditLog(auditPath),
+    database: db.name,
+    dryRun: false,
+    debounceMs: 0,
+    ...settings,
+  });
   return { r, database, records: () => readAudit(auditPath) };
 }
 
@@ -80,7 +88,9 @@ describe('policy', () => {
     await drift('article');
     r.handle(incident('article_pkey'));
     await r.drain(5_000);
-    const fixes = records().filter((a) => a.event === 'remediated').map((a) => Date.parse(a.time));
+    const fixes = records()
+      .filter((a) => a.event === 'remediated')
+      .map((a) => Date.parse(a.time));
     expect(fixes).toHaveLength(2);
     expect(fixes[1]! - fixes[0]!).toBeGreaterThanOrEqual(790);
   });

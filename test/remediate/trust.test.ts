@@ -49,7 +49,15 @@ function remediator(settings: Partial<RemediationSettings> = {}, asRole = false)
   const database = new Database({ url: url.toString() });
   databases.push(database);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'seqwatch-rtrust-')), 'audit.jsonl');
-  const r = new Remediator({ db: database, resolver: new IndexResolver(database), audit: new AuditLog(auditPath), database: db.name, dryRun: false, debounceMs: 0, ...settings });
+  const r = new Remediator({
+    db: database,
+    resolver: new IndexResolver(database),
+    audit: new AuditLog(auditPath),
+    database: db.name,
+    dryRun: false,
+    debounceMs: 0,
+    ...settings,
+  });
   return { r, database, records: () => readAudit(auditPath) };
 }
 const incident = (constraint: string) => ({ kind: 'unique_violation' as const, constraint, source: 'test' });
@@ -94,7 +102,11 @@ describe('a shared sequence', () => {
       await db.pool.query(`INSERT INTO noisy VALUES ($1)`, [i * 100]);
       await r.handle(incident('noisy_pkey'));
     }
-    expect(records().filter((x) => x.reason === 'recurring_drift').map((x) => x.table)).toEqual(['public.noisy']);
+    expect(
+      records()
+        .filter((x) => x.reason === 'recurring_drift')
+        .map((x) => x.table),
+    ).toEqual(['public.noisy']);
     await db.pool.query(`INSERT INTO own VALUES (1000)`);
     await r.handle(incident('own_pkey'));
     expect(await seq('pool_seq')).toBe('1000:true');
@@ -132,7 +144,10 @@ describe('the policy and the jump guard in the daemon', () => {
       CREATE TABLE uses_staging (id bigint PRIMARY KEY DEFAULT nextval('staging.s')); INSERT INTO uses_staging VALUES (5);`);
     const { r, records } = remediator({ policy: new TablePolicy([], ['staging.*']) });
     await r.handle(incident('uses_staging_pkey'));
-    expect(records().find((x) => x.table === 'public.uses_staging' && x.event !== 'detected')).toMatchObject({ event: 'skipped', reason: 'excluded_by_policy' });
+    expect(records().find((x) => x.table === 'public.uses_staging' && x.event !== 'detected')).toMatchObject({
+      event: 'skipped',
+      reason: 'excluded_by_policy',
+    });
     expect(await seq('staging.s')).toBe('1:false');
     await r.sweep(await listSequenceColumns(databases.at(-1)!));
     expect(await seq('staging.s')).toBe('1:false');

@@ -17,7 +17,9 @@ describe('least privilege', () => {
     const unit = readFileSync(repoRootPath('systemd/seqwatch.service'), 'utf8');
     expect(unit).toMatch(/\nSupplementaryGroups=adm\n/);
     expect(unit).not.toMatch(/\nSupplementaryGroups=.*systemd-journal/);
-    const compose = parse(readFileSync(repoRootPath('deploy/compose.yaml'), 'utf8')) as { services: Record<string, { cap_drop?: string[]; security_opt?: string[] }> };
+    const compose = parse(readFileSync(repoRootPath('deploy/compose.yaml'), 'utf8')) as {
+      services: Record<string, { cap_drop?: string[]; security_opt?: string[] }>;
+    };
     for (const service of Object.values(compose.services)) {
       expect(service.cap_drop).toEqual(['ALL']);
       expect(service.security_opt).toContain('no-new-privileges:true');
@@ -61,13 +63,23 @@ describe('least privilege', () => {
     const file = join(dir, 'password');
     writeFileSync(file, 'secret\n', { mode: 0o644 });
     const config = join(dir, 'seqwatch.yaml');
-    writeFileSync(config, stringify({ database: { url: 'postgresql://seqwatch@127.0.0.1:1/gotrs', password_file: file }, sources: [{ path: join(dir, 'x.log') }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: join(dir, 'state') }));
+    writeFileSync(
+      config,
+      stringify({
+        database: { url: 'postgresql://seqwatch@127.0.0.1:1/gotrs', password_file: file },
+        sources: [{ path: join(dir, 'x.log') }],
+        audit: { path: join(dir, 'audit.jsonl') },
+        state_dir: join(dir, 'state'),
+      }),
+    );
     const open = await runCli('run', '-c', config);
     expect(open.code).toBe(1);
     expect(open.stderr).toContain(`${file}: database.password_file is readable by every user (mode 0644): chmod o-rwx ${file}`);
     expect(open.stderr).not.toContain('secret');
     chmodSync(file, 0o640);
-    expect((await runCli('config', 'check', '-c', config)).stderr).toContain(`database.password_file is readable by its group (mode 0640), which seqwatch, its owner, does not need: chmod g-r ${file}`);
+    expect((await runCli('config', 'check', '-c', config)).stderr).toContain(
+      `database.password_file is readable by its group (mode 0640), which seqwatch, its owner, does not need: chmod g-r ${file}`,
+    );
     // Owned by another user and read through the group: that is what the group is for.
     chownSync(file, 65534, 0);
     expect((await runCli('config', 'check', '-c', config)).stderr).not.toContain('password_file');

@@ -89,7 +89,10 @@ describe.runIf(findLocalBinaries())('sequence-error alerts', () => {
     expect(unverified.filter((r) => r.trigger?.source !== 'summary').length).toBeLessThanOrEqual(20);
 
     await waitFor('both alerts notified', () => existsSync(notified) && readFileSync(notified, 'utf8').includes('public.huge_seq'), 10_000);
-    const sent = readFileSync(notified, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as AuditRecord);
+    const sent = readFileSync(notified, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as AuditRecord);
     expect(sent.map((r) => r.sequence).sort()).toEqual(['public.huge_seq', 'public.tiny_id_seq']);
     const env = readFileSync(`${notified}.env`, 'utf8');
     expect(env).toContain('SEQWATCH_EVENT=alert');

@@ -41,7 +41,8 @@ describe.runIf(findLocalBinaries())('faults', () => {
   /** Per table: the next value the sequence hands out, and the table's MAX. */
   async function state(): Promise<Map<string, { next: number; max: number }> | undefined> {
     const query = TABLES.map(
-      (t) => `SELECT '${t}' AS t, (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM ${t}_id_seq)::int8::text AS next, (SELECT max(id) FROM ${t})::text AS max`,
+      (t) =>
+        `SELECT '${t}' AS t, (SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM ${t}_id_seq)::int8::text AS next, (SELECT max(id) FROM ${t})::text AS max`,
     ).join(' UNION ALL ');
     const rows = await sql<{ t: string; next: string; max: string }>(query);
     return rows && new Map(rows.map((r) => [r.t, { next: Number(r.next), max: Number(r.max) }]));
@@ -134,7 +135,15 @@ describe.runIf(findLocalBinaries())('faults', () => {
     // A last error for every table: whatever the faults interrupted is healed now.
     for (const table of TABLES) appendFileSync(appLog, duplicateKeyLine(`${table}_pkey`));
     await waitUntil('every table healed', allHealed, 30_000).catch(async (error) => {
-      console.error(JSON.stringify([...(await state())!]), daemon.audit().slice(-30).map((r) => JSON.stringify(r)).join('\n'), daemon.stderr().slice(-3000));
+      console.error(
+        JSON.stringify([...(await state())!]),
+        daemon
+          .audit()
+          .slice(-30)
+          .map((r) => JSON.stringify(r))
+          .join('\n'),
+        daemon.stderr().slice(-3000),
+      );
       throw error;
     });
     const samples = await sampler.stop();
@@ -147,7 +156,9 @@ describe.runIf(findLocalBinaries())('faults', () => {
     expect(audit.some((r) => r.event === 'failed' && r.retrying === true)).toBe(true);
     expect(daemon.stderr()).not.toMatch(/internal error/);
     expect((await runCli('audit', 'verify', '-f', daemon.auditPath)).code).toBe(0);
-    console.info(`faults: ${terminated} connections terminated, 1 restart, ${audit.filter((r) => r.event === 'remediated').length} fixes, ${audit.filter((r) => r.event === 'failed').length} failed (retried), ${samples} samples, none backwards`);
+    console.info(
+      `faults: ${terminated} connections terminated, 1 restart, ${audit.filter((r) => r.event === 'remediated').length} fixes, ${audit.filter((r) => r.event === 'failed').length} failed (retried), ${samples} samples, none backwards`,
+    );
     await daemon.stop();
   });
 
@@ -255,19 +266,37 @@ describe.runIf(findLocalBinaries())('faults', () => {
     daemons.push(last);
     await waitUntil('every table healed', allHealed, 30_000);
     const records = () => readAudit(shared.audit.path);
-    const counted = () => records().filter((r) => r.event === 'detected').reduce((n, r) => n + Number(r.incidents), 0);
+    const counted = () =>
+      records()
+        .filter((r) => r.event === 'detected')
+        .reduce((n, r) => n + Number(r.incidents), 0);
     await waitFor('every error counted', () => counted() >= written && counted(), 30_000).catch((error) => {
       console.error(
         `written ${written}, counted ${counted()}`,
-        records().filter((r) => !['detected', 'remediated', 'in_sync', 'started'].includes(r.event)).map((r) => JSON.stringify(r)).join('\n').slice(-5000),
-        daemons.map((d) => d.stderr().split('\n').filter((l) => !l.includes('"level":30')).join('\n')).join('\n----\n').slice(-6000),
+        records()
+          .filter((r) => !['detected', 'remediated', 'in_sync', 'started'].includes(r.event))
+          .map((r) => JSON.stringify(r))
+          .join('\n')
+          .slice(-5000),
+        daemons
+          .map((d) =>
+            d
+              .stderr()
+              .split('\n')
+              .filter((l) => !l.includes('"level":30'))
+              .join('\n'),
+          )
+          .join('\n----\n')
+          .slice(-6000),
       );
       throw error;
     });
     await sampler.stop();
     expect(last.alive()).toBe(true);
     expect((await runCli('audit', 'verify', '-f', shared.audit.path)).code).toBe(0);
-    console.info(`kill -9 (seed ${seed}): killed after ${kills.join(', ')} ms; ${written} errors written, ${counted()} counted in checks (a re-read after a kill counts twice), ${records().filter((r) => r.event === 'remediated').length} fixes`);
+    console.info(
+      `kill -9 (seed ${seed}): killed after ${kills.join(', ')} ms; ${written} errors written, ${counted()} counted in checks (a re-read after a kill counts twice), ${records().filter((r) => r.event === 'remediated').length} fixes`,
+    );
     await last.stop();
   });
 });

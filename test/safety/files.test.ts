@@ -1,5 +1,18 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +52,13 @@ function configIn(dir: string, db: TestDatabase, extra: Record<string, unknown> 
   const path = join(dir, 'seqwatch.yaml');
   writeFileSync(
     path,
-    stringify({ database: { url: db.url }, sources: [{ path: join(dir, 'app.log'), format: 'app-text' }], audit: { path: join(dir, 'log', 'audit.jsonl') }, state_dir: join(dir, 'state'), ...extra }),
+    stringify({
+      database: { url: db.url },
+      sources: [{ path: join(dir, 'app.log'), format: 'app-text' }],
+      audit: { path: join(dir, 'log', 'audit.jsonl') },
+      state_dir: join(dir, 'state'),
+      ...extra,
+    }),
   );
   chmodSync(path, 0o644);
   return path;
@@ -79,7 +98,12 @@ describe.runIf(asRoot)('the files seqwatch writes', () => {
     execFileSync('rm', [join(dir, 'log', 'audit.jsonl')]);
     for (const name of ['health.json.tmp', 'health.json']) symlinkSync(victim, join(dir, 'state', name));
     writeFileSync(join(dir, 'app.log'), '');
-    const daemon = await startDaemon({ database: { url: db.url }, sources: [{ path: join(dir, 'app.log'), format: 'app-text', start_at: 'beginning' }], audit: { path: join(dir, 'log', 'audit.jsonl') }, state_dir: join(dir, 'state') });
+    const daemon = await startDaemon({
+      database: { url: db.url },
+      sources: [{ path: join(dir, 'app.log'), format: 'app-text', start_at: 'beginning' }],
+      audit: { path: join(dir, 'log', 'audit.jsonl') },
+      state_dir: join(dir, 'state'),
+    });
     await waitFor('the health file', () => !lstatSync(join(dir, 'state', 'health.json')).isSymbolicLink(), 15_000);
     expect(await daemon.stop()).toBe(0);
     expect(readFileSync(victim, 'utf8')).toBe('root:secret\n');
@@ -87,9 +111,11 @@ describe.runIf(asRoot)('the files seqwatch writes', () => {
     expect(daemon.stderr()).toMatch(/directory .* belongs to uid 65534/);
 
     // What it created: 0640, regular files.
-    const modes = [join(dir, 'log', 'audit.jsonl'), join(dir, 'state', 'health.json'), ...readdirSync(join(dir, 'state', 'checkpoints')).map((f) => join(dir, 'state', 'checkpoints', f))].map(
-      (file) => (statSync(file).mode & 0o777).toString(8),
-    );
+    const modes = [
+      join(dir, 'log', 'audit.jsonl'),
+      join(dir, 'state', 'health.json'),
+      ...readdirSync(join(dir, 'state', 'checkpoints')).map((f) => join(dir, 'state', 'checkpoints', f)),
+    ].map((file) => (statSync(file).mode & 0o777).toString(8));
     expect(modes.length).toBeGreaterThanOrEqual(3);
     expect(new Set(modes)).toEqual(new Set(['640']));
   });
@@ -119,7 +145,12 @@ describe.runIf(asRoot)('the files seqwatch writes', () => {
     const dir = directoryOf(0, 0o777);
     chmodSync(dir, 0o777);
     writeFileSync(join(dir, 'app.log'), '');
-    const daemon = await startDaemon({ database: { url: db.url }, sources: [{ path: join(dir, 'app.log'), format: 'app-text' }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: join(dir, 'state') });
+    const daemon = await startDaemon({
+      database: { url: db.url },
+      sources: [{ path: join(dir, 'app.log'), format: 'app-text' }],
+      audit: { path: join(dir, 'audit.jsonl') },
+      state_dir: join(dir, 'state'),
+    });
     await daemon.stop();
     expect(daemon.stderr()).toMatch(/the audit log directory .* is writable by every user \(mode 0777\)/);
   });
@@ -157,8 +188,15 @@ describe.runIf(asRoot)('the files seqwatch writes', () => {
     const started = await run(['run', '-c', config], 'nobody');
     expect(started.code).toBe(1);
     // Its config warnings aside (JSON log lines), the failure is one line.
-    expect(started.stderr.trim().split('\n').filter((line) => !line.startsWith('{'))).toHaveLength(1);
-    expect(started.stderr).toContain(`seqwatch: cannot open the audit log ${audit}: permission denied for nobody (uid ${NOBODY}): it belongs to uid 0, gid 0, mode 0640;`);
+    expect(
+      started.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => !line.startsWith('{')),
+    ).toHaveLength(1);
+    expect(started.stderr).toContain(
+      `seqwatch: cannot open the audit log ${audit}: permission denied for nobody (uid ${NOBODY}): it belongs to uid 0, gid 0, mode 0640;`,
+    );
     expect(started.stderr).toContain(`chown ${NOBODY}:${NOBODY} ${audit}`);
     noStackTrace(started.stderr);
     expect(existsSync(join(dir, 'state', 'health.json'))).toBe(false);

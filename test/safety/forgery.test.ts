@@ -27,7 +27,9 @@ describe.runIf(findLocalBinaries())('forged csvlog records (a real csvlog server
   const daemons: RunningDaemon[] = [];
 
   beforeAll(async () => {
-    server = await startLocalPostgres({ settings: { logging_collector: 'on', log_destination: 'csvlog', log_filename: 'postgresql.log', log_file_mode: '0644' } });
+    server = await startLocalPostgres({
+      settings: { logging_collector: 'on', log_destination: 'csvlog', log_filename: 'postgresql.log', log_file_mode: '0644' },
+    });
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
     await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);

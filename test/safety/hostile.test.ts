@@ -130,7 +130,13 @@ describe.runIf(findLocalBinaries())('hostile input', () => {
       other: await lastValue(other, 'ticket_id_seq'),
     }).toEqual(before);
     expect((await shop.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname IN ('public', 'billing')")).rows[0].n).toBe(5);
-    expect(d.audit().filter((r) => r.event === 'remediated').map((r) => r.table).sort()).toEqual(['public."Tïcket ""Archiv"" ✓"', 'public.ticket']);
+    expect(
+      d
+        .audit()
+        .filter((r) => r.event === 'remediated')
+        .map((r) => r.table)
+        .sort(),
+    ).toEqual(['public."Tïcket ""Archiv"" ✓"', 'public.ticket']);
 
     // What seqwatch sent: every statement, as the server logged it. No name from a log is part of
     // one; each reached the server only as a bind parameter.
@@ -144,10 +150,15 @@ describe.runIf(findLocalBinaries())('hostile input', () => {
     // Identifiers in a statement come from the catalog, quoted by the server (quote_ident, format %I).
     const unicode = statements.filter((s) => s.includes('Tïcket'));
     expect(unicode.length).toBeGreaterThan(0);
-    for (const statement of unicode) expect(statement.replaceAll('public."Tïcket ""Archiv"" ✓"', '').replaceAll('"Tïcket ""Archiv"" ✓_Nr._seq"', '')).not.toContain('Tïcket');
+    for (const statement of unicode)
+      expect(statement.replaceAll('public."Tïcket ""Archiv"" ✓"', '').replaceAll('"Tïcket ""Archiv"" ✓_Nr._seq"', '')).not.toContain('Tïcket');
     // (Names are looked up in batches: the parameter is a text[] literal, with its own quoting.)
     const bare = (text: string) => text.replace(/["'\\]/g, '');
-    for (const name of SQL_LOOKING) expect(parameters.some((p) => bare(p).includes(bare(name))), `${name} as a bind parameter`).toBe(true);
+    for (const name of SQL_LOOKING)
+      expect(
+        parameters.some((p) => bare(p).includes(bare(name))),
+        `${name} as a bind parameter`,
+      ).toBe(true);
     expect(statements.some((s) => /\b(DROP|pg_sleep|UNION)\b/i.test(s))).toBe(false);
     expect(d.alive()).toBe(true);
   });

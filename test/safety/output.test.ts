@@ -19,7 +19,11 @@ describe.runIf(findLocalBinaries())('log text shown to people', () => {
   let daemon: RunningDaemon;
   beforeAll(async () => {
     server = await startLocalPostgres();
-    daemon = await startDaemon({ database: { url: server.url }, sources: [{ path: server.logPath, format: 'postgres-stderr', log_line_prefix: server.logLinePrefix }], remediation: { debounce_ms: 20 } });
+    daemon = await startDaemon({
+      database: { url: server.url },
+      sources: [{ path: server.logPath, format: 'postgres-stderr', log_line_prefix: server.logLinePrefix }],
+      remediation: { debounce_ms: 20 },
+    });
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();
     await expect(client.query(`DO $$ BEGIN RAISE EXCEPTION 'duplicate key value violates unique constraint "%"', $n$${EVIL}$n$; END $$`)).rejects.toThrow();
@@ -42,7 +46,13 @@ describe.runIf(findLocalBinaries())('log text shown to people', () => {
     expect(out.stdout).toContain('\\u{202e}eulav');
     const json = await runCli('audit', '-f', daemon.auditPath, '--json');
     expect(json.stdout).not.toMatch(CONTROL);
-    expect(json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg?: string }).some((r) => r.msg?.includes('\u202eeulav'))).toBe(true);
+    expect(
+      json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg?: string })
+        .some((r) => r.msg?.includes('\u202eeulav')),
+    ).toBe(true);
   });
 
   it('seqwatch replay escapes them, in its table and in --json', async () => {

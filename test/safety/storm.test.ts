@@ -32,14 +32,16 @@ describe('storms', () => {
     appLog = join(mkdtempSync(join(tmpdir(), 'seqwatch-storm-')), 'app.log');
     writeFileSync(appLog, '');
     port = await freePort();
-    daemon = await startDaemon({
-      database: { url: db.url },
-      sources: [{ path: appLog, log_line_prefix: '%m [%p] ' }],
-      remediation: { debounce_ms: 200, dry_run: false },
-      metrics: { listen: `127.0.0.1:${port}` },
-    },
-    // Bounded memory, shown the hard way: a daemon whose state grew with the names would die here.
-    { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` });
+    daemon = await startDaemon(
+      {
+        database: { url: db.url },
+        sources: [{ path: appLog, log_line_prefix: '%m [%p] ' }],
+        remediation: { debounce_ms: 200, dry_run: false },
+        metrics: { listen: `127.0.0.1:${port}` },
+      },
+      // Bounded memory, shown the hard way: a daemon whose state grew with the names would die here.
+      { NODE_OPTIONS: `--max-old-space-size=${HEAP_MIB}` },
+    );
   });
 
   afterAll(async () => {
@@ -69,7 +71,9 @@ describe('storms', () => {
     // The storm itself asks the catalog nothing: ticket_pkey was looked up ahead.
     expect(await metricValue(port, 'seqwatch_catalog_queries_total')).toBe(warmUp);
     expect(await metricValue(port, 'seqwatch_incidents_total')).toBe(10_000);
-    console.info(`storm of 10,000: ${checks} checks, no catalog query (warmed ahead), healed ${Date.parse(records.find((r) => r.event === 'remediated')!.time) - started} ms after the write`);
+    console.info(
+      `storm of 10,000: ${checks} checks, no catalog query (warmed ahead), healed ${Date.parse(records.find((r) => r.event === 'remediated')!.time) - started} ms after the write`,
+    );
   });
 
   it('2 x 50,000 distinct unknown names: bounded catalog queries and memory, a summary instead of 50,000 lines, and the real error among them healed', async () => {

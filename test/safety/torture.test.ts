@@ -31,7 +31,9 @@ describe.runIf(findLocalBinaries())('concurrency torture', () => {
     server = await startLocalPostgres({ logLinePrefix: '%m [%p] %q%u@%d ' });
     url = await createDatabase(server, 'torture');
     const admin = await connect();
-    await admin.query("CREATE TABLE ticket (id bigserial PRIMARY KEY, title text NOT NULL); INSERT INTO ticket (id, title) SELECT g, 'imported' FROM generate_series(1, 1000) g");
+    await admin.query(
+      "CREATE TABLE ticket (id bigserial PRIMARY KEY, title text NOT NULL); INSERT INTO ticket (id, title) SELECT g, 'imported' FROM generate_series(1, 1000) g",
+    );
   });
 
   afterAll(async () => {

@@ -85,7 +85,10 @@ describe.runIf(findLocalBinaries())('the trust rule against a confused deputy', 
 
     const dir = mkdtempSync(join(tmpdir(), 'seqwatch-trust-'));
     const config = join(dir, 'seqwatch.yaml');
-    writeFileSync(config, stringify({ database: { url: seqwatchUrl }, sources: [{ path: server.logPath! }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }));
+    writeFileSync(
+      config,
+      stringify({ database: { url: seqwatchUrl }, sources: [{ path: server.logPath! }], audit: { path: join(dir, 'audit.jsonl') }, state_dir: dir }),
+    );
     const check = await runCli('check', '-c', config, '--json');
     expect(JSON.parse(check.stdout).sequences.map((s: { table: string }) => s.table)).toEqual(['public.ticket']);
     expect(check.code).toBe(0);

@@ -89,8 +89,7 @@ describe('several hosts, standbys and several daemons', () => {
     const [a, b] = [await daemon(db.url), await daemon(db.url)];
     await db.pool.query('INSERT INTO queue (id) SELECT generate_series(1, 60)');
     appendFileSync(appLog, duplicateKeyLine('queue_pkey'));
-    const outcome = (d: RunningDaemon) =>
-      d.waitForAudit('queue outcome', (r) => ['remediated', 'in_sync'].includes(r.event) && r.table === 'public.queue');
+    const outcome = (d: RunningDaemon) => d.waitForAudit('queue outcome', (r) => ['remediated', 'in_sync'].includes(r.event) && r.table === 'public.queue');
     const outcomes = await Promise.all([outcome(a), outcome(b)]);
     expect(outcomes.map((o) => o.event).sort()).toEqual(['in_sync', 'remediated']);
     expect(outcomes[0]!.pid).not.toBe(outcomes[1]!.pid);
@@ -211,4 +210,3 @@ describe.runIf(findSystemBinaries())('a real streaming standby (pg_basebackup -R
     await waitUntil('healthy again', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, 15_000);
   }, 90_000);
 });
-

@@ -61,65 +61,88 @@ describe('health: a source the service user cannot read', () => {
 
   // A real unprivileged user (nobody, no supplementary groups: not in adm) and a log file as Debian
   // makes it (0640 root:adm). Needs root to make that file and to switch users.
-  it.runIf(process.getuid?.() === 0)('a daemon run as nobody that cannot read its 0640 root:adm log is unhealthy, says why with the fix, audits one alert', async () => {
-    const logDir = mkdtempSync(join(tmpdir(), 'seqwatch-adm-'));
-    chmodSync(logDir, 0o755);
-    const log = join(logDir, 'postgresql-15-main.log');
-    writeFileSync(log, '');
-    chownSync(log, 0, gidOf('adm'));
-    chmodSync(log, 0o640);
-    const listener = await startNotifyListener();
-    listeners.push(listener);
-    // The listener's socket is root's: let the service user reach it, as systemd's is.
-    chmodSync(dirname(listener.socket), 0o755);
-    chmodSync(listener.socket, 0o666);
-    const port = await freePort();
-    const d = await startDaemon(
-      {
-        database: { url: db.url },
-        sources: [{ path: log, log_line_prefix: '%m [%p] ' }],
-        remediation: { debounce_ms: 100, dry_run: false },
-        metrics: { listen: `127.0.0.1:${port}` },
-      },
-      { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000' },
-      { uid: uidOf('nobody'), gid: gidOf('nogroup') },
-    );
-    running.push(d);
-    const health = await waitFor('an unhealthy health file', () => healthOf(d)?.problems?.some((p) => p.code === 'source_unreadable') && healthOf(d)?.database && healthOf(d), 15_000);
-    expect(health).toMatchObject({ ok: false, sources: false, database: true });
-    const problem = health.problems.find((p) => p.code === 'source_unreadable')!;
-    expect(problem.message).toContain(`cannot read ${log} (EACCES) as user nobody`);
-    expect(problem.message).toContain('owner root:adm');
-    expect(problem.fix).toContain('group adm');
-    // seqwatch health, /healthz and seqwatch_up agree, and say why.
-    const cli = await runCli('health', '-c', d.configPath);
-    expect(cli.code).toBe(1);
-    expect(cli.stderr).toContain(`cannot read ${log}`);
-    expect(cli.stderr).toContain('fix: let nobody read it');
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(503);
-    expect(await metricValue(port, 'seqwatch_up')).toBe(0);
-    expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain(`seqwatch_health_problem{code="source_unreadable",subject="${log}"} 1`);
-    // Its log says it (and again every minute: see the ProblemReporter test); the audit once.
-    await waitFor('the log line', () => d.stderr().includes(`cannot heal: cannot read ${log}`), 5_000);
-    await new Promise((r) => setTimeout(r, 2_000));
-    const alerts = d.audit().filter((r) => r.event === 'alert' && r.reason === 'source_unreadable');
-    expect(alerts).toHaveLength(1);
-    expect(alerts[0]!.msg).toContain('fix: let nobody read it');
-    // A restart would not make the file readable: the watchdog stays fed (no restart loop).
-    await waitFor('READY=1', () => listener.messages().some((m) => m.includes('READY=1')), 10_000);
-    const before = listener.messages().length;
-    await waitFor('watchdog fed while unhealthy', () => listener.messages().slice(before).some((m) => m.includes('WATCHDOG=1')), 5_000);
-    await waitFor('the status line', () => listener.messages().slice(before).some((m) => m.includes('STATUS=UNHEALTHY: cannot read')), 5_000);
+  it.runIf(process.getuid?.() === 0)(
+    'a daemon run as nobody that cannot read its 0640 root:adm log is unhealthy, says why with the fix, audits one alert',
+    async () => {
+      const logDir = mkdtempSync(join(tmpdir(), 'seqwatch-adm-'));
+      chmodSync(logDir, 0o755);
+      const log = join(logDir, 'postgresql-15-main.log');
+      writeFileSync(log, '');
+      chownSync(log, 0, gidOf('adm'));
+      chmodSync(log, 0o640);
+      const listener = await startNotifyListener();
+      listeners.push(listener);
+      // The listener's socket is root's: let the service user reach it, as systemd's is.
+      chmodSync(dirname(listener.socket), 0o755);
+      chmodSync(listener.socket, 0o666);
+      const port = await freePort();
+      const d = await startDaemon(
+        {
+          database: { url: db.url },
+          sources: [{ path: log, log_line_prefix: '%m [%p] ' }],
+          remediation: { debounce_ms: 100, dry_run: false },
+          metrics: { listen: `127.0.0.1:${port}` },
+        },
+        { NOTIFY_SOCKET: listener.socket, WATCHDOG_USEC: '400000' },
+        { uid: uidOf('nobody'), gid: gidOf('nogroup') },
+      );
+      running.push(d);
+      const health = await waitFor(
+        'an unhealthy health file',
+        () => healthOf(d)?.problems?.some((p) => p.code === 'source_unreadable') && healthOf(d)?.database && healthOf(d),
+        15_000,
+      );
+      expect(health).toMatchObject({ ok: false, sources: false, database: true });
+      const problem = health.problems.find((p) => p.code === 'source_unreadable')!;
+      expect(problem.message).toContain(`cannot read ${log} (EACCES) as user nobody`);
+      expect(problem.message).toContain('owner root:adm');
+      expect(problem.fix).toContain('group adm');
+      // seqwatch health, /healthz and seqwatch_up agree, and say why.
+      const cli = await runCli('health', '-c', d.configPath);
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toContain(`cannot read ${log}`);
+      expect(cli.stderr).toContain('fix: let nobody read it');
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(503);
+      expect(await metricValue(port, 'seqwatch_up')).toBe(0);
+      expect(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).toContain(`seqwatch_health_problem{code="source_unreadable",subject="${log}"} 1`);
+      // Its log says it (and again every minute: see the ProblemReporter test); the audit once.
+      await waitFor('the log line', () => d.stderr().includes(`cannot heal: cannot read ${log}`), 5_000);
+      await new Promise((r) => setTimeout(r, 2_000));
+      const alerts = d.audit().filter((r) => r.event === 'alert' && r.reason === 'source_unreadable');
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]!.msg).toContain('fix: let nobody read it');
+      // A restart would not make the file readable: the watchdog stays fed (no restart loop).
+      await waitFor('READY=1', () => listener.messages().some((m) => m.includes('READY=1')), 10_000);
+      const before = listener.messages().length;
+      await waitFor(
+        'watchdog fed while unhealthy',
+        () =>
+          listener
+            .messages()
+            .slice(before)
+            .some((m) => m.includes('WATCHDOG=1')),
+        5_000,
+      );
+      await waitFor(
+        'the status line',
+        () =>
+          listener
+            .messages()
+            .slice(before)
+            .some((m) => m.includes('STATUS=UNHEALTHY: cannot read')),
+        5_000,
+      );
 
-    // Once it can read the file (here: the file made readable to others): healthy within a heartbeat, and it heals.
-    chmodSync(log, 0o644);
-    await waitFor('healthy again', () => healthOf(d)?.ok === true, 15_000);
-    await db.pool.query('INSERT INTO ticket (id) SELECT generate_series(1, 12)');
-    appendFileSync(log, duplicateKeyLine('ticket_pkey'));
-    await d.waitForAudit('healed from the file it can read now', (r) => r.event === 'remediated' && r.table === 'public.ticket', 15_000);
-  });
+      // Once it can read the file (here: the file made readable to others): healthy within a heartbeat, and it heals.
+      chmodSync(log, 0o644);
+      await waitFor('healthy again', () => healthOf(d)?.ok === true, 15_000);
+      await db.pool.query('INSERT INTO ticket (id) SELECT generate_series(1, 12)');
+      appendFileSync(log, duplicateKeyLine('ticket_pkey'));
+      await d.waitForAudit('healed from the file it can read now', (r) => r.event === 'remediated' && r.table === 'public.ticket', 15_000);
+    },
+  );
 
-  it('a prefix that does not match the server\'s real lines: the real duplicate key error is seen, not dropped in silence', async () => {
+  it("a prefix that does not match the server's real lines: the real duplicate key error is seen, not dropped in silence", async () => {
     const server = inject('pg');
     if (!server.logPath) return; // an external server without its log: nothing to follow
     const port = await freePort();
@@ -141,7 +164,7 @@ describe('health: a source the service user cannot read', () => {
     expect(problem.message).toContain(`do not match the configured format postgres-stderr with log_line_prefix "%t [%p]: [%l-1] user=%u,db=%d "`);
     // The line up to the error's words (what did not match the prefix), nothing after them (row data).
     expect(problem.message).toMatch(/begins "\d{4}-\d\d-\d\d [\d:.]+ \w+ \[\d+\] (?:\S*@\S* )?ERROR: {2}duplicate key value violates unique constraint"$/);
-    expect(problem.fix).toContain("SHOW log_line_prefix");
+    expect(problem.fix).toContain('SHOW log_line_prefix');
     const alert = await d.waitForAudit('one alert', (r) => r.event === 'alert' && r.reason === 'source_unparsed');
     expect(alert.subject).toBe(server.logPath);
     expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(503);
@@ -166,7 +189,12 @@ describe.runIf(findLocalBinaries())('health: a login the server refuses (scram)'
     const path = join(dir, `${name}.yaml`);
     writeFileSync(
       path,
-      stringify({ database, sources: [{ path: join(dir, 'app.log'), log_line_prefix: '%m [%p] ' }], audit: { path: join(dir, `${name}.audit.jsonl`) }, state_dir: join(dir, `${name}-state`) }),
+      stringify({
+        database,
+        sources: [{ path: join(dir, 'app.log'), log_line_prefix: '%m [%p] ' }],
+        audit: { path: join(dir, `${name}.audit.jsonl`) },
+        state_dir: join(dir, `${name}-state`),
+      }),
     );
     return path;
   };
@@ -207,11 +235,14 @@ describe.runIf(findLocalBinaries())('health: a login the server refuses (scram)'
       const file = join(dir, 'rotating');
       writeFileSync(file, 'first-password\n', { mode: 0o600 });
       const { hostname, port } = new URL(server.url);
-      const d = await startDaemon({
-        database: { url: `postgresql://rotating@${hostname}:${port}/postgres`, password_file: file },
-        sources: [{ path: join(dir, 'app.log'), log_line_prefix: '%m [%p] ' }],
-        remediation: { debounce_ms: 100, dry_run: false },
-      }, { PGPASSWORD: '' });
+      const d = await startDaemon(
+        {
+          database: { url: `postgresql://rotating@${hostname}:${port}/postgres`, password_file: file },
+          sources: [{ path: join(dir, 'app.log'), log_line_prefix: '%m [%p] ' }],
+          remediation: { debounce_ms: 100, dry_run: false },
+        },
+        { PGPASSWORD: '' },
+      );
       running.push(d);
       await waitFor('ready and healthy', () => d.stderr().includes('ready') && healthOf(d)?.ok === true, 15_000);
       await admin.query(`ALTER ROLE rotating PASSWORD 'second-password'`);

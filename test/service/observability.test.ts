@@ -113,10 +113,14 @@ describe('metrics, health and notifications', () => {
     expect(closedAfter).toBeLessThan(12_000);
     // 100 idle connections at once: past the cap they are closed at once.
     const idle = await Promise.all(
-      Array.from({ length: 100 }, () => new Promise<Socket>((resolve) => {
-        const socket = connect(port, '127.0.0.1', () => resolve(socket));
-        socket.on('error', () => {});
-      })),
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<Socket>((resolve) => {
+            const socket = connect(port, '127.0.0.1', () => resolve(socket));
+            socket.on('error', () => {});
+          }),
+      ),
     );
     await new Promise((r) => setTimeout(r, 500));
     const stillOpen = idle.filter((socket) => !socket.destroyed && socket.readyState === 'open' && !socket.readableEnded).length;
@@ -154,6 +158,8 @@ describe('metrics, health and notifications', () => {
 
   it('refuses a metrics address that is not loopback', async () => {
     const { parseConfig } = await import('../../src/config/config.js');
-    expect(() => parseConfig(`sources: [{path: /x}]\nmetrics: {listen: '0.0.0.0:10187'}\n`, 'c.yaml')).toThrow(/c\.yaml:2:19: metrics\.listen: a loopback address/);
+    expect(() => parseConfig(`sources: [{path: /x}]\nmetrics: {listen: '0.0.0.0:10187'}\n`, 'c.yaml')).toThrow(
+      /c\.yaml:2:19: metrics\.listen: a loopback address/,
+    );
   });
 });

@@ -58,7 +58,12 @@ describe.runIf(findLocalBinaries())('database outage', () => {
 
     await new Promise((r) => setTimeout(r, 1_000));
     // No watchdog pings while the database does not answer (a few status lines may still go out).
-    expect(listener.messages().slice(pingsWhileDown).filter((m) => m.includes('WATCHDOG=1'))).toEqual([]);
+    expect(
+      listener
+        .messages()
+        .slice(pingsWhileDown)
+        .filter((m) => m.includes('WATCHDOG=1')),
+    ).toEqual([]);
     expect(Date.now() - down).toBeGreaterThan(4_000);
 
     await server.startServer();
@@ -67,7 +72,15 @@ describe.runIf(findLocalBinaries())('database outage', () => {
     const audit = d.audit();
     expect(audit.filter((r) => r.event === 'failed')).toHaveLength(1);
     expect(audit.filter((r) => r.event === 'remediated')).toHaveLength(1);
-    await waitFor('watchdog fed again', () => listener!.messages().slice(pingsWhileDown).some((m) => m.includes('WATCHDOG=1')), 15_000);
+    await waitFor(
+      'watchdog fed again',
+      () =>
+        listener!
+          .messages()
+          .slice(pingsWhileDown)
+          .some((m) => m.includes('WATCHDOG=1')),
+      15_000,
+    );
 
     const app = new pg.Client({ connectionString: server.url });
     await app.connect();

@@ -115,7 +115,9 @@ describe('the supported Node.js versions', () => {
       (error: { code: number; stderr: string }) => error,
     );
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`seqwatch: Node.js 18.20.4 is not supported: seqwatch needs Node.js 20.19 or newer (${process.execPath}): install a newer Node.js and start again\n`);
+    expect(result.stderr).toBe(
+      `seqwatch: Node.js 18.20.4 is not supported: seqwatch needs Node.js 20.19 or newer (${process.execPath}): install a newer Node.js and start again\n`,
+    );
     expect(JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')).engines.node).toBe('>=20.19');
   });
 });
@@ -182,7 +184,10 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     const unit = readFileSync(join(root, 'etc/systemd/system/seqwatch.service'), 'utf8');
     expect(unitValues(unit, 'DynamicUser')).toEqual(['yes']);
     user ??= await createServiceUser(unitValues(unit, 'SupplementaryGroups').join(' ').split(/\s+/));
-    for (const [key, base] of [['StateDirectory', 'var/lib'], ['LogsDirectory', 'var/log']] as const) {
+    for (const [key, base] of [
+      ['StateDirectory', 'var/lib'],
+      ['LogsDirectory', 'var/log'],
+    ] as const) {
       const dir = join(root, base, unitValues(unit, key)[0]!);
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       chownSync(dir, user.uid, user.gid);
@@ -201,15 +206,31 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     stderr = '';
     daemon = spawn(
       'setpriv',
-      ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', '--', 'sh', '-c', `umask ${unitValues(unit, 'UMask')[0]} && exec "$@"`, 'sh', ...execStart],
+      [
+        '--reuid',
+        String(user.uid),
+        '--regid',
+        String(user.gid),
+        '--init-groups',
+        '--',
+        'sh',
+        '-c',
+        `umask ${unitValues(unit, 'UMask')[0]} && exec "$@"`,
+        'sh',
+        ...execStart,
+      ],
       { cwd: '/', env: { PATH: process.env.PATH, ...environment, CREDENTIALS_DIRECTORY: credentials }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     daemon.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const started = audit().filter((r) => r.event === 'started').length;
-    await waitFor('the started record', () => {
-      if (daemon!.exitCode !== null) throw new Error(`the daemon exited (${daemon!.exitCode}):\n${stderr}`);
-      return audit().filter((r) => r.event === 'started').length > started;
-    }, 60_000);
+    await waitFor(
+      'the started record',
+      () => {
+        if (daemon!.exitCode !== null) throw new Error(`the daemon exited (${daemon!.exitCode}):\n${stderr}`);
+        return audit().filter((r) => r.event === 'started').length > started;
+      },
+      60_000,
+    );
     // The daemon is the unit's user, not root.
     const status = readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
     expect(/^Uid:\s+(\d+)/m.exec(status)![1]).toBe(String(user.uid));
@@ -226,7 +247,10 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     cluster = await createDebianCluster();
     // The GOTRS database, after an import that left the sequence behind.
     await cluster.psql('CREATE DATABASE gotrs');
-    await cluster.psql('CREATE TABLE ticket (id bigserial PRIMARY KEY, title text); INSERT INTO ticket (id, title) SELECT g, \'imported\' FROM generate_series(1, 500) g', 'gotrs');
+    await cluster.psql(
+      "CREATE TABLE ticket (id bigserial PRIMARY KEY, title text); INSERT INTO ticket (id, title) SELECT g, 'imported' FROM generate_series(1, 500) g",
+      'gotrs',
+    );
     root = mkdtempSync(join(tmpdir(), 'seqwatch-root-'));
     chmodSync(root, 0o755);
     // What a Debian host already has.
@@ -236,9 +260,9 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
       join(root, 'edit.sh'),
       [
         'set -eu',
-        `sed -i -e 's|:5432/|:${cluster.port}/|' -e 's|/var/log/postgresql/postgresql-15-main.log|${cluster.logPath}|'`
-          + ` -e 's|/var/log/seqwatch/|${root}/var/log/seqwatch/|' -e 's|^state_dir: /var/lib/seqwatch|state_dir: ${root}/var/lib/seqwatch|'`
-          + ` -e 's|/etc/seqwatch/db_password|${root}/etc/seqwatch/db_password|' "$1"`,
+        `sed -i -e 's|:5432/|:${cluster.port}/|' -e 's|/var/log/postgresql/postgresql-15-main.log|${cluster.logPath}|'` +
+          ` -e 's|/var/log/seqwatch/|${root}/var/log/seqwatch/|' -e 's|^state_dir: /var/lib/seqwatch|state_dir: ${root}/var/lib/seqwatch|'` +
+          ` -e 's|/etc/seqwatch/db_password|${root}/etc/seqwatch/db_password|' "$1"`,
       ].join('\n'),
     );
     // A checkout after npm ci: the repository's files, its node_modules.
@@ -262,7 +286,12 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     expect(readFileSync(join(etc, 'db_password'), 'utf8').trim().length).toBeGreaterThanOrEqual(24);
     await startAsTheUnitWould();
     // The password file itself is root's alone: the daemon read the credential.
-    expect((await run('setpriv', ['--reuid', String(user!.uid), '--regid', String(user!.gid), '--init-groups', '--', 'test', '-r', join(etc, 'db_password')]).then(() => true, () => false))).toBe(false);
+    expect(
+      await run('setpriv', ['--reuid', String(user!.uid), '--regid', String(user!.gid), '--init-groups', '--', 'test', '-r', join(etc, 'db_password')]).then(
+        () => true,
+        () => false,
+      ),
+    ).toBe(false);
     // The installed service watches the tables by default (docs/watch.md): it may heal the import
     // before the application's first INSERT fails; otherwise that INSERT fails once and the log heals it.
     const first = await cluster.psql("INSERT INTO ticket (title) VALUES ('new') RETURNING id", 'gotrs').then(

@@ -23,7 +23,14 @@ describe.runIf(findLocalBinaries())('secrets', () => {
   beforeAll(async () => {
     server = await startLocalPostgres({ logLinePrefix: '%m [%p] ', password: PASSWORD });
     url = server.url; // no password in it
-    const admin = new pg.Client({ ...new URL(url).searchParams, host: new URL(url).hostname, port: Number(new URL(url).port), user: 'postgres', database: 'postgres', password: PASSWORD });
+    const admin = new pg.Client({
+      ...new URL(url).searchParams,
+      host: new URL(url).hostname,
+      port: Number(new URL(url).port),
+      user: 'postgres',
+      database: 'postgres',
+      password: PASSWORD,
+    });
     await admin.connect();
     await admin.query(`CREATE TABLE ticket (id bigserial PRIMARY KEY);
                        CREATE TABLE article (id bigserial PRIMARY KEY);

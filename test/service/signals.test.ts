@@ -129,6 +129,9 @@ describe('the daemon under a service manager', () => {
   it('exits 1 and starts nothing when the config is invalid', async () => {
     const bad = join(mkdtempSync(join(tmpdir(), 'seqwatch-bad-')), 'c.yaml');
     writeFileSync(bad, 'sources:\n  - path: /x\n    format: syslog-ng\n');
-    await expect(run(process.execPath, [CLI, 'run', '-c', bad])).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining(`${bad}:3:13: sources.0.format`) });
+    await expect(run(process.execPath, [CLI, 'run', '-c', bad])).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringContaining(`${bad}:3:13: sources.0.format`),
+    });
   });
 });

@@ -50,7 +50,10 @@ describe('FileFollower', () => {
     writeFileSync(path, 'one\ntwo\n');
     const { lines, positions } = await follow(path, { startAt: 'beginning' });
     await until('two lines', lines, 2);
-    expect(positions).toEqual([{ offset: 0, line: 1, boundary: 'start' }, { offset: 4, line: 2 }]);
+    expect(positions).toEqual([
+      { offset: 0, line: 1, boundary: 'start' },
+      { offset: 4, line: 2 },
+    ]);
   });
 
   it('waits for a file that does not exist yet and reads it from its start', async () => {

@@ -34,7 +34,10 @@ describe('journald source', () => {
   const entry = (constraint: string) => {
     n++;
     const message = duplicateKeyLine(constraint, 900 + n).trimEnd();
-    appendFileSync(journal, JSON.stringify({ __CURSOR: `s=abc;i=${n}`, _PID: String(900 + n), PRIORITY: '3', MESSAGE: message, _SYSTEMD_UNIT: 'postgresql@15-main.service' }) + '\n');
+    appendFileSync(
+      journal,
+      JSON.stringify({ __CURSOR: `s=abc;i=${n}`, _PID: String(900 + n), PRIORITY: '3', MESSAGE: message, _SYSTEMD_UNIT: 'postgresql@15-main.service' }) + '\n',
+    );
   };
   const start = async () => {
     const d = await startDaemon(
@@ -49,7 +52,8 @@ describe('journald source', () => {
     daemons.push(d);
     return d;
   };
-  const drift = (table: string) => db.pool.query(`INSERT INTO ${table} (id) SELECT (SELECT coalesce(max(id), 0) FROM ${table}) + g FROM generate_series(1, 10) g`);
+  const drift = (table: string) =>
+    db.pool.query(`INSERT INTO ${table} (id) SELECT (SELECT coalesce(max(id), 0) FROM ${table}) + g FROM generate_series(1, 10) g`);
 
   it('heals from journal entries, and after a restart resumes at its cursor: nothing lost, nothing twice', async () => {
     const first = await start();
@@ -65,7 +69,12 @@ describe('journald source', () => {
     const second = await start();
     await second.waitForAudit('article remediated', (r) => r.event === 'remediated' && r.table === 'public.article');
     await new Promise((r) => setTimeout(r, 400));
-    expect(second.audit().filter((r) => r.event === 'detected').map((r) => r.table)).toEqual(['public.article']);
+    expect(
+      second
+        .audit()
+        .filter((r) => r.event === 'detected')
+        .map((r) => r.table),
+    ).toEqual(['public.article']);
     expect(first.audit()[0]!.sources).toEqual([{ path: 'journald:postgresql@15-main.service', format: 'postgres-stderr' }]);
   });
 });
@@ -82,9 +91,16 @@ describe('journald entries cut at LineMax', () => {
     writeFileSync(journal, '');
     let daemon: RunningDaemon | undefined;
     try {
-      await db.pool.query('CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 9); CREATE TABLE queue (id serial PRIMARY KEY); INSERT INTO queue (id) VALUES (1), (2)');
+      await db.pool.query(
+        'CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 9); CREATE TABLE queue (id serial PRIMARY KEY); INSERT INTO queue (id) VALUES (1), (2)',
+      );
       daemon = await startDaemon(
-        { database: { url: db.url }, sources: [{ journal_unit: 'postgresql@15-main.service', log_line_prefix: '%m [%p] ' }], remediation: { debounce_ms: 20 }, state_dir: join(dir, 'state') },
+        {
+          database: { url: db.url },
+          sources: [{ journal_unit: 'postgresql@15-main.service', log_line_prefix: '%m [%p] ' }],
+          remediation: { debounce_ms: 20 },
+          state_dir: join(dir, 'state'),
+        },
         { SEQWATCH_JOURNALCTL: repoRootPath('test/helpers/fake-journalctl.mjs'), FAKE_JOURNAL: journal },
       );
       await journalctlStarted(journal);

@@ -34,7 +34,8 @@ describe('restart without loss or duplicates', () => {
     await db?.drop();
   });
 
-  const drift = (table: string) => db.pool.query(`INSERT INTO ${table} (id) SELECT (SELECT coalesce(max(id), 0) FROM ${table}) + g FROM generate_series(1, 10) g`);
+  const drift = (table: string) =>
+    db.pool.query(`INSERT INTO ${table} (id) SELECT (SELECT coalesce(max(id), 0) FROM ${table}) + g FROM generate_series(1, 10) g`);
   const detected = (d: RunningDaemon, table: string) => d.audit().filter((r) => r.event === 'detected' && r.table === table);
 
   it('after kill -9 handles each error written while it was down once, and none twice', async () => {
@@ -58,7 +59,11 @@ describe('restart without loss or duplicates', () => {
     await new Promise((r) => setTimeout(r, 500));
     const mine = (r: { pid: number }) => r.pid === second.child.pid;
     expect(detected(second, 'public.ticket').filter(mine)).toHaveLength(0);
-    expect(detected(second, 'public.article').filter(mine).reduce((n, r) => n + (r.incidents as number), 0)).toBe(2);
+    expect(
+      detected(second, 'public.article')
+        .filter(mine)
+        .reduce((n, r) => n + (r.incidents as number), 0),
+    ).toBe(2);
     expect(detected(second, 'public.queue').filter(mine)).toHaveLength(1);
     expect(second.stderr()).toContain('resuming from the checkpoint');
   });
@@ -72,7 +77,10 @@ describe('restart without loss or duplicates', () => {
     writeFileSync(appLog, duplicateKeyLine('ticket_pkey'));
     const third = await startDaemon(config());
     daemons.push(third);
-    await third.waitForAudit('ticket remediated from the new file', (r) => r.event === 'remediated' && r.table === 'public.ticket' && r.pid === third.child.pid);
+    await third.waitForAudit(
+      'ticket remediated from the new file',
+      (r) => r.event === 'remediated' && r.table === 'public.ticket' && r.pid === third.child.pid,
+    );
     await waitFor('the warning', () => third.stderr().includes('was replaced since the checkpoint'), 5_000);
   });
 });

@@ -17,10 +17,14 @@ describe('the watch in the config', () => {
   });
 
   it('refuses a config that would do nothing, one without sources, and an interval too short', () => {
-    expect(() => parseConfig('sources: []\nwatch:\n  enabled: false\n', 'c.yaml')).toThrow(/c\.yaml: sources: \[\] and watch\.enabled: false leave nothing to do/);
+    expect(() => parseConfig('sources: []\nwatch:\n  enabled: false\n', 'c.yaml')).toThrow(
+      /c\.yaml: sources: \[\] and watch\.enabled: false leave nothing to do/,
+    );
     expect(() => parseConfig('audit:\n  path: /tmp/a\n', 'c.yaml')).toThrow(/c\.yaml:1:1: sources: required: .*or \[\] to rely on the watch alone/);
     expect(() => parseConfig('sources: []\nwatch:\n  interval: 10ms\n', 'c.yaml')).toThrow(/c\.yaml:3:13: watch\.interval: at least 100ms/);
-    expect(() => parseConfig('sources: []\nwatch:\n  every: 1s\n', 'c.yaml')).toThrow(/watch\.every: unknown key \(known here: enabled, interval, full_sweep\)/);
+    expect(() => parseConfig('sources: []\nwatch:\n  every: 1s\n', 'c.yaml')).toThrow(
+      /watch\.every: unknown key \(known here: enabled, interval, full_sweep\)/,
+    );
   });
 
   it('seqwatch replay with a watch-only config: the default format and prefix, not a TypeError', async () => {

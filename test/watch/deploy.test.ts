@@ -19,7 +19,10 @@ function manifests(): Map<string, Doc[]> {
     for (const name of readdirSync(repoRootPath(dir)).filter((n) => /\.ya?ml$/.test(n))) {
       const docs = parseAllDocuments(readFileSync(repoRootPath(join(dir, name)), 'utf8'));
       for (const doc of docs) expect(doc.errors, `${dir}/${name}`).toEqual([]);
-      files.set(`${dir}/${name}`, docs.map((d) => d.toJS() as Doc));
+      files.set(
+        `${dir}/${name}`,
+        docs.map((d) => d.toJS() as Doc),
+      );
     }
   }
   return files;
@@ -38,7 +41,7 @@ describe('GOTRS and Kubernetes recipes (deploy/gotrs, deploy/kubernetes)', () =>
     expect(cnpg.database.url).toContain('@gotrs-db-rw:5432/');
   });
 
-  it('the compose override names GOTRS\'s own service, network and log volume', () => {
+  it("the compose override names GOTRS's own service, network and log volume", () => {
     const override = manifests().get('deploy/gotrs/compose.seqwatch.yaml')![0]!;
     expect(Object.keys(override.services)).toEqual(['postgres', 'seqwatch']);
     expect(override.services.seqwatch.networks).toEqual(['gotrs-network']);
@@ -65,7 +68,7 @@ describe('GOTRS and Kubernetes recipes (deploy/gotrs, deploy/kubernetes)', () =>
  * by psql as GOTRS's owner, then a table a later migration creates, then the daemon as that role
  * with no log at all heals it. grants.sql (CloudNativePG) likewise, with the owner named.
  */
-describe.runIf(findSystemBinaries())('the recipes\' role is enough for the watch', () => {
+describe.runIf(findSystemBinaries())("the recipes' role is enough for the watch", () => {
   let server: ThrowawayPostgres;
   let daemon: RunningDaemon | undefined;
   const psql = (url: string, file: string, ...vars: string[]) =>
@@ -105,7 +108,11 @@ describe.runIf(findSystemBinaries())('the recipes\' role is enough for the watch
       await app.query(`INSERT INTO ticket (id, title) SELECT g, 'imported' FROM generate_series(1, 30) g`);
       await app.query(`INSERT INTO article (id, body) SELECT g, 'imported' FROM generate_series(1, 40) g`);
       for (const table of ['public.ticket', 'public.article']) {
-        await daemon.waitForAudit(`${table} healed by the role seqwatch`, (r) => r.event === 'remediated' && r.table === table && r.trigger?.source === 'watch', 15_000);
+        await daemon.waitForAudit(
+          `${table} healed by the role seqwatch`,
+          (r) => r.event === 'remediated' && r.table === table && r.trigger?.source === 'watch',
+          15_000,
+        );
       }
       expect(daemon.audit().filter((r) => r.event === 'failed')).toEqual([]);
     } finally {

@@ -72,7 +72,11 @@ describe.runIf(findSystemBinaries())('the watch on a standby', () => {
     expect(rows[0]!.is_called).toBe(false);
 
     await asPostgres(bin('pg_ctl'), ['promote', '-w', '-D', standbyDir]);
-    const healed = await daemon.waitForAudit('healed on the promoted server', (r) => r.event === 'remediated' && r.table === 'public.ticket' && r.trigger?.source === 'watch', 20_000);
+    const healed = await daemon.waitForAudit(
+      'healed on the promoted server',
+      (r) => r.event === 'remediated' && r.table === 'public.ticket' && r.trigger?.source === 'watch',
+      20_000,
+    );
     expect(healed).toMatchObject({ after: '25' });
   });
 });

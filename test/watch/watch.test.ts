@@ -65,7 +65,7 @@ describe('the watch at its default settings: silent drift healed before the appl
       metrics: { listen: `127.0.0.1:${metricsPort}` },
       watch: {},
     });
-    await waitUntil('the watch\'s first look', async () => (await metricValue(metricsPort, 'seqwatch_watch_rounds_total')) >= 1, 20_000);
+    await waitUntil("the watch's first look", async () => (await metricValue(metricsPort, 'seqwatch_watch_rounds_total')) >= 1, 20_000);
   });
 
   afterAll(async () => {
@@ -101,7 +101,9 @@ describe('the watch at its default settings: silent drift healed before the appl
     const article = daemon.audit().find(healedByWatch('public.article'))!;
     expect(ticket).toMatchObject({ sequence: 'public.ticket_id_seq', after: '505', trigger: { source: 'watch' } });
     expect(article).toMatchObject({ sequence: 'public.article_id_seq', after: '403' });
-    console.log(`watch: import committed -> ticket healed in ${Date.parse(ticket.time) - committedAt} ms, article (partition) in ${Date.parse(article.time) - committedAt} ms`);
+    console.log(
+      `watch: import committed -> ticket healed in ${Date.parse(ticket.time) - committedAt} ms, article (partition) in ${Date.parse(article.time) - committedAt} ms`,
+    );
     expect(await metricValue(metricsPort, 'seqwatch_watch_changed_tables_total')).toBeGreaterThanOrEqual(1);
   });
 

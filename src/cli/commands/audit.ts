@@ -170,12 +170,23 @@ Examples:
         verificationKey = parseVerificationKey(options.verificationKey);
         if (!verificationKey) throw new CommandFailure('not a verification key: say the KEY/START/SECONDS that seqwatch audit seal-init printed', EXIT.usage);
       }
-      const report = verifyChain(readAuditLines(files), { anchors, ...(verificationKey ? { verificationKey } : {}), ...(options.allowMissingStart ? { allowMissingStart: true } : {}) });
+      const report = verifyChain(readAuditLines(files), {
+        anchors,
+        ...(verificationKey ? { verificationKey } : {}),
+        ...(options.allowMissingStart ? { allowMissingStart: true } : {}),
+      });
       if (!report.problem) {
-        process.stdout.write(`ok: ${describe(report)} in ${files.length} file(s), hash chain intact${anchors.length ? `; ${anchors.length} anchor(s) found unchanged` : ''}${report.sealed ? `; ${report.sealed.records} sealed record(s), seals good up to epoch ${report.sealed.lastEpoch}` : ''}\n`);
-        if (report.last?.seq !== undefined) process.stdout.write(`last record: #${report.last.seq} ${report.last.hash} (keep it to check against later: --anchor ${report.last.seq}:${report.last.hash})\n`);
+        process.stdout.write(
+          `ok: ${describe(report)} in ${files.length} file(s), hash chain intact${anchors.length ? `; ${anchors.length} anchor(s) found unchanged` : ''}${report.sealed ? `; ${report.sealed.records} sealed record(s), seals good up to epoch ${report.sealed.lastEpoch}` : ''}\n`,
+        );
+        if (report.last?.seq !== undefined)
+          process.stdout.write(
+            `last record: #${report.last.seq} ${report.last.hash} (keep it to check against later: --anchor ${report.last.seq}:${report.last.hash})\n`,
+          );
         for (const run of report.lateSeals ?? []) {
-          process.stdout.write(`note: records #${run.from}..#${run.to} were sealed epochs after their time, then an audit_unwritable alert: held while the audit log could not be written (or rewritten by whoever held that later key)\n`);
+          process.stdout.write(
+            `note: records #${run.from}..#${run.to} were sealed epochs after their time, then an audit_unwritable alert: held while the audit log could not be written (or rewritten by whoever held that later key)\n`,
+          );
         }
         return;
       }
@@ -220,9 +231,12 @@ Example:
       } catch {
         // None yet.
       }
-      if (exists && !options.force) throw new CommandFailure(`${keyFile} exists already: the log is being sealed (say --force to start over with a new key)`, EXIT.failure);
+      if (exists && !options.force)
+        throw new CommandFailure(`${keyFile} exists already: the log is being sealed (say --force to start over with a new key)`, EXIT.failure);
       const key = initSealing(path, minutes * 60);
-      process.stderr.write(`sealing key written to ${keyFile} (mode 0600); restart the daemon to use it. The verification key follows: keep it off this host.\n`);
+      process.stderr.write(
+        `sealing key written to ${keyFile} (mode 0600); restart the daemon to use it. The verification key follows: keep it off this host.\n`,
+      );
       process.stdout.write(`${key}\n`);
     });
 }

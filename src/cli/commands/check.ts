@@ -63,7 +63,7 @@ export function checkJson(results: CheckedSequence[], database: string): object 
 export function registerCheck(program: Command): void {
   program
     .command('check')
-    .description('compare every sequence-fed column\'s next value with its MAX; read-only')
+    .description("compare every sequence-fed column's next value with its MAX; read-only")
     .requiredOption('-c, --config <file>', 'YAML config file', '/etc/seqwatch/seqwatch.yaml')
     .option('--database <name>', 'which database, when the config watches several')
     .option('--json', 'machine-readable output')

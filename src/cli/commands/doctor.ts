@@ -82,9 +82,20 @@ function serviceUser(name: string): CheckedAs {
   let gid: number;
   let groups: string[];
   try {
-    uid = Number(execFileSync('id', ['-u', name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
-    gid = Number(execFileSync('id', ['-g', name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim());
-    groups = execFileSync('id', ['-Gn', name], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split(/\s+/);
+    uid = Number(
+      execFileSync('id', ['-u', name], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim(),
+    );
+    gid = Number(
+      execFileSync('id', ['-g', name], { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim(),
+    );
+    groups = execFileSync('id', ['-Gn', name], { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim()
+      .split(/\s+/);
   } catch {
     throw new CommandFailure(
       `--as-user: no user ${name} on this host (for the unit's DynamicUser, check as a user in the unit's SupplementaryGroups: useradd --system --groups adm NAME)`,
@@ -199,7 +210,10 @@ async function columnFindings(db: Database): Promise<Finding[]> {
       what: `${c.table}.${c.column} is never healed: its DEFAULT uses ${c.sequence}, ${
         c.why === 'expression' ? 'in an expression, not as a plain nextval()' : "but the table's owner may not use that sequence (trust rule)"
       }`,
-      fix: c.why === 'expression' ? 'nothing to do if intended; seqwatch cannot tell what the expression makes of the sequence' : `if the column is genuine: GRANT USAGE ON SEQUENCE ${c.sequence} TO the owner of ${c.table}`,
+      fix:
+        c.why === 'expression'
+          ? 'nothing to do if intended; seqwatch cannot tell what the expression makes of the sequence'
+          : `if the column is genuine: GRANT USAGE ON SEQUENCE ${c.sequence} TO the owner of ${c.table}`,
     });
   }
   for (const c of await listFullScanColumns(db)) {
@@ -238,7 +252,11 @@ async function privilegeFindings(db: Database, user: string): Promise<Finding[]>
     findings.push({
       level: 'problem',
       what: `${role} cannot SELECT ${missingTables.size} table(s) (needed for MAX(id)): ${[...missingTables].slice(0, 5).join(', ')}${missingTables.size > 5 ? ', ...' : ''}`,
-      fix: [...missingTables].map((t) => `GRANT SELECT ON ${t} TO ${role};`).slice(0, 20).join('\n') + (missingTables.size > 20 ? '\n-- or: GRANT SELECT ON ALL TABLES IN SCHEMA <schema> TO ' + role + ';' : ''),
+      fix:
+        [...missingTables]
+          .map((t) => `GRANT SELECT ON ${t} TO ${role};`)
+          .slice(0, 20)
+          .join('\n') + (missingTables.size > 20 ? '\n-- or: GRANT SELECT ON ALL TABLES IN SCHEMA <schema> TO ' + role + ';' : ''),
     });
   }
   if (missingSequences.size > 0) {
@@ -246,8 +264,10 @@ async function privilegeFindings(db: Database, user: string): Promise<Finding[]>
       level: 'problem',
       what: `${role} cannot read and set ${missingSequences.size} sequence(s) (SELECT and UPDATE, for setval): ${[...missingSequences].slice(0, 5).join(', ')}${missingSequences.size > 5 ? ', ...' : ''}`,
       fix:
-        [...missingSequences].map((s) => `GRANT SELECT, UPDATE ON SEQUENCE ${s} TO ${role};`).slice(0, 20).join('\n') +
-        (missingSequences.size > 20 ? '\n-- or: GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO ' + role + ';' : ''),
+        [...missingSequences]
+          .map((s) => `GRANT SELECT, UPDATE ON SEQUENCE ${s} TO ${role};`)
+          .slice(0, 20)
+          .join('\n') + (missingSequences.size > 20 ? '\n-- or: GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA <schema> TO ' + role + ';' : ''),
     });
   }
   return findings;
@@ -272,7 +292,9 @@ type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 function serverLogOf(source: SourceConfig): ServerLog | undefined {
   if (source.journal_unit !== undefined) return 'journald';
   const format: Format | undefined = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
-  return ({ 'postgres-stderr': 'stderr', 'postgres-csv': 'csvlog', 'postgres-json': 'jsonlog', syslog: 'syslog' } as Partial<Record<Format, ServerLog>>)[format!];
+  return ({ 'postgres-stderr': 'stderr', 'postgres-csv': 'csvlog', 'postgres-json': 'jsonlog', syslog: 'syslog' } as Partial<Record<Format, ServerLog>>)[
+    format!
+  ];
 }
 
 /** Whether a source's records carry the SQLSTATE (then the message language does not matter). */
@@ -280,7 +302,10 @@ const givesSqlstate = (source: SourceConfig, log: ServerLog | undefined) => log 
 
 function settingFindings(config: Config, settings: Record<string, string>, versionNum: number): Finding[] {
   const findings: Finding[] = [];
-  const destinations = (settings.log_destination ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+  const destinations = (settings.log_destination ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
   const collector = settings.logging_collector === 'on';
   const withDestination = (d: string) => [...new Set([...destinations, d])].join(',');
   const minMessages = settings.log_min_messages ?? 'warning';
@@ -296,7 +321,10 @@ function settingFindings(config: Config, settings: Record<string, string>, versi
   const minStatement = settings.log_min_error_statement ?? 'error';
   findings.push(
     LEVELS.indexOf(minStatement) > LEVELS.indexOf('error')
-      ? { level: 'warn', what: `log_min_error_statement is '${minStatement}': failed statements are not logged with their error (not needed for healing, useful for review)` }
+      ? {
+          level: 'warn',
+          what: `log_min_error_statement is '${minStatement}': failed statements are not logged with their error (not needed for healing, useful for review)`,
+        }
       : { level: 'ok', what: `log_min_error_statement '${minStatement}'` },
   );
   const lc = settings.lc_messages ?? '';
@@ -331,9 +359,16 @@ function settingFindings(config: Config, settings: Record<string, string>, versi
         fix: 'ALTER SYSTEM SET logging_collector = on;   -- then restart the server',
       });
     } else if (log === 'jsonlog' && versionNum > 0 && versionNum < 150000) {
-      findings.push({ level: 'problem', what: `${source.path}: jsonlog needs PostgreSQL 15 or newer`, fix: 'use csvlog (format: postgres-csv) or stderr with %e in log_line_prefix' });
+      findings.push({
+        level: 'problem',
+        what: `${source.path}: jsonlog needs PostgreSQL 15 or newer`,
+        fix: 'use csvlog (format: postgres-csv) or stderr with %e in log_line_prefix',
+      });
     } else {
-      findings.push({ level: 'ok', what: `${source.path}: log_destination includes ${log}${log === 'csvlog' || log === 'jsonlog' ? ' and the logging collector is on' : ` (logging_collector ${settings.logging_collector ?? 'unknown'})`}` });
+      findings.push({
+        level: 'ok',
+        what: `${source.path}: log_destination includes ${log}${log === 'csvlog' || log === 'jsonlog' ? ' and the logging collector is on' : ` (logging_collector ${settings.logging_collector ?? 'unknown'})`}`,
+      });
     }
     // Only stderr-like lines carry the prefix; csvlog and jsonlog have fixed fields.
     if (log === 'stderr' || log === 'syslog' || log === 'journald') {
@@ -377,7 +412,10 @@ function storageFindings(config: Config, as: CheckedAs | undefined): Finding[] {
   ] as const) {
     const existing = nearestExisting(dir);
     if (existing !== dir && UNIT_DIRECTORIES.includes(dir)) {
-      findings.push({ level: 'ok', what: `${what} ${path}: ${dir} does not exist yet; the unit's ${dir.startsWith('/var/log') ? 'LogsDirectory' : 'StateDirectory'}= creates it for its user at start` });
+      findings.push({
+        level: 'ok',
+        what: `${what} ${path}: ${dir} does not exist yet; the unit's ${dir.startsWith('/var/log') ? 'LogsDirectory' : 'StateDirectory'}= creates it for its user at start`,
+      });
       continue;
     }
     if (!mayAccess(as, existsSync(path) ? path : existing, 'write')) {
@@ -393,7 +431,11 @@ function storageFindings(config: Config, as: CheckedAs | undefined): Finding[] {
     const free = bavail * bsize;
     const mib = Math.round(free / 2 ** 20);
     if (free < LOW_SPACE_BYTES) {
-      findings.push({ level: 'warn', what: `${what} ${path}: only ${mib} MiB free on its file system`, fix: 'free space there or move it (audit.path, state_dir): on a full disk decisions wait in memory and go to the journal' });
+      findings.push({
+        level: 'warn',
+        what: `${what} ${path}: only ${mib} MiB free on its file system`,
+        fix: 'free space there or move it (audit.path, state_dir): on a full disk decisions wait in memory and go to the journal',
+      });
     } else {
       findings.push({ level: 'ok', what: `${what} ${path} is writable, ${mib >= 10_240 ? `${Math.round(mib / 1024)} GiB` : `${mib} MiB`} free` });
     }
@@ -423,7 +465,10 @@ function fileFindings(config: Config, { as, configPath }: DiagnoseOptions): Find
       findings.push({
         level: 'problem',
         what: `database.password_file ${database.password_file} is not readable by ${whom(as)}`,
-        fix: 'hand it to the unit as a credential: LoadCredential=db_password:' + database.password_file + ' in the unit, password_credential: db_password in the config',
+        fix:
+          'hand it to the unit as a credential: LoadCredential=db_password:' +
+          database.password_file +
+          ' in the unit, password_credential: db_password in the config',
       });
     }
   }
@@ -482,7 +527,10 @@ function sourceFindings(config: Config, serverPrefix: string | undefined, as: Ch
   const findings: Finding[] = [];
   for (const source of config.sources) {
     if (source.path === '-') {
-      findings.push({ level: 'ok', what: 'a source reads standard input: start seqwatch at the end of the pipeline (docker logs -f gotrs-postgres 2>&1 | seqwatch run ...)' });
+      findings.push({
+        level: 'ok',
+        what: 'a source reads standard input: start seqwatch at the end of the pipeline (docker logs -f gotrs-postgres 2>&1 | seqwatch run ...)',
+      });
       continue;
     }
     if (source.journal_unit !== undefined) {
@@ -497,7 +545,11 @@ function sourceFindings(config: Config, serverPrefix: string | undefined, as: Ch
         continue;
       }
       if (!mayAccess(as, dir, 'list')) {
-        findings.push({ level: 'problem', what: `${dir} (of ${source.path}) cannot be listed by ${whom(as)}: new files would not be seen`, fix: `give the user read and execute on ${dir} (log_directory), e.g. its group` });
+        findings.push({
+          level: 'problem',
+          what: `${dir} (of ${source.path}) cannot be listed by ${whom(as)}: new files would not be seen`,
+          fix: `give the user read and execute on ${dir} (log_directory), e.g. its group`,
+        });
         continue;
       }
       const newest = newestMatch(source.path);
@@ -505,7 +557,10 @@ function sourceFindings(config: Config, serverPrefix: string | undefined, as: Ch
         findings.push({ level: 'warn', what: `${source.path} matches no file yet: every file that appears is followed from its start` });
         continue;
       }
-      findings.push({ level: 'ok', what: `${source.path} is a glob: every matching file is followed, new ones from their start; checking the newest, ${basename(newest)}` });
+      findings.push({
+        level: 'ok',
+        what: `${source.path} is a glob: every matching file is followed, new ones from their start; checking the newest, ${basename(newest)}`,
+      });
       path = newest;
     }
     if (!existsSync(path)) {
@@ -517,7 +572,7 @@ function sourceFindings(config: Config, serverPrefix: string | undefined, as: Ch
         level: 'problem',
         what: `${path} is not readable by ${whom(as)}`,
         fix:
-          'add the user running seqwatch to the file\'s group (Debian: usermod -aG adm seqwatch; the unit: SupplementaryGroups=adm), or give the file group read access' +
+          "add the user running seqwatch to the file's group (Debian: usermod -aG adm seqwatch; the unit: SupplementaryGroups=adm), or give the file group read access" +
           (isGlob(source.path) ? ' (log_file_mode = 0640 and the group of log_directory)' : ''),
       });
       continue;
@@ -535,7 +590,11 @@ function journalFinding(unit: string, as: CheckedAs | undefined): Finding {
   const groups = as ? as.groups : execFileSync('id', ['-Gn']).toString().trim().split(/\s+/);
   const uid = as ? as.uid : process.getuid?.();
   if (uid !== 0 && !groups.some((g) => g === 'systemd-journal' || g === 'adm' || g === 'wheel')) {
-    return { level: 'problem', what: `journald:${unit}: ${whom(as)} may not read the system journal`, fix: 'add it to the group systemd-journal (the unit: SupplementaryGroups=systemd-journal)' };
+    return {
+      level: 'problem',
+      what: `journald:${unit}: ${whom(as)} may not read the system journal`,
+      fix: 'add it to the group systemd-journal (the unit: SupplementaryGroups=systemd-journal)',
+    };
   }
   return { level: 'ok', what: `journald:${unit}: ${whom(as)} may read the system journal` };
 }
@@ -553,14 +612,18 @@ function contentFinding(source: SourceConfig, path: string, serverPrefix: string
     return {
       level: 'problem',
       what: `${path}: only ${share}% of its last ${lines.length} lines match the log_line_prefix ${JSON.stringify(source.log_line_prefix)}: records will be missed`,
-      fix: serverPrefix !== undefined ? `in the config: log_line_prefix: '${serverPrefix}' (the server's), or check that this is a PostgreSQL stderr log` : "set log_line_prefix in the config to the server's (SHOW log_line_prefix;)",
+      fix:
+        serverPrefix !== undefined
+          ? `in the config: log_line_prefix: '${serverPrefix}' (the server's), or check that this is a PostgreSQL stderr log`
+          : "set log_line_prefix in the config to the server's (SHOW log_line_prefix;)",
     };
   }
   if (format === 'app-text' || format === 'auto') return { level: 'ok', what: `${path} is readable (${format}: any line may hold an error)` };
   // csvlog records may span lines (quoted newlines): judge the lines that are recognisably something.
   const seen = lines.map((l) => recognise(l, matcher)).filter((f) => f !== undefined);
   const matching = seen.filter((f) => f === format).length;
-  if (matching > 0 && matching * 2 >= seen.length) return { level: 'ok', what: `${path} is readable and ${matching} of its last ${lines.length} lines are ${format} records` };
+  if (matching > 0 && matching * 2 >= seen.length)
+    return { level: 'ok', what: `${path} is readable and ${matching} of its last ${lines.length} lines are ${format} records` };
   const others = [...new Set(seen.filter((f) => f !== format))];
   return {
     level: 'problem',

@@ -57,7 +57,12 @@ Examples:
         for await (const batch of checkSequenceBatches(db, columns, { fix: act, exclusive: true })) {
           for (const { target: column, state, error } of batch) {
             if (state) writeSequenceOutcome(audit, column, state, { trigger });
-            else audit.write('failed', { table: column.table, sequence: column.sequence, column: column.column, error, trigger }, `fixing ${column.sequence} failed: ${error}`);
+            else
+              audit.write(
+                'failed',
+                { table: column.table, sequence: column.sequence, column: column.column, error, trigger },
+                `fixing ${column.sequence} failed: ${error}`,
+              );
             results.push({ column, ...(state ? { state } : {}), ...(error ? { error } : {}) });
           }
           progress.update(results.length, columns.length, `${results.length}/${columns.length} sequences`);
