@@ -13,6 +13,7 @@ import { Database } from '../db/Database.js';
 import { listSequenceColumns } from '../db/listSequenceColumns.js';
 import { IndexResolver } from '../db/resolveIndex.js';
 import type { Incident } from '../detect/detectIncident.js';
+import { namesOtherDatabase } from '../detect/otherDatabase.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from '../remediate/Remediator.js';
 import { TablePolicy } from '../remediate/TablePolicy.js';
 import { databaseProblem, type HealthProblem } from '../service/health.js';
@@ -51,6 +52,9 @@ function logDatabaseEvents(logger: Logger) {
  * The watched databases (config `database` or `databases`), each with its connection, catalog
  * cache and Remediator. The only place that decides whether a record is for one of them (route).
  */
+/** The remediators' counters together, and the records routing found to be another database's. */
+export type DatabasesCounters = RemediatorCounters & { otherDatabase: number };
+
 /** The catalog's answers are kept 10 minutes (IndexResolver's foundTtlMs): warmed again before that. */
 const CATALOG_WARM_EVERY_MS = 9 * 60_000;
 
@@ -94,7 +98,7 @@ export class Databases {
    */
   route(incident: Incident): Promise<void> {
     if (incident.database !== undefined) {
-      const context = this.contexts.find((c) => c.db.name === incident.database);
+      const context = this.contexts.find((c) => !namesOtherDatabase(incident, c.db.name));
       if (!context) {
         this.otherDatabase++;
         return Promise.resolve();
@@ -115,10 +119,10 @@ export class Databases {
   }
 
   /** Counters of all databases together. */
-  counters(): RemediatorCounters {
-    const total: RemediatorCounters = { incidents: 0, otherDatabase: this.otherDatabase, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
+  counters(): DatabasesCounters {
+    const total: RemediatorCounters = { incidents: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
     for (const c of this.contexts) for (const key of Object.keys(total) as Array<keyof RemediatorCounters>) total[key] += c.remediator.counters[key];
-    return total;
+    return { ...total, otherDatabase: this.otherDatabase };
   }
 
   catalogQueries(): number {

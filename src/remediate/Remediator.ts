@@ -60,7 +60,6 @@ export interface RemediatorOptions extends RemediationSettings {
 
 export interface RemediatorCounters {
   incidents: number;
-  otherDatabase: number;
   checks: number;
   remediated: number;
   failed: number;
@@ -90,7 +89,7 @@ const FULL_SCAN_TIMEOUT_MS = 5_000;
  * reaches the audit in a storm (AuditThrottle) are parts of their own.
  */
 export class Remediator {
-  readonly counters: RemediatorCounters = { incidents: 0, otherDatabase: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
+  readonly counters: RemediatorCounters = { incidents: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
   private readonly inFlight = new Set<Promise<void>>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
@@ -163,12 +162,6 @@ export class Remediator {
    * incident is handled (its outcome audited): a checkpoint may then move past it.
    */
   handle(incident: Incident): Promise<void> {
-    // The record of another database: decided here as well as by the daemon's routing, until the
-    // daemon's Databases.route is the only place that decides it.
-    if (incident.database !== undefined && incident.database !== this.settings.database) {
-      this.counters.otherDatabase++;
-      return Promise.resolve();
-    }
     this.counters.incidents++;
     const trigger = triggerOf(incident);
     if (incident.kind === 'replication_conflict') {

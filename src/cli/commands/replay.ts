@@ -8,6 +8,7 @@ import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
+import { namesOtherDatabase } from '../../detect/otherDatabase.js';
 
 /**
  * Distinct constraint names tallied at most: a log flooded with forged names (any database user can
@@ -82,8 +83,8 @@ Examples:
               threads,
               onIncident: (incident) => {
                 kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
-                // As the daemon does: records that name another database are not this one's.
-                if (incident.database !== undefined && incident.database !== db.name) otherDatabase++;
+                // The daemon's rule (Databases.route): records that name another database are not this one's.
+                if (namesOtherDatabase(incident, db.name)) otherDatabase++;
                 else tally(tallies, incident, window, untallied);
               },
               onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
