@@ -276,12 +276,14 @@ export class Database implements Queryable {
   /**
    * One more failure: no attempt before 0.5 s, 1 s, 2 s, 4 s, then every 5 s. A connection that
    * had lasted longer than the longest wait ends a new outage, which starts again at 0.5 s; one that
-   * failed soon after it was made (a read-only server without target_session_attrs) counts on.
+   * failed soon after it was made (a read-only server without target_session_attrs) counts on. A
+   * working connection the server terminated (57P01: pg_terminate_backend, a shutdown) starts a new
+   * outage too: the server answered until then, and if it is going down the next attempt says so.
    */
   private backOff(error: unknown): void {
     const initial = this.options.retryInitialMs ?? 500;
     const max = this.options.retryMaxMs ?? 5_000;
-    if (this.connectedAt && Date.now() - this.connectedAt > max) this.failures = 0;
+    if (this.connectedAt && (Date.now() - this.connectedAt > max || terminatedByServer(error))) this.failures = 0;
     this.connectedAt = 0;
     this.failures++;
     this.retryAt = Date.now() + Math.min(initial * 2 ** (this.failures - 1), max);
@@ -413,6 +415,12 @@ async function probe(pool: pg.Pool): Promise<{ inRecovery: boolean; readOnly: bo
 /** The role a URL logs in as (the URL's, else PGUSER, else the operating system user, as pg does). */
 function roleOf(url: string): string {
   return new pg.Client(url ? parseIntoClientConfig(url) : {}).user ?? '(unknown role)';
+}
+
+/** 57P01 admin_shutdown: the server ended this connection (pg_terminate_backend, or a shutdown). */
+function terminatedByServer(error: unknown): boolean {
+  const original = error instanceof DatabaseUnavailable ? error.cause : error;
+  return (original as { code?: string } | undefined)?.code === '57P01';
 }
 
 /** 25006: a server turned read-only under an open connection (demoted, or default_transaction_read_only). */

@@ -132,6 +132,36 @@ describe('Database', () => {
     }
   });
 
+  it('a working connection terminated by the server (pg_terminate_backend, 57P01) starts a new outage: retried after 0.5 s, not after a backoff grown by earlier ones', async () => {
+    // Connections killed again and again (an idle-session killer, a DBA, the faults test): each had
+    // answered, so each is an outage of its own, not one outage growing to 5 s between attempts.
+    const database = new Database({ url: db.url });
+    try {
+      const waits: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        await database.waitUntilAvailable();
+        const running = database.transaction((client) => client.query('SELECT pg_sleep(30)'));
+        running.catch(() => {});
+        await waitUntil(
+          'the statement runs',
+          async () =>
+            (await db.pool.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'seqwatch' AND query LIKE 'SELECT pg_sleep%' AND state = 'active'"))
+              .rows.length > 0,
+          5_000,
+        );
+        await db.pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'seqwatch' AND query LIKE 'SELECT pg_sleep%'");
+        await expect(running).rejects.toBeInstanceOf(DatabaseUnavailable);
+        const failedAt = Date.now();
+        await database.waitUntilAvailable();
+        waits.push(Date.now() - failedAt);
+      }
+      // Before: 0.5, 1, 2, 4, 5 s. Now each about 0.5 s (generous bound for a loaded machine).
+      expect(Math.max(...waits)).toBeLessThan(2_000);
+    } finally {
+      await database.close();
+    }
+  });
+
   it('backs off for every caller together: 0.5 s doubling to 5 s, however many queries ask meanwhile', async () => {
     // A server that takes each connection and drops it: an outage that answers at once.
     let attempts = 0;
