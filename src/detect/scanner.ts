@@ -181,12 +181,6 @@ export class IncidentScanner {
     return this.recordStart(bytes, bytes.lastIndexOf(NEWLINE, hit) + 1, from);
   }
 
-  /** Whether one line (without its newline) holds a needle: the same test on a single line. */
-  lineMayCarry(line: string | Buffer): boolean {
-    if (typeof line === 'string') return this.needles.some((needle) => line.includes(needle));
-    return this.needles.some((needle) => line.includes(needle));
-  }
-
   /**
    * Whether the line at `lineStart` may begin a record by its first bytes alone (stderr: not a TAB
    * continuation; csvlog: shaped like a record's start; jsonlog: any line). A reader that cuts a log
