@@ -69,8 +69,13 @@ function statementFor(targets: SequenceTarget[]): string {
       return `(${i}, ${target}, ${t.ascending === false ? 'false' : 'true'}, ${sequence})`;
     })
     .join(',\n  ');
+  // MATERIALIZED: each target's row is computed once. Inlined (PostgreSQL inlines a CTE used once,
+  // and flattens a VALUES of one row), every reference to `target` and `seq` below became a copy of
+  // its sub-select: a check of one sequence read the sequence 12 times and MAX 5 times, each read
+  // planned on its own (1 ms of planning), and last_value, is_called and the oid could come from
+  // different reads.
   return `
-WITH r(position, target, ascending, seq) AS (VALUES
+WITH r(position, target, ascending, seq) AS MATERIALIZED (VALUES
   ${rows}
 ), m AS (
   SELECT r.position, r.target, r.ascending, r.seq[1]::int8::oid AS read_oid, r.seq[2] AS last_value, r.seq[3] = 1 AS is_called FROM r
