@@ -18,8 +18,13 @@ const TRIALS = Number(process.env.BENCH_HEAL_TRIALS ?? 40);
 const IMPORT_ROWS = 5_000;
 /** The cron peer's trials, all within one real minute (0: leave the cron peer out). */
 const CRON_TRIALS = Number(process.env.BENCH_HEAL_CRON_TRIALS ?? 20);
-/** The application's pace: one INSERT, then this pause. */
-const APP_PAUSE_MS = 2;
+/**
+ * The application's pace, issue 14's ~260 INSERT/s: an INSERT starts every 1000/260 ms on a fixed
+ * schedule (the time an INSERT takes is part of the interval, so the rate does not depend on the
+ * machine's load); after a stall longer than one interval (the import's lock) it starts afresh
+ * rather than catch up in a burst.
+ */
+const APP_RATE_PER_S = Number(process.env.BENCH_HEAL_APP_RATE ?? 260);
 /** The runbook's cron line: `* * * * *` (every minute). */
 const CRON_PERIOD_S = Number(process.env.BENCH_CRON_PERIOD_S ?? 60);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -55,6 +60,9 @@ function healBreakdown(trace, marks) {
       incident: incident.at,
       resolved: first('resolved', 'constraint', incident.constraint)?.at,
       check: first('check', 'sequence', sequence)?.at,
+      begun: first('begun', 'sequence', sequence)?.at,
+      locked: first('locked', 'sequence', sequence)?.at,
+      stated: first('stated', 'sequence', sequence)?.at,
       fixed: first('fixed', 'sequence', sequence)?.at,
       audited: first('audited', 'sequence', sequence)?.at,
       healed: healedAt,
@@ -73,6 +81,14 @@ function healBreakdown(trace, marks) {
     const [from, to] = [stages[i - 1], stages[i]];
     steps_ms[`${from}->${to}`] = summary(perTrial.map((t) => t.at[to] - t.at[from]));
   }
+  // Inside check->fixed, the guarded transaction's round trips: the connection and BEGIN, the
+  // advisory lock, the guarded statement, COMMIT.
+  const guarded = ['check', 'begun', 'locked', 'stated', 'fixed'];
+  const transaction_ms = {};
+  for (let i = 1; i < guarded.length; i++) {
+    const [from, to] = [guarded[i - 1], guarded[i]];
+    transaction_ms[`${from}->${to}`] = summary(perTrial.map((t) => t.at[to] - t.at[from]));
+  }
   const wokenBy = {};
   for (const t of perTrial) wokenBy[t.woken_by ?? 'reading already'] = (wokenBy[t.woken_by ?? 'reading already'] ?? 0) + 1;
   return {
@@ -81,11 +97,18 @@ function healBreakdown(trace, marks) {
     woken_by: wokenBy,
     since_first_failure_ms,
     steps_ms,
+    transaction_ms,
+    per_trial_ms: perTrial.map((t) =>
+      Object.fromEntries(Object.entries(t.at).map(([k, v]) => [k, v === undefined ? null : Math.round((v - t.firstFailure) * 100) / 100])),
+    ),
   };
 }
 
-/** Inserts without an id until `stop()`; notes the first failure after `armed` and the first success after it. */
-function application(client, table, pauseMs = APP_PAUSE_MS) {
+/**
+ * Inserts without an id until `stop()`, one every `pace.intervalMs` (see APP_RATE_PER_S) or with
+ * `pace.pauseMs` between them; notes the first failure after `armed` and the first success after it.
+ */
+function application(client, table, pace = { intervalMs: 1000 / APP_RATE_PER_S }) {
   let running = true;
   let armed = false;
   let firstFailure;
@@ -94,6 +117,13 @@ function application(client, table, pauseMs = APP_PAUSE_MS) {
   let inserts = 0;
   let failed;
   const started = performance.now();
+  let next = started;
+  const wait = () => {
+    if (pace.pauseMs !== undefined) return sleep(pace.pauseMs);
+    const now = performance.now();
+    next = now - next > pace.intervalMs ? now + pace.intervalMs : next + pace.intervalMs;
+    return next > now ? sleep(next - now) : Promise.resolve();
+  };
   const done = (async () => {
     while (running) {
       try {
@@ -108,7 +138,7 @@ function application(client, table, pauseMs = APP_PAUSE_MS) {
         failures++;
         if (armed && firstFailure === undefined) firstFailure = performance.now();
       }
-      await sleep(pauseMs);
+      await wait();
     }
   })();
   return {
@@ -161,7 +191,7 @@ async function cronPeer(url, psql, doBlock) {
     await client.connect();
     client.on('error', () => {});
     clients.push(client);
-    apps.push(application(client, `c${i}`, CRON_APP_PAUSE_MS));
+    apps.push(application(client, `c${i}`, { pauseMs: CRON_APP_PAUSE_MS }));
   }
   process.stderr.write(`heal: the cron peer, ${CRON_TRIALS} trials in one real minute of ${CRON_PERIOD_S} s`);
   const started = performance.now();
