@@ -10,6 +10,7 @@ import {
   type DatabaseConfig,
 } from '../config/config.js';
 import { Database } from '../db/Database.js';
+import { rehearseGuardedSetval } from '../db/guardedSetval.js';
 import { listSequenceColumns } from '../db/listSequenceColumns.js';
 import { IndexResolver } from '../db/resolveIndex.js';
 import type { Incident } from '../detect/detectIncident.js';
@@ -78,6 +79,8 @@ export class Databases {
     for (const database of databasesOf(config)) {
       const db = new Database({ url: database.url, password: await readPasswordFile(database), onEvent: logDatabaseEvents(logger) });
       const resolver = new IndexResolver(db);
+      // Each new connection runs a read-only fix of a column the catalog warm-up found, before its first use.
+      db.rehearsal = (client) => (resolver.rehearsalTarget ? rehearseGuardedSetval(client, resolver.rehearsalTarget) : Promise.resolve());
       const remediator = new Remediator({ db, resolver, audit, ...remediationSettings(config, db.name), onWarning: (message) => logger.error(message) });
       contexts.push({ db, resolver, remediator });
     }
@@ -203,11 +206,15 @@ export class Databases {
   private warmCatalog(c: DatabaseContext): void {
     const started = Date.now();
     void c.resolver.warm().then(
-      (names) =>
+      async (names) => {
         this.logger.info(
           { database: c.db.name, names, ms: Date.now() - started },
           'catalog warmed: the unique indexes are looked up ahead of their first error',
-        ),
+        );
+        // The connection in use has not run a fix yet (or not since the last warm-up): rehearse one.
+        const rehearsed = await c.db.rehearse();
+        this.logger.debug({ database: c.db.name, rehearsed, target: c.resolver.rehearsalTarget?.sequence }, 'fix path rehearsed (read-only)');
+      },
       (error: Error) => this.logger.warn({ database: c.db.name, err: error.message }, 'catalog warm-up failed; errors are looked up as they come'),
     );
   }

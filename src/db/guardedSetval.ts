@@ -1,3 +1,7 @@
+import type pg from 'pg';
+import type { QueryResultRow } from 'pg';
+import { traceHeal } from '../metrics/healTrace.js';
+import { pipelined, type Statement } from './Database.js';
 import type { Queryable } from './Queryable.js';
 import type { SequenceTarget } from './resolveIndex.js';
 
@@ -172,17 +176,33 @@ export async function guardedSetvalBatch(db: Queryable, targets: SequenceTarget[
   if (targets.length === 0) return [];
   const states: SequenceState[] = new Array(targets.length);
   for (const round of rounds(targets)) {
-    const batch = round.map((r) => r.target);
-    const { rows } = await db.query<Row>(statementFor(batch), [
+    const { text, values } = roundStatement(round, act, guard);
+    const { rows } = await db.query<Row>(text, values);
+    readRound(states, round, rows, act);
+  }
+  return states;
+}
+
+type Round = Array<{ target: SequenceTarget; index: number }>;
+
+/** The guarded statement of one round and its bind parameters. */
+function roundStatement(round: Round, act: boolean, guard: JumpGuard): { text: string; values: unknown[] } {
+  const batch = round.map((r) => r.target);
+  return {
+    text: statementFor(batch),
+    values: [
       act,
       batch.map((t) => t.sequenceOid),
       guard.maxJump === undefined ? null : String(guard.maxJump),
       guard.nearLimitPercent === undefined ? null : guard.nearLimitPercent,
-    ]);
-    const byPosition = new Map(rows.map((row) => [Number(row.position), row]));
-    round.forEach(({ target, index }, i) => (states[index] = stateOf(target, byPosition.get(i), act)));
-  }
-  return states;
+    ],
+  };
+}
+
+/** Puts each target's state, read from its round's rows, at the target's index. */
+function readRound(states: SequenceState[], round: Round, rows: Row[], act: boolean): void {
+  const byPosition = new Map(rows.map((row) => [Number(row.position), row]));
+  round.forEach(({ target, index }, i) => (states[index] = stateOf(target, byPosition.get(i), act)));
 }
 
 export async function guardedSetval(db: Queryable, target: SequenceTarget, act: boolean, guard: JumpGuard = {}): Promise<SequenceState> {
@@ -204,6 +224,11 @@ export function sequenceLockKey(sequenceOid: number): string {
 /** What the exclusive variants need: a transaction on one connection. */
 export interface Transactional {
   transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T>;
+  /**
+   * The same transaction with every statement written at once (Database.pipeline): one round trip.
+   * Without it the statements go one by one through transaction().
+   */
+  pipeline?(statements: Statement[]): Promise<Array<{ rows: QueryResultRow[] }>>;
 }
 
 /**
@@ -212,27 +237,74 @@ export interface Transactional {
  * run the same fix at once: the second waits for the first, then finds the sequence in sync.
  * Locks are taken in key order, so two batches cannot deadlock.
  */
-export function guardedSetvalExclusiveBatch(
+export async function guardedSetvalExclusiveBatch(
   db: Transactional,
   targets: SequenceTarget[],
   act: boolean,
   guard: JumpGuard = {},
   options: ExclusiveOptions = {},
 ): Promise<SequenceState[]> {
-  return db.transaction(async (client) => {
-    // A MAX that reads a whole table is bounded: it fails (and says so) rather than run for minutes.
-    if (options.fullScanTimeoutMs !== undefined && targets.some(needsFullScan)) {
-      await client.query(`SELECT pg_catalog.set_config('statement_timeout', $1, true)`, [String(options.fullScanTimeoutMs)]);
-    }
-    const keys = [...new Set(targets.map((t) => sequenceLockKey(t.sequenceOid)))].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
-    await client.query('SELECT pg_catalog.pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k', [keys]);
-    return guardedSetvalBatch(client, targets, act, guard);
-  });
+  if (targets.length === 0) return [];
+  // The steps of the transaction, for the heal benchmark's breakdown (nobody listens in production).
+  const traced = targets.length === 1 ? { sequence: targets[0]!.sequence } : { sequences: targets.length };
+  const settings: Statement[] = [];
+  // A MAX that reads a whole table is bounded: it fails (and says so) rather than run for minutes.
+  if (options.fullScanTimeoutMs !== undefined && targets.some(needsFullScan)) {
+    settings.push({ text: `SELECT pg_catalog.set_config('statement_timeout', $1, true)`, values: [String(options.fullScanTimeoutMs)] });
+  }
+  for (const [name, ms] of [
+    ['statement_timeout', options.statementTimeoutMs],
+    ['lock_timeout', options.lockTimeoutMs],
+  ] as const) {
+    if (ms !== undefined) settings.push({ text: `SELECT pg_catalog.set_config('${name}', $1, true)`, values: [String(ms)] });
+  }
+  const keys = [...new Set(targets.map((t) => sequenceLockKey(t.sequenceOid)))].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+  const lock: Statement = { text: 'SELECT pg_catalog.pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k', values: [keys] };
+  const pipeline = db.pipeline?.bind(db);
+  if (!pipeline) {
+    return db.transaction(async (client) => {
+      traceHeal('begun', traced);
+      for (const setting of settings) await client.query(setting.text, setting.values);
+      await client.query(lock.text, lock.values);
+      traceHeal('locked', traced);
+      const states = await guardedSetvalBatch(client, targets, act, guard);
+      traceHeal('stated', traced);
+      return states;
+    });
+  }
+  // One round trip: the settings, the lock and every round's statement, in that order, in one
+  // transaction (see pipelined): each round still runs after the lock is held and after the round
+  // before it, so a sequence shared by two targets is found in sync by the second, as above.
+  const all = rounds(targets);
+  const statements = all.map((round) => ({ ...roundStatement(round, act, guard) }));
+  traceHeal('begun', traced);
+  const results = await pipeline([...settings, { ...lock, onDone: () => traceHeal('locked', traced) }, ...statements]);
+  traceHeal('stated', traced);
+  const states: SequenceState[] = new Array(targets.length);
+  all.forEach((round, i) => readRound(states, round, results[settings.length + 1 + i]!.rows as Row[], act));
+  return states;
+}
+
+/**
+ * A read-only run of what a fix of `target` sends (act false: nothing is moved, no audit), on a
+ * connection of its own, bounded so that it never waits long behind a lock: run on each new
+ * connection (Database.rehearsal) so that the first fix on it finds the server's catalog caches and
+ * the code paths warm. `target` should be one whose MAX is an index read (not needsFullScan).
+ */
+export function rehearseGuardedSetval(client: pg.ClientBase, target: SequenceTarget): Promise<SequenceState[]> {
+  const transactional: Transactional = {
+    transaction: () => Promise.reject(new Error('a rehearsal is pipelined')),
+    pipeline: (statements) => pipelined(client, statements),
+  };
+  return guardedSetvalExclusiveBatch(transactional, [target], false, {}, { lockTimeoutMs: 100, statementTimeoutMs: 1_000 });
 }
 
 export interface ExclusiveOptions {
   /** statement_timeout (ms) for a batch that holds a full-scan target (needsFullScan). */
   fullScanTimeoutMs?: number;
+  /** statement_timeout (ms) and lock_timeout (ms) for the whole transaction (a rehearsal's bounds). */
+  statementTimeoutMs?: number;
+  lockTimeoutMs?: number;
 }
 
 export async function guardedSetvalExclusive(

@@ -1,3 +1,4 @@
+import { needsFullScan } from './guardedSetval.js';
 import type { Queryable } from './Queryable.js';
 import { RateLimiter } from './RateLimiter.js';
 import { TtlCache } from './TtlCache.js';
@@ -226,6 +227,11 @@ export interface IndexResolverOptions {
 export class IndexResolver {
   /** Catalog queries made so far (for /metrics and the storm tests). */
   queries = 0;
+  /**
+   * A sequence-fed column whose MAX is an index read, found by the last warm(): what a rehearsal of
+   * the fix path reads (Database.rehearsal). Undefined before a warm() or when there is none.
+   */
+  rehearsalTarget: SequenceTarget | undefined;
   private readonly cache: TtlCache<Promise<Resolution>>;
   private readonly limiter: RateLimiter;
   private readonly waiting = new Map<string, { resolve: (r: Resolution) => void; reject: (e: Error) => void }>();
@@ -276,6 +282,7 @@ export class IndexResolver {
    * again before that to keep them warm. Resolves to the number of names looked up.
    */
   async warm(): Promise<number> {
+    let rehearsal: SequenceTarget | undefined;
     this.queries++;
     const { rows } = await this.db.query<{ relname: string }>(UNIQUE_INDEX_NAMES_SQL);
     // Never more than half the cache: names read from logs (a storm) keep room of their own.
@@ -287,10 +294,12 @@ export class IndexResolver {
       for (const [name, resolution] of resolutions) {
         // A lookup under way for this name answers for itself.
         if (this.waiting.has(name)) continue;
+        rehearsal ??= resolution.targets.find((t) => !needsFullScan(t));
         const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
         this.cache.set(name, Promise.resolve(resolution), found ? (this.options.foundTtlMs ?? 10 * 60_000) : (this.options.unknownTtlMs ?? 30_000));
       }
     }
+    this.rehearsalTarget = rehearsal;
     return names.length;
   }
 
