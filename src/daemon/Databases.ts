@@ -207,13 +207,13 @@ export class Databases {
     const started = Date.now();
     void c.resolver.warm().then(
       async (names) => {
+        // The connection in use rehearses a fix too (new connections do before their first use):
+        // the first fix on it then finds the server's caches for the guarded statement warm.
+        const rehearsed = await c.db.rehearse();
         this.logger.info(
-          { database: c.db.name, names, ms: Date.now() - started },
+          { database: c.db.name, names, ms: Date.now() - started, fix_rehearsed_on: rehearsed ? c.resolver.rehearsalTarget?.sequence : null },
           'catalog warmed: the unique indexes are looked up ahead of their first error',
         );
-        // The connection in use has not run a fix yet (or not since the last warm-up): rehearse one.
-        const rehearsed = await c.db.rehearse();
-        this.logger.debug({ database: c.db.name, rehearsed, target: c.resolver.rehearsalTarget?.sequence }, 'fix path rehearsed (read-only)');
       },
       (error: Error) => this.logger.warn({ database: c.db.name, err: error.message }, 'catalog warm-up failed; errors are looked up as they come'),
     );

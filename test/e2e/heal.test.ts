@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { startDaemon, type RunningDaemon } from '../helpers/daemon.js';
+import { startDaemon, waitFor, type RunningDaemon } from '../helpers/daemon.js';
 import { importTickets, insertTicket, loadGotrsSchema, sequenceValue } from '../helpers/gotrs.js';
 
 const { logPath, logLinePrefix } = inject('pg');
@@ -49,6 +49,17 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
   afterAll(async () => {
     await daemon?.stop();
     await db?.drop();
+  });
+
+  it('rehearses a fix (read-only) once the catalog is warm, on a column whose MAX is an index read', async () => {
+    const line = await waitFor('the catalog warm-up', () =>
+      daemon
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('catalog warmed')),
+    );
+    const { fix_rehearsed_on: rehearsed } = JSON.parse(line) as { fix_rehearsed_on: string | null };
+    expect(rehearsed).toMatch(/^public\.\w+_seq$/);
   });
 
   it('heals ticket_id_seq within 1 s of the duplicate key error, and the retried INSERT succeeds', async () => {
