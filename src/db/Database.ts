@@ -61,6 +61,9 @@ export interface DatabaseOptions {
   onEvent?: (event: 'connected' | 'unavailable', detail: Record<string, unknown>) => void;
 }
 
+/** Connections the pool keeps open however idle (of its 3): each has rehearsed a fix (Database.rehearse). */
+const KEPT_CONNECTIONS = 2;
+
 /** SQLSTATEs and socket errors that mean "this server cannot serve us now", not "this statement is wrong". */
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '25006', '08000', '08001', '08003', '08004', '08006']);
 const UNAVAILABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
@@ -189,16 +192,21 @@ export class Database implements Queryable {
   }
 
   /**
-   * Runs the rehearsal (see `rehearsal`) on a connection of the pool now: the one the next check
-   * will most likely take (the pool hands out the connection used last). Never throws.
+   * Runs the rehearsal (see `rehearsal`) now on KEPT_CONNECTIONS connections of the pool at once
+   * (opening the second if need be), the ones the pool keeps open: a fix that comes while another
+   * query holds one (the watch, the heartbeat) then takes the other, warm, instead of opening a
+   * cold one. True when every rehearsal succeeded; never throws.
    */
   async rehearse(): Promise<boolean> {
     const rehearsal = this.rehearsal;
     if (!rehearsal) return false;
-    return this.withClient((client) => rehearsal(client)).then(
-      () => true,
-      () => false,
+    const runs = Array.from({ length: KEPT_CONNECTIONS }, () =>
+      this.withClient((client) => rehearsal(client)).then(
+        () => true,
+        () => false,
+      ),
     );
+    return (await Promise.all(runs)).every(Boolean);
   }
 
   /**
@@ -416,6 +424,8 @@ export class Database implements Queryable {
       statement_timeout: 30_000,
       lock_timeout: 5_000,
       idleTimeoutMillis: 60_000,
+      // Connections kept open past the idle timeout: rehearsed ones (see rehearse()).
+      min: KEPT_CONNECTIONS,
       // Queries issued without waiting for the one before go out together (pipelined()); each still
       // runs alone, in order, with its own Sync: a query awaited before the next is sent as before.
       pipeline: true,

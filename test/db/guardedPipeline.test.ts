@@ -112,12 +112,16 @@ describe('the rehearsal of the fix path', () => {
       // The first connection is the probe's: not yet the pool in use, not rehearsed.
       const first = (await rehearsed.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       expect(runs).toEqual([]);
+      // The connection in use and a second one, opened for it (and rehearsed as new, then as asked).
       expect(await rehearsed.rehearse()).toBe(true);
-      expect(runs).toEqual([first]);
-      // Two at once: the second takes a new connection, rehearsed before it answers.
-      const pids = await Promise.all([0, 1].map(() => rehearsed.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.1)')));
-      const fresh = pids.map((r) => r.rows[0]!.pid).find((pid) => pid !== first)!;
-      expect(runs).toEqual([first, fresh]);
+      const second = runs.find((pid) => pid !== first)!;
+      expect([...runs].sort()).toEqual([first, second, second].sort());
+      // Three at once: the third takes a new connection, rehearsed before it answers.
+      runs.length = 0;
+      const pids = await Promise.all([0, 1, 2].map(() => rehearsed.query<{ pid: number }>('SELECT pg_backend_pid() AS pid, pg_sleep(0.1)')));
+      const fresh = pids.map((r) => r.rows[0]!.pid).filter((pid) => pid !== first && pid !== second);
+      expect(fresh).toHaveLength(1);
+      expect(runs).toEqual(fresh);
       expect(await guardedSetvalExclusive(sequential, await only('Invoice Lines_pkey'), false)).toEqual(behind);
     } finally {
       await rehearsed.close();
