@@ -12,7 +12,7 @@ import {
 import { Database } from '../db/Database.js';
 import { rehearseGuardedSetval } from '../db/guardedSetval.js';
 import { listSequenceColumns } from '../db/listSequenceColumns.js';
-import { IndexResolver } from '../db/resolveIndex.js';
+import { IndexResolver, type SequenceTarget } from '../db/resolveIndex.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { namesOtherDatabase } from '../detect/otherDatabase.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from '../remediate/Remediator.js';
@@ -56,6 +56,11 @@ function logDatabaseEvents(logger: Logger) {
 /** The remediators' counters together, and the records routing found to be another database's. */
 export type DatabasesCounters = RemediatorCounters & { otherDatabase: number };
 
+/** What a database's connections rehearse a fix on: a column the warm-up found that the policy allows. */
+function rehearsalTarget(c: Pick<DatabaseContext, 'resolver' | 'remediator'>): SequenceTarget | undefined {
+  return c.resolver.rehearsalTargets.find((t) => c.remediator.allows(t));
+}
+
 /** The catalog's answers are kept 10 minutes (IndexResolver's foundTtlMs): warmed again before that. */
 const CATALOG_WARM_EVERY_MS = 9 * 60_000;
 
@@ -79,9 +84,12 @@ export class Databases {
     for (const database of databasesOf(config)) {
       const db = new Database({ url: database.url, password: await readPasswordFile(database), onEvent: logDatabaseEvents(logger) });
       const resolver = new IndexResolver(db);
-      // Each new connection runs a read-only fix of a column the catalog warm-up found, before its first use.
-      db.rehearsal = (client) => (resolver.rehearsalTarget ? rehearseGuardedSetval(client, resolver.rehearsalTarget) : Promise.resolve());
       const remediator = new Remediator({ db, resolver, audit, ...remediationSettings(config, db.name), onWarning: (message) => logger.error(message) });
+      // Each new connection runs a read-only fix of a column the catalog warm-up found, before its first use.
+      db.rehearsal = (client) => {
+        const target = rehearsalTarget({ resolver, remediator });
+        return target ? rehearseGuardedSetval(client, target) : Promise.resolve();
+      };
       contexts.push({ db, resolver, remediator });
     }
     const names = contexts.map((c) => c.db.name);
@@ -211,7 +219,7 @@ export class Databases {
         // the first fix on it then finds the server's caches for the guarded statement warm.
         const rehearsed = await c.db.rehearse();
         this.logger.info(
-          { database: c.db.name, names, ms: Date.now() - started, fix_rehearsed_on: rehearsed ? c.resolver.rehearsalTarget?.sequence : null },
+          { database: c.db.name, names, ms: Date.now() - started, fix_rehearsed_on: rehearsed ? rehearsalTarget(c)?.sequence : null },
           'catalog warmed: the unique indexes are looked up ahead of their first error',
         );
       },

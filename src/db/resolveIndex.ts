@@ -58,6 +58,9 @@ export interface Resolution {
   refused?: RefusedColumn[];
 }
 
+/** Columns warm() keeps for a rehearsal, so that one the policy allows is likely among them. */
+const REHEARSAL_CANDIDATES = 20;
+
 /** PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes: a longer "name" cannot be in the catalog. */
 const MAX_IDENTIFIER_BYTES = 63;
 
@@ -228,10 +231,10 @@ export class IndexResolver {
   /** Catalog queries made so far (for /metrics and the storm tests). */
   queries = 0;
   /**
-   * A sequence-fed column whose MAX is an index read, found by the last warm(): what a rehearsal of
-   * the fix path reads (Database.rehearsal). Undefined before a warm() or when there is none.
+   * Sequence-fed columns whose MAX is an index read, found by the last warm() (a few): what a
+   * rehearsal of the fix path reads (Database.rehearsal). Empty before a warm() or when there are none.
    */
-  rehearsalTarget: SequenceTarget | undefined;
+  rehearsalTargets: SequenceTarget[] = [];
   private readonly cache: TtlCache<Promise<Resolution>>;
   private readonly limiter: RateLimiter;
   private readonly waiting = new Map<string, { resolve: (r: Resolution) => void; reject: (e: Error) => void }>();
@@ -282,7 +285,7 @@ export class IndexResolver {
    * again before that to keep them warm. Resolves to the number of names looked up.
    */
   async warm(): Promise<number> {
-    let rehearsal: SequenceTarget | undefined;
+    const rehearsal: SequenceTarget[] = [];
     this.queries++;
     const { rows } = await this.db.query<{ relname: string }>(UNIQUE_INDEX_NAMES_SQL);
     // Never more than half the cache: names read from logs (a storm) keep room of their own.
@@ -294,12 +297,12 @@ export class IndexResolver {
       for (const [name, resolution] of resolutions) {
         // A lookup under way for this name answers for itself.
         if (this.waiting.has(name)) continue;
-        rehearsal ??= resolution.targets.find((t) => !needsFullScan(t));
+        if (rehearsal.length < REHEARSAL_CANDIDATES) rehearsal.push(...resolution.targets.filter((t) => !needsFullScan(t)));
         const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
         this.cache.set(name, Promise.resolve(resolution), found ? (this.options.foundTtlMs ?? 10 * 60_000) : (this.options.unknownTtlMs ?? 30_000));
       }
     }
-    this.rehearsalTarget = rehearsal;
+    this.rehearsalTargets = rehearsal;
     return names.length;
   }
 

@@ -391,6 +391,11 @@ export class Remediator {
     await Promise.all(checks);
   }
 
+  /** Whether the policy lets this table and its sequence be acted on (and read for a rehearsal). */
+  allows(target: SequenceTarget): boolean {
+    return this.allowed(target);
+  }
+
   /** The policy, applied to the table and to the schema of its sequence. */
   private allowed(target: SequenceTarget): boolean {
     return this.settings.policy?.allowsTarget(target) ?? true;

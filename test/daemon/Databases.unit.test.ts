@@ -1,8 +1,10 @@
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AuditLog } from '../../src/audit/AuditLog.js';
 import { parseConfig } from '../../src/config/config.js';
 import { Databases } from '../../src/daemon/Databases.js';
+import type { SequenceTarget } from '../../src/db/resolveIndex.js';
 import type { Incident } from '../../src/detect/detectIncident.js';
 
 // No server (no connection is opened until a query): which database an incident goes to, and the
@@ -58,5 +60,38 @@ describe('Databases.route', () => {
       ['otrs', undefined],
     ]);
     expect(written.filter((r) => r.fields.reason === 'database_unknown')).toHaveLength(1);
+  });
+});
+
+describe('the rehearsal of a fix on each new connection', () => {
+  const target = (table: string): SequenceTarget => ({
+    tableOid: 1,
+    table: `public.${table}`,
+    schema: 'public',
+    tableName: table,
+    column: 'id',
+    columnQuoted: 'id',
+    sequenceOid: 2,
+    sequence: `public.${table}_id_seq`,
+    sequenceSchema: 'public',
+    indexed: true,
+  });
+
+  it('reads a column the policy allows, read-only (act false), and nothing when the warm-up found none', async () => {
+    const { databases } = await open('database:\n  url: postgresql://seqwatch@db/gotrs\npolicy:\n  exclude: [audit_*]');
+    const [c] = databases.contexts;
+    const sent: Array<{ text: string; values?: unknown[] }> = [];
+    const client = {
+      getTransactionStatus: () => 'I',
+      query: (text: string, values?: unknown[]) => (sent.push({ text, values }), Promise.resolve({ rows: [] })),
+    } as unknown as pg.PoolClient;
+    await c!.db.rehearsal!(client);
+    expect(sent).toEqual([]);
+    c!.resolver.rehearsalTargets = [target('audit_log'), target('ticket')];
+    await c!.db.rehearsal!(client).catch(() => {});
+    const statement = sent.find((s) => s.text.includes('setval'))!;
+    expect(statement.text).toContain('FROM public.ticket');
+    expect(statement.text).not.toContain('audit_log');
+    expect(statement.values![0]).toBe(false);
   });
 });

@@ -97,7 +97,7 @@ describe('the rehearsal of the fix path', () => {
     await test.pool.query(`INSERT INTO "Billing"."Invoice Lines" ("Line Id") SELECT generate_series(1, 40)`);
     const resolver = new IndexResolver(test.pool);
     await resolver.warm();
-    const target = resolver.rehearsalTarget!;
+    const target = resolver.rehearsalTargets[0]!;
     expect(target).toBeDefined();
     const behind = await guardedSetvalExclusive(sequential, await only('Invoice Lines_pkey'), false);
     expect(behind.verdict).toBe('planned');
