@@ -112,6 +112,33 @@ export class StderrPrefixParser implements RecordParser {
       this.passOver();
       return;
     }
+    const record = this.newRecord(g, severity, marked.message + line.slice(head.length), position);
+    const open: Pending = { record, lastField: 'message' };
+    if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
+    this.pending.set(key, open);
+    this.last = open;
+    this.onRecordStart?.(record);
+  }
+
+  /**
+   * The record `line` begins read on its own (no record open before it, nothing after it), exactly
+   * as push() then flush() would emit it; undefined where they would emit none (a TAB line, a
+   * secondary line such as DETAIL, a line the prefix does not match). Touches neither the records
+   * being assembled nor the counters: replay reads a candidate's first line so, and most records
+   * (an ERROR line, its DETAIL and STATEMENT) are decided by it alone (see replay/recordAt.ts).
+   */
+  recordOfLine(line: string, position: LinePosition = {}): LogRecord | undefined {
+    if (line.startsWith('\t')) return undefined;
+    const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
+    const g = this.matcher.exec(head)?.groups;
+    if (!g) return undefined;
+    const marked = markerOf(g);
+    if (!marked || SECONDARY.has(marked.severity)) return undefined;
+    return withVerboseSqlstate(this.newRecord(g, marked.severity, marked.message + line.slice(head.length), position));
+  }
+
+  /** A record from a first line's prefix fields, severity and message. */
+  private newRecord(g: Record<string, string | undefined>, severity: string, message: string, position: LinePosition): LogRecord {
     const record: LogRecord = { source: this.source, severity, message: '' };
     if (position.offset !== undefined) record.offset = position.offset;
     if (position.line !== undefined) record.line = position.line;
@@ -122,12 +149,8 @@ export class StderrPrefixParser implements RecordParser {
     if (g.application) record.application = g.application;
     if (g.backendType) record.backendType = g.backendType;
     if (g.sqlstate && g.sqlstate !== '00000') record.sqlstate = g.sqlstate;
-    setField(record, 'message', marked.message + line.slice(head.length));
-    const open: Pending = { record, lastField: 'message' };
-    if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
-    this.pending.set(key, open);
-    this.last = open;
-    this.onRecordStart?.(record);
+    setField(record, 'message', message);
+    return record;
   }
 
   /**

@@ -70,7 +70,9 @@ export const SEVERITIES = [
  */
 const MARKERS = new Map(severityMarkers().map(({ marker, english }) => [marker, english]));
 /** The words of all markers, longest first (an alternation tries them in order). */
-const MARKER_WORDS = [...new Set([...MARKERS.keys()].map((marker) => marker.slice(0, marker.lastIndexOf(':')).trimEnd()))].sort((a, b) => b.length - a.length);
+export const MARKER_WORDS = [...new Set([...MARKERS.keys()].map((marker) => marker.slice(0, marker.lastIndexOf(':')).trimEnd()))].sort(
+  (a, b) => b.length - a.length,
+);
 
 /**
  * The English severity and the message of a matched line: the marker (`groups.severity` and
@@ -174,4 +176,18 @@ export function pidMarkOf(prefix: string): { before: string; after: string } | u
     }
   }
   return after === undefined ? undefined : { before, after };
+}
+
+/** Whether the literal text of a log_line_prefix (what is not an escape) holds a digit. */
+export function prefixLiteralHasDigit(prefix: string): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (prefix[i] === '%') {
+      // An escape, its padding (%-10u) included; %% prints a '%'.
+      i++;
+      while (i < prefix.length && (prefix[i] === '-' || (prefix[i]! >= '0' && prefix[i]! <= '9'))) i++;
+      continue;
+    }
+    if (prefix[i]! >= '0' && prefix[i]! <= '9') return true;
+  }
+  return false;
 }

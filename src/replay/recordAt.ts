@@ -1,8 +1,8 @@
-import { detectIncident, type Incident } from '../detect/detectIncident.js';
+import { detectIncident, withWhere, type Incident } from '../detect/detectIncident.js';
 import type { ScannedFormat } from '../detect/scanner.js';
 import { CsvlogParser } from '../formats/CsvlogParser.js';
 import { JsonlogParser } from '../formats/JsonlogParser.js';
-import { compileLogLinePrefix } from '../formats/logLinePrefix.js';
+import { compileLogLinePrefix, MARKER_WORDS, prefixLiteralHasDigit } from '../formats/logLinePrefix.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import { severityMarkers } from '../formats/severity.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
@@ -13,6 +13,10 @@ import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
  * is cut into chunks or ranges, so that every way of reading it finds the same records.
  */
 export const RECORD_REACH = 256 * 1024;
+/** First lines kept as templates (a few shapes: one error from a few users, databases, pid lengths). */
+const MAX_TEMPLATES = 4;
+/** As StderrPrefixParser: the prefix is matched on a line's first 4096 characters (longer lines are not templates). */
+const HEAD_CHARS = 4096;
 /** stderr: lines of other backends looked past, at most, when the prefix cannot tell a message's own lines apart (%l). */
 const MAX_FOREIGN_LINES = 64;
 
@@ -25,11 +29,15 @@ const TAB = 0x09;
  * records of other lines are the business of their own candidates.
  */
 export class RecordReader {
-  private readonly stderr: { parser: StderrPrefixParser; matcher: RegExp; sameMessagePrefix: boolean } | undefined;
+  private readonly stderr: { parser: StderrPrefixParser; matcher: RegExp; spanMatcher: RegExp; sameMessagePrefix: boolean } | undefined;
   private readonly json: JsonlogParser | undefined;
   private found: LogRecord[] = [];
   /** readStderr's further lines ([start, end) pairs), reused from one candidate to the next. */
   private readonly further: number[] = [];
+  /** stderr: first lines read before, most recently matched first (see LineTemplate). */
+  private readonly templates: LineTemplate[] = [];
+  /** Whether this prefix lets lines stand for one another (see LineTemplate). */
+  private readonly templatable: boolean;
 
   constructor(
     private readonly format: ScannedFormat,
@@ -40,17 +48,31 @@ export class RecordReader {
     if (format === 'postgres-stderr') {
       // PostgreSQL writes every line of one message with the same prefix, unless the prefix has %l
       // (a number per line): then lines are told apart by their pid, more slowly.
+      const matcher = compileLogLinePrefix(logLinePrefix);
       this.stderr = {
         parser: new StderrPrefixParser(logLinePrefix, source, sink),
-        matcher: compileLogLinePrefix(logLinePrefix),
+        matcher,
+        // The same expression, telling where each field was found (for templates).
+        spanMatcher: new RegExp(matcher.source, matcher.flags + 'd'),
         sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix),
       };
     }
+    this.templatable = format === 'postgres-stderr' && !prefixLiteralHasDigit(logLinePrefix) && DIGIT_STEMS !== undefined;
     if (format === 'postgres-json') this.json = new JsonlogParser(source, sink);
   }
 
   /** The incident of the record at bytes[start] (absolute offset `offset`), reading no further than `limit`. */
   incidentAt(bytes: Buffer, start: number, limit: number, offset: number): Incident | undefined {
+    if (this.stderr?.sameMessagePrefix) return this.stderrIncident(bytes, start, Math.min(limit, start + RECORD_REACH), offset);
+    return this.incidentByParser(bytes, start, limit, offset);
+  }
+
+  /**
+   * The same, every line the record is read from going through the format's parser (push, flush):
+   * what incidentAt's stderr path must give (test/replay/recordAt.unit.test.ts compares them on
+   * every candidate of the samples and the fuzz corpus), and the path of the other formats.
+   */
+  incidentByParser(bytes: Buffer, start: number, limit: number, offset: number): Incident | undefined {
     this.found.length = 0;
     const end = Math.min(limit, start + RECORD_REACH);
     if (this.format === 'postgres-json') {
@@ -60,6 +82,74 @@ export class RecordReader {
     else this.readStderr(bytes, start, end, offset);
     const record = recordAtOffset(this.found, offset);
     return record ? detectIncident(record) : undefined;
+  }
+
+  /**
+   * stderr, when every line of a message has the same prefix: readStderr's answer, for less. A
+   * first line that differs from one read before (a template) only in the digits of its time and
+   * pid is decided as that one was, without being decoded or parsed (see LineTemplate); any other
+   * is read on its own by StderrPrefixParser.recordOfLine. Either way the lines after it that may
+   * change the record (furtherLines) send it to the parser whole, as readStderr does.
+   */
+  private stderrIncident(bytes: Buffer, start: number, end: number, offset: number): Incident | undefined {
+    const newline = bytes.indexOf(NEWLINE, start);
+    const lineEnd = newline === -1 || newline >= end ? end : newline;
+    const template = this.templates.length > 0 ? this.templateOf(bytes, start, lineEnd) : undefined;
+    if (template) {
+      if (this.furtherLines(bytes, start, lineEnd, end, template.prefixBytes, template.wantDetail).length === 0) {
+        return template.decided && template.incident(bytes, start, offset);
+      }
+      return this.readAgain(lineAt(bytes, start, lineEnd), bytes, start, offset);
+    }
+    const first = lineAt(bytes, start, lineEnd);
+    const alone = this.stderr!.parser.recordOfLine(first, { offset });
+    if (!alone) return undefined;
+    const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
+    const wantDetail = first.includes('conflict=');
+    const decided = detectIncident(alone);
+    this.remember(bytes, start, lineEnd, first, prefixBytes, wantDetail, alone, decided);
+    if (this.furtherLines(bytes, start, lineEnd, end, prefixBytes, wantDetail).length === 0) return decided;
+    return this.readAgain(first, bytes, start, offset);
+  }
+
+  /** The record at `offset` read again with its further lines (in this.further), and its incident. */
+  private readAgain(first: string, bytes: Buffer, start: number, offset: number): Incident | undefined {
+    this.found.length = 0;
+    this.readWhole(first, bytes, start, offset, this.further);
+    const record = recordAtOffset(this.found, offset);
+    return record ? detectIncident(record) : undefined;
+  }
+
+  /** The template the line bytes[start, lineEnd) matches, if any (the one it matched last is tried first). */
+  private templateOf(bytes: Buffer, start: number, lineEnd: number): LineTemplate | undefined {
+    const templates = this.templates;
+    for (let i = 0; i < templates.length; i++) {
+      if (!templates[i]!.matches(bytes, start, lineEnd)) continue;
+      if (i > 0) [templates[0], templates[i]] = [templates[i]!, templates[0]!];
+      return templates[0];
+    }
+    return undefined;
+  }
+
+  /** Keeps a line just read as a template, when it may be one (see LineTemplate). */
+  private remember(
+    bytes: Buffer,
+    start: number,
+    lineEnd: number,
+    first: string,
+    prefixBytes: number,
+    wantDetail: boolean,
+    alone: LogRecord,
+    decided: Incident | undefined,
+  ): void {
+    // A replication conflict is more than a kind and a name; a long line, or one not all ASCII, is left to the parser.
+    if (!this.templatable || decided?.replication || first.length !== lineEnd - start || first.length > HEAD_CHARS || first.includes('\uFFFD')) return;
+    const spans = this.stderr!.spanMatcher.exec(first)?.indices?.groups;
+    if (!spans) return;
+    const template = LineTemplate.make(bytes.subarray(start, lineEnd), spans, prefixBytes, wantDetail, alone, decided);
+    if (!template) return;
+    if (this.templates.length >= MAX_TEMPLATES) this.templates.pop();
+    this.templates.unshift(template);
   }
 
   private readCsv(bytes: Buffer, start: number, end: number, offset: number): void {
@@ -84,8 +174,8 @@ export class RecordReader {
    */
   private readStderr(bytes: Buffer, start: number, end: number, offset: number): void {
     const { parser, sameMessagePrefix } = this.stderr!;
-    let newline = bytes.indexOf(NEWLINE, start);
-    let lineEnd = newline === -1 || newline >= end ? end : newline;
+    const newline = bytes.indexOf(NEWLINE, start);
+    const lineEnd = newline === -1 || newline >= end ? end : newline;
     const first = lineAt(bytes, start, lineEnd);
     parser.push(first, { offset });
     parser.flush();
@@ -96,32 +186,54 @@ export class RecordReader {
       this.readStderrByPid(bytes, start, lineEnd, end, offset, first);
       return;
     }
-    const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
-    const wantDetail = first.includes('conflict=');
-    /** [start, end) of the further lines detection reads. */
-    const further = this.further;
-    further.length = 0;
-    let passingOver = false;
-    for (let at = lineEnd + 1; at < end; at = lineEnd + 1) {
-      newline = bytes.indexOf(NEWLINE, at);
-      lineEnd = newline === -1 || newline >= end ? end : newline;
-      if (bytes[at] === TAB) {
-        if (!passingOver) further.push(at, lineEnd);
-        continue;
-      }
-      if (!samePrefix(bytes, start, at, prefixBytes)) break;
-      const marker = markerAt(bytes, at + prefixBytes);
-      // Not a secondary line (this backend's next message with the same prefix: a %t time) ends it.
-      if (marker === undefined) break;
-      passingOver = marker === 'STATEMENT' || marker === 'HINT' || marker === 'QUERY' || (marker === 'DETAIL' && !wantDetail);
-      if (!passingOver) further.push(at, lineEnd);
-    }
+    const further = this.furtherLines(bytes, start, lineEnd, end, prefixLength(first, alone.message, lineEnd - start), first.includes('conflict='));
     if (further.length === 0) return;
     // Lines that may change what the record says: read it again, whole.
     this.found.length = 0;
+    this.readWhole(first, bytes, start, offset, further);
+  }
+
+  /**
+   * The candidate line's record read again with the further lines that detection reads (`further`:
+   * [start, end) pairs from furtherLines).
+   */
+  private readWhole(first: string, bytes: Buffer, start: number, offset: number, further: number[]): void {
+    const { parser } = this.stderr!;
     parser.push(first, { offset });
     for (let i = 0; i < further.length; i += 2) parser.push(lineAt(bytes, further[i]!, further[i + 1]!), { offset: offset + (further[i]! - start) });
     parser.flush();
+  }
+
+  /**
+   * The lines after the candidate line (bytes[start, firstEnd)) that go on with its message: TAB
+   * continuation lines, and the lines PostgreSQL wrote with the same message (same `prefixBytes`),
+   * up to the first line that is neither. Of those, the ones detection reads, as [start, end) pairs
+   * (reused from one candidate to the next): CONTEXT (an apply worker's), LOCATION (verbose
+   * SQLSTATEs), DETAIL when the message names a conflict (`wantDetail`); STATEMENT, HINT and QUERY
+   * lines (and their continuations) are passed over. Most candidates (an ERROR line followed by its
+   * DETAIL and STATEMENT) have none: their first line decides.
+   */
+  private furtherLines(bytes: Buffer, start: number, firstEnd: number, end: number, prefixBytes: number, wantDetail: boolean): number[] {
+    const further = this.further;
+    further.length = 0;
+    let passingOver = false;
+    for (let at = firstEnd + 1; at < end;) {
+      let keep = !passingOver;
+      if (bytes[at] !== TAB) {
+        if (!samePrefix(bytes, start, at, prefixBytes)) break;
+        const marker = markerAt(bytes, at + prefixBytes);
+        // Not a secondary line (this backend's next message with the same prefix: a %t time) ends it.
+        if (marker === undefined) break;
+        passingOver = marker === 'STATEMENT' || marker === 'HINT' || marker === 'QUERY' || (marker === 'DETAIL' && !wantDetail);
+        keep = !passingOver;
+      }
+      // The line's end, only for a line that goes on with the message (the one that ends it is not searched).
+      const newline = bytes.indexOf(NEWLINE, at);
+      const lineEnd = newline === -1 || newline >= end ? end : newline;
+      if (keep) further.push(at, lineEnd);
+      at = lineEnd + 1;
+    }
+    return further;
   }
 
   /** With %l in the prefix (a number per line): the lines of this backend, looking past a few of other backends'. */
@@ -171,9 +283,15 @@ function recordAtOffset(found: LogRecord[], offset: number): LogRecord | undefin
 /** The English severity of the marker printed at `at` (`DETAIL:  `, `ANWEISUNG:  `, ...), if it is one of the secondary ones. */
 function markerAt(bytes: Buffer, at: number): string | undefined {
   for (const { marker, english } of SECONDARY_MARKERS.get(bytes[at]!) ?? []) {
-    if (at + marker.length <= bytes.length && bytes.compare(marker, 0, marker.length, at, at + marker.length) === 0) return english;
+    if (at + marker.length <= bytes.length && bytesAt(bytes, at, marker)) return english;
   }
   return undefined;
+}
+
+/** Whether `bytes` holds `expected` at `at` (compared here: a native compare per marker costs more on these few bytes). */
+function bytesAt(bytes: Buffer, at: number, expected: Buffer): boolean {
+  for (let i = 0; i < expected.length; i++) if (bytes[at + i] !== expected[i]) return false;
+  return true;
 }
 
 /** The markers of a message's further lines, as printed in every language, by their first byte. */
@@ -196,4 +314,113 @@ function samePrefix(bytes: Buffer, line: number, other: number, length: number):
 /** A line's text without its newline (and a CR before it), as the followers hand lines out. */
 function lineAt(bytes: Buffer, start: number, end: number): string {
   return bytes.toString('utf8', start, end > start && bytes[end - 1] === 0x0d ? end - 1 : end);
+}
+
+/**
+ * What comes before a digit in the severity words that hold one (`DEBUG` of DEBUG1..DEBUG5), or
+ * undefined when a word holds two digits (none does: LineTemplate would then not be used).
+ */
+const DIGIT_STEMS: string[] | undefined = (() => {
+  const stems = new Set<string>();
+  for (const word of MARKER_WORDS) {
+    const digits = [...word].filter((c) => c >= '0' && c <= '9').length;
+    if (digits > 1) return undefined;
+    if (digits === 1) stems.add(word.slice(0, word.search(/[0-9]/)));
+  }
+  return [...stems];
+})();
+
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * A stderr line read by the parser, standing for the lines that differ from it only in digits of
+ * its time and pid (the repeats of one error in a busy log: every candidate line of one shape).
+ *
+ * Why such a line is read as the template was, field for field: the prefix expression
+ * (compileLogLinePrefix) tests a character that is a digit only with classes that hold all ten
+ * digits or none (\d, [^\s], ., [0-9A-Z], ...), except for digits the prefix's literal text holds
+ * (then no templates: RecordReader.templatable) and the digit of DEBUG1..DEBUG5, which is reached
+ * only right after `DEBUG` (a template with a varying digit there is not made). So the expression
+ * runs on the line exactly as on the template: the same fields at the same places, every field but
+ * the time and the pid the same text, the same severity and message, the same decision (detection
+ * does not read the time or the pid) and the same prefix length for the lines after it.
+ */
+class LineTemplate {
+  private constructor(
+    private readonly bytes: Buffer,
+    /** [start, end) of the time and the pid in the line, ascending; the digits in them may differ. */
+    private readonly spans: number[],
+    private readonly time: [number, number] | undefined,
+    private readonly pid: [number, number] | undefined,
+    readonly prefixBytes: number,
+    readonly wantDetail: boolean,
+    /** The template's own record (its source, database, SQLSTATE are every match's). */
+    private readonly record: LogRecord,
+    /** What detectIncident said of the template's record read alone (undefined: no incident). */
+    readonly decided: Incident | undefined,
+  ) {}
+
+  static make(
+    line: Buffer,
+    groups: Record<string, [number, number] | undefined>,
+    prefixBytes: number,
+    wantDetail: boolean,
+    record: LogRecord,
+    decided: Incident | undefined,
+  ): LineTemplate | undefined {
+    const spans: Array<[number, number]> = [];
+    if (groups.time && record.logTime !== undefined) spans.push(groups.time);
+    if (groups.pid && record.pid !== undefined) spans.push(groups.pid);
+    spans.sort((a, b) => a[0] - b[0]);
+    for (const [from, to] of spans) {
+      for (let at = from; at < to; at++) {
+        if (!isDigit(line[at]!)) continue;
+        // A digit right after DEBUG: the severity alternation could read it (see above).
+        for (const stem of DIGIT_STEMS!) if (at >= stem.length && line.toString('latin1', at - stem.length, at) === stem) return undefined;
+      }
+    }
+    return new LineTemplate(
+      Buffer.from(line),
+      spans.flat(),
+      groups.time && record.logTime !== undefined ? groups.time : undefined,
+      groups.pid && record.pid !== undefined ? groups.pid : undefined,
+      prefixBytes,
+      wantDetail,
+      record,
+      decided,
+    );
+  }
+
+  /** Whether bytes[start, end) is this line but for digits in place of digits in the time and the pid. */
+  matches(bytes: Buffer, start: number, end: number): boolean {
+    const own = this.bytes;
+    if (end - start !== own.length) return false;
+    let from = 0;
+    const spans = this.spans;
+    for (let s = 0; s <= spans.length; s += 2) {
+      const to = s < spans.length ? spans[s]! : own.length;
+      for (let i = from; i < to; i++) if (bytes[start + i] !== own[i]) return false;
+      if (s === spans.length) break;
+      from = spans[s + 1]!;
+      for (let i = to; i < from; i++) {
+        const c = bytes[start + i]!;
+        if (c !== own[i] && !(isDigit(c) && isDigit(own[i]!))) return false;
+      }
+    }
+    return true;
+  }
+
+  /** The incident of a matching line at bytes[start] (offset `offset`): the template's, with that line's time and pid. */
+  incident(bytes: Buffer, start: number, offset: number): Incident {
+    const where: LogRecord = { source: this.record.source, severity: this.record.severity, message: this.record.message, offset };
+    if (this.time) where.logTime = bytes.toString('latin1', start + this.time[0], start + this.time[1]);
+    if (this.pid) {
+      let pid = 0;
+      for (let i = start + this.pid[0]; i < start + this.pid[1]; i++) pid = pid * 10 + (bytes[i]! - 0x30);
+      where.pid = pid;
+    }
+    if (this.record.database !== undefined) where.database = this.record.database;
+    if (this.record.sqlstate !== undefined) where.sqlstate = this.record.sqlstate;
+    return withWhere(this.decided!, where);
+  }
 }

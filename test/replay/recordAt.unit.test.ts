@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import type { Incident } from '../../src/detect/detectIncident.js';
+import { IncidentScanner } from '../../src/detect/scanner.js';
+import { RecordReader } from '../../src/replay/recordAt.js';
+import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
+import { random } from '../helpers/random.js';
+import { catalogSamples } from '../helpers/scannedSamples.js';
+
+/**
+ * Replay's stderr fast path (RecordReader.incidentAt: a line like one read before is decided as that
+ * one was; the others read by StderrPrefixParser.recordOfLine) against the record read through the
+ * parser (incidentByParser): the same incident, field for field, at every line start of a log,
+ * read in the file's order as replay reads it (so the templates are those replay would have).
+ */
+function differences(prefix: string, text: string, starts: 'every line' | 'candidates' = 'every line'): string[] {
+  const bytes = Buffer.from(text);
+  const fast = new RecordReader('postgres-stderr', prefix, 'sample');
+  const full = new RecordReader('postgres-stderr', prefix, 'sample');
+  const offsets: number[] = [];
+  if (starts === 'candidates') offsets.push(...new IncidentScanner('postgres-stderr', prefix).candidateLines(bytes));
+  else for (let at = 0; at < bytes.length; at = bytes.indexOf(0x0a, at) + 1 || bytes.length) offsets.push(at);
+  const out: string[] = [];
+  let compared = 0;
+  for (const at of offsets) {
+    const mine: Incident | undefined = fast.incidentAt(bytes, at, bytes.length, at);
+    const theirs = full.incidentByParser(bytes, at, bytes.length, at);
+    if (theirs) compared++;
+    try {
+      expect(mine).toStrictEqual(theirs);
+      expect(mine && Object.keys(mine)).toEqual(theirs && Object.keys(theirs));
+    } catch {
+      out.push(`${at}: ${JSON.stringify(bytes.toString('utf8', at, bytes.indexOf(0x0a, at)))} fast ${JSON.stringify(mine)} parser ${JSON.stringify(theirs)}`);
+    }
+  }
+  if (compared === 0) out.push('no incident at all: nothing compared');
+  return out;
+}
+
+const clock = (next: () => number) => {
+  const two = (n: number) => String(Math.floor(n)).padStart(2, '0');
+  return `2026-11-${two(1 + next() * 28)} ${two(next() * 24)}:${two(next() * 60)}:${two(next() * 60)}.${String(Math.floor(next() * 1000)).padStart(3, '0')}`;
+};
+
+/**
+ * Lines that differ from one another in every way that a template must (or must not) stand for:
+ * digits of the time and the pid (and their lengths), users and databases, SQLSTATEs under %e,
+ * DEBUG1..5 right after a field, records whose DETAIL, CONTEXT or LOCATION changes them, TAB
+ * lines, CR line ends, non-ASCII and invalid bytes, replication conflicts, and the mutations of
+ * the fuzz corpus.
+ */
+function variedLog(seed: number, prefix: (time: string, pid: string, user: string, code: string) => string): string {
+  const next = random(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const messages = [
+    'ERROR:  duplicate key value violates unique constraint "users_login_key"',
+    'ERROR:  duplicate key value violates unique constraint "ticket_pkey"',
+    'ERROR:  duplicate key value violates unique constraint "ключ_pkey"',
+    'ERROR:  nextval: reached maximum value of sequence "valid_id_seq" (32767)',
+    'ERROR:  relation "ticket_history_id_seq" does not exist',
+    'ERROR:  permission denied for sequence article_id_seq',
+    'ERROR:  setval: value 40000 is out of bounds for sequence "valid_id_seq" (1..32767)',
+    'ERROR:  23505: duplicate key value violates unique constraint "users_login_key"',
+    'ERROR:  conflict detected on relation "public.t": conflict=insert_exists',
+    'FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint »users_login_key«',
+    "LOG:  statement: SELECT nextval('users_id_seq')",
+    'DEBUG1:  sequence "a_seq" reached 10',
+    'WARNING:  duplicate key value violates unique constraint "users_login_key"',
+  ];
+  const after = [
+    'DETAIL:  Key (login)=(agent7) already exists.',
+    'STATEMENT:  INSERT INTO users (login) VALUES ($1)',
+    'CONTEXT:  processing remote data for replication origin "pg_16394" during message type "INSERT" in transaction 748, finished at 0/177C240',
+    'LOCATION:  _bt_check_unique, nbtinsert.c:664',
+    'DETAIL:  Key (id)=(1) already exists.',
+    'HINT:  nothing',
+  ];
+  const lines: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const time = next() < 0.9 ? clock(next) : '2026-11-27 00:00:00.005';
+    const pid = String(next() < 0.8 ? 1000 + Math.floor(next() * 9000) : Math.floor(next() * 100_000));
+    const user = pick(['gotrs', 'gotrs', 'gotrs', 'app', 'DEBUG', 'gö']);
+    const code = pick(['23505', '23505', '42P01', '2200H', '00000', '23502']);
+    const head = prefix(time, pid, user, code);
+    let line = head + pick(messages);
+    if (next() < 0.05) line = mutate(line, next);
+    if (next() < 0.03) line += '\r';
+    if (next() < 0.02) line = line.replace('gotrs', 'go\u00fftrs');
+    lines.push(line);
+    // Most records go on with lines of the same prefix; some with another backend's, some with TAB lines.
+    for (let more = Math.floor(next() * 3); more > 0; more--)
+      lines.push(next() < 0.85 ? head + pick(after) : next() < 0.5 ? '\tAND x = 1' : prefix(time, '9', user, code) + pick(after));
+  }
+  return lines.join('\n') + '\n';
+}
+
+describe("replay's stderr fast path says what the parser says", () => {
+  it('on every sample of every family and language (stderr variants)', () => {
+    for (const sample of catalogSamples().filter((s) => s.format === 'postgres-stderr')) {
+      expect(differences(sample.prefix, sample.text), sample.name).toEqual([]);
+    }
+  });
+
+  it('on the fuzz corpus', () => {
+    const next = random(0x5eed);
+    const lines = Array.from({ length: 6000 }, () =>
+      next() < 0.5 ? mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next) : SEEDS[Math.floor(next() * SEEDS.length)]!,
+    );
+    expect(differences('%m [%p] %q%u@%d ', lines.join('\n') + '\n')).toEqual([]);
+  });
+
+  const prefixes: Array<[string, (time: string, pid: string, user: string, code: string) => string]> = [
+    ['%m [%p] %q%u@%d ', (t, p, u) => `${t} UTC [${p}] ${u}@gotrs `],
+    ['%m [%p] %e %q%u@%d ', (t, p, u, c) => `${t} UTC [${p}] ${c} ${u}@gotrs `],
+    ['%t [%p]: [%l-1] user=%u,db=%d ', (t, p, u) => `${t.slice(0, 19)} UTC [${p}]: [1-1] user=${u},db=gotrs `],
+    ['%m %p %u ', (t, p, u) => `${t} ${p} ${u} `],
+    // The pid right before the severity word, and a user named DEBUG right before the pid.
+    ['%m %u%p ', (t, p, u) => `${t} ${u}${p} `],
+    ['%p', (_t, p) => p],
+    // A one-digit pid right after `xDEBUG` where the severity word may begin: `xDEBUG7:  ERROR` is an
+    // ERROR of pid 7, `xDEBUG3:  ERROR` a DEBUG3 message (no template may stand for the other).
+    ['%a%q%p:  ', (_t, p, u) => `x${u}${p.slice(-1)}:  `],
+    // A digit in the prefix's own text: no templates.
+    ['pg15 %m [%p] ', (t, p) => `pg15 ${t} UTC [${p}] `],
+    ['%n [%p] ', (t, p) => `${Date.parse(t.replace(' ', 'T') + 'Z') / 1000} [${p}] `],
+  ];
+  for (const [prefix, head] of prefixes) {
+    it(`on lines that differ in their digits, fields and what follows them: ${JSON.stringify(prefix)}`, () => {
+      const text = variedLog(prefix.length * 7919, head);
+      expect(differences(prefix, text)).toEqual([]);
+      expect(differences(prefix, text, 'candidates')).toEqual([]);
+    });
+  }
+});
