@@ -359,8 +359,7 @@ const isHex = (c: number) => isDigit(c) || (c >= 65 && c <= 70) || (c >= 97 && c
 const isWordChar = (c: number) => isHex(c) || (c >= 71 && c <= 90) || (c >= 103 && c <= 122) || c === 95;
 const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
 
-/** An incident of `found`'s kind and name, with where `record` was read (its source, offset, time, pid, database, SQLSTATE). */
-export function withWhere(found: Pick<Incident, 'kind' | 'constraint'>, record: LogRecord): Incident {
+function withWhere(found: Pick<Incident, 'kind' | 'constraint'>, record: LogRecord): Incident {
   // Built field by field: an object spread here cost more than the rest of detection (V8 11, a hit in a busy log's replay).
   const incident: Incident = { kind: found.kind, constraint: found.constraint, source: record.source };
   if (record.offset !== undefined) incident.offset = record.offset;

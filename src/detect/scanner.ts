@@ -35,6 +35,8 @@ const MAX_ANCHOR = 7;
 const SAMPLE_BYTES = 64 * 1024;
 /** The bytes searched by every needle before the next: what stays in a processor's L2 cache. */
 const WINDOW_BYTES = 192 * 1024;
+/** Above this many hits in a window they are sorted by sort() (insertion is quadratic). */
+const INSERTION_SORT_MAX = 64;
 /** How far back a csvlog line may be from the line its record begins on (csvlog's record cap). */
 const MAX_CSV_WALK_BACK = 128 * 1024;
 
@@ -222,9 +224,21 @@ export class IncidentScanner {
 
 /** Sorts starts[from..] in place and drops repeats (also of the last one before `from`: a record walked back to). */
 function sortUnique(starts: number[], from: number): void {
-  const tail = starts.slice(from).sort((a, b) => a - b);
+  if (starts.length - from > INSERTION_SORT_MAX) {
+    const tail = starts.slice(from).sort((a, b) => a - b);
+    for (let i = 0; i < tail.length; i++) starts[from + i] = tail[i]!;
+  } else {
+    // In place, by insertion: a window's hits are usually few, in a few ascending runs (one per
+    // pass): no array and no comparator call per window, as sort() on a slice costs.
+    for (let i = from + 1; i < starts.length; i++) {
+      const start = starts[i]!;
+      let j = i - 1;
+      for (; j >= from && starts[j]! > start; j--) starts[j + 1] = starts[j]!;
+      starts[j + 1] = start;
+    }
+  }
   let kept = from;
-  for (const start of tail) if (kept === 0 || starts[kept - 1]! < start) starts[kept++] = start;
+  for (let i = from; i < starts.length; i++) if (kept === 0 || starts[kept - 1]! < starts[i]!) starts[kept++] = starts[i]!;
   starts.length = kept;
 }
 

@@ -1,4 +1,4 @@
-import { detectIncident, withWhere, type Incident } from '../detect/detectIncident.js';
+import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import type { ScannedFormat } from '../detect/scanner.js';
 import { CsvlogParser } from '../formats/CsvlogParser.js';
 import { JsonlogParser } from '../formats/JsonlogParser.js';
@@ -354,9 +354,7 @@ class LineTemplate {
     private readonly pid: [number, number] | undefined,
     readonly prefixBytes: number,
     readonly wantDetail: boolean,
-    /** The template's own record (its source, database, SQLSTATE are every match's). */
-    private readonly record: LogRecord,
-    /** What detectIncident said of the template's record read alone (undefined: no incident). */
+    /** What detectIncident said of the template's record read alone (undefined: no incident); its source, database, SQLSTATE are every match's. */
     readonly decided: Incident | undefined,
   ) {}
 
@@ -386,7 +384,6 @@ class LineTemplate {
       groups.pid && record.pid !== undefined ? groups.pid : undefined,
       prefixBytes,
       wantDetail,
-      record,
       decided,
     );
   }
@@ -410,17 +407,22 @@ class LineTemplate {
     return true;
   }
 
-  /** The incident of a matching line at bytes[start] (offset `offset`): the template's, with that line's time and pid. */
+  /**
+   * The incident of a matching line at bytes[start] (offset `offset`): the template's, with that
+   * line's time and pid. Built here, key by key as detectIncident builds it (withWhere) (one object
+   * per hit; the unit test compares keys and their order).
+   */
   incident(bytes: Buffer, start: number, offset: number): Incident {
-    const where: LogRecord = { source: this.record.source, severity: this.record.severity, message: this.record.message, offset };
-    if (this.time) where.logTime = bytes.toString('latin1', start + this.time[0], start + this.time[1]);
+    const decided = this.decided!;
+    const incident: Incident = { kind: decided.kind, constraint: decided.constraint, source: decided.source, offset };
+    if (this.time) incident.logTime = bytes.toString('latin1', start + this.time[0], start + this.time[1]);
     if (this.pid) {
       let pid = 0;
       for (let i = start + this.pid[0]; i < start + this.pid[1]; i++) pid = pid * 10 + (bytes[i]! - 0x30);
-      where.pid = pid;
+      incident.pid = pid;
     }
-    if (this.record.database !== undefined) where.database = this.record.database;
-    if (this.record.sqlstate !== undefined) where.sqlstate = this.record.sqlstate;
-    return withWhere(this.decided!, where);
+    if (decided.database !== undefined) incident.database = decided.database;
+    if (decided.sqlstate !== undefined) incident.sqlstate = decided.sqlstate;
+    return incident;
   }
 }

@@ -4,6 +4,7 @@ import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
 import { assess, checkSequences } from '../../db/checkSequences.js';
 import { resolveIndexes, type Resolution, type SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
+import { LogTimes } from '../../replay/logTimes.js';
 import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/createParser.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
@@ -71,6 +72,7 @@ Examples:
         const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
         /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
         const kinds: Partial<Record<Incident['kind'], number>> = {};
+        const times = new LogTimes();
         const started = Date.now();
         for (const file of files) {
           const progress = new Progress(basename(file));
@@ -85,7 +87,7 @@ Examples:
                 kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
                 // The daemon's rule (Databases.route): records that name another database are not this one's.
                 if (namesOtherDatabase(incident, db.name)) otherDatabase++;
-                else tally(tallies, incident, window, untallied);
+                else tally(tallies, incident, window, untallied, times);
               },
               onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
             });
@@ -209,7 +211,7 @@ Examples:
     );
 }
 
-function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }): void {
+function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }, times: LogTimes): void {
   let t = tallies.get(incident.constraint);
   if (!t && tallies.size >= MAX_TALLIED) {
     untallied.errors++;
@@ -220,7 +222,7 @@ function tally(tallies: Map<string, ConstraintTally>, incident: Incident, window
     tallies.set(incident.constraint, t);
   }
   t.errors++;
-  const epoch = incident.logTime ? Date.parse(incident.logTime) : NaN;
+  const epoch = incident.logTime ? times.epochOf(incident.logTime) : NaN;
   // The daemon checks at a burst's first error and once more after it if more came; a gap longer
   // than the debounce window starts a new burst. Without parsable times: one burst.
   const newBurst = t.errors === 1 || (!Number.isNaN(epoch) && t.lastEpoch !== undefined && epoch - t.lastEpoch > windowMs);

@@ -1,0 +1,45 @@
+/**
+ * Date.parse of a log's times, for less: a busy log's incidents come minute after minute, so a time
+ * PostgreSQL writes in UTC with milliseconds (%m, csvlog, jsonlog: `2026-11-27 10:00:05.123 UTC`)
+ * is its minute's epoch, parsed once, plus its seconds and milliseconds (in UTC a minute has no
+ * jump). Any other shape (another zone, no milliseconds, hour 24, a second 60) is parsed as it is.
+ * test/replay/logTimes.unit.test.ts holds it to Date.parse.
+ */
+export class LogTimes {
+  private minute = '';
+  private minuteEpoch = NaN;
+
+  epochOf(time: string): number {
+    if (!isUtcMillis(time)) return Date.parse(time);
+    const seconds = digit(time, 17) * 10 + digit(time, 18);
+    // 24:00:00 is a time and 24:00:05 is not; a second 60 is not either: parsed as they are.
+    if (seconds > 59 || digit(time, 11) * 10 + digit(time, 12) > 23 || digit(time, 14) * 10 + digit(time, 15) > 59) return Date.parse(time);
+    // The minute and the zone: `2026-11-27 10:00` + ` UTC`.
+    const minute = time.slice(0, 16);
+    if (minute !== this.minute || !time.endsWith(this.zone)) {
+      this.minute = minute;
+      this.zone = time.slice(23);
+      this.minuteEpoch = Date.parse(`${minute}:00.000${this.zone}`);
+    }
+    return this.minuteEpoch + seconds * 1000 + digit(time, 20) * 100 + digit(time, 21) * 10 + digit(time, 22);
+  }
+
+  private zone = '';
+}
+
+const digit = (text: string, at: number) => text.charCodeAt(at) - 48;
+
+const isDigitAt = (text: string, at: number) => {
+  const c = text.charCodeAt(at);
+  return c >= 48 && c <= 57;
+};
+
+/** `YYYY-MM-DD HH:MM:SS.mmm UTC` (or GMT): digits where digits go. */
+function isUtcMillis(time: string): boolean {
+  if (time.length !== 27 || !(time.endsWith(' UTC') || time.endsWith(' GMT'))) return false;
+  for (let i = 0; i < 23; i++) {
+    const expected = i === 4 || i === 7 ? '-' : i === 10 ? ' ' : i === 13 || i === 16 ? ':' : i === 19 ? '.' : undefined;
+    if (expected === undefined ? !isDigitAt(time, i) : time[i] !== expected) return false;
+  }
+  return true;
+}

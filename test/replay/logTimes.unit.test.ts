@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { LogTimes } from '../../src/replay/logTimes.js';
+import { random } from '../helpers/random.js';
+
+describe("replay's log times", () => {
+  it('are what Date.parse says, time after time, whatever their shape', () => {
+    const next = random(0x7173);
+    const two = (n: number) => String(Math.floor(n)).padStart(2, '0');
+    const times: string[] = [
+      '2026-11-27 10:00:05.123 UTC',
+      '2026-11-27 10:00:59.999 UTC',
+      '2026-11-27 10:00:60.000 UTC',
+      '2026-11-27 10:00:05.123 GMT',
+      '2026-11-27 10:00:05.123 CET',
+      '2026-11-27 10:00:05.123 EST',
+      '2026-11-27 10:00:05.123',
+      '2026-11-27 10:00:05 UTC',
+      '2026-02-30 10:00:05.123 UTC',
+      '2026-13-01 10:00:05.123 UTC',
+      '2026-11-27 24:00:05.123 UTC',
+      '2026-11-27 24:00:00.000 UTC',
+      '2026-11-27 23:60:05.123 UTC',
+      '0000-01-01 00:00:05.123 UTC',
+      '2026-11-27T10:00:05.123Z',
+      '1764237605.123',
+      '',
+      'not a time at all but 27 c.',
+      '2026-11-27 10:0a:05.123 UTC',
+    ];
+    for (let i = 0; i < 20_000; i++) {
+      const zone = [' UTC', ' UTC', ' GMT', ' EST', '', ' +01', ' UTC'][Math.floor(next() * 7)]!;
+      const minute =
+        next() < 0.7 ? '2026-11-27 10:00' : `20${two(next() * 100)}-${two(1 + next() * 13)}-${two(1 + next() * 31)} ${two(next() * 25)}:${two(next() * 61)}`;
+      times.push(`${minute}:${two(next() * 61)}.${String(Math.floor(next() * 1000)).padStart(3, '0')}${zone}`);
+    }
+    const parsed = new LogTimes();
+    for (const time of times) expect(parsed.epochOf(time), time).toBe(Date.parse(time));
+  });
+});
