@@ -15,6 +15,8 @@ import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
 export const RECORD_REACH = 256 * 1024;
 /** First lines kept as templates (a few shapes: one error from a few users, databases, pid lengths). */
 const MAX_TEMPLATES = 4;
+/** At most this many lines no template matched pass by between two templates made. */
+const MAX_BACK_OFF = 1024;
 /** As StderrPrefixParser: the prefix is matched on a line's first 4096 characters (longer lines are not templates). */
 const HEAD_CHARS = 4096;
 /** stderr: lines of other backends looked past, at most, when the prefix cannot tell a message's own lines apart (%l). */
@@ -38,6 +40,9 @@ export class RecordReader {
   private readonly templates: LineTemplate[] = [];
   /** Whether this prefix lets lines stand for one another (see LineTemplate). */
   private readonly templatable: boolean;
+  /** Lines no template matched to pass by before the next template is made (see remember). */
+  private missesToPass = 0;
+  private backOff = 0;
 
   constructor(
     private readonly format: ScannedFormat,
@@ -126,6 +131,8 @@ export class RecordReader {
     for (let i = 0; i < templates.length; i++) {
       if (!templates[i]!.matches(bytes, start, lineEnd)) continue;
       if (i > 0) [templates[0], templates[i]] = [templates[i]!, templates[0]!];
+      templates[0]!.used = true;
+      this.backOff = 0;
       return templates[0];
     }
     return undefined;
@@ -144,6 +151,14 @@ export class RecordReader {
   ): void {
     // A replication conflict is more than a kind and a name; a long line, or one not all ASCII, is left to the parser.
     if (!this.templatable || decided?.replication || first.length !== lineEnd - start || first.length > HEAD_CHARS || first.includes('\uFFFD')) return;
+    // Making one costs several reads of a line (the expression telling where its fields are is slow):
+    // while the templates made go unmatched (many users, databases, pid lengths), fewer are made.
+    if (this.missesToPass > 0) {
+      this.missesToPass--;
+      return;
+    }
+    if (this.templates.length > 0 && !this.templates[0]!.used) this.backOff = Math.min(MAX_BACK_OFF, Math.max(1, this.backOff * 2));
+    this.missesToPass = this.backOff;
     const spans = this.stderr!.spanMatcher.exec(first)?.indices?.groups;
     if (!spans) return;
     const template = LineTemplate.make(bytes.subarray(start, lineEnd), spans, prefixBytes, wantDetail, alone, decided);
@@ -346,6 +361,9 @@ const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
  * does not read the time or the pid) and the same prefix length for the lines after it.
  */
 class LineTemplate {
+  /** A line was found to match it. */
+  used = false;
+
   private constructor(
     private readonly bytes: Buffer,
     /** [start, end) of the time and the pid in the line, ascending; the digits in them may differ. */
