@@ -13,10 +13,8 @@ import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
  * is cut into chunks or ranges, so that every way of reading it finds the same records.
  */
 export const RECORD_REACH = 256 * 1024;
-/** First lines kept as templates (a few shapes: one error from a few users, databases, pid lengths). */
-const MAX_TEMPLATES = 4;
-/** At most this many lines no template matched pass by between two templates made. */
-const MAX_BACK_OFF = 1024;
+/** First lines kept as templates (the shapes of the errors of a log: its users, databases, pid lengths). */
+const MAX_TEMPLATES = 512;
 /** As StderrPrefixParser: the prefix is matched on a line's first 4096 characters (longer lines are not templates). */
 const HEAD_CHARS = 4096;
 /** stderr: lines of other backends looked past, at most, when the prefix cannot tell a message's own lines apart (%l). */
@@ -36,13 +34,15 @@ export class RecordReader {
   private found: LogRecord[] = [];
   /** readStderr's further lines ([start, end) pairs), reused from one candidate to the next. */
   private readonly further: number[] = [];
-  /** stderr: first lines read before, most recently matched first (see LineTemplate). */
-  private readonly templates: LineTemplate[] = [];
+  /** stderr: first lines read before, by their shape (shapeOf; see LineTemplate). */
+  private readonly templates = new Map<number, LineTemplate>();
   /** Whether this prefix lets lines stand for one another (see LineTemplate). */
   private readonly templatable: boolean;
-  /** Lines no template matched to pass by before the next template is made (see remember). */
+  /** Templates made, and of those the ones that stood for a line (see remember). */
+  private made = 0;
+  private used = 0;
+  /** Lines no template matched to pass by before the next template is made. */
   private missesToPass = 0;
-  private backOff = 0;
 
   constructor(
     private readonly format: ScannedFormat,
@@ -99,8 +99,13 @@ export class RecordReader {
   private stderrIncident(bytes: Buffer, start: number, end: number, offset: number): Incident | undefined {
     const newline = bytes.indexOf(NEWLINE, start);
     const lineEnd = newline === -1 || newline >= end ? end : newline;
-    const template = this.templates.length > 0 ? this.templateOf(bytes, start, lineEnd) : undefined;
-    if (template) {
+    const shape = this.templatable ? shapeOf(bytes, start, lineEnd) : 0;
+    const template = this.templates.get(shape);
+    if (template?.matches(bytes, start, lineEnd)) {
+      if (!template.used) {
+        template.used = true;
+        this.used++;
+      }
       if (this.furtherLines(bytes, start, lineEnd, end, template.prefixBytes, template.wantDetail).length === 0) {
         return template.decided && template.incident(bytes, start, offset);
       }
@@ -112,7 +117,7 @@ export class RecordReader {
     const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
     const wantDetail = first.includes('conflict=');
     const decided = detectIncident(alone);
-    this.remember(bytes, start, lineEnd, first, prefixBytes, wantDetail, alone, decided);
+    this.remember(shape, bytes, start, lineEnd, first, prefixBytes, wantDetail, alone, decided);
     if (this.furtherLines(bytes, start, lineEnd, end, prefixBytes, wantDetail).length === 0) return decided;
     return this.readAgain(first, bytes, start, offset);
   }
@@ -125,21 +130,9 @@ export class RecordReader {
     return record ? detectIncident(record) : undefined;
   }
 
-  /** The template the line bytes[start, lineEnd) matches, if any (the one it matched last is tried first). */
-  private templateOf(bytes: Buffer, start: number, lineEnd: number): LineTemplate | undefined {
-    const templates = this.templates;
-    for (let i = 0; i < templates.length; i++) {
-      if (!templates[i]!.matches(bytes, start, lineEnd)) continue;
-      if (i > 0) [templates[0], templates[i]] = [templates[i]!, templates[0]!];
-      templates[0]!.used = true;
-      this.backOff = 0;
-      return templates[0];
-    }
-    return undefined;
-  }
-
   /** Keeps a line just read as a template, when it may be one (see LineTemplate). */
   private remember(
+    shape: number,
     bytes: Buffer,
     start: number,
     lineEnd: number,
@@ -152,19 +145,18 @@ export class RecordReader {
     // A replication conflict is more than a kind and a name; a long line, or one not all ASCII, is left to the parser.
     if (!this.templatable || decided?.replication || first.length !== lineEnd - start || first.length > HEAD_CHARS || first.includes('\uFFFD')) return;
     // Making one costs several reads of a line (the expression telling where its fields are is slow):
-    // while the templates made go unmatched (many users, databases, pid lengths), fewer are made.
-    if (this.missesToPass > 0) {
-      this.missesToPass--;
-      return;
+    // while most templates made stand for no other line (every line its own shape), few are made.
+    if (this.made >= 32 && this.used * 4 < this.made) {
+      if (this.missesToPass-- > 0) return;
+      this.missesToPass = 63;
     }
-    if (this.templates.length > 0 && !this.templates[0]!.used) this.backOff = Math.min(MAX_BACK_OFF, Math.max(1, this.backOff * 2));
-    this.missesToPass = this.backOff;
     const spans = this.stderr!.spanMatcher.exec(first)?.indices?.groups;
     if (!spans) return;
     const template = LineTemplate.make(bytes.subarray(start, lineEnd), spans, prefixBytes, wantDetail, alone, decided);
     if (!template) return;
-    if (this.templates.length >= MAX_TEMPLATES) this.templates.pop();
-    this.templates.unshift(template);
+    if (this.templates.size >= MAX_TEMPLATES) this.templates.clear();
+    this.templates.set(shape, template);
+    this.made++;
   }
 
   private readCsv(bytes: Buffer, start: number, end: number, offset: number): void {
@@ -346,6 +338,19 @@ const DIGIT_STEMS: string[] | undefined = (() => {
 })();
 
 const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+
+/**
+ * A hash of a line's bytes with every digit as 0: lines a template may stand for have its shape (a
+ * template is found by it, then LineTemplate.matches decides).
+ */
+function shapeOf(bytes: Buffer, start: number, end: number): number {
+  let hash = end - start;
+  for (let i = start; i < end; i++) {
+    const c = bytes[i]!;
+    hash = Math.imul(hash ^ (isDigit(c) ? 0x30 : c), 0x01000193);
+  }
+  return hash;
+}
 
 /**
  * A stderr line read by the parser, standing for the lines that differ from it only in digits of

@@ -33,7 +33,7 @@ function differences(prefix: string, text: string, starts: 'every line' | 'candi
     }
   }
   if (compared === 0) out.push('no incident at all: nothing compared');
-  templatesUsed = (fast as unknown as { templates: Array<{ used: boolean }> }).templates.filter((t) => t.used).length;
+  templatesUsed = (fast as unknown as { used: number }).used;
   return out;
 }
 
