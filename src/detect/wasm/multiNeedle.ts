@@ -1,0 +1,398 @@
+import { MULTI_NEEDLE_WASM } from './multiNeedleWasm.js';
+
+/**
+ * A search for up to 16 needles (byte strings of 2 to 64 bytes) in one pass over the data, in
+ * WebAssembly SIMD128 (multiNeedle.c): each needle filtered by its two bytes rarest in log text,
+ * 32 positions at a time, then verified whole. The byte-level scanner's alternative to one native
+ * indexOf pass per needle.
+ *
+ * The data is searched where it lies when it is inside the module's memory (`buffers`: read into
+ * them), and copied in, 256 KiB at a time, when it is not. Without WebAssembly SIMD (or with
+ * `simd: false`) the same answers come from Buffer.indexOf, needle by needle.
+ */
+export interface MultiNeedleSearch {
+  /** Whether the WebAssembly path is used (false: the indexOf fallback). */
+  readonly simd: boolean;
+  readonly needles: readonly Buffer[];
+  /**
+   * Buffers inside the module's memory, of the sizes asked for at creation: data read into them is
+   * searched without a copy. They stay valid as long as the searcher (its memory never grows).
+   */
+  readonly buffers: readonly Buffer[];
+  /** Which needle (index into `needles`) the last find() found, -1 when none. */
+  readonly needle: number;
+  /** The start of the earliest needle occurrence lying wholly in bytes[from, to), or -1. */
+  find(bytes: Buffer, from?: number, to?: number): number;
+  /**
+   * The start of the first needle occurrence on each line (a line ends at '\n') of bytes[from, to)
+   * that holds one, ascending; `from` may be inside a line. Occurrences must lie wholly in the range.
+   */
+  lineHits(bytes: Buffer, from?: number, to?: number): number[];
+}
+
+export interface MultiNeedleOptions {
+  /** Data like what will be searched (the log's first bytes): the filter bytes are chosen rare in it. */
+  sample?: Uint8Array;
+  /** Sizes of the buffers to create inside the module's memory (for reading data into). */
+  buffers?: number[];
+  /** false: use the indexOf fallback (for tests and measurements). */
+  simd?: boolean;
+}
+
+export const MAX_NEEDLES = 16;
+export const MIN_NEEDLE = 2;
+export const MAX_NEEDLE = 64;
+/** Bytes the module may read past the end of what it searches (32 positions at a time, at needle offsets < 64). */
+const SLACK = 128;
+/** Bytes copied into the module at a time when the data is not inside it: they stay in the processor's L2 cache while searched. */
+const PIECE = 256 * 1024;
+const PAGE = 65536;
+/** The pages multiNeedle.c's data and stack take (its --initial-memory in scripts/build-wasm.sh). */
+const OWN_PAGES = 2;
+const NEWLINE = 0x0a;
+
+/** The little of the WebAssembly API used here (its types come with TypeScript's DOM library, which this project does not load). */
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: unknown };
+  Memory: new (limits: { initial: number }) => WasmMemory;
+}
+type WasmMemory = { readonly buffer: ArrayBuffer };
+type WasmModule = { readonly kind?: 'WebAssembly.Module' };
+const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+interface Exports {
+  needle_bytes(n: number): number;
+  set_needle(n: number, length: number, i: number, j: number): void;
+  set_count(n: number): void;
+  last_needle(): number;
+  find(base: number, from: number, to: number): number;
+  line_hits(base: number, from: number, to: number): number;
+  hits_ptr(): number;
+  resume(): number;
+}
+
+let compiled: WasmModule | null | undefined;
+
+/** The compiled module, or null where WebAssembly or its SIMD is not available. Compiled once, synchronously (~12 KiB). */
+function wasmModule(): WasmModule | null {
+  if (compiled !== undefined) return compiled;
+  try {
+    const bytes = Buffer.from(MULTI_NEEDLE_WASM, 'base64');
+    compiled = WASM?.validate(bytes) ? new WASM.Module(bytes) : null;
+  } catch {
+    compiled = null;
+  }
+  return compiled;
+}
+
+/** Whether the WebAssembly SIMD path is available here. */
+export function wasmSimdAvailable(): boolean {
+  return wasmModule() !== null;
+}
+
+export function createMultiNeedleSearch(needles: ReadonlyArray<string | Uint8Array>, options: MultiNeedleOptions = {}): MultiNeedleSearch {
+  const bytes = needles.map((n) => (typeof n === 'string' ? Buffer.from(n) : Buffer.from(n)));
+  if (bytes.length > MAX_NEEDLES) throw new Error(`multi-needle search: at most ${MAX_NEEDLES} needles (${bytes.length} given)`);
+  for (const n of bytes) {
+    if (n.length < MIN_NEEDLE || n.length > MAX_NEEDLE)
+      throw new Error(`multi-needle search: a needle has ${MIN_NEEDLE} to ${MAX_NEEDLE} bytes (${JSON.stringify(n.toString('latin1'))})`);
+  }
+  const module = options.simd === false ? null : wasmModule();
+  return module && bytes.length > 0 ? new WasmSearch(module, bytes, options) : new IndexOfSearch(bytes, options.buffers ?? []);
+}
+
+class WasmSearch implements MultiNeedleSearch {
+  readonly simd = true;
+  readonly buffers: Buffer[];
+  private readonly exports: Exports;
+  private readonly memory: ArrayBuffer;
+  private readonly scratch: number;
+  private readonly longest: number;
+
+  constructor(
+    module: WasmModule,
+    readonly needles: readonly Buffer[],
+    options: MultiNeedleOptions,
+  ) {
+    // The memory, made at its final size (it never grows: the buffers handed out are never
+    // detached): the module's own pages, a scratch piece for data copied in, then the buffers,
+    // each followed by SLACK bytes.
+    let top = OWN_PAGES * PAGE;
+    this.scratch = top;
+    top = align(top + PIECE + MAX_NEEDLE + SLACK);
+    const starts = (options.buffers ?? []).map((size) => {
+      const start = top;
+      top = align(top + size + SLACK);
+      return start;
+    });
+    const memory = new WASM!.Memory({ initial: Math.ceil(top / PAGE) });
+    this.memory = memory.buffer;
+    this.buffers = starts.map((start, i) => Buffer.from(this.memory, start, options.buffers![i]!));
+    const sample = Buffer.concat([Buffer.from(PRIOR), Buffer.from(options.sample?.subarray(0, SAMPLE_BYTES) ?? [])]);
+    const pairs = filterPairs(needles, sample);
+    const filter = new WASM!.Instance(new WASM!.Module(filterModule(needles, pairs)), { env: { memory } }).exports as { filter: unknown };
+    this.exports = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
+    const heap = new Uint8Array(this.memory);
+    needles.forEach((needle, n) => {
+      heap.set(needle, this.exports.needle_bytes(n));
+      this.exports.set_needle(n, needle.length, pairs[n]![0], pairs[n]![1]);
+    });
+    this.exports.set_count(needles.length);
+    this.longest = Math.max(0, ...needles.map((n) => n.length));
+  }
+
+  get needle(): number {
+    return this.exports.last_needle();
+  }
+
+  /** Where bytes[0] is in the module's memory, when it is there with SLACK readable bytes after `to`; else -1. */
+  private baseOf(bytes: Buffer, to: number): number {
+    return bytes.buffer === this.memory && bytes.byteOffset + to + SLACK <= this.memory.byteLength ? bytes.byteOffset : -1;
+  }
+
+  find(bytes: Buffer, from = 0, to = bytes.length): number {
+    ({ from, to } = range(bytes, from, to));
+    const base = this.baseOf(bytes, to);
+    if (base !== -1) return this.exports.find(base, from, to);
+    // Piece by piece, each with the longest needle's length - 1 more bytes so that every start in it is verified whole.
+    for (let start = from; start < to; start += PIECE) {
+      const end = Math.min(to, start + PIECE + this.longest - 1);
+      new Uint8Array(this.memory, this.scratch, end - start).set(bytes.subarray(start, end));
+      const at = this.exports.find(this.scratch, 0, end - start);
+      if (at !== -1) return start + at;
+    }
+    return -1;
+  }
+
+  lineHits(bytes: Buffer, from = 0, to = bytes.length): number[] {
+    ({ from, to } = range(bytes, from, to));
+    const hits: number[] = [];
+    const base = this.baseOf(bytes, to);
+    if (base !== -1) {
+      this.collect(base, from, to, 0, to, hits);
+      return hits;
+    }
+    for (let start = from; start < to;) {
+      const end = Math.min(to, start + PIECE + this.longest - 1);
+      const limit = Math.min(to, start + PIECE);
+      new Uint8Array(this.memory, this.scratch, end - start).set(bytes.subarray(start, end));
+      const before = hits.length;
+      // Starts at or after `limit` are the next piece's (its first line may then be searched from inside).
+      this.collect(this.scratch, 0, end - start, start, limit, hits);
+      if (hits.length === before) {
+        start = limit;
+        continue;
+      }
+      const lineEnd = bytes.indexOf(NEWLINE, hits[hits.length - 1]!);
+      start = lineEnd === -1 || lineEnd >= to ? to : Math.max(limit, lineEnd + 1);
+    }
+    return hits;
+  }
+
+  /** line_hits over memory[base + from, base + to), the hits (plus `shift`) below `limit` appended to `hits`. */
+  private collect(base: number, from: number, to: number, shift: number, limit: number, hits: number[]): void {
+    for (let at = from; at < to;) {
+      const n = this.exports.line_hits(base, at, to);
+      const found = new Uint32Array(this.memory, this.exports.hits_ptr(), n);
+      for (let k = 0; k < n; k++) {
+        const hit = found[k]! + shift;
+        if (hit >= limit) return;
+        hits.push(hit);
+      }
+      at = this.exports.resume();
+    }
+  }
+}
+
+/** The same answers by Buffer.indexOf, needle by needle: where WebAssembly SIMD is not available. */
+class IndexOfSearch implements MultiNeedleSearch {
+  readonly simd = false;
+  readonly buffers: Buffer[];
+  needle = -1;
+
+  constructor(
+    readonly needles: readonly Buffer[],
+    sizes: number[],
+  ) {
+    this.buffers = sizes.map((size) => Buffer.alloc(size));
+  }
+
+  find(bytes: Buffer, from = 0, to = bytes.length): number {
+    ({ from, to } = range(bytes, from, to));
+    let best = -1;
+    this.needle = -1;
+    this.needles.forEach((needle, n) => {
+      const at = bytes.indexOf(needle, from);
+      if (at !== -1 && at + needle.length <= to && (best === -1 || at < best)) {
+        best = at;
+        this.needle = n;
+      }
+    });
+    return best;
+  }
+
+  lineHits(bytes: Buffer, from = 0, to = bytes.length): number[] {
+    ({ from, to } = range(bytes, from, to));
+    const hits: number[] = [];
+    for (let at = this.find(bytes, from, to); at !== -1;) {
+      hits.push(at);
+      const lineEnd = bytes.indexOf(NEWLINE, at);
+      if (lineEnd === -1 || lineEnd >= to) break;
+      at = this.find(bytes, lineEnd + 1, to);
+    }
+    return hits;
+  }
+}
+
+function range(bytes: Buffer, from: number, to: number): { from: number; to: number } {
+  to = Math.min(Math.max(0, to), bytes.length);
+  return { from: Math.min(Math.max(0, from), to), to };
+}
+
+const align = (at: number) => Math.ceil(at / 64) * 64;
+
+/** Bytes of the sample that the filter bytes are chosen by. */
+const SAMPLE_BYTES = 64 * 1024;
+
+/** A typical server log's bytes, for when there is no sample or a short one: statements, as most of a busy log is. */
+const PRIOR =
+  '2026-11-27 10:00:00.123 UTC [4242] app@app LOG:  duration: 0.042 ms  execute <unnamed>: SELECT id, name, created_at FROM users WHERE id = $1 AND valid = 1\n' +
+  '2026-11-27 10:00:00.124 UTC [4243] app@app LOG:  statement: UPDATE ticket SET change_time = current_timestamp, queue_id = 3 WHERE id = 12345\n' +
+  '2026-11-27 10:00:00.125 UTC,"app","app",4244,"10.0.0.7:51234",6750a1b2.1094,7,"SELECT",2026-11-27 10:00:00 UTC,3/7,0,LOG,00000,"duration: 0.5 ms",,,,,,,,,"psql","client backend",,0\n' +
+  '{"timestamp":"2026-11-27 10:00:00.126 UTC","user":"app","dbname":"app","pid":4245,"error_severity":"LOG","state_code":"00000","message":"duration: 0.7 ms"}\n';
+
+/**
+ * The two offsets i < j of each needle whose bytes the filter compares: few matches in the sample
+ * at that distance (each costs a look at a block of 32 positions), and where it costs little in
+ * selectivity, offsets and bytes another needle's filter already compares (each distinct offset is
+ * a load, each distinct offset and byte a comparison, for every 16 bytes of data).
+ */
+function filterPairs(needles: readonly Buffer[], sample: Buffer): Array<[number, number]> {
+  const counts = new Float64Array(256).fill(0.5);
+  for (const byte of sample) counts[byte]!++;
+  const loads = new Set<number>();
+  const compares = new Set<string>();
+  const pairs: Array<[number, number]> = [];
+  /** What a block's look costs against a filter's instructions per 32 bytes (both roughly, in instructions). */
+  const LOOK = 300;
+  // The shortest needles first: they have the fewest pairs to choose from.
+  const order = [...needles.keys()].sort((a, b) => needles[a]!.length - needles[b]!.length);
+  for (const n of order) {
+    const needle = needles[n]!;
+    const positions = [...needle.keys()].sort((a, b) => counts[needle[a]!]! - counts[needle[b]!]! || a - b).slice(0, 8);
+    let best: { i: number; j: number; cost: number } | undefined;
+    for (const p of positions) {
+      for (const q of positions) {
+        if (q <= p) continue;
+        let matches = 0.5;
+        for (let at = sample.indexOf(needle[p]!, p); at !== -1; at = sample.indexOf(needle[p]!, at + 1)) {
+          if (sample[at - p + q] === needle[q]) matches++;
+        }
+        const ops =
+          4 + (loads.has(p) ? 0 : 2) + (loads.has(q) ? 0 : 2) + (compares.has(`${p}:${needle[p]}`) ? 0 : 2) + (compares.has(`${q}:${needle[q]}`) ? 0 : 2);
+        const cost = ops + ((32 * matches) / sample.length) * LOOK;
+        if (!best || cost < best.cost) best = { i: p, j: q, cost };
+      }
+    }
+    const { i, j } = best ?? { i: 0, j: 1 };
+    loads.add(i).add(j);
+    compares.add(`${i}:${needle[i]}`).add(`${j}:${needle[j]}`);
+    pairs[n] = [i, j];
+  }
+  return pairs;
+}
+
+/**
+ * The filter loop as a WebAssembly module of its own, for these needles and pairs: it imports the
+ * memory (env.memory) and exports filter(p, end): the first p, p + 32, ... below `end` where, for
+ * some needle, bytes p + k + i and p + k + j (k < 32) are the needle's bytes at i and j; -1 if none.
+ * Each distinct offset is loaded once per 16 bytes, each distinct (offset, byte) compared once.
+ */
+function filterModule(needles: readonly Buffer[], pairs: ReadonlyArray<[number, number]>): Uint8Array {
+  const P = 0;
+  const END = 1;
+  let locals = 2;
+  const splat = new Map<number, number>();
+  const load = new Map<number, number>();
+  const equal = new Map<string, number>();
+  const body: number[] = [];
+  const localOf = <K>(map: Map<K, number>, key: K) => map.get(key) ?? (map.set(key, locals++), locals - 1);
+  const simd = (op: number) => body.push(0xfd, ...uleb(op));
+  // The needles' bytes, splatted once before the loop.
+  for (const [n, [i, j]] of pairs.entries()) {
+    for (const byte of [needles[n]![i]!, needles[n]![j]!]) {
+      if (splat.has(byte)) continue;
+      body.push(0x41, ...sleb(byte));
+      simd(0x0f); // i8x16.splat
+      body.push(0x21, ...uleb(localOf(splat, byte)));
+    }
+  }
+  body.push(0x03, 0x40); // loop
+  body.push(0x20, P, 0x20, END, 0x4f, 0x04, 0x40, 0x41, 0x7f, 0x0f, 0x0b); // if p >= end: return -1
+  const terms: number[] = [];
+  for (const half of [0, 16]) {
+    for (const [n, [i, j]] of pairs.entries()) {
+      for (const [offset, byte] of [
+        [i + half, needles[n]![i]!],
+        [j + half, needles[n]![j]!],
+      ] as const) {
+        if (!load.has(offset)) {
+          body.push(0x20, P);
+          simd(0x00); // v128.load
+          body.push(0x00, ...uleb(offset));
+          body.push(0x21, ...uleb(localOf(load, offset)));
+        }
+        const key = `${offset}:${byte}`;
+        if (equal.has(key)) continue;
+        body.push(0x20, ...uleb(load.get(offset)!), 0x20, ...uleb(splat.get(byte)!));
+        simd(0x23); // i8x16.eq
+        body.push(0x21, ...uleb(localOf(equal, key)));
+      }
+      terms.push(equal.get(`${i + half}:${needles[n]![i]!}`)!, equal.get(`${j + half}:${needles[n]![j]!}`)!);
+    }
+  }
+  for (let t = 0; t < terms.length; t += 2) {
+    body.push(0x20, ...uleb(terms[t]!), 0x20, ...uleb(terms[t + 1]!));
+    simd(0x4e); // v128.and
+    if (t > 0) simd(0x50); // v128.or
+  }
+  simd(0x53); // v128.any_true
+  body.push(0x04, 0x40, 0x20, P, 0x0f, 0x0b); // if: return p
+  body.push(0x20, P, 0x41, 32, 0x6a, 0x21, P); // p += 32
+  body.push(0x0c, 0x00, 0x0b); // br loop; end
+  body.push(0x41, 0x7f, 0x0b); // -1; end
+  const code = [0x01, ...uleb(locals - 2), 0x7b, ...body];
+  const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
+  const name = (text: string) => [...uleb(text.length), ...Buffer.from(text)];
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]),
+    ...section(2, [0x01, ...name('env'), ...name('memory'), 0x02, 0x00, 0x00]),
+    ...section(3, [0x01, 0x00]),
+    ...section(7, [0x01, ...name('filter'), 0x00, 0x00]),
+    ...section(10, [0x01, ...uleb(code.length), ...code]),
+  ]);
+}
+
+function uleb(value: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value >>>= 7;
+    if (value !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (value !== 0);
+  return out;
+}
+
+function sleb(value: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = value & 0x7f;
+    value >>= 7;
+    if ((value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0)) return [...out, byte];
+    out.push(byte | 0x80);
+  }
+}
