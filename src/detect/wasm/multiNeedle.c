@@ -1,10 +1,11 @@
 // Single-pass multi-needle search (WebAssembly SIMD128), for seqwatch's byte-level scanner.
 //
-// Every needle is found by two of its bytes at fixed offsets i < j (chosen by the caller as the
-// pair rarest in log text): for 32 candidate start positions at a time, the bytes at +i and at +j
-// are compared with the needle's two bytes across two 16-byte vectors (Wojciech Mula's "generic
-// SIMD" strstr), all needles' results ORed; only a block where some needle's pair matches is
-// looked at byte by byte, in position order, each candidate verified whole. So the data is read
+// Every needle is found by two of its bytes at fixed offsets i < j (chosen by multiNeedle.ts as
+// rare together in the log's first bytes): for 16 candidate start positions at a time, the bytes
+// at +i and at +j are compared with the needle's two bytes across 16-byte vectors (Wojciech Mula's
+// "generic SIMD" strstr), all needles' results ORed. That loop (filter) is generated per needle set
+// by multiNeedle.ts; here, a block where some needle's pair matches is looked at position by
+// position, each candidate verified whole, and the per-line walk of line_hits. So the data is read
 // once, whatever the number of needles, instead of once per needle.
 //
 // Reads go up to 32 + 64 bytes past `to`: the caller keeps SLACK readable bytes after every area
@@ -84,7 +85,7 @@ static int32_t verify_block(const uint8_t *d, uint32_t k, uint32_t to, uint32_t 
 }
 
 // The filter loop, generated for each set of needles by multiNeedle.ts (filterModule): from p on,
-// 32 positions at a time, the first block where a needle's two filter bytes match (those of
+// 16 positions at a time, the first block where a needle's two filter bytes match (those of
 // verify_block), or -1 when there is none before `end`. Generated rather than compiled here so that
 // the needles' bytes and offsets are constants in its code: one instruction a load, no loop over
 // the needles, each byte compared once however many needles share it.
@@ -98,6 +99,7 @@ int32_t find(uint32_t base, uint32_t from, uint32_t to) {
     int32_t p = filter(base + k, base + to);
     if (p < 0) return -1;
     k = (uint32_t)p - base;
+    // The 32 positions from the filter's block on (no start in them verified: none is a match).
     int32_t at = verify_block(d, k, to, count);
     if (at >= 0) return at;
   }
@@ -140,4 +142,20 @@ uint32_t line_hits(uint32_t base, uint32_t from, uint32_t to) {
   }
   resume_at = to;
   return n;
+}
+
+/** How many k < len - q have d[k + p] == a and d[k + q] == b (the sample's count of a filter's matches). */
+uint32_t count_pair(uint32_t base, uint32_t len, uint32_t p, uint32_t q, uint32_t a, uint32_t b) {
+  const uint8_t *d = (const uint8_t *)base;
+  if (len <= q) return 0;
+  uint32_t end = len - q;
+  uint32_t matches = 0;
+  v128_t va = wasm_i8x16_splat((int8_t)a), vb = wasm_i8x16_splat((int8_t)b);
+  uint32_t k = 0;
+  for (; k + 16 <= end; k += 16) {
+    v128_t both = wasm_v128_and(wasm_i8x16_eq(wasm_v128_load(d + k + p), va), wasm_i8x16_eq(wasm_v128_load(d + k + q), vb));
+    matches += (uint32_t)__builtin_popcount(wasm_i8x16_bitmask(both));
+  }
+  for (; k < end; k++) matches += d[k + p] == a && d[k + q] == b;
+  return matches;
 }

@@ -49,6 +49,8 @@ const PIECE = 256 * 1024;
 const PAGE = 65536;
 /** The pages multiNeedle.c's data and stack take (its --initial-memory in scripts/build-wasm.sh). */
 const OWN_PAGES = 2;
+/** Room for the filter's constants: 16 bytes for each distinct byte it compares (2 a needle at most). */
+const TABLE = 16 * 2 * MAX_NEEDLES;
 const NEWLINE = 0x0a;
 
 /** The little of the WebAssembly API used here (its types come with TypeScript's DOM library, which this project does not load). */
@@ -71,6 +73,7 @@ interface Exports {
   line_hits(base: number, from: number, to: number): number;
   hits_ptr(): number;
   resume(): number;
+  count_pair(base: number, length: number, p: number, q: number, a: number, b: number): number;
 }
 
 let compiled: WasmModule | null | undefined;
@@ -119,7 +122,8 @@ class WasmSearch implements MultiNeedleSearch {
     // The memory, made at its final size (it never grows: the buffers handed out are never
     // detached): the module's own pages, a scratch piece for data copied in, then the buffers,
     // each followed by SLACK bytes.
-    let top = OWN_PAGES * PAGE;
+    const table = OWN_PAGES * PAGE;
+    let top = table + TABLE;
     this.scratch = top;
     top = align(top + PIECE + MAX_NEEDLE + SLACK);
     const starts = (options.buffers ?? []).map((size) => {
@@ -131,8 +135,14 @@ class WasmSearch implements MultiNeedleSearch {
     this.memory = memory.buffer;
     this.buffers = starts.map((start, i) => Buffer.from(this.memory, start, options.buffers![i]!));
     const sample = Buffer.concat([Buffer.from(PRIOR), Buffer.from(options.sample?.subarray(0, SAMPLE_BYTES) ?? [])]);
-    const pairs = filterPairs(needles, sample);
-    const filter = new WASM!.Instance(new WASM!.Module(filterModule(needles, pairs)), { env: { memory } }).exports as { filter: unknown };
+    // The pairs are counted in the sample by the C module's count_pair, in an instance of its own
+    // (sharing the memory): the instance that searches imports the filter generated from them.
+    const counter = new WASM!.Instance(module, { env: { memory, filter: () => -1 } }).exports as Exports;
+    new Uint8Array(this.memory, this.scratch, sample.length).set(sample);
+    const pairs = filterPairs(needles, sample, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
+    const generated = filterModule(needles, pairs, table);
+    generated.bytes.forEach((byte, k) => new Uint8Array(this.memory, table + 16 * k, 16).fill(byte));
+    const filter = new WASM!.Instance(new WASM!.Module(generated.module), { env: { memory } }).exports as { filter: unknown };
     this.exports = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
     const heap = new Uint8Array(this.memory);
     needles.forEach((needle, n) => {
@@ -221,28 +231,40 @@ class IndexOfSearch implements MultiNeedleSearch {
 
   find(bytes: Buffer, from = 0, to = bytes.length): number {
     ({ from, to } = range(bytes, from, to));
+    const within = bytes.subarray(0, to);
+    return this.earliest(this.needles.map((needle) => within.indexOf(needle, from)));
+  }
+
+  lineHits(bytes: Buffer, from = 0, to = bytes.length): number[] {
+    ({ from, to } = range(bytes, from, to));
+    const within = bytes.subarray(0, to);
+    // Where each needle occurs next (searched again only once passed): a line's search does not
+    // run each needle over the rest of the data again.
+    const next = this.needles.map((needle) => within.indexOf(needle, from));
+    const hits: number[] = [];
+    for (let at = this.earliest(next); at !== -1;) {
+      hits.push(at);
+      const lineEnd = within.indexOf(NEWLINE, at);
+      if (lineEnd === -1) break;
+      this.needles.forEach((needle, n) => {
+        if (next[n] !== -1 && next[n]! <= lineEnd) next[n] = within.indexOf(needle, lineEnd + 1);
+      });
+      at = this.earliest(next);
+    }
+    return hits;
+  }
+
+  /** The smallest of the needles' next places (-1: none), noting which needle (the first listed on a tie). */
+  private earliest(places: number[]): number {
     let best = -1;
     this.needle = -1;
-    this.needles.forEach((needle, n) => {
-      const at = bytes.indexOf(needle, from);
-      if (at !== -1 && at + needle.length <= to && (best === -1 || at < best)) {
+    places.forEach((at, n) => {
+      if (at !== -1 && (best === -1 || at < best)) {
         best = at;
         this.needle = n;
       }
     });
     return best;
-  }
-
-  lineHits(bytes: Buffer, from = 0, to = bytes.length): number[] {
-    ({ from, to } = range(bytes, from, to));
-    const hits: number[] = [];
-    for (let at = this.find(bytes, from, to); at !== -1;) {
-      hits.push(at);
-      const lineEnd = bytes.indexOf(NEWLINE, at);
-      if (lineEnd === -1 || lineEnd >= to) break;
-      at = this.find(bytes, lineEnd + 1, to);
-    }
-    return hits;
   }
 }
 
@@ -254,7 +276,7 @@ function range(bytes: Buffer, from: number, to: number): { from: number; to: num
 const align = (at: number) => Math.ceil(at / 64) * 64;
 
 /** Bytes of the sample that the filter bytes are chosen by. */
-const SAMPLE_BYTES = 64 * 1024;
+const SAMPLE_BYTES = 16 * 1024;
 
 /** A typical server log's bytes, for when there is no sample or a short one: statements, as most of a busy log is. */
 const PRIOR =
@@ -269,9 +291,9 @@ const PRIOR =
  * selectivity, offsets and bytes another needle's filter already compares (each distinct offset is
  * a load, each distinct offset and byte a comparison, for every 16 bytes of data).
  */
-function filterPairs(needles: readonly Buffer[], sample: Buffer): Array<[number, number]> {
-  const counts = new Float64Array(256).fill(0.5);
-  for (const byte of sample) counts[byte]!++;
+function filterPairs(needles: readonly Buffer[], sample: Buffer, countPair: (p: number, q: number, a: number, b: number) => number): Array<[number, number]> {
+  const counts = new Uint32Array(256);
+  for (let at = 0; at < sample.length; at++) counts[sample[at]!]!++;
   const loads = new Set<number>();
   const compares = new Set<string>();
   const pairs: Array<[number, number]> = [];
@@ -281,15 +303,12 @@ function filterPairs(needles: readonly Buffer[], sample: Buffer): Array<[number,
   const order = [...needles.keys()].sort((a, b) => needles[a]!.length - needles[b]!.length);
   for (const n of order) {
     const needle = needles[n]!;
-    const positions = [...needle.keys()].sort((a, b) => counts[needle[a]!]! - counts[needle[b]!]! || a - b).slice(0, 8);
+    const positions = [...needle.keys()].sort((a, b) => counts[needle[a]!]! - counts[needle[b]!]! || a - b).slice(0, 6);
     let best: { i: number; j: number; cost: number } | undefined;
     for (const p of positions) {
       for (const q of positions) {
         if (q <= p) continue;
-        let matches = 0.5;
-        for (let at = sample.indexOf(needle[p]!, p); at !== -1; at = sample.indexOf(needle[p]!, at + 1)) {
-          if (sample[at - p + q] === needle[q]) matches++;
-        }
+        const matches = 0.5 + countPair(p, q, needle[p]!, needle[q]!);
         const ops =
           4 + (loads.has(p) ? 0 : 2) + (loads.has(q) ? 0 : 2) + (compares.has(`${p}:${needle[p]}`) ? 0 : 2) + (compares.has(`${q}:${needle[q]}`) ? 0 : 2);
         const cost = ops + ((32 * matches) / sample.length) * LOOK;
@@ -306,74 +325,68 @@ function filterPairs(needles: readonly Buffer[], sample: Buffer): Array<[number,
 
 /**
  * The filter loop as a WebAssembly module of its own, for these needles and pairs: it imports the
- * memory (env.memory) and exports filter(p, end): the first p, p + 32, ... below `end` where, for
- * some needle, bytes p + k + i and p + k + j (k < 32) are the needle's bytes at i and j; -1 if none.
- * Each distinct offset is loaded once per 16 bytes, each distinct (offset, byte) compared once.
+ * memory (env.memory) and exports filter(p, end): the first of p, p + 16, ... below `end` where,
+ * for some needle and some k < 16, bytes p + k + i and p + k + j are the needle's bytes at its
+ * pair's offsets i and j; -1 if none. Each distinct offset is loaded once per 16 bytes, each
+ * distinct offset and byte compared once. The bytes compared with are loaded from a table (16
+ * copies of each at table + 16 * index, which the caller writes: `bytes`): one instruction where
+ * a splat held in a register is spilled or made anew, three, once there are more than registers
+ * (V8's code for the 6 needles of stderr; 16 bytes a turn measured faster than 32 for the same reason).
  */
-function filterModule(needles: readonly Buffer[], pairs: ReadonlyArray<[number, number]>): Uint8Array {
+function filterModule(needles: readonly Buffer[], pairs: ReadonlyArray<[number, number]>, table: number): { module: Uint8Array; bytes: number[] } {
   const P = 0;
   const END = 1;
   let locals = 2;
-  const splat = new Map<number, number>();
+  const bytes: number[] = [];
+  const constant = (byte: number) => (bytes.includes(byte) ? bytes.indexOf(byte) : bytes.push(byte) - 1);
   const load = new Map<number, number>();
   const equal = new Map<string, number>();
   const body: number[] = [];
-  const localOf = <K>(map: Map<K, number>, key: K) => map.get(key) ?? (map.set(key, locals++), locals - 1);
   const simd = (op: number) => body.push(0xfd, ...uleb(op));
-  // The needles' bytes, splatted once before the loop.
-  for (const [n, [i, j]] of pairs.entries()) {
-    for (const byte of [needles[n]![i]!, needles[n]![j]!]) {
-      if (splat.has(byte)) continue;
-      body.push(0x41, ...sleb(byte));
-      simd(0x0f); // i8x16.splat
-      body.push(0x21, ...uleb(localOf(splat, byte)));
+  /** Pushes the comparison of the 16 bytes at p + offset with `byte` (a local once made). */
+  const compare = (offset: number, byte: number) => {
+    const key = `${offset}:${byte}`;
+    if (equal.has(key)) return body.push(0x20, ...uleb(equal.get(key)!)); // local.get
+    if (load.has(offset)) body.push(0x20, ...uleb(load.get(offset)!));
+    else {
+      body.push(0x20, P);
+      simd(0x00); // v128.load offset=offset
+      body.push(0x00, ...uleb(offset));
+      load.set(offset, locals++);
+      body.push(0x22, ...uleb(load.get(offset)!)); // local.tee
     }
-  }
+    body.push(0x41, ...sleb(table + 16 * constant(byte)));
+    simd(0x00); // v128.load of the byte's 16 copies
+    body.push(0x04, 0x00);
+    simd(0x23); // i8x16.eq
+    equal.set(key, locals++);
+    return body.push(0x22, ...uleb(equal.get(key)!));
+  };
   body.push(0x03, 0x40); // loop
   body.push(0x20, P, 0x20, END, 0x4f, 0x04, 0x40, 0x41, 0x7f, 0x0f, 0x0b); // if p >= end: return -1
-  const terms: number[] = [];
-  for (const half of [0, 16]) {
-    for (const [n, [i, j]] of pairs.entries()) {
-      for (const [offset, byte] of [
-        [i + half, needles[n]![i]!],
-        [j + half, needles[n]![j]!],
-      ] as const) {
-        if (!load.has(offset)) {
-          body.push(0x20, P);
-          simd(0x00); // v128.load
-          body.push(0x00, ...uleb(offset));
-          body.push(0x21, ...uleb(localOf(load, offset)));
-        }
-        const key = `${offset}:${byte}`;
-        if (equal.has(key)) continue;
-        body.push(0x20, ...uleb(load.get(offset)!), 0x20, ...uleb(splat.get(byte)!));
-        simd(0x23); // i8x16.eq
-        body.push(0x21, ...uleb(localOf(equal, key)));
-      }
-      terms.push(equal.get(`${i + half}:${needles[n]![i]!}`)!, equal.get(`${j + half}:${needles[n]![j]!}`)!);
-    }
-  }
-  for (let t = 0; t < terms.length; t += 2) {
-    body.push(0x20, ...uleb(terms[t]!), 0x20, ...uleb(terms[t + 1]!));
+  for (const [n, [i, j]] of pairs.entries()) {
+    compare(i, needles[n]![i]!);
+    compare(j, needles[n]![j]!);
     simd(0x4e); // v128.and
-    if (t > 0) simd(0x50); // v128.or
+    if (n > 0) simd(0x50); // v128.or
   }
   simd(0x53); // v128.any_true
   body.push(0x04, 0x40, 0x20, P, 0x0f, 0x0b); // if: return p
-  body.push(0x20, P, 0x41, 32, 0x6a, 0x21, P); // p += 32
+  body.push(0x20, P, 0x41, 16, 0x6a, 0x21, P); // p += 16
   body.push(0x0c, 0x00, 0x0b); // br loop; end
   body.push(0x41, 0x7f, 0x0b); // -1; end
   const code = [0x01, ...uleb(locals - 2), 0x7b, ...body];
   const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
   const name = (text: string) => [...uleb(text.length), ...Buffer.from(text)];
-  return Uint8Array.from([
+  const module = Uint8Array.from([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]),
+    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]), // (i32, i32) -> i32
     ...section(2, [0x01, ...name('env'), ...name('memory'), 0x02, 0x00, 0x00]),
     ...section(3, [0x01, 0x00]),
     ...section(7, [0x01, ...name('filter'), 0x00, 0x00]),
     ...section(10, [0x01, ...uleb(code.length), ...code]),
   ]);
+  return { module, bytes };
 }
 
 function uleb(value: number): number[] {
