@@ -4,8 +4,11 @@
 // the same bytes. Replay's busy stderr log (bench/replay.mjs), read in 4 MiB chunks as replay reads.
 //
 //   node bench/needles.mjs                    BENCH_NEEDLES_MB (256) MiB log, BENCH_RUNS (5) runs each, CPU and wall
-//   BENCH_CALLGRIND=1 node bench/needles.mjs  instructions too (valgrind, on a BENCH_CALLGRIND_MB (32) MiB log)
-//   node bench/needles.mjs --one <contender> <file>   one contender once (what callgrind runs)
+//   BENCH_CALLGRIND=1 node bench/needles.mjs  instructions too (valgrind, on a BENCH_CALLGRIND_MB (32) MiB log:
+//                                             each contender over it twice less once, so start-up,
+//                                             compilation and warm-up are not counted)
+//   BENCH_NEEDLES_FORMAT=csvlog|jsonlog|stderr   bench/busyLogs.mjs's log of that destination instead
+//   node bench/needles.mjs --one <contender> <file> [passes]   one contender (what callgrind runs)
 //
 // Contenders: read (the 4 MiB reads alone: what every in-process contender includes), scanner,
 // wasm_copy (data read into a Buffer of its own, copied into the module 256 KiB at a time),
@@ -19,10 +22,13 @@ import { fileURLToPath } from 'node:url';
 import { IncidentScanner } from '../dist/detect/scanner.js';
 import { createMultiNeedleSearch } from '../dist/detect/wasm/multiNeedle.js';
 import { machine, median } from './lib.mjs';
+import { busyRecords, FORMAT_OF } from './busyLogs.mjs';
 import { busyReplayBlock } from './replay.mjs';
 
 const PREFIX = '%m [%p] %q%u@%d ';
-const FORMAT = 'postgres-stderr';
+/** replay: bench/replay.mjs's log (stderr, a unique violation every 40 records); else a destination of bench/busyLogs.mjs. */
+const SOURCE = process.env.BENCH_NEEDLES_FORMAT ?? 'replay';
+const FORMAT = SOURCE === 'replay' ? 'postgres-stderr' : FORMAT_OF[SOURCE];
 const CHUNK = 4 * 1024 * 1024;
 const CAPACITY = CHUNK + 256 * 1024;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -56,17 +62,33 @@ function chunks(file, buffer, search) {
   return { lines, sum };
 }
 
-/** One contender over the file: its candidate lines (count, checksum). */
-function runOne(name, file) {
+/** One contender over the file, `passes` times over (one searcher): its candidate lines (count, checksum). */
+function runOne(name, file, passes = 1) {
+  const contender = contender_(name, file);
+  let found;
+  for (let pass = 0; pass < passes; pass++) found = contender();
+  return found;
+}
+
+function contender_(name, file) {
   const scanner = new IncidentScanner(FORMAT, PREFIX);
-  // The lines a hit gives, as candidateLines gives them: the line, walked back over TAB continuations to its record's start.
+  // The lines a hit gives, as candidateLines gives them: the line, walked back to its record's
+  // start (stderr: over TAB continuations; csvlog: to a line shaped like a record's start, and the
+  // hit's own line too).
   const linesOf = (search) => (bytes, end) => {
     const starts = [];
+    let sorted = true;
+    const push = (start) => {
+      if (starts.length > 0 && starts[starts.length - 1] >= start) sorted = false;
+      starts.push(start);
+    };
     for (const hit of search.lineHits(bytes, 0, end)) {
-      const start = scanner.recordStart(bytes, bytes.lastIndexOf(10, hit) + 1, 0);
-      if (starts.length === 0 || starts[starts.length - 1] < start) starts.push(start);
+      const lineStart = bytes.lastIndexOf(10, hit) + 1;
+      const start = scanner.recordStart(bytes, lineStart, 0);
+      push(start);
+      if (start !== lineStart && FORMAT === 'postgres-csv') push(lineStart);
     }
-    return starts;
+    return sorted ? starts : [...new Set(starts)].sort((a, b) => a - b);
   };
   const sample = () => {
     const fd = openSync(file, 'r');
@@ -76,21 +98,27 @@ function runOne(name, file) {
     return bytes;
   };
   switch (name) {
-    case 'read':
-      return chunks(file, Buffer.allocUnsafe(CAPACITY), () => []);
-    case 'scanner':
-      return chunks(file, Buffer.allocUnsafe(CAPACITY), (bytes, end) => scanner.candidateLines(bytes, 0, end));
+    case 'read': {
+      const buffer = Buffer.allocUnsafe(CAPACITY);
+      return () => chunks(file, buffer, () => []);
+    }
+    case 'scanner': {
+      const buffer = Buffer.allocUnsafe(CAPACITY);
+      return () => chunks(file, buffer, (bytes, end) => scanner.candidateLines(bytes, 0, end));
+    }
     case 'wasm_copy': {
       const search = createMultiNeedleSearch(scanner.needles, { sample: sample() });
-      return chunks(file, Buffer.allocUnsafe(CAPACITY), linesOf(search));
+      const buffer = Buffer.allocUnsafe(CAPACITY);
+      return () => chunks(file, buffer, linesOf(search));
     }
     case 'wasm_inplace': {
       const search = createMultiNeedleSearch(scanner.needles, { sample: sample(), buffers: [CAPACITY] });
-      return chunks(file, search.buffers[0], linesOf(search));
+      return () => chunks(file, search.buffers[0], linesOf(search));
     }
     case 'indexof': {
       const search = createMultiNeedleSearch(scanner.needles, { simd: false });
-      return chunks(file, Buffer.allocUnsafe(CAPACITY), linesOf(search));
+      const buffer = Buffer.allocUnsafe(CAPACITY);
+      return () => chunks(file, buffer, linesOf(search));
     }
   }
   throw new Error(`no contender ${name}`);
@@ -101,7 +129,7 @@ async function generate(path, bytes) {
   const counts = new Proxy({}, { get: (t, k) => t[k] ?? 0 });
   let written = 0;
   for (let n = 0; written < bytes; n += 20_000) {
-    const text = busyReplayBlock(n, 20_000, counts);
+    const text = SOURCE === 'replay' ? busyReplayBlock(n, 20_000, counts) : busyRecords(SOURCE, n, 20_000, counts, Date.UTC(2026, 10, 27));
     written += Buffer.byteLength(text);
     if (!out.write(text)) await new Promise((r) => out.once('drain', r));
   }
@@ -125,7 +153,7 @@ function cpuOf(command, args) {
 
 async function main() {
   if (process.argv[2] === '--one') {
-    process.stdout.write(JSON.stringify(runOne(process.argv[3], process.argv[4])) + '\n');
+    process.stdout.write(JSON.stringify(runOne(process.argv[3], process.argv[4], Number(process.argv[5] ?? 1))) + '\n');
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-bench-needles-'));
@@ -162,6 +190,7 @@ async function main() {
     const readCpu = median(cpu.read);
     const result = {
       benchmark: 'scanner search: candidateLines (indexOf per anchor) vs WebAssembly multi-needle vs grep -c -F (2 patterns)',
+      log: SOURCE === 'replay' ? 'bench/replay.mjs busy stderr log' : `bench/busyLogs.mjs ${SOURCE}`,
       log_mib: Math.round(size / 2 ** 20),
       runs: RUNS,
       candidate_lines: found.scanner.lines,
@@ -183,19 +212,23 @@ async function main() {
       const small = join(dir, 'small.log');
       await generate(small, CALLGRIND_MB * 2 ** 20);
       const self = fileURLToPath(import.meta.url);
-      const counts = {};
-      for (const name of CONTENDERS) counts[name] = instructions('node', [self, '--one', name, small]);
-      counts.grep = instructions('grep', [...GREP, small]);
-      const smallGib = statSync(small).size / 2 ** 30;
+      // Twice over less once over: what a pass over the bytes costs, without start-up, compilation and warm-up.
+      const perPass = {};
+      for (const name of CONTENDERS.filter((n) => n !== 'indexof')) {
+        perPass[name] = instructions('node', [self, '--one', name, small, '2']) - instructions('node', [self, '--one', name, small, '1']);
+      }
+      perPass.grep = instructions('grep', [...GREP, small, small]) - instructions('grep', [...GREP, small]);
+      const smallBytes = statSync(small).size;
       result.callgrind = {
         log_mib: CALLGRIND_MB,
-        instructions: counts,
-        // Per byte, the reads (and node's start) taken out of the in-process contenders.
+        instructions_per_pass: perPass,
+        // The search alone: the in-process contenders' reads taken out (grep's are in).
         search_instructions_per_byte: Object.fromEntries(
-          Object.entries(counts)
+          Object.entries(perPass)
             .filter(([n]) => n !== 'read')
-            .map(([n, c]) => [n, +((c - (n === 'grep' ? 0 : counts.read)) / (smallGib * 2 ** 30)).toFixed(3)]),
+            .map(([n, c]) => [n, +((c - (n === 'grep' ? 0 : perPass.read)) / smallBytes).toFixed(3)]),
         ),
+        read_instructions_per_byte: +(perPass.read / smallBytes).toFixed(3),
       };
     }
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');

@@ -31,7 +31,7 @@ export interface MultiNeedleSearch {
 }
 
 export interface MultiNeedleOptions {
-  /** Data like what will be searched (the log's first bytes): the filter bytes are chosen rare in it. */
+  /** Data like what will be searched (the log's first bytes): the filter bytes are chosen rare in it. Default: the first data searched. */
   sample?: Uint8Array;
   /** Sizes of the buffers to create inside the module's memory (for reading data into). */
   buffers?: number[];
@@ -46,6 +46,8 @@ export const MAX_NEEDLE = 64;
 const SLACK = 128;
 /** Bytes copied into the module at a time when the data is not inside it: they stay in the processor's L2 cache while searched. */
 const PIECE = 256 * 1024;
+/** The first piece of a search (then 2x, 4x, ... up to PIECE). */
+const FIRST_PIECE = 16 * 1024;
 const PAGE = 65536;
 /** The pages multiNeedle.c's data and stack take (its --initial-memory in scripts/build-wasm.sh). */
 const OWN_PAGES = 2;
@@ -103,74 +105,99 @@ export function createMultiNeedleSearch(needles: ReadonlyArray<string | Uint8Arr
       throw new Error(`multi-needle search: a needle has ${MIN_NEEDLE} to ${MAX_NEEDLE} bytes (${JSON.stringify(n.toString('latin1'))})`);
   }
   const module = options.simd === false ? null : wasmModule();
-  return module && bytes.length > 0 ? new WasmSearch(module, bytes, options) : new IndexOfSearch(bytes, options.buffers ?? []);
+  return module && bytes.length > 0 ? new WasmSearch(module, bytes, options.sample, options.buffers ?? []) : new IndexOfSearch(bytes, options.buffers ?? []);
 }
 
 class WasmSearch implements MultiNeedleSearch {
   readonly simd = true;
   readonly buffers: Buffer[];
-  private readonly exports: Exports;
-  private readonly memory: ArrayBuffer;
+  private readonly memory: WasmMemory;
+  private readonly bytes: ArrayBuffer;
+  private readonly table: number;
   private readonly scratch: number;
   private readonly longest: number;
+  /** The searching instance, made on the first search (its filter chosen from that data, unless a sample was given). */
+  private made: Exports | undefined;
 
   constructor(
-    module: WasmModule,
+    private readonly module: WasmModule,
     readonly needles: readonly Buffer[],
-    options: MultiNeedleOptions,
+    private readonly sample: Uint8Array | undefined,
+    sizes: number[],
   ) {
     // The memory, made at its final size (it never grows: the buffers handed out are never
-    // detached): the module's own pages, a scratch piece for data copied in, then the buffers,
-    // each followed by SLACK bytes.
-    const table = OWN_PAGES * PAGE;
-    let top = table + TABLE;
-    this.scratch = top;
-    top = align(top + PIECE + MAX_NEEDLE + SLACK);
-    const starts = (options.buffers ?? []).map((size) => {
+    // detached): the module's own pages, the filter's table, a scratch piece for data copied in,
+    // then the buffers, each followed by SLACK bytes.
+    this.table = OWN_PAGES * PAGE;
+    this.scratch = this.table + TABLE;
+    let top = align(this.scratch + PIECE + MAX_NEEDLE + SLACK);
+    const starts = sizes.map((size) => {
       const start = top;
       top = align(top + size + SLACK);
       return start;
     });
-    const memory = new WASM!.Memory({ initial: Math.ceil(top / PAGE) });
-    this.memory = memory.buffer;
-    this.buffers = starts.map((start, i) => Buffer.from(this.memory, start, options.buffers![i]!));
-    const sample = Buffer.concat([Buffer.from(PRIOR), Buffer.from(options.sample?.subarray(0, SAMPLE_BYTES) ?? [])]);
-    // The pairs are counted in the sample by the C module's count_pair, in an instance of its own
-    // (sharing the memory): the instance that searches imports the filter generated from them.
-    const counter = new WASM!.Instance(module, { env: { memory, filter: () => -1 } }).exports as Exports;
-    new Uint8Array(this.memory, this.scratch, sample.length).set(sample);
-    const pairs = filterPairs(needles, sample, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
-    const generated = filterModule(needles, pairs, table);
-    generated.bytes.forEach((byte, k) => new Uint8Array(this.memory, table + 16 * k, 16).fill(byte));
-    const filter = new WASM!.Instance(new WASM!.Module(generated.module), { env: { memory } }).exports as { filter: unknown };
-    this.exports = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
-    const heap = new Uint8Array(this.memory);
-    needles.forEach((needle, n) => {
-      heap.set(needle, this.exports.needle_bytes(n));
-      this.exports.set_needle(n, needle.length, pairs[n]![0], pairs[n]![1]);
-    });
-    this.exports.set_count(needles.length);
-    this.longest = Math.max(0, ...needles.map((n) => n.length));
+    this.memory = new WASM!.Memory({ initial: Math.ceil(top / PAGE) });
+    this.bytes = this.memory.buffer;
+    this.buffers = starts.map((start, i) => Buffer.from(this.bytes, start, sizes[i]!));
+    this.longest = Math.max(...needles.map((n) => n.length));
   }
 
   get needle(): number {
-    return this.exports.last_needle();
+    return this.made?.last_needle() ?? -1;
+  }
+
+  /** The searching instance, its filter generated for pairs counted in the sample (or `first`, the data of the first search). */
+  private exports(first: Buffer): Exports {
+    if (this.made) return this.made;
+    const { memory, module, needles } = this;
+    const sample = Buffer.concat([Buffer.from(PRIOR), (this.sample ?? first).subarray(0, SAMPLE_BYTES)]);
+    // The pairs are counted by the C module's count_pair, in an instance of its own (sharing the
+    // memory): the instance that searches imports the filter generated from them.
+    const counter = new WASM!.Instance(module, { env: { memory, filter: () => -1 } }).exports as Exports;
+    new Uint8Array(this.bytes, this.scratch, sample.length).set(sample);
+    const pairs = filterPairs(needles, sample, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
+    const generated = filterModule(needles, pairs, this.table);
+    generated.bytes.forEach((byte, k) => new Uint8Array(this.bytes, this.table + 16 * k, 16).fill(byte));
+    const filter = new WASM!.Instance(new WASM!.Module(generated.module), { env: { memory } }).exports as { filter: unknown };
+    const made = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
+    const heap = new Uint8Array(this.bytes);
+    needles.forEach((needle, n) => {
+      heap.set(needle, made.needle_bytes(n));
+      made.set_needle(n, needle.length, pairs[n]![0], pairs[n]![1]);
+    });
+    made.set_count(needles.length);
+    this.made = made;
+    return made;
   }
 
   /** Where bytes[0] is in the module's memory, when it is there with SLACK readable bytes after `to`; else -1. */
   private baseOf(bytes: Buffer, to: number): number {
-    return bytes.buffer === this.memory && bytes.byteOffset + to + SLACK <= this.memory.byteLength ? bytes.byteOffset : -1;
+    return bytes.buffer === this.bytes && bytes.byteOffset + to + SLACK <= this.bytes.byteLength ? bytes.byteOffset : -1;
+  }
+
+  /**
+   * The pieces data not in the module's memory is copied in by: from `from`, each with the longest
+   * needle's length - 1 more bytes so that every start in it is verified whole. The first are small
+   * (a search that stops at an early hit copies little), then they double up to PIECE.
+   */
+  private *pieces(bytes: Buffer, from: number, to: number): Generator<{ start: number; end: number; limit: number }> {
+    for (let start = from, size = FIRST_PIECE; start < to; size = Math.min(PIECE, 2 * size)) {
+      const end = Math.min(to, start + size + this.longest - 1);
+      new Uint8Array(this.bytes, this.scratch, end - start).set(bytes.subarray(start, end));
+      const limit = Math.min(to, start + size);
+      const next: number = yield { start, end, limit };
+      start = next ?? limit;
+    }
   }
 
   find(bytes: Buffer, from = 0, to = bytes.length): number {
     ({ from, to } = range(bytes, from, to));
+    const exports = this.exports(bytes.subarray(from, to));
     const base = this.baseOf(bytes, to);
-    if (base !== -1) return this.exports.find(base, from, to);
-    // Piece by piece, each with the longest needle's length - 1 more bytes so that every start in it is verified whole.
-    for (let start = from; start < to; start += PIECE) {
-      const end = Math.min(to, start + PIECE + this.longest - 1);
-      new Uint8Array(this.memory, this.scratch, end - start).set(bytes.subarray(start, end));
-      const at = this.exports.find(this.scratch, 0, end - start);
+    if (base !== -1) return exports.find(base, from, to);
+    for (const { start, end } of this.pieces(bytes, from, to)) {
+      // The earliest in the piece is the earliest: every start before the piece's was searched.
+      const at = exports.find(this.scratch, 0, end - start);
       if (at !== -1) return start + at;
     }
     return -1;
@@ -178,41 +205,42 @@ class WasmSearch implements MultiNeedleSearch {
 
   lineHits(bytes: Buffer, from = 0, to = bytes.length): number[] {
     ({ from, to } = range(bytes, from, to));
+    const exports = this.exports(bytes.subarray(from, to));
     const hits: number[] = [];
     const base = this.baseOf(bytes, to);
     if (base !== -1) {
-      this.collect(base, from, to, 0, to, hits);
+      collect(exports, this.bytes, base, from, to, 0, to, hits);
       return hits;
     }
-    for (let start = from; start < to;) {
-      const end = Math.min(to, start + PIECE + this.longest - 1);
-      const limit = Math.min(to, start + PIECE);
-      new Uint8Array(this.memory, this.scratch, end - start).set(bytes.subarray(start, end));
+    const pieces = this.pieces(bytes, from, to);
+    for (let piece = pieces.next(); !piece.done;) {
+      const { start, end, limit } = piece.value;
       const before = hits.length;
       // Starts at or after `limit` are the next piece's (its first line may then be searched from inside).
-      this.collect(this.scratch, 0, end - start, start, limit, hits);
+      collect(exports, this.bytes, this.scratch, 0, end - start, start, limit, hits);
       if (hits.length === before) {
-        start = limit;
+        piece = pieces.next(limit);
         continue;
       }
+      // The next piece starts after the last hit's line.
       const lineEnd = bytes.indexOf(NEWLINE, hits[hits.length - 1]!);
-      start = lineEnd === -1 || lineEnd >= to ? to : Math.max(limit, lineEnd + 1);
+      piece = pieces.next(lineEnd === -1 || lineEnd >= to ? to : Math.max(limit, lineEnd + 1));
     }
     return hits;
   }
+}
 
-  /** line_hits over memory[base + from, base + to), the hits (plus `shift`) below `limit` appended to `hits`. */
-  private collect(base: number, from: number, to: number, shift: number, limit: number, hits: number[]): void {
-    for (let at = from; at < to;) {
-      const n = this.exports.line_hits(base, at, to);
-      const found = new Uint32Array(this.memory, this.exports.hits_ptr(), n);
-      for (let k = 0; k < n; k++) {
-        const hit = found[k]! + shift;
-        if (hit >= limit) return;
-        hits.push(hit);
-      }
-      at = this.exports.resume();
+/** line_hits over memory[base + from, base + to), the hits (plus `shift`) below `limit` appended to `hits`. */
+function collect(exports: Exports, memory: ArrayBuffer, base: number, from: number, to: number, shift: number, limit: number, hits: number[]): void {
+  for (let at = from; at < to;) {
+    const n = exports.line_hits(base, at, to);
+    const found = new Uint32Array(memory, exports.hits_ptr(), n);
+    for (let k = 0; k < n; k++) {
+      const hit = found[k]! + shift;
+      if (hit >= limit) return;
+      hits.push(hit);
     }
+    at = exports.resume();
   }
 }
 

@@ -104,33 +104,48 @@ describe('the WebAssembly multi-needle search finds what a naive search finds', 
     }
   });
 
-  it('needles across the 256 KiB pieces data is copied in by, and at the 32-byte blocks of the search', () => {
+  it('needles across the pieces data is copied in by (16 KiB, doubling up to 256 KiB), and at the 16- and 32-byte blocks of the search', () => {
     const needles = buffers(['duplicate key value violates unique constraint', 'sequence', '_seq', 'conflict=', '23505: ', '2200H: ']);
-    const size = 3 * 256 * 1024 + 500;
+    const size = 1024 * 1024 + 500;
     const data = Buffer.alloc(size, 'x');
     for (let line = 100; line < size; line += 101) data[line] = 0x0a;
     const plant = (at: number, needle: Buffer) => needle.copy(data, at, 0, Math.min(needle.length, size - at));
-    for (const edge of [256 * 1024, 512 * 1024, 768 * 1024]) {
+    // The edges of the pieces from 0 (16, 48, 112, 240, 496, 752 KiB), and every 16 KiB for searches from elsewhere.
+    const edges = [16, 48, 112, 240, 496, 752, 1008].map((k) => k * 1024);
+    for (let edge = 8 * 1024; edge < size; edge += 16 * 1024) edges.push(edge);
+    for (const edge of edges) {
       for (const [shift, n] of [
         [-50, 0],
         [-3, 2],
         [-1, 1],
         [0, 3],
-        [31, 4],
-        [33, 5],
+        [15, 4],
+        [31, 5],
+        [33, 2],
       ] as const)
         plant(edge + shift, needles[n]!);
     }
     plant(size - 4, needles[2]!);
     const ranges: Array<[number, number]> = [
       [0, size],
-      [256 * 1024 - 49, size],
-      [256 * 1024 - 3, 256 * 1024 + 1],
-      [256 * 1024 - 3, 256 * 1024 + 2],
+      [16 * 1024 - 49, size],
+      [16 * 1024 - 3, 16 * 1024 + 1],
+      [16 * 1024 - 3, 16 * 1024 + 2],
       [300_000, size - 1],
     ];
     for (let from = 0; from < 64; from += 7) ranges.push([from, size - from]);
+    for (const edge of edges.slice(0, 7)) ranges.push([edge + 1, size], [edge - 2, size]);
     expectSame(data, needles, ranges, 'pieces');
+    // Each needle alone, its start at the last place of a piece (its end in the bytes copied past the piece).
+    for (const edge of edges.slice(0, 5)) {
+      for (const needle of needles) {
+        const alone = Buffer.alloc(edge + 100, 'x');
+        needle.copy(alone, edge - 1);
+        expectSame(alone, needles, [[0, alone.length]], `${needle.toString()} at ${edge - 1}`);
+      }
+    }
+    // Data with no needle at all, searched in pieces to its end.
+    expectSame(Buffer.alloc(size, 'sequenc\n'), needles, [[0, size]], 'none');
   });
 
   it("the scanner's needles of every format on the fuzz corpus, the catalog samples and the corpus of real logs", () => {
