@@ -20,4 +20,5 @@ CLANG=${CLANG:-clang-14}
   # As Prettier writes it (the string on a line of its own).
   printf "export const MULTI_NEEDLE_WASM =\n  '%s';\n" "$(base64 -w0 multiNeedle.wasm)"
 } > multiNeedleWasm.ts
+chmod -x multiNeedle.wasm
 echo "multiNeedle.wasm: $(wc -c < multiNeedle.wasm) bytes"
