@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase, sqlOn, type TestDatabase } from '../helpers/db.js';
 import { readAudit, runCli as cli } from '../helpers/daemon.js';
 import { EVERY_KIND_OF_SEQUENCE } from '../helpers/everyKind.js';
 import { loadGotrsSchema } from '../helpers/gotrs.js';
@@ -187,5 +187,63 @@ describe('seqwatch fix on the GOTRS schema after an import', () => {
     } finally {
       await db.drop();
     }
+  });
+});
+
+describe('seqwatch check and fix over many batches, two at once', () => {
+  // 130 tables: three batches (checkSequences' BATCH, 50), sent two at a time (context's CONNECTIONS).
+  const TABLES = 130;
+  const name = (i: number) => `t${String(i).padStart(3, '0')}`;
+  let db: TestDatabase;
+  let config: { path: string; audit: string };
+  const role = `seqwatch_${Math.random().toString(36).slice(2, 8)}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('batches');
+    const tables = Array.from({ length: TABLES }, (_, i) => name(i + 1));
+    await db.pool.query(`
+      ${tables.map((t, i) => `CREATE TABLE ${t} (id serial PRIMARY KEY); INSERT INTO ${t} (id) SELECT generate_series(1, ${i + 2});`).join('\n')}
+      -- t120 draws from t010's sequence: in the third batch, the sequence in the first.
+      ALTER TABLE t120 ALTER COLUMN id SET DEFAULT nextval('t010_id_seq'); INSERT INTO t120 (id) VALUES (500);
+      CREATE ROLE ${role} LOGIN PASSWORD 'pw';
+      GRANT USAGE ON SCHEMA public TO ${role};
+      GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};
+      GRANT SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO ${role};
+      -- One table it may not read, in the second batch.
+      REVOKE SELECT ON t077 FROM ${role};`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'pw';
+    config = configFor({ ...db, url: url.toString() });
+  });
+  afterAll(async () => {
+    await db?.drop();
+    const { url } = inject('pg');
+    await sqlOn(url, `DROP ROLE IF EXISTS ${role}`);
+  });
+
+  it('check: every table in order, the one it may not read named, the rest behind', async () => {
+    const result = await cli('check', '-c', config.path, '--json');
+    expect(result.code).toBe(3);
+    const report = JSON.parse(result.stdout) as CheckJson & { sequences: Array<{ error: string | null }> };
+    expect(report.sequences.map((s) => s.table)).toEqual(Array.from({ length: TABLES }, (_, i) => `public.${name(i + 1)}`));
+    expect(report.sequences.filter((s) => s.status !== 'behind')).toEqual([
+      expect.objectContaining({ table: 'public.t077', status: 'error', error: 'permission denied for table t077' }),
+    ]);
+    expect(report.sequences.find((s) => s.table === 'public.t120')).toMatchObject({ sequence: 'public.t010_id_seq', max_id: '500' });
+  });
+
+  it('fix --all: every other sequence moved once, in order, the shared one by the first of its tables', async () => {
+    const fix = await cli('fix', '--all', '-c', config.path);
+    expect(fix.code).toBe(1);
+    expect(fix.stdout).toMatch(/: 128 moved forward, 1 already in sync, 0 need a person, 1 failed/);
+    const records = readAudit(config.audit).filter((r) => r.event !== 'detected');
+    expect(records.map((r) => r.table)).toEqual(Array.from({ length: TABLES }, (_, i) => `public.${name(i + 1)}`));
+    expect(records.find((r) => r.table === 'public.t077')).toMatchObject({ event: 'failed', error: 'permission denied for table t077' });
+    // The first batch moved t010's sequence past MAX over both its tables; the third found it in sync.
+    expect(records.find((r) => r.table === 'public.t010')).toMatchObject({ event: 'remediated', after: '500' });
+    expect(records.find((r) => r.table === 'public.t120')?.event).not.toBe('remediated');
+    const { rows } = await db.pool.query<{ seq: string; v: string | null }>(`SELECT sequencename AS seq, last_value::text AS v FROM pg_sequences ORDER BY 1`);
+    expect(rows.filter((r) => r.v === null).map((r) => r.seq)).toEqual(['t077_id_seq', 't120_id_seq']);
   });
 });

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { Database } from '../../db/Database.js';
 import { assess, checkSequences, type CheckedSequence, type CheckStatus } from '../../db/checkSequences.js';
-import { listSequenceColumns, namesTable } from '../../db/listSequenceColumns.js';
-import { CommandFailure, EXIT, openDatabase } from '../context.js';
+import { namesTable } from '../../db/listSequenceColumns.js';
+import { CommandFailure, CONNECTIONS, EXIT, listColumnsOpeningConnections, openDatabase } from '../context.js';
 import { dim, green, red, table, yellow } from '../output.js';
 
 export function exitCodeOf(results: CheckedSequence[]): number {
@@ -90,7 +90,7 @@ every schema, quoted names and descending sequences. Examples, after an import:
     .action(async (options: { config: string; database?: string; json?: boolean; table?: string[]; nearLimit: string }) => {
       const { db } = await openDatabase(options.config, EXIT.unknown, options.database);
       try {
-        let columns = await listSequenceColumns(db);
+        let columns = await listColumnsOpeningConnections(db);
         if (options.table) {
           // A typo must not read as "all in sync" forever: a name that matches nothing is UNKNOWN.
           const unmatched = options.table.filter((name) => !columns.some((c) => namesTable(c, name)));
@@ -98,7 +98,7 @@ every schema, quoted names and descending sequences. Examples, after an import:
           columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
         }
         const nearLimit = Number(options.nearLimit);
-        const results = (await checkSequences(db, columns, { fix: false })).map(({ target, state, error }): CheckedSequence =>
+        const results = (await checkSequences(db, columns, { fix: false, parallel: CONNECTIONS })).map(({ target, state, error }): CheckedSequence =>
           state ? assess(target, state, nearLimit) : { column: target, status: 'error', error: error! },
         );
         process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));

@@ -3,8 +3,8 @@ import { AuditLog } from '../../audit/AuditLog.js';
 import { writeSequenceOutcome } from '../../audit/writeSequenceOutcome.js';
 import { checkSequenceBatches } from '../../db/checkSequences.js';
 import type { SequenceState } from '../../db/guardedSetval.js';
-import { listSequenceColumns, namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
-import { CommandFailure, EXIT, openDatabase } from '../context.js';
+import { namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
+import { CommandFailure, CONNECTIONS, EXIT, listColumnsOpeningConnections, openDatabase } from '../context.js';
 import { green, Progress, red, table, yellow } from '../output.js';
 
 interface Fixed {
@@ -45,7 +45,7 @@ Examples:
       const audit = new AuditLog(config.audit.path);
       const act = !options.dryRun;
       try {
-        let columns = await listSequenceColumns(db);
+        let columns = await listColumnsOpeningConnections(db);
         if (options.table) {
           const unknown = options.table.filter((name) => !columns.some((c) => namesTable(c, name)));
           if (unknown.length > 0) throw new CommandFailure(`no sequence-fed column in table(s): ${unknown.join(', ')}`, EXIT.failure);
@@ -54,7 +54,7 @@ Examples:
         const progress = new Progress(act ? 'fixing' : 'checking');
         const results: Fixed[] = [];
         const trigger = { source: `seqwatch fix${options.dryRun ? ' --dry-run' : ''}` };
-        for await (const batch of checkSequenceBatches(db, columns, { fix: act, exclusive: true })) {
+        for await (const batch of checkSequenceBatches(db, columns, { fix: act, exclusive: true, parallel: CONNECTIONS })) {
           for (const { target: column, state, error } of batch) {
             if (state) writeSequenceOutcome(audit, column, state, { trigger });
             else
