@@ -49,7 +49,7 @@ async function runCommand(): Promise<void> {
     .exitOverride();
   const named = args[0];
   const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
-  for (const register of await Promise.all(wanted.map((name) => COMMANDS[name]!()))) register(program);
+  for (const register of await withoutFetchLoading(() => Promise.all(wanted.map((name) => COMMANDS[name]!())))) register(program);
 
   try {
     await program.parseAsync(process.argv);
@@ -67,6 +67,23 @@ async function runCommand(): Promise<void> {
       process.stderr.write(`seqwatch: ${startupProblem(error as NodeJS.ErrnoException & { address?: string; port?: number })}\n`);
       process.exitCode = EXIT.failure;
     }
+  }
+}
+
+/**
+ * Loads modules with the global `Response` hidden. pg asks at load whether it runs in a Cloudflare
+ * Worker: where `navigator` is missing (Node.js 20) it constructs a Response, and that first touch
+ * of the global makes Node.js load its fetch implementation (undici): ~30 ms of every command's
+ * start, for nothing seqwatch uses. Newer Node.js has `navigator` and never gets that far.
+ */
+async function withoutFetchLoading<T>(load: () => Promise<T>): Promise<T> {
+  const response = Object.getOwnPropertyDescriptor(globalThis, 'Response');
+  if ('navigator' in globalThis || !response?.configurable) return load();
+  Object.defineProperty(globalThis, 'Response', { value: undefined, configurable: true, writable: true });
+  try {
+    return await load();
+  } finally {
+    Object.defineProperty(globalThis, 'Response', response);
   }
 }
 
