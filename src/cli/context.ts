@@ -1,17 +1,30 @@
 import { ConfigError, databasesOf, loadConfig, readPasswordFile, type Config } from '../config/config.js';
-import { Database } from '../db/Database.js';
+import type { QueryResultRow } from 'pg';
+import { Database, DatabaseUnavailable, type DatabaseOptions, type Statement } from '../db/Database.js';
+import type { Transactional } from '../db/guardedSetval.js';
 import { listSequenceColumns, type SequenceColumn } from '../db/listSequenceColumns.js';
+import type { Queryable } from '../db/Queryable.js';
 import { CommandFailure, EXIT } from './exit.js';
 
 // In a module of their own so that main.ts can use them without loading the config and pg.
 export { CommandFailure, EXIT };
+
+/** What each Database was made with: a second connection (Lanes) is made with the same. */
+const settingsOf = new WeakMap<Database, DatabaseOptions>();
 
 /**
  * The database a command works on: the config's only one, or, when it watches several, the one
  * `--database NAME` names.
  */
 export async function databaseFor(config: Config, name: string | undefined, exitCode: number = EXIT.failure): Promise<Database> {
-  const candidates = await Promise.all(databasesOf(config).map(async (d) => new Database({ url: d.url, password: await readPasswordFile(d) })));
+  const candidates = await Promise.all(
+    databasesOf(config).map(async (d) => {
+      const options = { url: d.url, password: await readPasswordFile(d) };
+      const db = new Database(options);
+      settingsOf.set(db, options);
+      return db;
+    }),
+  );
   const names = candidates.map((db) => db.name);
   const chosen = name === undefined ? (candidates.length === 1 ? candidates[0] : undefined) : candidates.find((db) => db.name === name);
   if (!chosen) {
@@ -52,19 +65,103 @@ export async function openDatabase(configPath: string, unavailableExit: number =
 }
 
 /**
- * Batches `check` and `fix` send at once, each on a connection of its own (of the Database pool's
- * three): most of a check over thousands of tables is the server planning and reading each batch,
- * one core's work per connection; with two in flight it takes about half as long (checkSequences'
- * `parallel`), and monitoring that runs `check` every minute still holds no more than two.
+ * Statements `check` and `fix` send at once, each on a connection of its own: most of a check over
+ * thousands of tables is the server planning and reading each batch, one core's work per
+ * connection; with two batches in flight it takes about half as long (checkSequences' `parallel`).
  */
 export const CONNECTIONS = 2;
 
 /**
- * Every sequence-fed column, as listSequenceColumns gives it. The listing keeps the server busy for
- * a while (~150 ms over 2,000 tables): the other connection is opened meanwhile, so that the
- * batches that follow start on both at once instead of the second waiting for its login.
+ * The command's Database and, when the server lets seqwatch open it, a second connection, as one
+ * Queryable and Transactional: each statement (or transaction) runs on whichever is free, one at a
+ * time on each. The second is a Database of its own: a server or role at its connection limit
+ * (SQLSTATE 53300) refuses it without touching the first, and the command then runs on one
+ * connection as before (on the shared pool, that refusal would have dropped the first connection too).
  */
-export async function listColumnsOpeningConnections(db: Database): Promise<SequenceColumn[]> {
-  const [columns] = await Promise.all([listSequenceColumns(db), ...Array.from({ length: CONNECTIONS - 1 }, () => db.query('SELECT 1').catch(() => undefined))]);
-  return columns;
+export class Lanes implements Queryable, Transactional {
+  private readonly free: Database[];
+  private readonly waiting: Array<(db: Database) => void> = [];
+
+  private constructor(
+    private readonly main: Database,
+    private readonly extra: Database[],
+  ) {
+    this.free = [main, ...extra];
+  }
+
+  /** How many statements can run at once (as opened). */
+  get size(): number {
+    return 1 + this.extra.length;
+  }
+
+  /** `db` and the connections opened beside it (up to CONNECTIONS in all; none that the server refuses). */
+  static async open(db: Database): Promise<Lanes> {
+    const settings = settingsOf.get(db);
+    const extra = settings ? Array.from({ length: CONNECTIONS - 1 }, () => new Database(settings)) : [];
+    const opened = await Promise.all(
+      extra.map((other) =>
+        other.query('SELECT 1').then(
+          () => other,
+          async () => (await other.close(), undefined),
+        ),
+      ),
+    );
+    return new Lanes(
+      db,
+      opened.filter((other): other is Database => other !== undefined),
+    );
+  }
+
+  query<R extends QueryResultRow = QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {
+    return this.lease((db) => db.query<R>(text, values));
+  }
+
+  transaction<T>(fn: (client: Queryable) => Promise<T>): Promise<T> {
+    return this.lease((db) => db.transaction(fn));
+  }
+
+  pipeline(statements: Statement[]): Promise<Array<{ rows: QueryResultRow[] }>> {
+    return this.lease((db) => db.pipeline(statements));
+  }
+
+  /** Closes the connections opened beside the command's Database (the command closes that one). */
+  async close(): Promise<void> {
+    await Promise.all(this.extra.map((db) => db.close()));
+  }
+
+  private async lease<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+    const db = this.free.shift() ?? (await new Promise<Database>((resolve) => this.waiting.push(resolve)));
+    let keep = true;
+    try {
+      return await fn(db);
+    } catch (error) {
+      // A second connection that failed as a connection (killed, the server going away) is given
+      // up: what is left runs on the command's own, whose failures stay the command's.
+      if (db !== this.main && error instanceof DatabaseUnavailable) keep = false;
+      throw error;
+    } finally {
+      if (keep) {
+        const next = this.waiting.shift();
+        if (next) next(db);
+        else this.free.push(db);
+      } else {
+        void db.close();
+      }
+    }
+  }
+}
+
+/**
+ * Every sequence-fed column (listSequenceColumns) and the Lanes to check them on: the second
+ * connection is opened while the listing keeps the server busy (~150 ms over 2,000 tables), so
+ * that the batches that follow start on both at once.
+ */
+export async function listColumnsOpeningLanes(db: Database): Promise<{ columns: SequenceColumn[]; lanes: Lanes }> {
+  const lanes = Lanes.open(db);
+  try {
+    return { columns: await listSequenceColumns(db), lanes: await lanes };
+  } catch (error) {
+    await (await lanes).close();
+    throw error;
+  }
 }

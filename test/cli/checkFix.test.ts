@@ -246,4 +246,15 @@ describe('seqwatch check and fix over many batches, two at once', () => {
     const { rows } = await db.pool.query<{ seq: string; v: string | null }>(`SELECT sequencename AS seq, last_value::text AS v FROM pg_sequences ORDER BY 1`);
     expect(rows.filter((r) => r.v === null).map((r) => r.seq)).toEqual(['t077_id_seq', 't120_id_seq']);
   });
+
+  it('a role allowed one connection: check runs on that one (the second refused, nothing lost)', async () => {
+    await db.pool.query(`ALTER ROLE ${role} CONNECTION LIMIT 1`);
+    const result = await cli('check', '-c', config.path, '--json');
+    const report = JSON.parse(result.stdout) as CheckJson & { sequences: Array<{ error: string | null }> };
+    expect(report.sequences.map((s) => s.table)).toEqual(Array.from({ length: TABLES }, (_, i) => `public.${name(i + 1)}`));
+    expect(report.sequences.filter((s) => s.status === 'error')).toEqual([
+      expect.objectContaining({ table: 'public.t077', status: 'error', error: 'permission denied for table t077' }),
+    ]);
+    expect(result.code).toBe(3);
+  });
 });

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import type { Database } from '../../db/Database.js';
 import { assess, checkSequences, type CheckedSequence, type CheckStatus } from '../../db/checkSequences.js';
-import { namesTable } from '../../db/listSequenceColumns.js';
-import { CommandFailure, CONNECTIONS, EXIT, listColumnsOpeningConnections, openDatabase } from '../context.js';
+import { namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
+import { CommandFailure, EXIT, listColumnsOpeningLanes, openDatabase, type Lanes } from '../context.js';
 import { dim, green, red, table, yellow } from '../output.js';
 
 export function exitCodeOf(results: CheckedSequence[]): number {
@@ -89,8 +89,10 @@ every schema, quoted names and descending sequences. Examples, after an import:
     )
     .action(async (options: { config: string; database?: string; json?: boolean; table?: string[]; nearLimit: string }) => {
       const { db } = await openDatabase(options.config, EXIT.unknown, options.database);
+      let lanes: Lanes | undefined;
       try {
-        let columns = await listColumnsOpeningConnections(db);
+        let columns: SequenceColumn[];
+        ({ columns, lanes } = await listColumnsOpeningLanes(db));
         if (options.table) {
           // A typo must not read as "all in sync" forever: a name that matches nothing is UNKNOWN.
           const unmatched = options.table.filter((name) => !columns.some((c) => namesTable(c, name)));
@@ -98,12 +100,13 @@ every schema, quoted names and descending sequences. Examples, after an import:
           columns = columns.filter((c) => options.table!.some((name) => namesTable(c, name)));
         }
         const nearLimit = Number(options.nearLimit);
-        const results = (await checkSequences(db, columns, { fix: false, parallel: CONNECTIONS })).map(({ target, state, error }): CheckedSequence =>
+        const results = (await checkSequences(lanes, columns, { fix: false, parallel: lanes.size })).map(({ target, state, error }): CheckedSequence =>
           state ? assess(target, state, nearLimit) : { column: target, status: 'error', error: error! },
         );
         process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));
         process.exitCode = exitCodeOf(results);
       } finally {
+        await lanes?.close();
         await db.close();
       }
     });

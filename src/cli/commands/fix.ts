@@ -4,7 +4,7 @@ import { writeSequenceOutcome } from '../../audit/writeSequenceOutcome.js';
 import { checkSequenceBatches } from '../../db/checkSequences.js';
 import type { SequenceState } from '../../db/guardedSetval.js';
 import { namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
-import { CommandFailure, CONNECTIONS, EXIT, listColumnsOpeningConnections, openDatabase } from '../context.js';
+import { CommandFailure, EXIT, listColumnsOpeningLanes, openDatabase, type Lanes } from '../context.js';
 import { green, Progress, red, table, yellow } from '../output.js';
 
 interface Fixed {
@@ -44,8 +44,10 @@ Examples:
       const { config, db } = await openDatabase(options.config, EXIT.failure, options.database);
       const audit = new AuditLog(config.audit.path);
       const act = !options.dryRun;
+      let lanes: Lanes | undefined;
       try {
-        let columns = await listColumnsOpeningConnections(db);
+        let columns: SequenceColumn[];
+        ({ columns, lanes } = await listColumnsOpeningLanes(db));
         if (options.table) {
           const unknown = options.table.filter((name) => !columns.some((c) => namesTable(c, name)));
           if (unknown.length > 0) throw new CommandFailure(`no sequence-fed column in table(s): ${unknown.join(', ')}`, EXIT.failure);
@@ -54,7 +56,7 @@ Examples:
         const progress = new Progress(act ? 'fixing' : 'checking');
         const results: Fixed[] = [];
         const trigger = { source: `seqwatch fix${options.dryRun ? ' --dry-run' : ''}` };
-        for await (const batch of checkSequenceBatches(db, columns, { fix: act, exclusive: true, parallel: CONNECTIONS })) {
+        for await (const batch of checkSequenceBatches(lanes, columns, { fix: act, exclusive: true, parallel: lanes.size })) {
           for (const { target: column, state, error } of batch) {
             if (state) writeSequenceOutcome(audit, column, state, { trigger });
             else
@@ -74,6 +76,7 @@ Examples:
         process.exitCode = exhausted ? EXIT.critical : failed ? EXIT.failure : EXIT.ok;
       } finally {
         audit.close();
+        await lanes?.close();
         await db.close();
       }
     });
