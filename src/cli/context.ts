@@ -67,7 +67,7 @@ export async function openDatabase(configPath: string, unavailableExit: number =
 /**
  * Statements `check` and `fix` send at once, each on a connection of its own: most of a check over
  * thousands of tables is the server planning and reading each batch, one core's work per
- * connection; with two batches in flight it takes about half as long (checkSequences' `parallel`).
+ * connection; with two batches in flight (checkSequences' `parallel`) the server works on two cores.
  */
 export const CONNECTIONS = 2;
 
