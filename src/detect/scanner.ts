@@ -1,5 +1,7 @@
 import { CSV_RECORD_START } from '../formats/CsvlogParser.js';
 import { INCIDENT_TEXTS } from './detectIncident.js';
+import { MultiNeedleCandidates } from './wasm/candidates.js';
+import { createMultiNeedleSearch, wasmSimdAvailable } from './wasm/multiNeedle.js';
 
 /**
  * The byte-level pre-check shared by the live path (followers, parsers) and replay: which lines of
@@ -14,10 +16,23 @@ import { INCIDENT_TEXTS } from './detectIncident.js';
  * decide (test/detect/scanner.unit.test.ts holds it to this on the fuzz corpus and on every
  * sample of test/fixtures/logs).
  *
- * How it stays fast: each needle is searched by its cheapest piece (an "anchor" of at most 7
- * bytes, which Buffer.indexOf searches with memchr on its first byte), chosen from the byte
- * frequencies of the log itself, and a hit is verified against the whole needle around it.
+ * How it stays fast: where WebAssembly SIMD is available (Node 20 has it), all the needles are
+ * searched in one pass (wasm/multiNeedle.ts, through wasm/candidates.ts: about half the CPU of the
+ * passes below). Otherwise, or with `{ wasm: false }`, each needle is searched by its cheapest
+ * piece (an "anchor" of at most 7 bytes, which Buffer.indexOf searches with memchr on its first
+ * byte), chosen from the byte frequencies of the log itself, and a hit is verified against the
+ * whole needle around it. Both give the same answers (test/detect/wasm/candidates.unit.test.ts).
  */
+
+export interface ScannerOptions {
+  /** false: the indexOf passes even where WebAssembly SIMD is available (tests compare the two paths). */
+  wasm?: boolean;
+  /**
+   * Sizes of buffers to make inside the multi-needle search's memory (`buffers`): data read into
+   * them is searched where it lies, without a copy (replay's read buffers).
+   */
+  buffers?: number[];
+}
 
 /** The formats whose lines the scanner can tell apart; the others are parsed line by line. */
 export const SCANNED_FORMATS = ['postgres-stderr', 'postgres-csv', 'postgres-json'] as const;
@@ -115,11 +130,44 @@ export class IncidentScanner {
   private searched: Pass[] | undefined;
   /** nextCandidate's memory: the buffer it last searched and where each needle next verified in it (-1: not again). */
   private next: { bytes: Buffer; from: number; at: number[] } | undefined;
+  /** The one-pass search, made on first use; null: the indexOf passes (no WebAssembly SIMD, or `wasm: false`). */
+  private multi: MultiNeedleCandidates | null | undefined;
+  private plainBuffers: Buffer[] | undefined;
 
-  constructor(format: string, logLinePrefix: string) {
+  constructor(
+    format: string,
+    logLinePrefix: string,
+    private readonly options: ScannerOptions = {},
+  ) {
     this.format = isScannedFormat(format) ? format : undefined;
     this.filters = this.format !== undefined;
     this.needles = this.format ? scannerNeedles(this.format, logLinePrefix) : [];
+  }
+
+  /** Whether the one-pass WebAssembly search answers (false: the indexOf passes). */
+  get wasm(): boolean {
+    return this.multiNeedle() !== null;
+  }
+
+  /**
+   * The buffers asked for in the options (`buffers`), inside the search's memory when it is the
+   * WebAssembly one (read into them: no copy when searched), plain buffers otherwise.
+   */
+  get buffers(): readonly Buffer[] {
+    const multi = this.multiNeedle();
+    if (multi) return multi.search.buffers;
+    this.plainBuffers ??= (this.options.buffers ?? []).map((size) => Buffer.allocUnsafe(size));
+    return this.plainBuffers;
+  }
+
+  private multiNeedle(): MultiNeedleCandidates | null {
+    if (this.multi !== undefined) return this.multi;
+    this.multi = null;
+    if (this.format && this.options.wasm !== false && wasmSimdAvailable()) {
+      const search = createMultiNeedleSearch(this.needles, { buffers: this.options.buffers ?? [] });
+      if (search.simd) this.multi = new MultiNeedleCandidates(search, this, this.format === 'postgres-csv');
+    }
+    return this.multi;
   }
 
   /**
@@ -131,6 +179,8 @@ export class IncidentScanner {
    */
   candidateLines(bytes: Buffer, from = 0, to = bytes.length): number[] {
     if (!this.format) throw new Error('candidateLines: this format is not scanned (check scanner.filters)');
+    const multi = this.multi === undefined ? this.multiNeedle() : this.multi;
+    if (multi) return multi.candidateLines(bytes, from, to);
     const region = bytes.subarray(from, to);
     const needles = this.needlesFor(region);
     const starts: number[] = [];
@@ -167,6 +217,8 @@ export class IncidentScanner {
    */
   nextCandidate(bytes: Buffer, from: number, to = bytes.length): number {
     if (!this.format) throw new Error('nextCandidate: this format is not scanned (check scanner.filters)');
+    const multi = this.multi === undefined ? this.multiNeedle() : this.multi;
+    if (multi) return multi.nextCandidate(bytes, from, to);
     const needles = this.needlesFor(bytes.subarray(from, to));
     if (this.next?.bytes !== bytes || from < this.next.from) this.next = { bytes, from, at: needles.map(() => -2) };
     const memory = this.next;

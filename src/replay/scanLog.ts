@@ -4,8 +4,7 @@ import { availableParallelism } from 'node:os';
 import { createGunzip } from 'node:zlib';
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
-import { createParser, type Format, type InnerFormat } from '../formats/createParser.js';
-import { LineSplitter } from '../sources/LineSplitter.js';
+import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel } from './parallel.js';
 import { newScanCounters, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
 
@@ -64,6 +63,8 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
  * line goes through that format's parser, as in the daemon. Slower than the scanned formats, as exact.
  */
 async function scanEveryLine(file: string, format: Format, options: ScanOptions): Promise<ScanCounters> {
+  // Loaded only here: the scanned formats read records with replay's own reader (recordAt.ts).
+  const [{ createParser }, { LineSplitter }] = await Promise.all([import('../formats/createParser.js'), import('../sources/LineSplitter.js')]);
   const counters = newScanCounters();
   const parser = createParser(
     format,

@@ -28,15 +28,18 @@ export interface RangeScan {
 
 /**
  * What scanning a log takes, made once and used for every piece of it a thread scans: the scanner
- * (its anchors chosen once), the record reader (its parser and compiled prefix), the two buffers.
+ * (its search made once), the record reader (its parser and compiled prefix), the two buffers.
+ * The buffers are the scanner's own, inside the WebAssembly search's memory where it has one: the
+ * file is read straight into what is searched, with no copy in between.
  */
 export class ScanTools {
   readonly scanner: IncidentScanner;
   readonly reader: RecordReader;
-  readonly buffers = [Buffer.allocUnsafe(CAPACITY), Buffer.allocUnsafe(CAPACITY)];
+  readonly buffers: readonly Buffer[];
 
   constructor(readonly scan: RangeScan) {
-    this.scanner = new IncidentScanner(scan.format, scan.logLinePrefix);
+    this.scanner = new IncidentScanner(scan.format, scan.logLinePrefix, { buffers: [CAPACITY, CAPACITY] });
+    this.buffers = this.scanner.buffers;
     this.reader = new RecordReader(scan.format, scan.logLinePrefix, scan.source);
   }
 }

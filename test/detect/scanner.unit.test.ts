@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
-import { IncidentScanner, SCANNED_FORMATS, type ScannedFormat } from '../../src/detect/scanner.js';
+import { IncidentScanner, SCANNED_FORMATS, type ScannedFormat, type ScannerOptions } from '../../src/detect/scanner.js';
 import { packIncidents, unpackIncidents } from '../../src/replay/packIncidents.js';
 import { scanInParallel } from '../../src/replay/parallel.js';
 import { scanLog } from '../../src/replay/scanLog.js';
@@ -23,8 +23,8 @@ const fileOf = (text: string | Buffer) => {
 };
 
 /** The record offsets with an incident (full parser + detector) that the scanner did not keep. */
-function lost(sample: ScannedSample): number[] {
-  const scanner = new IncidentScanner(sample.format, sample.prefix);
+function lost(sample: ScannedSample, options: ScannerOptions): number[] {
+  const scanner = new IncidentScanner(sample.format, sample.prefix, options);
   const kept = new Set(scanner.candidateLines(Buffer.from(sample.text)));
   return incidentsOf(sample.format, sample.prefix, sample.text)
     .map(({ record }) => record.offset!)
@@ -43,13 +43,17 @@ async function replayed(sample: ScannedSample, path = fileOf(sample.text)): Prom
 const wholeParse = (sample: ScannedSample) => summary(incidentsOf(sample.format, sample.prefix, sample.text).map(({ incident }) => incident)).sort(byOffset);
 const byOffset = (a: string, b: string) => Number(a.split(' ')[0]) - Number(b.split(' ')[0]);
 
-describe('the shared scanner keeps every record the full parser and the detector act on', () => {
+// The default path (the one-pass WebAssembly search where it is available) and the indexOf passes it falls back to.
+describe.each([
+  { path: 'default', options: {} },
+  { path: 'indexOf passes', options: { wasm: false } },
+])('the shared scanner ($path) keeps every record the full parser and the detector act on', ({ options }: { options: ScannerOptions }) => {
   it('every family, in every language installed, in stderr (%e, verbose, neither, %l), csvlog and jsonlog', () => {
     for (const sample of catalogSamples()) {
       const incidents = incidentsOf(sample.format, sample.prefix, sample.text);
       // Without %e or verbose messages only English texts (and PG 18's untranslated conflict=) are found at all.
       expect(incidents.length, sample.name).toBeGreaterThanOrEqual(sample.name === 'stderr' ? 7 : 7 * 2);
-      expect(lost(sample), sample.name).toEqual([]);
+      expect(lost(sample, options), sample.name).toEqual([]);
     }
   });
 
@@ -66,7 +70,7 @@ describe('the shared scanner keeps every record the full parser and the detector
         text: readFileSync(join(import.meta.dirname, 'fixtures', `pg18-apply-conflict.${ext}`), 'utf8'),
       };
       expect(incidentsOf(format, sample.prefix, sample.text)).toHaveLength(2);
-      expect(lost(sample), ext).toEqual([]);
+      expect(lost(sample, options), ext).toEqual([]);
     }
   });
 
@@ -94,7 +98,7 @@ describe('the shared scanner keeps every record the full parser and the detector
       for (const prefix of ['%m [%p] %q%u@%d ', '%m [%p] %e %q%u@%d ']) {
         const sample = { name: `fuzz ${format} ${prefix}`, format, prefix, text: lines.join('\n') + '\n' };
         expect(incidentsOf(format, prefix, sample.text).length, sample.name).toBeGreaterThan(10);
-        expect(lost(sample), sample.name).toEqual([]);
+        expect(lost(sample, options), sample.name).toEqual([]);
       }
     }
   });
@@ -127,7 +131,7 @@ describe('the shared scanner keeps every record the full parser and the detector
       lines.push(`2026-12-02 06:00:00.000 UTC [9] a@b LOG:  ${'q_s'.repeat(i % 7)}${piece}${'e'.repeat(i % 13)} ${'x'.repeat(i % 97)}`);
     }
     const bytes = Buffer.from(lines.join('\n') + '\n');
-    const scanner = new IncidentScanner('postgres-stderr', '%m [%p] %q%u@%d ');
+    const scanner = new IncidentScanner('postgres-stderr', '%m [%p] %q%u@%d ', options);
     const expected: number[] = [];
     let at = 0;
     for (const line of lines) {
@@ -145,10 +149,10 @@ describe('the shared scanner keeps every record the full parser and the detector
     // (csvlog's records here are one line each: candidateLines' second offset for a hit never comes up.)
     for (const sample of catalogSamples()) {
       const bytes = Buffer.from(sample.text);
-      const scanner = new IncidentScanner(sample.format, sample.prefix);
+      const scanner = new IncidentScanner(sample.format, sample.prefix, options);
       const walked: number[] = [];
       for (let at = scanner.nextCandidate(bytes, 0); at !== -1; at = scanner.nextCandidate(bytes, bytes.indexOf(0x0a, at) + 1)) walked.push(at);
-      expect(walked, sample.name).toEqual(new IncidentScanner(sample.format, sample.prefix).candidateLines(bytes));
+      expect(walked, sample.name).toEqual(new IncidentScanner(sample.format, sample.prefix, options).candidateLines(bytes));
     }
   });
 });

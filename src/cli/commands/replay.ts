@@ -1,12 +1,11 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
-import { assess, checkSequences } from '../../db/checkSequences.js';
-import { resolveIndexes, type Resolution, type SequenceTarget } from '../../db/resolveIndex.js';
+import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
 import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
-import { FORMATS, type Format } from '../../formats/createParser.js';
+import { FORMATS, type Format } from '../../formats/formatNames.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { namesOtherDatabase } from '../../detect/otherDatabase.js';
@@ -67,6 +66,16 @@ Examples:
         const tallies = new Map<string, ConstraintTally>();
         const untallied = { errors: 0 };
         const db = await databaseFor(config, options.database);
+        // What only checks the found names needs (the catalog lookups, the read-only checks, the
+        // connection) is loaded and opened while the scan runs, not before it: the scan waits for
+        // none of it (with --threads 2 this thread is mostly waiting for the workers anyway).
+        const checking = Promise.all([import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]);
+        // Awaited after the scan; a scan that fails leaves it behind: not an unhandled rejection.
+        checking.catch(() => {});
+        const reachable = db.query('SELECT 1').then(
+          () => undefined,
+          (error: unknown) => error as Error,
+        );
         let otherDatabase = 0;
         const window = config.remediation.debounce_ms;
         const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
@@ -93,6 +102,8 @@ Examples:
             });
           } catch (error) {
             progress.done();
+            await reachable;
+            await db.close();
             throw new CommandFailure(`${file}: ${(error as Error).message}`, EXIT.failure);
           }
           progress.done();
@@ -100,9 +111,11 @@ Examples:
         }
         const seconds = (Date.now() - started) / 1000;
 
+        const [{ resolveIndexes }, { assess, checkSequences }] = await checking;
         const resolutions = new Map<string, Resolution | string>();
         try {
-          await db.query('SELECT 1');
+          const unreachable = await reachable;
+          if (unreachable) throw unreachable;
           const names = [...tallies.keys()];
           for (let i = 0; i < names.length; i += LOOKUP_BATCH) {
             for (const [name, resolution] of await resolveIndexes(db, names.slice(i, i + LOOKUP_BATCH))) resolutions.set(name, resolution);

@@ -44,7 +44,7 @@ describe('the multi-needle search gives the scanner exactly the lines its indexO
         const search = createMultiNeedleSearch(new IncidentScanner(format, prefix).needles);
         for (const { name, text } of texts) {
           const bytes = Buffer.from(text);
-          const scanner = new IncidentScanner(format, prefix);
+          const scanner = new IncidentScanner(format, prefix, { wasm: false });
           const ranges: Array<[number, number]> = [[0, bytes.length]];
           for (let r = 0; r < 4; r++) {
             // Ranges that end at a line end, as candidateLines requires.
@@ -68,7 +68,7 @@ describe('the multi-needle search gives the scanner exactly the lines its indexO
       for (const { name, text } of texts) {
         const bytes = Buffer.from(text);
         const to = bytes.lastIndexOf(0x0a) + 1;
-        const scanner = new IncidentScanner(format, '%m [%p] %e %q%u@%d ');
+        const scanner = new IncidentScanner(format, '%m [%p] %e %q%u@%d ', { wasm: false });
         const candidates = new MultiNeedleCandidates(search, scanner, format === 'postgres-csv');
         for (let from = 0; from < to;) {
           const expected = scanner.nextCandidate(bytes, from, to);
