@@ -95,12 +95,16 @@ export class SourcePipeline {
           ),
         interesting: skipping.interesting,
         // What the ERROR line already decides is acted on at once, not when its DETAIL and STATEMENT
-        // lines and the next record's prefix have come (decidedByFirstLine).
+        // lines and the next record's prefix have come (decidedByFirstLine). When the record so far
+        // says the same, its later lines cannot change it (a session's: isSession in detectIncident),
+        // only its message's TAB lines could: the parser need not read the rest.
         onRecordStart: (record) => {
           const incident = decidedByFirstLine(record);
-          if (!incident) return;
+          if (!incident) return false;
           this.decidedEarly.set(record, incident);
           this.take(incident);
+          const whole = detectIncident(record);
+          return whole?.kind === incident.kind && whole.constraint === incident.constraint;
         },
       },
       (record) => this.onRecord(record),
