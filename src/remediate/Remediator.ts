@@ -105,6 +105,8 @@ export class Remediator {
   private readonly checks: SequenceChecks;
   private readonly sweeper: Sweeper;
   private settings: RemediationSettings;
+  /** The log times of incidents, as milliseconds (each incident's age decides whether it is stale). */
+  private readonly logTimes = new LogTimes();
 
   constructor(private readonly options: RemediatorOptions) {
     this.settings = { ...options };
@@ -163,26 +165,25 @@ export class Remediator {
    */
   handle(incident: Incident): Promise<void> {
     this.counters.incidents++;
-    const trigger = triggerOf(incident);
     if (incident.kind === 'replication_conflict') {
-      this.reportReplicationConflict(incident, trigger);
+      this.reportReplicationConflict(incident, triggerOf(incident));
       return Promise.resolve();
     }
     const expected = EXPECTED_SQLSTATE[incident.kind];
     if (incident.sqlstate !== undefined && incident.sqlstate !== expected) {
-      this.throttle.once('skipped', trigger, 'sqlstate_mismatch', sqlstateMismatch(incident.kind, expected, incident.sqlstate));
+      this.throttle.once('skipped', triggerOf(incident), 'sqlstate_mismatch', sqlstateMismatch(incident.kind, expected, incident.sqlstate));
       return Promise.resolve();
     }
     if (incident.kind !== 'unique_violation') {
-      return this.track(this.alertIfVerified(incident, incident.kind, trigger));
+      return this.track(this.alertIfVerified(incident, incident.kind, triggerOf(incident)));
     }
-    const age = incident.logTime ? this.clock.now() - Date.parse(incident.logTime) : NaN;
+    const age = incident.logTime ? this.clock.now() - this.logTimes.parse(incident.logTime) : NaN;
     if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
       // A backlog of history: one read-only check per name at a time covers the records of that
       // name that arrive meanwhile (each counted above), as `resolving` does for fresh ones.
       const running = this.staleChecks.get(incident.constraint);
       if (running !== undefined) return running;
-      const done = this.track(this.reportStale(incident, age, trigger)).finally(() => this.staleChecks.delete(incident.constraint));
+      const done = this.track(this.reportStale(incident, age, triggerOf(incident))).finally(() => this.staleChecks.delete(incident.constraint));
       this.staleChecks.set(incident.constraint, done);
       return done;
     }
@@ -191,6 +192,7 @@ export class Remediator {
       pending.extra++;
       return pending.done;
     }
+    const trigger = triggerOf(incident);
     if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
       this.throttle.once(
         'skipped',
@@ -399,6 +401,30 @@ export class Remediator {
   /** The policy, applied to the table and to the schema of its sequence. */
   private allowed(target: SequenceTarget): boolean {
     return this.settings.policy?.allowsTarget(target) ?? true;
+  }
+}
+
+/**
+ * Date.parse of a log's times, the same answer at a fraction of the cost for a run of times in the
+ * same second (Date.parse of PostgreSQL's `2026-12-02 10:00:00.123 UTC` takes 1-2 µs, a few percent
+ * of following a busy log): `%m`'s three-digit milliseconds are added to the second's time,
+ * parsed once. Any other shape is parsed whole.
+ */
+const SECOND_SHAPE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /;
+
+export class LogTimes {
+  private second = '';
+  private secondMs = NaN;
+
+  parse(text: string): number {
+    // `YYYY-MM-DD HH:MM:SS.mmm ` and a zone, or parsed whole.
+    if (text.length < 25 || !SECOND_SHAPE.test(text)) return Date.parse(text);
+    const second = text.slice(0, 19) + text.slice(23);
+    if (second !== this.second) {
+      this.second = second;
+      this.secondMs = Date.parse(second);
+    }
+    return this.secondMs + (text.charCodeAt(20) - 48) * 100 + (text.charCodeAt(21) - 48) * 10 + (text.charCodeAt(22) - 48);
   }
 }
 
