@@ -64,8 +64,13 @@ export class SourcePipeline {
   private unparsed: { count: number; at: number; sample: string; line?: number } | undefined;
   private lastBytes = 0;
   private lastGrowth = Date.now();
-  /** Records whose ERROR line was acted on already (decidedByFirstLine), with what it decided. */
-  private readonly decidedEarly = new WeakMap<LogRecord, Incident>();
+  /**
+   * Records whose ERROR line was acted on already (decidedByFirstLine), with what it decided and,
+   * when the record so far said the same (settled), its message then.
+   */
+  private readonly decidedEarly = new WeakMap<LogRecord, { incident: Incident; settled: string | undefined }>();
+  /** The outcome the last incident taken waits for, and that incident's offset (see take). */
+  private lastOutcome: { done: Promise<void>; offset: number } | undefined;
 
   /** `parent`: for a file found by a glob, the glob source's key. */
   constructor(
@@ -101,10 +106,11 @@ export class SourcePipeline {
         onRecordStart: (record) => {
           const incident = decidedByFirstLine(record);
           if (!incident) return false;
-          this.decidedEarly.set(record, incident);
           this.take(incident);
           const whole = detectIncident(record);
-          return whole?.kind === incident.kind && whole.constraint === incident.constraint;
+          const settled = whole?.kind === incident.kind && whole.constraint === incident.constraint;
+          this.decidedEarly.set(record, { incident, settled: settled ? record.message : undefined });
+          return settled;
         },
       },
       (record) => this.onRecord(record),
@@ -128,11 +134,13 @@ export class SourcePipeline {
   }
 
   private onRecord(record: LogRecord): void {
+    const early = this.decidedEarly.get(record);
+    // Settled, and its message as it was then: nothing else in it can change what it is.
+    if (early !== undefined && early.settled === record.message) return;
     const incident = detectIncident(record);
     if (!incident) return;
     // Its first line was acted on already: the rest of the record adds nothing unless it changed what it names.
-    const early = this.decidedEarly.get(record);
-    if (early?.kind === incident.kind && early.constraint === incident.constraint) return;
+    if (early?.incident.kind === incident.kind && early.incident.constraint === incident.constraint) return;
     this.take(incident);
   }
 
@@ -140,8 +148,14 @@ export class SourcePipeline {
   private take(incident: Incident): void {
     if (this.context.isRepeat(incident, this.destination)) return;
     if (tracingHeal()) traceHeal('incident', { offset: incident.offset, constraint: incident.constraint, logTime: incident.logTime });
+    const outcome = this.context.route(incident);
+    // The same outcome as the last incident's (the databases coalesce the incidents of a name while
+    // it is looked up), which came before this one: its hold on the checkpoint covers this one too.
+    const last = this.lastOutcome;
+    if (last !== undefined && last.done === outcome && incident.offset !== undefined && last.offset <= incident.offset) return;
     const done = this.tracker.openIncident(incident.offset);
-    void this.context.route(incident).finally(done);
+    this.lastOutcome = incident.offset !== undefined ? { done: outcome, offset: incident.offset } : undefined;
+    void outcome.finally(done);
   }
 
   private handlers(): FollowerHandlers {
