@@ -82,6 +82,52 @@ describe('SourcePipeline', () => {
   });
 });
 
+describe('SourcePipeline: incidents of one outcome', () => {
+  const pipelines: SourcePipeline[] = [];
+  afterEach(async () => void (await Promise.all(pipelines.splice(0).map((p) => p.close()))));
+
+  it('incidents waiting for the same outcome (a name being looked up) keep the checkpoint before the first until it is in', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-pipeline-'));
+    const log = join(dir, 'postgresql.log');
+    const first = line('ERROR:  duplicate key value violates unique constraint "users_login_key"');
+    const between = line('LOG:  statement: SELECT 1');
+    const second = line('ERROR:  duplicate key value violates unique constraint "users_login_key"');
+    writeFileSync(log, first + between + second + line('LOG:  checkpoint complete'));
+    const yaml = `database: { url: "postgresql://seqwatch@db/gotrs" }\nsources: [{ path: ${JSON.stringify(log)}, log_line_prefix: "%m [%p] ", start_at: beginning }]\n`;
+    const source = parseConfig(yaml, join(dir, 'seqwatch.yaml')).sources[0]!;
+    const checkpoints = new CheckpointStore(join(dir, 'state'));
+    let settle = () => {};
+    const outcome = new Promise<void>((resolve) => (settle = resolve));
+    const routed: Incident[] = [];
+    const pipeline = new SourcePipeline(source, {
+      logger,
+      checkpoints,
+      route: (incident) => {
+        routed.push(incident);
+        return outcome;
+      },
+      isRepeat: () => false,
+      backpressure: () => undefined,
+      onEnd: () => {},
+    });
+    pipelines.push(pipeline);
+    await pipeline.start();
+    await until('both incidents routed', () => routed.length === 2);
+    expect(routed.map((i) => i.offset)).toEqual([0, Buffer.byteLength(first + between)]);
+    const offsetSaved = () => {
+      const saved = checkpoints.load(log);
+      return saved?.kind === 'file' ? saved.checkpoint.offset : undefined;
+    };
+    await until('a checkpoint', () => offsetSaved() !== undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(offsetSaved()).toBe(0);
+    expect(pipeline.unfinishedIncidents).toBeGreaterThan(0);
+    settle();
+    await until('the checkpoint at the end', () => offsetSaved() === Buffer.byteLength(first + between + second) + line('LOG:  checkpoint complete').length);
+    expect(pipeline.unfinishedIncidents).toBe(0);
+  });
+});
+
 describe('SourcePipeline: records settled by their ERROR line', () => {
   const prefix = '%m [%p] %q%u@%d ';
   const at = (pid: number, text: string, who = 'gotrs@gotrs ') => `2026-12-02 10:00:00.000 UTC [${pid}] ${who}${text}\n`;
