@@ -8,6 +8,7 @@ import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveInd
 import { refusalText } from '../db/trustRule.js';
 import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySequenceError.js';
 import { traceHeal } from '../metrics/healTrace.js';
+import { LogTimes } from '../replay/logTimes.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
@@ -177,7 +178,7 @@ export class Remediator {
     if (incident.kind !== 'unique_violation') {
       return this.track(this.alertIfVerified(incident, incident.kind, triggerOf(incident)));
     }
-    const age = incident.logTime ? this.clock.now() - this.logTimes.parse(incident.logTime) : NaN;
+    const age = incident.logTime ? this.clock.now() - this.logTimes.epochOf(incident.logTime) : NaN;
     if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
       // A backlog of history: one read-only check per name at a time covers the records of that
       // name that arrive meanwhile (each counted above), as `resolving` does for fresh ones.
@@ -401,30 +402,6 @@ export class Remediator {
   /** The policy, applied to the table and to the schema of its sequence. */
   private allowed(target: SequenceTarget): boolean {
     return this.settings.policy?.allowsTarget(target) ?? true;
-  }
-}
-
-/**
- * Date.parse of a log's times, the same answer at a fraction of the cost for a run of times in the
- * same second (Date.parse of PostgreSQL's `2026-12-02 10:00:00.123 UTC` takes 1-2 µs, a few percent
- * of following a busy log): `%m`'s three-digit milliseconds are added to the second's time,
- * parsed once. Any other shape is parsed whole.
- */
-const SECOND_SHAPE = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} /;
-
-export class LogTimes {
-  private second = '';
-  private secondMs = NaN;
-
-  parse(text: string): number {
-    // `YYYY-MM-DD HH:MM:SS.mmm ` and a zone, or parsed whole.
-    if (text.length < 25 || !SECOND_SHAPE.test(text)) return Date.parse(text);
-    const second = text.slice(0, 19) + text.slice(23);
-    if (second !== this.second) {
-      this.second = second;
-      this.secondMs = Date.parse(second);
-    }
-    return this.secondMs + (text.charCodeAt(20) - 48) * 100 + (text.charCodeAt(21) - 48) * 10 + (text.charCodeAt(22) - 48);
   }
 }
 
