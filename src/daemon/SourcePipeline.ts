@@ -64,8 +64,13 @@ export class SourcePipeline {
   private unparsed: { count: number; at: number; sample: string; line?: number } | undefined;
   private lastBytes = 0;
   private lastGrowth = Date.now();
-  /** Records whose ERROR line was acted on already (decidedByFirstLine), with what it decided. */
-  private readonly decidedEarly = new WeakMap<LogRecord, Incident>();
+  /**
+   * Records whose ERROR line was acted on already (decidedByFirstLine), with what it decided and,
+   * when the record so far said the same (settled), its message then.
+   */
+  private readonly decidedEarly = new WeakMap<LogRecord, { incident: Incident; settled: string | undefined }>();
+  /** The outcome the last incident taken waits for, and that incident's offset (see take). */
+  private lastOutcome: { done: Promise<void>; offset: number } | undefined;
 
   /** `parent`: for a file found by a glob, the glob source's key. */
   constructor(
@@ -95,12 +100,17 @@ export class SourcePipeline {
           ),
         interesting: skipping.interesting,
         // What the ERROR line already decides is acted on at once, not when its DETAIL and STATEMENT
-        // lines and the next record's prefix have come (decidedByFirstLine).
+        // lines and the next record's prefix have come (decidedByFirstLine). When the record so far
+        // says the same, its later lines cannot change it (a session's: isSession in detectIncident),
+        // only its message's TAB lines could: the parser need not read the rest.
         onRecordStart: (record) => {
           const incident = decidedByFirstLine(record);
-          if (!incident) return;
-          this.decidedEarly.set(record, incident);
+          if (!incident) return false;
           this.take(incident);
+          const whole = detectIncident(record);
+          const settled = whole?.kind === incident.kind && whole.constraint === incident.constraint;
+          this.decidedEarly.set(record, { incident, settled: settled ? record.message : undefined });
+          return settled;
         },
       },
       (record) => this.onRecord(record),
@@ -124,11 +134,13 @@ export class SourcePipeline {
   }
 
   private onRecord(record: LogRecord): void {
+    const early = this.decidedEarly.get(record);
+    // Settled, and its message as it was then: nothing else in it can change what it is.
+    if (early !== undefined && early.settled === record.message) return;
     const incident = detectIncident(record);
     if (!incident) return;
     // Its first line was acted on already: the rest of the record adds nothing unless it changed what it names.
-    const early = this.decidedEarly.get(record);
-    if (early?.kind === incident.kind && early.constraint === incident.constraint) return;
+    if (early?.incident.kind === incident.kind && early.incident.constraint === incident.constraint) return;
     this.take(incident);
   }
 
@@ -136,8 +148,14 @@ export class SourcePipeline {
   private take(incident: Incident): void {
     if (this.context.isRepeat(incident, this.destination)) return;
     if (tracingHeal()) traceHeal('incident', { offset: incident.offset, constraint: incident.constraint, logTime: incident.logTime });
+    const outcome = this.context.route(incident);
+    // The same outcome as the last incident's (the databases coalesce the incidents of a name while
+    // it is looked up), which came before this one: its hold on the checkpoint covers this one too.
+    const last = this.lastOutcome;
+    if (last !== undefined && last.done === outcome && incident.offset !== undefined && last.offset <= incident.offset) return;
     const done = this.tracker.openIncident(incident.offset);
-    void this.context.route(incident).finally(done);
+    this.lastOutcome = incident.offset !== undefined ? { done: outcome, offset: incident.offset } : undefined;
+    void outcome.finally(done);
   }
 
   private handlers(): FollowerHandlers {

@@ -220,12 +220,21 @@ export function detectIncident(record: LogRecord): Incident | undefined {
  * once and lets the whole record add nothing when it names the same index (see the daemon).
  */
 export function decidedByFirstLine(record: LogRecord): Incident | undefined {
-  if (record.severity !== 'ERROR') return undefined;
-  const session = record.backendType !== undefined ? record.backendType === 'client backend' : Boolean(record.user || record.database);
-  if (!session) return undefined;
+  if (record.severity !== 'ERROR' || !isSession(record)) return undefined;
   const constraint = uniqueViolation(record);
   if (constraint === undefined) return undefined;
   return withWhere({ kind: 'unique_violation', constraint }, record);
+}
+
+/**
+ * Written by a session: its backend type says so, or (without one) the prefix printed %u or %d,
+ * which PostgreSQL prints only for sessions (MyProcPort), never for a background worker such as a
+ * logical-replication apply worker. So a session's record is never a replication conflict by its
+ * CONTEXT (a function's CONTEXT quotes SQL text, which anyone may write), and nothing after its
+ * message can change what its ERROR line decided (decidedByFirstLine).
+ */
+function isSession(record: LogRecord): boolean {
+  return record.backendType !== undefined ? record.backendType === 'client backend' : Boolean(record.user || record.database);
 }
 
 /**
@@ -257,7 +266,7 @@ function replicationConflict(record: LogRecord): Incident | undefined {
   const conflict = conflictType(record.message);
   const worker =
     (record.backendType !== undefined && record.backendType.startsWith('logical replication') && record.backendType !== 'logical replication launcher') ||
-    (record.context !== undefined && REPLICATION_CONTEXTS.some((needle) => record.context!.includes(needle)));
+    (record.context !== undefined && !isSession(record) && REPLICATION_CONTEXTS.some((needle) => record.context!.includes(needle)));
   if (!worker && conflict === undefined) return undefined;
   const index = conflict !== undefined ? quotedName(record.detail ?? '', false) : uniqueViolation(record);
   // Another error of the worker (a missing table, a type mismatch) is not ours to report.

@@ -269,7 +269,7 @@ export class IncidentScanner {
 
   /** The passes over the data (needles grouped by shared anchors), chosen from the first data seen. */
   private needlesFor(sample: Buffer): Pass[] {
-    if (!this.searched) this.searched = passesFor(this.needles, byteFrequencies(sample));
+    if (!this.searched) this.searched = passesFor(this.needles, byteFrequencies(sample), sample.subarray(0, SAMPLE_BYTES));
     return this.searched;
   }
 }
@@ -349,14 +349,24 @@ function byteFrequencies(sample: Buffer): Float64Array {
  * native code), each occurrence of the whole anchor costs a call back into JavaScript (dear), and
  * every pass reads all the data once more (PASS): estimated from the log's byte frequencies.
  */
-function anchorCost(anchor: Buffer, frequency: Float64Array): number {
+function anchorCost(anchor: Buffer, frequency: Float64Array, sample?: Buffer): number {
   const STOP = 1;
   const CALL = 40;
   const PASS = 0.005;
   let whole = 1;
   for (const byte of anchor) whole *= frequency[byte]!;
+  if (sample !== undefined && sample.length > 0) {
+    // The bytes are not independent ('que' in queue, unique, request): the anchor's own count in the
+    // sample when higher (counted up to SEEN_ENOUGH: past that it is dear whatever the count).
+    let seen = 0;
+    for (let at = sample.indexOf(anchor); at !== -1 && seen < SEEN_ENOUGH; at = sample.indexOf(anchor, at + 1)) seen++;
+    whole = Math.max(whole, seen / sample.length);
+  }
   return PASS + frequency[anchor[0]!]! * STOP + whole * CALL;
 }
+
+/** Occurrences of an anchor in the sample past which counting on tells nothing (see anchorCost). */
+const SEEN_ENOUGH = 32;
 
 /**
  * Every piece of a needle an anchor may be (3 to MAX_ANCHOR bytes; the whole needle when shorter),
@@ -376,14 +386,28 @@ function anchorsOf(needle: string): string[] {
  * anchor, except where one anchor held by several needles costs less than their own passes
  * together (a pass reads all the data: fewer passes, less memory traffic).
  */
-function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
+function passesFor(texts: readonly string[], frequency: Float64Array, sample: Buffer): Pass[] {
   const needles = texts.map((text) => Buffer.from(text).toString('latin1'));
-  const cost = (anchor: string) => anchorCost(Buffer.from(anchor, 'latin1'), frequency);
+  // The estimate from byte frequencies is a lower bound of the cost: the sample is searched only for
+  // anchors that could still be chosen.
+  const estimates = new Map<string, number>();
+  const estimate = (anchor: string) => {
+    let known = estimates.get(anchor);
+    if (known === undefined) estimates.set(anchor, (known = anchorCost(Buffer.from(anchor, 'latin1'), frequency)));
+    return known;
+  };
+  const costs = new Map<string, number>();
+  const cost = (anchor: string) => {
+    let known = costs.get(anchor);
+    if (known === undefined) costs.set(anchor, (known = anchorCost(Buffer.from(anchor, 'latin1'), frequency, sample)));
+    return known;
+  };
   const own = needles.map((needle) => {
     let best = { anchor: needle.slice(0, MAX_ANCHOR), cost: Infinity };
     for (const anchor of anchorsOf(needle)) {
-      const estimate = cost(anchor);
-      if (estimate < best.cost) best = { anchor, cost: estimate };
+      if (estimate(anchor) >= best.cost) continue;
+      const real = cost(anchor);
+      if (real < best.cost) best = { anchor, cost: real };
     }
     return best;
   });
@@ -396,7 +420,10 @@ function passesFor(texts: readonly string[], frequency: Float64Array): Pass[] {
       for (const anchor of anchorsOf(needles[i]!)) {
         const holders = [...left].filter((j) => needles[j]!.includes(anchor));
         if (holders.length < 2) continue;
-        const saving = holders.reduce((sum, j) => sum + own[j]!.cost, 0) - cost(anchor);
+        const separate = holders.reduce((sum, j) => sum + own[j]!.cost, 0);
+        const most = separate - estimate(anchor);
+        if (most <= 0 || (best && most <= best.saving)) continue;
+        const saving = separate - cost(anchor);
         if (saving > 0 && (!best || saving > best.saving)) best = { anchor, holders, saving };
       }
     }

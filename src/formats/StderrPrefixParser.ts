@@ -45,6 +45,12 @@ export class StderrPrefixParser implements RecordParser {
   /** How the prefix prints a pid, when its lines can be found by it (see openRecordMarks). */
   private readonly pidMark: { before: string; after: string } | undefined;
   private readonly marks = new Map<string, Buffer>();
+  /**
+   * A record its first line settled (onRecordStart said so): not kept open for its backend's later
+   * lines, only for TAB lines continuing its message; emitted at the next line, or when lines are
+   * passed over.
+   */
+  private settled: Pending | undefined;
 
   /**
    * `interesting`, when given, is a cheap pre-check on a whole line: a line it rejects, while no
@@ -57,8 +63,13 @@ export class StderrPrefixParser implements RecordParser {
     private readonly source: string,
     private readonly onRecord: (record: LogRecord) => void,
     private readonly interesting?: (line: string) => boolean,
-    /** Told of each record as its first line is read (its later lines may follow): see decidedByFirstLine. */
-    private readonly onRecordStart?: (record: LogRecord) => void,
+    /**
+     * Told of each record as its first line is read (its later lines may follow): see
+     * decidedByFirstLine. True: nothing its backend's later lines (DETAIL, CONTEXT, STATEMENT) may
+     * say changes what it is, so they need not be read: with a pre-check, the record is emitted once
+     * its message is complete, and its later lines are passed over like those of any record.
+     */
+    private readonly onRecordStart?: (record: LogRecord) => unknown,
   ) {
     this.matcher = compileLogLinePrefix(logLinePrefix);
     this.pidMark = pidMarkOf(logLinePrefix);
@@ -70,6 +81,7 @@ export class StderrPrefixParser implements RecordParser {
       if (!this.lastSkipped) this.continueRecord(line.slice(1));
       return;
     }
+    if (this.settled) this.emitSettled();
     if (this.interesting && this.pending.size === 0 && ++this.sinceParsed < SAMPLE_EVERY && !this.interesting(line)) {
       this.passOver();
       return;
@@ -114,10 +126,14 @@ export class StderrPrefixParser implements RecordParser {
     }
     const record = this.newRecord(g, severity, marked.message + line.slice(head.length), position);
     const open: Pending = { record, lastField: 'message' };
+    this.last = open;
+    // A verbose message's LOCATION line may still change its SQLSTATE and message: kept open.
+    if (this.onRecordStart?.(record) === true && this.interesting && !(record.message[5] === ':' && record.message[6] === ' ')) {
+      this.settled = open;
+      return;
+    }
     if (this.pending.size >= MAX_PENDING) this.emit(this.pending.keys().next().value!);
     this.pending.set(key, open);
-    this.last = open;
-    this.onRecordStart?.(record);
   }
 
   /**
@@ -221,6 +237,7 @@ export class StderrPrefixParser implements RecordParser {
   passedOverLines(lines: number): void {
     this.counters.skippedLines += lines;
     this.lastSkipped = true;
+    if (lines > 0 && this.settled) this.emitSettled();
   }
 
   private passOver(): void {
@@ -230,9 +247,18 @@ export class StderrPrefixParser implements RecordParser {
 
   /** Emits every record still being assembled: call at end of input, or when the source goes idle. */
   flush(): void {
+    if (this.settled) this.emitSettled();
     for (const key of [...this.pending.keys()]) this.emit(key);
     this.last = undefined;
     this.lastSkipped = false;
+  }
+
+  private emitSettled(): void {
+    const open = this.settled!;
+    this.settled = undefined;
+    if (this.last === open) this.last = undefined;
+    this.counters.records++;
+    this.onRecord(withVerboseSqlstate(open.record));
   }
 
   private emit(key: string): void {

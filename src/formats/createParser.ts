@@ -28,7 +28,7 @@ export interface FormatOptions {
   /** A cheap pre-check on whole lines, for the formats that can use one (postgres-stderr): see StderrPrefixParser. */
   interesting?: (line: string) => boolean;
   /** Told of each record as its first line is read, for the formats whose records span lines (postgres-stderr). */
-  onRecordStart?: (record: LogRecord) => void;
+  onRecordStart?: (record: LogRecord) => unknown;
 }
 
 export function createParser(format: Format, options: FormatOptions, onRecord: RecordSink): RecordParser {

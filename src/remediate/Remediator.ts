@@ -8,6 +8,7 @@ import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveInd
 import { refusalText } from '../db/trustRule.js';
 import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySequenceError.js';
 import { traceHeal } from '../metrics/healTrace.js';
+import { LogTimes } from '../replay/logTimes.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
@@ -105,6 +106,8 @@ export class Remediator {
   private readonly checks: SequenceChecks;
   private readonly sweeper: Sweeper;
   private settings: RemediationSettings;
+  /** The log times of incidents, as milliseconds (each incident's age decides whether it is stale). */
+  private readonly logTimes = new LogTimes();
 
   constructor(private readonly options: RemediatorOptions) {
     this.settings = { ...options };
@@ -163,26 +166,25 @@ export class Remediator {
    */
   handle(incident: Incident): Promise<void> {
     this.counters.incidents++;
-    const trigger = triggerOf(incident);
     if (incident.kind === 'replication_conflict') {
-      this.reportReplicationConflict(incident, trigger);
+      this.reportReplicationConflict(incident, triggerOf(incident));
       return Promise.resolve();
     }
     const expected = EXPECTED_SQLSTATE[incident.kind];
     if (incident.sqlstate !== undefined && incident.sqlstate !== expected) {
-      this.throttle.once('skipped', trigger, 'sqlstate_mismatch', sqlstateMismatch(incident.kind, expected, incident.sqlstate));
+      this.throttle.once('skipped', triggerOf(incident), 'sqlstate_mismatch', sqlstateMismatch(incident.kind, expected, incident.sqlstate));
       return Promise.resolve();
     }
     if (incident.kind !== 'unique_violation') {
-      return this.track(this.alertIfVerified(incident, incident.kind, trigger));
+      return this.track(this.alertIfVerified(incident, incident.kind, triggerOf(incident)));
     }
-    const age = incident.logTime ? this.clock.now() - Date.parse(incident.logTime) : NaN;
+    const age = incident.logTime ? this.clock.now() - this.logTimes.epochOf(incident.logTime) : NaN;
     if (this.settings.staleAfterMs !== undefined && age > this.settings.staleAfterMs) {
       // A backlog of history: one read-only check per name at a time covers the records of that
       // name that arrive meanwhile (each counted above), as `resolving` does for fresh ones.
       const running = this.staleChecks.get(incident.constraint);
       if (running !== undefined) return running;
-      const done = this.track(this.reportStale(incident, age, trigger)).finally(() => this.staleChecks.delete(incident.constraint));
+      const done = this.track(this.reportStale(incident, age, triggerOf(incident))).finally(() => this.staleChecks.delete(incident.constraint));
       this.staleChecks.set(incident.constraint, done);
       return done;
     }
@@ -191,6 +193,7 @@ export class Remediator {
       pending.extra++;
       return pending.done;
     }
+    const trigger = triggerOf(incident);
     if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
       this.throttle.once(
         'skipped',

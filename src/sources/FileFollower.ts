@@ -29,7 +29,15 @@ export interface FileFollowerCounters extends FollowerCounters {
 
 /** Bytes at the head of a file that identify it: changed head bytes mean it was truncated and rewritten. */
 const HEAD_BYTES = 256;
+/** The first reads' size; a read that fills it makes the follower read up to MAX_CHUNK_BYTES at a time. */
 const CHUNK_BYTES = 256 * 1024;
+/** A busy log is read a megabyte at a time: each read is a trip to libuv's thread pool, dear on a VM. */
+const MAX_CHUNK_BYTES = 1024 * 1024;
+
+/** What a poll found: look again at once (AGAIN), the file read to the size it had (READ), or nothing. */
+const AGAIN = 2;
+const READ = 1;
+type Polled = typeof AGAIN | typeof READ | false;
 
 interface OpenFile {
   handle: FileHandle;
@@ -59,10 +67,12 @@ export class FileFollower implements Follower {
   private readonly pollIntervalMs: number;
   private readonly maxLineBytes: number;
   private readonly rotatedIdleMs: number;
-  private readonly chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
   private current: OpenFile | undefined;
   private rotated: OpenFile[] = [];
   private watcher: FSWatcher | undefined;
+  /** The directory watch works: a change after a read wakes the follower (else it polls again at once). */
+  private watching = false;
   private running: Promise<void> | undefined;
   private stopped = false;
   private woken = false;
@@ -173,7 +183,11 @@ export class FileFollower implements Follower {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
         if (!file || file.toString() === name) this.wakeUp();
       });
-      this.watcher.on('error', () => this.watcher?.close());
+      this.watching = true;
+      this.watcher.on('error', () => {
+        this.watching = false;
+        this.watcher?.close();
+      });
     } catch {
       // No directory yet, or no inotify: polling alone still finds every change.
     }
@@ -182,14 +196,15 @@ export class FileFollower implements Follower {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       this.lastPollAt = Date.now();
-      let progressed: boolean;
+      let polled: Polled;
       try {
-        progressed = await this.poll();
+        polled = await this.poll();
       } catch (error) {
         this.warn(`${this.path}: ${(error as Error).message}`);
-        progressed = false;
+        polled = false;
       }
-      if (progressed || this.stopped) continue;
+      // After a read to the size the file had, what was written since has woken it (or will).
+      if (polled === AGAIN || this.stopped) continue;
       this.handlers.onIdle?.();
       if (this.woken) {
         this.woken = false;
@@ -211,15 +226,20 @@ export class FileFollower implements Follower {
     }
   }
 
-  /** One pass over every open file; true when anything was read or reopened. */
-  private async poll(): Promise<boolean> {
-    let progressed = false;
+  /**
+   * One pass over every open file: AGAIN when anything was reopened, rotated, truncated or read
+   * from a rotated file, READ when the current file was read up to the size it had at the start
+   * of the pass (no empty read, no second pass, to learn it is at the end: the directory watch
+   * wakes the follower for what was written since), false when nothing changed.
+   */
+  private async poll(): Promise<Polled> {
+    let polled: Polled = false;
     const now = Date.now();
     // A rotated file first: its lines are older than the new file's.
     for (const file of [...this.rotated]) {
       if (await this.readAvailable(file)) {
         file.lastGrowth = now;
-        progressed = true;
+        polled = AGAIN;
       } else if (now - file.lastGrowth >= this.rotatedIdleMs) {
         await this.retire(file);
       }
@@ -227,17 +247,18 @@ export class FileFollower implements Follower {
     const file = this.current;
     if (!file) {
       this.current = await this.openPath(false);
-      return progressed || this.current !== undefined;
+      return this.current !== undefined ? AGAIN : polled;
     }
-    if (await this.wasTruncated(file)) {
+    const size = await this.sizeUnlessTruncated(file);
+    if (size === undefined) {
       this.counters.truncations++;
       await this.drainCopy(file);
       file.position = 0;
       file.lines.reset(0);
       file.head = Buffer.alloc(0);
-      progressed = true;
+      polled = AGAIN;
     }
-    if (await this.readAvailable(file)) progressed = true;
+    if ((await this.readAvailable(file, size ?? Infinity)) && polled === false) polled = this.watching ? READ : AGAIN;
     const identity = await stat(this.path).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw error;
@@ -248,9 +269,9 @@ export class FileFollower implements Follower {
       file.lastGrowth = now;
       this.rotated.push(file);
       this.current = identity ? await this.openPath(false) : undefined;
-      progressed = true;
+      polled = AGAIN;
     }
-    return progressed;
+    return polled;
   }
 
   private async openPath(atEnd: boolean): Promise<OpenFile | undefined> {
@@ -312,7 +333,7 @@ export class FileFollower implements Follower {
     try {
       file.lines.reset(file.lines.lineStart, false);
       for (let at = file.lines.lineStart; ;) {
-        const { bytesRead } = await copy.read(this.chunk, 0, CHUNK_BYTES, at);
+        const { bytesRead } = await copy.read(this.chunk, 0, this.chunk.length, at);
         if (bytesRead === 0) break;
         file.lines.push(this.chunk.subarray(0, bytesRead), at);
         at += bytesRead;
@@ -323,32 +344,38 @@ export class FileFollower implements Follower {
     }
   }
 
-  /** copytruncate: the file got shorter than what was read, or its first bytes are no longer the same. */
-  private async wasTruncated(file: OpenFile): Promise<boolean> {
+  /**
+   * The file's size, or undefined when it was truncated (copytruncate): it got shorter than what
+   * was read, or its first bytes are no longer the same.
+   */
+  private async sizeUnlessTruncated(file: OpenFile): Promise<number | undefined> {
     const { size } = await file.handle.stat();
-    if (size < file.position) return true;
+    if (size < file.position) return undefined;
     const length = Math.min(HEAD_BYTES, size);
-    if (length === 0) return false;
+    if (length === 0) return size;
     const head = Buffer.alloc(length);
     await file.handle.read(head, 0, length, 0);
     const overlap = Math.min(head.length, file.head.length);
-    if (head.subarray(0, overlap).compare(file.head.subarray(0, overlap)) !== 0) return true;
+    if (head.subarray(0, overlap).compare(file.head.subarray(0, overlap)) !== 0) return undefined;
     if (head.length > file.head.length) file.head = head;
-    return false;
+    return size;
   }
 
-  /** Reads to the current end of the file; true when any byte was read. */
-  private async readAvailable(file: OpenFile): Promise<boolean> {
+  /** Reads up to `size` (or to the current end of the file); true when any byte was read. */
+  private async readAvailable(file: OpenFile, size = Infinity): Promise<boolean> {
     let any = false;
-    while (!this.stopped) {
+    while (!this.stopped && file.position < size) {
       const full = this.handlers.backpressure?.();
       if (full) await full;
-      const { bytesRead } = await file.handle.read(this.chunk, 0, CHUNK_BYTES, file.position);
+      const chunk = this.chunk;
+      const { bytesRead } = await file.handle.read(chunk, 0, Math.min(chunk.length, size - file.position), file.position);
       if (bytesRead === 0) break;
       any = true;
       this.counters.bytes += bytesRead;
-      file.lines.push(this.chunk.subarray(0, bytesRead), file.position);
+      file.lines.push(chunk.subarray(0, bytesRead), file.position);
       file.position += bytesRead;
+      // A busy file: larger reads from now on (the splitter kept a copy of the unfinished line).
+      if (bytesRead === chunk.length && chunk.length < MAX_CHUNK_BYTES) this.chunk = Buffer.allocUnsafe(MAX_CHUNK_BYTES);
     }
     return any;
   }

@@ -188,8 +188,7 @@ export class LineSplitter {
  * (found walking back over quotes and newlines), else `start`.
  */
 export function balancedUntil(bytes: Buffer, start: number, until: number, quote: number): number {
-  let odd = false;
-  for (let at = bytes.indexOf(quote, start); at !== -1 && at < until; at = bytes.indexOf(quote, at + 1)) odd = !odd;
+  let odd = (countByte(bytes, start, until, quote) & 1) === 1;
   if (!odd) return until;
   // `odd`: whether the quotes in [start, position) are odd; a newline where they are even ends a record.
   for (let position = until; position > start;) {
@@ -205,4 +204,26 @@ export function balancedUntil(bytes: Buffer, start: number, until: number, quote
     }
   }
   return start;
+}
+
+/**
+ * How many times `byte` occurs in bytes[start, end). Four bytes at a time (a csvlog record holds
+ * some 30 quotes: an indexOf per quote cost more than the rest of passing a record over): each byte
+ * of the word XOR the byte's pattern is zero where it matched, and ((x & 0x7f..) + 0x7f..) | x has
+ * the top bit of every non-zero byte set, exactly (no carry crosses a byte).
+ */
+export function countByte(bytes: Uint8Array, start: number, end: number, byte: number): number {
+  let count = 0;
+  let at = start;
+  while (at < end && ((bytes.byteOffset + at) & 3) !== 0) if (bytes[at++] === byte) count++;
+  if (at >= end) return count;
+  const words = new Int32Array(bytes.buffer, bytes.byteOffset + at, (end - at) >> 2);
+  const pattern = byte * 0x01010101;
+  for (let i = 0; i < words.length; i++) {
+    const x = words[i]! ^ pattern;
+    const zero = ~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x | 0x7f7f7f7f);
+    count += Math.imul((zero >>> 7) & 0x01010101, 0x01010101) >>> 24;
+  }
+  for (at += words.length * 4; at < end; at++) if (bytes[at] === byte) count++;
+  return count;
 }

@@ -178,6 +178,22 @@ describe('detectIncident: replication conflicts are not drift', () => {
     });
   });
 
+  it("a session's record (client backend, or %u/%d printed) is never a worker's: a CONTEXT quoting the worker's words is SQL text", () => {
+    const context = `SQL statement "INSERT INTO t VALUES (1, 'processing remote data for replication origin "pg_1"')"\nPL/pgSQL function f() line 3 at SQL statement`;
+    const message = 'duplicate key value violates unique constraint "t_pkey"';
+    for (const who of [{ user: 'app' }, { database: 'app' }, { backendType: 'client backend', user: 'app' }]) {
+      const record = { source: 's', severity: 'ERROR', message, context, ...who };
+      expect(detectIncident(record)).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
+      // What its ERROR line decided is what the whole record says.
+      expect(decidedByFirstLine({ source: 's', severity: 'ERROR', message, ...who })).toMatchObject({ kind: 'unique_violation', constraint: 't_pkey' });
+    }
+    // Without them (a worker's stderr line, %q stops the prefix) the CONTEXT still says worker.
+    expect(detectIncident({ source: 's', severity: 'ERROR', message, context })).toMatchObject({ kind: 'replication_conflict' });
+    expect(detectIncident({ source: 's', severity: 'ERROR', message, context, backendType: 'background worker' })).toMatchObject({
+      kind: 'replication_conflict',
+    });
+  });
+
   it('other errors of an apply worker, and the same unique violation from a client, are not replication conflicts', () => {
     expect(
       detectIncident({

@@ -218,4 +218,33 @@ describe('StderrPrefixParser: each record at its first line too', () => {
     parser.push(`${T} [18] gotrs@helpdesk DETAIL:  Key (id)=(1) already exists.`);
     expect(started.map((r) => r.message)).toEqual(['duplicate key value violates unique constraint "a_pkey"']);
   });
+
+  it('a record onRecordStart settles is not kept open for its backend: emitted once its message is complete (TAB lines still join it), its later lines passed over', () => {
+    const records: LogRecord[] = [];
+    const parser = new StderrPrefixParser(
+      P,
+      'test.log',
+      (r) => records.push(r),
+      (line) => line.includes('duplicate key'),
+      (r) => r.message.includes('settle'),
+    );
+    parser.push(`${T} [18] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "settle_pkey"`, { offset: 0 });
+    // Nothing open for its backend: its DETAIL may be passed over by the source.
+    expect(parser.canPassOver()).toBe(true);
+    expect(parser.openRecordMarks()).toEqual([]);
+    parser.push('\tand more', { offset: 90 });
+    expect(records).toHaveLength(0);
+    parser.push(`${T} [19] gotrs@helpdesk LOG:  duration: 0.1 ms`, { offset: 100 });
+    expect(records).toEqual([expect.objectContaining({ offset: 0, message: 'duplicate key value violates unique constraint "settle_pkey"\nand more' })]);
+    parser.push(`${T} [18] gotrs@helpdesk DETAIL:  Key (id)=(1) already exists.`, { offset: 150 });
+    expect(parser.counters).toMatchObject({ records: 1, orphanLines: 0, skippedLines: 2 });
+    // Lines passed over by the source complete it too; a verbose message (its LOCATION may change it) is kept open.
+    parser.push(`${T} [20] gotrs@helpdesk ERROR:  duplicate key value violates unique constraint "settle_too"`, { offset: 200 });
+    parser.passedOverLines(3);
+    parser.push(`${T} [21] gotrs@helpdesk ERROR:  23505: duplicate key value violates unique constraint "settle_not"`, { offset: 300 });
+    expect(records.map((r) => r.offset)).toEqual([0, 200]);
+    expect(parser.canPassOver()).toBe(false);
+    parser.flush();
+    expect(records.map((r) => r.offset)).toEqual([0, 200, 300]);
+  });
 });

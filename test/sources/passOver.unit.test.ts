@@ -4,7 +4,7 @@ import { IncidentScanner } from '../../src/detect/scanner.js';
 import { createParser, type Format } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
 import { lineSkippingFor } from '../../src/formats/passOver.js';
-import { balancedUntil, LineSplitter } from '../../src/sources/LineSplitter.js';
+import { balancedUntil, countByte, LineSplitter } from '../../src/sources/LineSplitter.js';
 
 /*
  * Passing over lines unseen (the live path's fast path) must find exactly what reading every line
@@ -168,5 +168,27 @@ describe('balancedUntil (csvlog framing of a run passed over)', () => {
     expect(balancedUntil(bytes, 0, inside, 0x22)).toBe(bytes.indexOf('b,'));
     // Nothing balanced after the start: nothing is passed over.
     expect(balancedUntil(bytes, bytes.indexOf('b,'), inside, 0x22)).toBe(bytes.indexOf('b,'));
+  });
+});
+
+describe('countByte (the quotes balancedUntil counts, four bytes at a time)', () => {
+  it('counts what a byte-by-byte loop counts, at every alignment and length, for bytes with and without the top bit', () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
+    // Few distinct bytes, so that runs of matches and near-matches (0x22 vs 0xa2, 0x23) fill whole words.
+    const alphabet = [0x22, 0xa2, 0x23, 0x00, 0xff, 0x0a, 0x41];
+    const pool = Buffer.alloc(4096);
+    for (let i = 0; i < pool.length; i++) pool[i] = alphabet[next() % alphabet.length]!;
+    for (let trial = 0; trial < 2000; trial++) {
+      const offset = next() % 64;
+      const bytes = pool.subarray(offset, offset + 64 + (next() % 2000));
+      const start = next() % 40;
+      const end = Math.max(start, bytes.length - (next() % 40));
+      for (const byte of [0x22, 0xff, 0x00]) {
+        let expected = 0;
+        for (let i = start; i < end; i++) if (bytes[i] === byte) expected++;
+        expect(countByte(bytes, start, end, byte)).toBe(expected);
+      }
+    }
   });
 });
