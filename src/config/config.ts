@@ -304,7 +304,7 @@ export function configWarnings(file: string, config: Config): string[] {
     const sqlstate = ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || source.log_line_prefix.includes('%e');
     if (!sqlstate && inside !== 'auto') {
       warnings.push(
-        `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only: keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
+        `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only (or with log_error_verbosity = verbose, which writes the SQLSTATE before the message): keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
       );
     }
   }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
-import { decidedByFirstLine, detectIncident, incidentNeedles, type Incident } from '../detect/detectIncident.js';
-import { IncidentScanner } from '../detect/scanner.js';
+import { decidedByFirstLine, detectIncident, ENGLISH_ERROR_TEXTS, type Incident } from '../detect/detectIncident.js';
+import { IncidentScanner, scannerNeedles } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
 import { lineSkippingFor } from '../formats/passOver.js';
 import type { LogRecord } from '../formats/LogRecord.js';
@@ -22,7 +22,6 @@ const STUCK_FOLLOWER_MS = 30_000;
 /** A line that held a sequence error's text and was not taken by the format keeps the source unhealthy this long. */
 const UNPARSED_MS = 60 * 60_000;
 /** English error texts: a line holding one that the format does not take is an error seen and lost. */
-const ERROR_TEXTS = incidentNeedles(false);
 
 /** What a pipeline needs from the daemon around it. */
 export interface PipelineContext {
@@ -180,7 +179,7 @@ export class SourcePipeline {
 
   /** Seen and not taken: an error lost to a prefix or format that does not match. Said, not counted only. */
   private noteUnparsed(text: string, position: LinePosition): void {
-    const needle = ERROR_TEXTS.find((n) => text.includes(n));
+    const needle = ENGLISH_ERROR_TEXTS.find((n) => text.includes(n));
     if (needle === undefined) return;
     // The sample ends with the error's words: the part before them is what did not match the
     // prefix, and what follows may hold row data, which is not for the audit log.
@@ -275,7 +274,10 @@ function followerFor(source: SourceConfig, handlers: FollowerHandlers, skipping:
  * unseen (nothing being assembled, or only records its marks find) and tells it how many it did.
  */
 function lineSkipping(source: SourceConfig): { interesting: (line: string) => boolean; forFollower: (parser: RecordParser) => LineSkipping | undefined } {
-  const needles = incidentNeedles(source.log_line_prefix.includes('%e'));
+  // The scanner's needles as a stderr line carries them (also inside docker-json and cri): the same
+  // list the follower skips by, so the parser never passes over a line the scanner kept (a verbose
+  // `FEHLER:  23505: ` message without %e was lost here to a list of English words).
+  const needles = scannerNeedles('postgres-stderr', source.log_line_prefix);
   return {
     interesting: (line) => needles.some((needle) => line.includes(needle)),
     // The shared scanner names the lines that may matter; the format frames what may be passed over

@@ -88,7 +88,6 @@ const ENGLISH_UNIQUE = 'duplicate key value violates unique constraint "';
 /** PostgreSQL 18's apply worker: `conflict detected on relation "public.t": conflict=insert_exists`. */
 const ENGLISH_CONFLICT = 'conflict detected on relation ';
 const ENGLISH_NEEDLES = ['duplicate key value violates unique constraint', 'value of sequence', 'for sequence', '_seq" does not exist', ENGLISH_CONFLICT];
-const SQLSTATE_NEEDLES = [UNIQUE_VIOLATION, ...SEQUENCE_ERRORS.map((e) => e.sqlstate)];
 
 /** PG 18's conflict types (`conflict=%s` is printed untranslated). */
 const CONFLICT_TYPES = [
@@ -145,13 +144,12 @@ export const INCIDENT_TEXTS: {
 };
 
 /**
- * Strings one of which is in the first line of every record detectIncident can act on, for a cheap
- * pre-check of raw log data: the English messages' words, and the SQLSTATEs when the log carries
- * them (a prefix with %e; without it only English messages are recognised anyway).
+ * The English words of the errors seqwatch acts on, for noticing error lines a source's format did
+ * not take (a prefix that does not match): not a pre-check of what to parse. Which lines may hold an
+ * incident is the scanner's one list (INCIDENT_TEXTS, detect/scanner.ts), which also knows the
+ * SQLSTATE a verbose message carries before its text.
  */
-export function incidentNeedles(withSqlstate: boolean): string[] {
-  return withSqlstate ? [...ENGLISH_NEEDLES, ...SQLSTATE_NEEDLES] : [...ENGLISH_NEEDLES];
-}
+export const ENGLISH_ERROR_TEXTS: readonly string[] = ENGLISH_NEEDLES;
 
 /**
  * How PostgreSQL's translations quote a name: "…" (en, it, ja, ko, ru, sv, uk, zh), « … » (fr, es),

@@ -98,6 +98,39 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         }, 60_000);
       }
 
+      it.runIf(language.lc.startsWith('de'))(
+        'without %e, verbose messages (FEHLER:  23505: …, then ORT:) still heal: the lines the follower passes over are chosen by the scanner alone',
+        async () => {
+          const table = 'ticket_verbose';
+          const prefix = '%m [%p] %q%u@%d ';
+          const client = new pg.Client({ connectionString: server.url });
+          await client.connect();
+          // This server's prefix without %e, for this test (and back to the suite's after it).
+          await client.query(`ALTER SYSTEM SET log_line_prefix = '${prefix}'`);
+          await client.query('SELECT pg_reload_conf()');
+          await new Promise((r) => setTimeout(r, 300));
+          const daemon = await startDaemon({
+            database: { url: server.url },
+            sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: prefix, start_at: 'end' }],
+            remediation: { debounce_ms: 50 },
+          });
+          try {
+            // The session's own verbosity (a superuser may set it): the SQLSTATE before the message, an ORT: line after it.
+            await client.query('SET log_error_verbosity = verbose');
+            await client.query(`CREATE TABLE ${table} (id bigserial PRIMARY KEY); INSERT INTO ${table} (id) SELECT generate_series(1, 42)`);
+            await expect(client.query(`INSERT INTO ${table} DEFAULT VALUES`)).rejects.toMatchObject({ code: '23505', severity: language.error });
+            const fix = await daemon.waitForAudit(`${table} remediated`, (r) => r.event === 'remediated' && r.table === `public.${table}`, 20_000);
+            expect(fix).toMatchObject({ before: '1', after: '42', trigger: { constraint: `${table}_pkey` } });
+          } finally {
+            await daemon.stop();
+            await client.query('ALTER SYSTEM RESET log_line_prefix');
+            await client.query('SELECT pg_reload_conf()');
+            await client.end();
+          }
+        },
+        60_000,
+      );
+
       it.runIf(language.lc.startsWith('fr'))(
         'without %e in the prefix, config check and the start warn that detection depends on English messages',
         async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { detectIncident, incidentNeedles, type Incident } from '../../src/detect/detectIncident.js';
+import { detectIncident, type Incident } from '../../src/detect/detectIncident.js';
+import { scannerNeedles } from '../../src/detect/scanner.js';
 import { IncidentScanner } from '../../src/detect/scanner.js';
 import { createParser, type Format } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
@@ -28,7 +29,7 @@ interface Read {
 function read(format: Format, log: string, chunk: number, skip: boolean): Read {
   const records: LogRecord[] = [];
   // Skipping as the daemon runs it (stderr's pre-check on whole lines too); without, every line parsed in full.
-  const interesting = skip ? { interesting: (line: string) => incidentNeedles(false).some((needle) => line.includes(needle)) } : {};
+  const interesting = skip ? { interesting: (line: string) => scannerNeedles('postgres-stderr', PREFIX).some((needle) => line.includes(needle)) } : {};
   const parser = createParser(format, { source: 's', logLinePrefix: PREFIX, ...interesting }, (record) => records.push(record));
   const skipping = skip ? lineSkippingFor(format, parser, finderFor(format)) : undefined;
   if (skip) expect(skipping).toBeDefined();
