@@ -9,7 +9,7 @@ import {
   type Config,
   type DatabaseConfig,
 } from '../config/config.js';
-import { Database } from '../db/Database.js';
+import { Database, KEPT_CONNECTIONS, POOL_SIZE } from '../db/Database.js';
 import { rehearseGuardedSetval } from '../db/guardedSetval.js';
 import { listSequenceColumns } from '../db/listSequenceColumns.js';
 import { IndexResolver, type SequenceTarget } from '../db/resolveIndex.js';
@@ -45,8 +45,17 @@ function remediationSettings(config: Config, database: string): RemediationSetti
 }
 
 function logDatabaseEvents(logger: Logger) {
-  return (event: 'connected' | 'unavailable', detail: Record<string, unknown>) =>
-    event === 'connected' ? logger.info(detail, 'connected to the database') : logger.warn(detail, 'database unavailable; waiting for it');
+  return (event: 'connected' | 'unavailable' | 'limited', detail: Record<string, unknown>) => {
+    if (event === 'connected') return logger.info(detail, 'connected to the database');
+    if (event === 'unavailable') return logger.warn(detail, 'database unavailable; waiting for it');
+    const { role, connections } = detail as { role: string; connections: number };
+    logger.warn(
+      detail,
+      `the server refused one more connection of role ${role} (the role's connection limit, or the server's max_connections): ` +
+        `seqwatch goes on with the ${connections} it has, not an outage; it needs up to ${POOL_SIZE} connections, ${KEPT_CONNECTIONS} kept open ` +
+        `(ALTER ROLE ${role} CONNECTION LIMIT ${POOL_SIZE})`,
+    );
+  };
 }
 
 /**

@@ -58,11 +58,16 @@ export interface DatabaseOptions {
   /** First and largest wait between reconnection attempts. */
   retryInitialMs?: number;
   retryMaxMs?: number;
-  onEvent?: (event: 'connected' | 'unavailable', detail: Record<string, unknown>) => void;
+  /** `limited`: the server refused one more connection while others worked (see shrinkOnRefusal); said once. */
+  onEvent?: (event: 'connected' | 'unavailable' | 'limited', detail: Record<string, unknown>) => void;
 }
 
+/** Connections the pool may open, until the server refuses one (see shrinkOnRefusal). */
+export const POOL_SIZE = 3;
 /** Connections the pool keeps open however idle (of its 3): each has rehearsed a fix (Database.rehearse). */
-const KEPT_CONNECTIONS = 2;
+export const KEPT_CONNECTIONS = 2;
+/** too_many_connections: the role's CONNECTION LIMIT, or the server's max_connections (or its reserved slots). */
+const TOO_MANY_CONNECTIONS = '53300';
 
 /** SQLSTATEs and socket errors that mean "this server cannot serve us now", not "this statement is wrong". */
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '25006', '08000', '08001', '08003', '08004', '08006']);
@@ -134,6 +139,8 @@ export class Database implements Queryable {
   private connectedAt = 0;
   /** A login succeeded once: a refused login after that is a changed password, not a wrong config. */
   private everConnected = false;
+  /** The server's refusal of one more connection has been said (once, until the config is reloaded). */
+  private limitSaid = false;
   /** Why the last attempt found no usable server; undefined while connected. */
   lastError: DatabaseUnavailable | undefined;
   /** The host in use, for the audit ("which server was fixed"). */
@@ -157,6 +164,7 @@ export class Database implements Queryable {
     this.cachedName = undefined;
     this.failures = 0;
     this.retryAt = 0;
+    this.limitSaid = false;
     this.drop();
   }
 
@@ -168,11 +176,14 @@ export class Database implements Queryable {
 
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<{ rows: R[] }> {
     const pool = await this.connected();
-    try {
-      const result = await pool.query<R>(text, values);
-      return result;
-    } catch (error) {
-      throw this.failed(pool, error);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await pool.query<R>(text, values);
+      } catch (error) {
+        // One more connection refused while others work: again, on those (the pool is now full).
+        if (attempt < POOL_SIZE && this.shrinkOnRefusal(pool, error)) continue;
+        throw this.failed(pool, error);
+      }
     }
   }
 
@@ -195,12 +206,15 @@ export class Database implements Queryable {
    * Runs the rehearsal (see `rehearsal`) now on KEPT_CONNECTIONS connections of the pool at once
    * (opening the second if need be), the ones the pool keeps open: a fix that comes while another
    * query holds one (the watch, the heartbeat) then takes the other, warm, instead of opening a
-   * cold one. True when every rehearsal succeeded; never throws.
+   * cold one. On one only when the server allows one (see shrinkOnRefusal). True when every
+   * rehearsal succeeded; never throws.
    */
   async rehearse(): Promise<boolean> {
     const rehearsal = this.rehearsal;
     if (!rehearsal) return false;
-    const runs = Array.from({ length: KEPT_CONNECTIONS }, () =>
+    // As many as the pool may keep (one, for a role allowed one connection: see shrinkOnRefusal).
+    const kept = Math.min(KEPT_CONNECTIONS, this.pool ? limitsOf(this.pool).max : KEPT_CONNECTIONS);
+    const runs = Array.from({ length: kept }, () =>
       this.withClient((client) => rehearsal(client)).then(
         () => true,
         () => false,
@@ -219,20 +233,24 @@ export class Database implements Queryable {
     // A checked-out connection that dies between two queries (pg_terminate_backend, a restart)
     // emits 'error' with no query to take it: without a listener that would end the process.
     const onError = () => (broken = true);
-    let client: pg.PoolClient;
-    try {
-      // The listener goes on inside pg-pool's callback, not after an await: a new connection's
-      // ReadyForQuery and a FATAL sent just after it can arrive in one read, and the parser emits
-      // that FATAL before any awaiting code resumes.
-      client = await new Promise<pg.PoolClient>((resolve, reject) =>
-        pool.connect((error, connected) => {
-          if (error || !connected) return reject(error ?? new Error('no connection'));
-          connected.on('error', onError);
-          resolve(connected);
-        }),
-      );
-    } catch (error) {
-      throw this.failed(pool, error);
+    let client: pg.PoolClient | undefined;
+    for (let attempt = 1; !client; attempt++) {
+      try {
+        // The listener goes on inside pg-pool's callback, not after an await: a new connection's
+        // ReadyForQuery and a FATAL sent just after it can arrive in one read, and the parser emits
+        // that FATAL before any awaiting code resumes.
+        client = await new Promise<pg.PoolClient>((resolve, reject) =>
+          pool.connect((error, connected) => {
+            if (error || !connected) return reject(error ?? new Error('no connection'));
+            connected.on('error', onError);
+            resolve(connected);
+          }),
+        );
+      } catch (error) {
+        // One more connection refused while others work: wait for one of those instead.
+        if (attempt < POOL_SIZE && this.shrinkOnRefusal(pool, error)) continue;
+        throw this.failed(pool, error);
+      }
     }
     try {
       return await fn(client);
@@ -295,6 +313,25 @@ export class Database implements Queryable {
     const pool = this.pool;
     this.pool = undefined;
     await pool?.end().catch(() => {});
+  }
+
+  /**
+   * The server refused one more connection of the pool in use (53300: the role's CONNECTION LIMIT,
+   * max_connections) while others of it are open: that is no outage, and those that work are not
+   * dropped. The pool shrinks to what it has (the caller then waits for one of them) and the
+   * daemon says so once. True when so; a 53300 with no other connection open stays an outage.
+   */
+  private shrinkOnRefusal(pool: pg.Pool, error: unknown): boolean {
+    if ((error as { code?: string } | undefined)?.code !== TOO_MANY_CONNECTIONS || this.pool !== pool || pool.totalCount === 0) return false;
+    const limits = limitsOf(pool);
+    limits.max = Math.min(limits.max, pool.totalCount);
+    limits.min = Math.min(limits.min, limits.max);
+    if (!this.limitSaid) {
+      this.limitSaid = true;
+      const role = roleOf(this.endpoints.find((e) => e.label === this.host)?.url ?? '');
+      this.options.onEvent?.('limited', { host: this.host, role, connections: limits.max, error: (error as Error).message });
+    }
+    return true;
   }
 
   private failed(pool: pg.Pool, error: unknown): Error {
@@ -418,7 +455,7 @@ export class Database implements Queryable {
     const urlPassword = typeof fromUrl.password === 'string' && fromUrl.password !== '' ? fromUrl.password : undefined;
     const pool = new pg.Pool({
       ...fromUrl,
-      max: 3,
+      max: POOL_SIZE,
       application_name: 'seqwatch',
       connectionTimeoutMillis: 5_000,
       statement_timeout: 30_000,
@@ -496,6 +533,11 @@ export async function pipelined(client: pg.ClientBase, statements: Statement[]):
   const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
   return settled.slice(1, -1).map((r) => (r as PromiseFulfilledResult<pg.QueryResult>).value);
+}
+
+/** pg-pool's own limits, read by it at each checkout: lowered by Database.shrinkOnRefusal. */
+function limitsOf(pool: pg.Pool): { max: number; min: number } {
+  return (pool as unknown as { options: { max: number; min: number } }).options;
 }
 
 /** Whether a server is a standby, and whether it takes writes; one statement. */
