@@ -29,10 +29,12 @@ export interface FileFollowerCounters extends FollowerCounters {
 
 /** Bytes at the head of a file that identify it: changed head bytes mean it was truncated and rewritten. */
 const HEAD_BYTES = 256;
-/** The first reads' size; a read that fills it makes the follower read up to MAX_CHUNK_BYTES at a time. */
+/**
+ * Bytes read at a time. Larger reads (1 MiB) saved thread-pool trips on a busy log, but handed the
+ * pipeline ~5,000 lines per tick: under a storm of distinct names the daemon's capped heap ran out
+ * (test/safety/storm.test.ts, 3 of 3 runs), so reads stay at 256 KiB.
+ */
 const CHUNK_BYTES = 256 * 1024;
-/** A busy log is read a megabyte at a time: each read is a trip to libuv's thread pool, dear on a VM. */
-const MAX_CHUNK_BYTES = 1024 * 1024;
 
 /** What a poll found: look again at once (AGAIN), the file read to the size it had (READ), or nothing. */
 const AGAIN = 2;
@@ -67,7 +69,7 @@ export class FileFollower implements Follower {
   private readonly pollIntervalMs: number;
   private readonly maxLineBytes: number;
   private readonly rotatedIdleMs: number;
-  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private readonly chunk = Buffer.allocUnsafe(CHUNK_BYTES);
   private current: OpenFile | undefined;
   private rotated: OpenFile[] = [];
   private watcher: FSWatcher | undefined;
@@ -374,8 +376,6 @@ export class FileFollower implements Follower {
       this.counters.bytes += bytesRead;
       file.lines.push(chunk.subarray(0, bytesRead), file.position);
       file.position += bytesRead;
-      // A busy file: larger reads from now on (the splitter kept a copy of the unfinished line).
-      if (bytesRead === chunk.length && chunk.length < MAX_CHUNK_BYTES) this.chunk = Buffer.allocUnsafe(MAX_CHUNK_BYTES);
     }
     return any;
   }
