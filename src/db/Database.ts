@@ -470,10 +470,19 @@ export class Database implements Queryable {
       verify: (client, done) => {
         const rehearsal = this.rehearsal;
         if (!rehearsal || this.pool !== pool) return done();
-        rehearsal(client).then(
-          () => done(),
-          () => done(),
-        );
+        // pg-pool takes its own 'error' listener off a new connection before verify, and the caller
+        // puts one on only once it is handed out: a termination (57P01) during the rehearsal would be
+        // an unhandled 'error' event, which ends the process. A connection that broke here is given
+        // back as an error (pg-pool drops it), so the caller meets the outage it is.
+        let broken: Error | undefined;
+        const onError = (error: Error) => (broken ??= error);
+        client.on('error', onError);
+        void rehearsal(client)
+          .catch(() => undefined)
+          .then(() => {
+            client.removeListener('error', onError);
+            done(broken);
+          });
       },
       // password_file, then the URL or PGPASSWORD, then PGPASSFILE / ~/.pgpass, as libpq does.
       password: async () => {
