@@ -10,7 +10,7 @@ import { scanInParallel } from '../../src/replay/parallel.js';
 import { scanLog } from '../../src/replay/scanLog.js';
 import { scanFileRange } from '../../src/replay/scanRange.js';
 import { corpusSamples } from '../helpers/corpus.js';
-import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
+import { fuzzLines, mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
 import { catalogSamples, incidentsOf, type ScannedSample } from '../helpers/scannedSamples.js';
 
@@ -88,13 +88,7 @@ describe.each([
     const seeds = [...SEEDS, ...extra];
     for (const format of SCANNED_FORMATS) {
       const next = random(0x5ca11 + SCANNED_FORMATS.indexOf(format));
-      const lines: string[] = [];
-      for (let i = 0; i < 6000; i++) {
-        const r = next();
-        if (r < 0.5) lines.push(mutate(seeds[Math.floor(next() * seeds.length)]!, next));
-        else if (r < 0.85) lines.push(seeds[Math.floor(next() * seeds.length)]!);
-        else lines.push(Buffer.from(Array.from({ length: Math.floor(next() * 300) }, () => Math.floor(next() * 256))).toString('utf8'));
-      }
+      const lines = fuzzLines(seeds, next, 6000);
       for (const prefix of ['%m [%p] %q%u@%d ', '%m [%p] %e %q%u@%d ']) {
         const sample = { name: `fuzz ${format} ${prefix}`, format, prefix, text: lines.join('\n') + '\n' };
         expect(incidentsOf(format, prefix, sample.text).length, sample.name).toBeGreaterThan(10);

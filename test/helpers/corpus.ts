@@ -1,9 +1,18 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Format, InnerFormat } from '../../src/formats/createParser.js';
 import { repoRoot } from './db.js';
 
 export const CORPUS = join(repoRoot, 'test/fixtures/logs');
+
+/** The log files under `dir` (the corpus), without the programs that wrote them and their expectations. */
+export function logsUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return logsUnder(path);
+    return /\.(log|csv|json|jsonl)$/.test(name) && !name.endsWith('.expect.json') && statSync(path).size < 4_000_000 ? [path] : [];
+  });
+}
 
 /** One sample of the corpus: a log file and what its `<file>.expect.json` says must be found in it. */
 export interface CorpusSample {

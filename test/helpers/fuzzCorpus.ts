@@ -27,3 +27,18 @@ export function mutate(line: string, next: () => number): string {
   }
   return chars.join('');
 }
+
+/**
+ * `count` fuzz lines drawn with `next`: half mutated seeds, a third seeds as they are, the rest
+ * random bytes read as UTF-8 (the corpus the scanner and its WebAssembly search are held to).
+ */
+export function fuzzLines(seeds: readonly string[], next: () => number, count: number): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = next();
+    if (r < 0.5) lines.push(mutate(seeds[Math.floor(next() * seeds.length)]!, next));
+    else if (r < 0.85) lines.push(seeds[Math.floor(next() * seeds.length)]!);
+    else lines.push(Buffer.from(Array.from({ length: Math.floor(next() * 300) }, () => Math.floor(next() * 256))).toString('utf8'));
+  }
+  return lines;
+}

@@ -1,11 +1,10 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IncidentScanner, SCANNED_FORMATS } from '../../../src/detect/scanner.js';
 import { MultiNeedleCandidates } from '../../../src/detect/wasm/candidates.js';
 import { createMultiNeedleSearch } from '../../../src/detect/wasm/multiNeedle.js';
-import { CORPUS } from '../../helpers/corpus.js';
-import { mutate, SEEDS } from '../../helpers/fuzzCorpus.js';
+import { CORPUS, logsUnder } from '../../helpers/corpus.js';
+import { fuzzLines, SEEDS } from '../../helpers/fuzzCorpus.js';
 import { random } from '../../helpers/random.js';
 import { catalogSamples } from '../../helpers/scannedSamples.js';
 
@@ -19,13 +18,7 @@ function logs(): Array<{ name: string; text: string }> {
     '\tconflict=insert_exists',
   ];
   const seeds = [...SEEDS, ...extra];
-  const lines: string[] = [];
-  for (let i = 0; i < 6000; i++) {
-    const r = next();
-    if (r < 0.5) lines.push(mutate(seeds[Math.floor(next() * seeds.length)]!, next));
-    else if (r < 0.85) lines.push(seeds[Math.floor(next() * seeds.length)]!);
-    else lines.push(Buffer.from(Array.from({ length: Math.floor(next() * 300) }, () => Math.floor(next() * 256))).toString('utf8'));
-  }
+  const lines = fuzzLines(seeds, next, 6000);
   return [
     { name: 'fuzz', text: lines.join('\n') + '\n' },
     ...catalogSamples().map((s) => ({ name: s.name, text: s.text })),
@@ -87,11 +80,3 @@ describe('the multi-needle search gives the scanner exactly the lines its indexO
     }
   });
 });
-
-function logsUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return logsUnder(path);
-    return /\.(log|csv|json|jsonl)$/.test(name) && !name.endsWith('.expect.json') && statSync(path).size < 4_000_000 ? [path] : [];
-  });
-}

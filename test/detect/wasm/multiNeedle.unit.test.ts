@@ -1,12 +1,12 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SCANNED_FORMATS, scannerNeedles } from '../../../src/detect/scanner.js';
 import { createMultiNeedleSearch, type MultiNeedleSearch, wasmSimdAvailable } from '../../../src/detect/wasm/multiNeedle.js';
 import { MULTI_NEEDLE_WASM } from '../../../src/detect/wasm/multiNeedleWasm.js';
 import { catalogSamples } from '../../helpers/scannedSamples.js';
-import { CORPUS } from '../../helpers/corpus.js';
-import { mutate, SEEDS } from '../../helpers/fuzzCorpus.js';
+import { CORPUS, logsUnder } from '../../helpers/corpus.js';
+import { fuzzLines, SEEDS } from '../../helpers/fuzzCorpus.js';
 import { random } from '../../helpers/random.js';
 
 /** The first occurrence of any needle wholly in bytes[from, to), byte by byte, and which needle (the first listed on a tie). */
@@ -150,13 +150,7 @@ describe('the WebAssembly multi-needle search finds what a naive search finds', 
 
   it("the scanner's needles of every format on the fuzz corpus, the catalog samples and the corpus of real logs", () => {
     const next = random(0xf022);
-    const lines: string[] = [];
-    for (let i = 0; i < 4000; i++) {
-      const r = next();
-      if (r < 0.5) lines.push(mutate(SEEDS[Math.floor(next() * SEEDS.length)]!, next));
-      else if (r < 0.85) lines.push(SEEDS[Math.floor(next() * SEEDS.length)]!);
-      else lines.push(Buffer.from(Array.from({ length: Math.floor(next() * 300) }, () => Math.floor(next() * 256))).toString('utf8'));
-    }
+    const lines = fuzzLines(SEEDS, next, 4000);
     const texts = [lines.join('\n') + '\n', ...catalogSamples().map((s) => s.text), ...logsUnder(CORPUS).map((path) => readFileSync(path, 'utf8'))];
     for (const format of SCANNED_FORMATS) {
       for (const prefix of ['%m [%p] %q%u@%d ', '%m [%p] %e %q%u@%d ', '%m [%p] %e: ']) {
@@ -180,12 +174,3 @@ describe('the WebAssembly multi-needle search finds what a naive search finds', 
     expect(() => createMultiNeedleSearch(['a'.repeat(65)])).toThrow(/2 to 64/);
   });
 });
-
-/** The log files of the corpus (test/fixtures/logs), without the programs that wrote them and their expectations. */
-function logsUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return logsUnder(path);
-    return /\.(log|csv|json|jsonl)$/.test(name) && !name.endsWith('.expect.json') && statSync(path).size < 4_000_000 ? [path] : [];
-  });
-}
