@@ -11,9 +11,11 @@ WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY src ./src
+COPY scripts/bundle.mjs ./scripts/
 # dist/devtools (throwaway servers and the demo, for tests and `npm run demo`) imports
 # devDependencies and is not part of the program: left out of the image, as out of the package.
-RUN npx tsc -p tsconfig.json && rm -rf dist/devtools && npm prune --omit=dev --ignore-scripts
+# `npm run build`: tsc, then the bundle of the program (scripts/bundle.mjs: start-up).
+RUN npm run build && rm -rf dist/devtools && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-alpine
 ENV NODE_ENV=production

@@ -21,6 +21,15 @@ describe('what ships', () => {
     expect(files.filter((path) => path.includes('devtools'))).toEqual([]);
   });
 
+  it('the program is the bundle (scripts/bundle.mjs), with the replay worker beside it', async () => {
+    // Start-up: tsc's hundreds of module files cost `check` ~0.2 s of resolving and linking.
+    expect(readFileSync(join(repoRoot, 'dist/cli/main.js'), 'utf8').split('\n', 2)[1]).toBe('// seqwatch: bundled by scripts/bundle.mjs');
+    // replay/parallel.ts starts `./scanWorker.js` beside its own module, a chunk in dist/cli.
+    expect(readFileSync(join(repoRoot, 'dist/cli/scanWorker.js'), 'utf8')).toContain('bundled by scripts/bundle.mjs');
+    const { stdout } = await run(process.execPath, [join(repoRoot, 'dist/cli/main.js'), '--version']);
+    expect(stdout.trim()).toBe((JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
   it('no shipped module imports devtools', () => {
     const src = join(repoRoot, 'src');
     const shipped = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((path) => path.endsWith('.ts') && !path.startsWith('devtools/'));

@@ -267,7 +267,7 @@ describe.runIf(canReplay)("the README's service install, replayed", { timeout: 6
     );
     // A checkout after npm ci: the repository's files, its node_modules.
     checkout = mkdtempSync(join(tmpdir(), 'seqwatch-checkout-'));
-    for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'LICENSE', 'src', 'config', 'systemd']) {
+    for (const entry of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'LICENSE', 'src', 'scripts', 'config', 'systemd']) {
       if (existsSync(join(repoRoot, entry))) cpSync(join(repoRoot, entry), join(checkout, entry), { recursive: true });
     }
     symlinkSync(join(repoRoot, 'node_modules'), join(checkout, 'node_modules'));
