@@ -57,15 +57,27 @@ async function listRows(db: Queryable): Promise<Row[]> {
  * admitted columns its sequence feeds, so a fix moves a shared sequence past MAX over all of them.
  */
 export async function listSequenceColumns(db: Queryable): Promise<SequenceColumn[]> {
-  const columns = (await listRows(db))
-    .filter((row) => row.refusal === null)
-    .map((row): SequenceColumn => ({ ...targetOf(row), kind: row.kind, columnType: row.column_type }));
+  // Built in place, not spread or copied per row: `check` runs this once per process over thousands
+  // of rows, before V8 has optimised anything (the spread and the per-row array copies were ~20 ms
+  // of 2,000 rows on the benchmark's machine).
+  const columns: SequenceColumn[] = [];
   const bySequence = new Map<number, SequenceColumn[]>();
-  for (const column of columns) bySequence.set(column.sequenceOid, [...(bySequence.get(column.sequenceOid) ?? []), column]);
-  for (const column of columns) {
-    const peers = bySequence.get(column.sequenceOid)!.filter((other) => other !== column);
-    if (peers.length > 0) {
-      column.peers = peers.map((p): PeerColumn => ({ tableOid: p.tableOid, table: p.table, columnQuoted: p.columnQuoted, indexed: p.indexed !== false }));
+  for (const row of await listRows(db)) {
+    if (row.refusal !== null) continue;
+    const column = targetOf(row) as SequenceColumn;
+    column.kind = row.kind;
+    column.columnType = row.column_type;
+    columns.push(column);
+    const feeds = bySequence.get(column.sequenceOid);
+    if (feeds) feeds.push(column);
+    else bySequence.set(column.sequenceOid, [column]);
+  }
+  for (const feeds of bySequence.values()) {
+    if (feeds.length === 1) continue;
+    for (const column of feeds) {
+      column.peers = feeds
+        .filter((other) => other !== column)
+        .map((p): PeerColumn => ({ tableOid: p.tableOid, table: p.table, columnQuoted: p.columnQuoted, indexed: p.indexed !== false }));
     }
   }
   return columns;
