@@ -128,6 +128,22 @@ async function* inBatches<T extends SequenceTarget>(
   const started: Array<Promise<Array<SequenceCheck<T>>>> = [];
   // The last batch started that names each sequence: a later batch naming it waits for that one.
   const holder = new Map<number, number>();
+  const parallel = Math.max(1, Math.floor(options.parallel ?? 1));
+  /*
+   * A read-only check over several connections: a connection that finishes its batch takes the next
+   * one at once, ahead of the consumer, even while an earlier, slower batch still runs on the other
+   * (waiting for the batches in order left one connection idle behind a slow one: a table whose
+   * MAX or catalog is slow to read). Still at most `parallel` at once, results yielded in order.
+   * A fix keeps to the consumer's pace (at most `parallel` batches past the one it waits for): what
+   * was moved is audited before more is moved. So does a single connection (the daemon's sweep).
+   */
+  const runAhead = !options.fix && parallel > 1;
+  /** Batches started and not finished (those waiting for an earlier batch included). */
+  let running = 0;
+  /** The batch the consumer waits for. */
+  let awaited = 0;
+  /** The consumer went away (returned early, or threw): nothing more is started. */
+  let stopped = false;
   const start = (k: number) => {
     const earlier = new Set<number>();
     for (const target of batches[k]!) {
@@ -135,16 +151,24 @@ async function* inBatches<T extends SequenceTarget>(
       if (h !== undefined && h !== k) earlier.add(h);
       holder.set(target.sequenceOid, k);
     }
+    running++;
     const task = Promise.all([...earlier].map((h) => started[h]!)).then(() => check(batches[k]!));
     // Awaited in order below; meanwhile a failure of a later one must not go unhandled.
-    task.catch(() => {});
+    task.catch(() => {}).finally(() => (running--, fill()));
     started.push(task);
   };
-  const parallel = Math.max(1, Math.floor(options.parallel ?? 1));
-  for (let k = 0; k < batches.length; k++) {
-    if (options.signal?.aborted) return;
-    while (started.length < Math.min(batches.length, k + parallel)) start(started.length);
-    yield await started[k]!;
+  const fill = () => {
+    const limit = runAhead ? batches.length : Math.min(batches.length, awaited + parallel);
+    while (!stopped && !options.signal?.aborted && running < parallel && started.length < limit) start(started.length);
+  };
+  try {
+    for (; awaited < batches.length; awaited++) {
+      if (options.signal?.aborted) return;
+      fill();
+      yield await started[awaited]!;
+    }
+  } finally {
+    stopped = true;
   }
 }
 

@@ -106,6 +106,41 @@ describe('checkSequences with batches in parallel (no server)', () => {
     expect(finished).not.toEqual([...finished].sort((a, b) => a - b));
   });
 
+  it('a connection that finishes its batch starts the next one without waiting for an earlier, slower batch', async () => {
+    // The first batch is slow (a large table's cold catalog, a full scan); the others are quick.
+    const { db, events, load } = server([], (oids) => (oids[0] === 2000 ? 80 : 5));
+    const targets = Array.from({ length: 40 }, (_, i) => target(i));
+    const reported: number[][] = [];
+    for await (const checks of checkSequenceBatches(db, targets, { fix: false, batch: 10, parallel: 2 })) reported.push(checks.map((c) => c.target.tableOid));
+    expect(reported.flat()).toEqual(targets.map((t) => t.tableOid));
+    expect(load.most).toBe(2);
+    // The second connection went on with the third and fourth batches while the first was still busy.
+    expect(events.indexOf('start 2020')).toBeLessThan(events.indexOf('end 2000'));
+    expect(events.indexOf('start 2030')).toBeLessThan(events.indexOf('end 2000'));
+  });
+
+  it('a fix keeps to the consumer: no more than `parallel` batches past the one it waits for (moved, then audited)', async () => {
+    const { db, events, load } = server([], (oids) => (oids[0] === 2000 ? 80 : 5));
+    const targets = Array.from({ length: 40 }, (_, i) => target(i));
+    const results = await checkSequences(db, targets, { fix: true, batch: 10, parallel: 2 });
+    expect(results.map((r) => r.target)).toEqual(targets);
+    expect(load.most).toBe(2);
+    expect(events.indexOf('start 2020')).toBeGreaterThan(events.indexOf('end 2000'));
+  });
+
+  it('a consumer that stops early: no batch is started after it stopped', async () => {
+    const { db, statements } = server([], () => 5);
+    const targets = Array.from({ length: 100 }, (_, i) => target(i));
+    for await (const checks of checkSequenceBatches(db, targets, { fix: false, batch: 10, parallel: 2 })) {
+      expect(checks).toHaveLength(10);
+      break;
+    }
+    const sent = statements.length;
+    await sleep(30);
+    expect(statements.length).toBe(sent);
+    expect(sent).toBeLessThanOrEqual(3);
+  });
+
   it('a failing batch still names its table, one by one, while the others run beside it', async () => {
     const { db, statements, load } = server(['public.t25'], () => 5);
     const targets = Array.from({ length: 60 }, (_, i) => target(i));
