@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Database } from '../../db/Database.js';
 import { assess, checkSequences, type CheckedSequence, type CheckStatus } from '../../db/checkSequences.js';
 import { namesTable, type SequenceColumn } from '../../db/listSequenceColumns.js';
-import { CommandFailure, EXIT, listColumnsOpeningLanes, openDatabase, type Lanes } from '../context.js';
+import { CommandFailure, EXIT, exitLeavingConnections, listColumnsOpeningLanes, openDatabase, type Lanes } from '../context.js';
 import { dim, green, red, table, yellow } from '../output.js';
 
 export function exitCodeOf(results: CheckedSequence[]): number {
@@ -105,6 +105,8 @@ every schema, quoted names and descending sequences. Examples, after an import:
         );
         process.stdout.write(options.json ? JSON.stringify(checkJson(results, db.name), null, 2) + '\n' : renderCheck(results, db.name));
         process.exitCode = exitCodeOf(results);
+        // Answered: monitoring waits for nothing more (the server ending its backends included).
+        await exitLeavingConnections(lanes, db);
       } finally {
         await lanes?.close();
         await db.close();
