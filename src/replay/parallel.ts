@@ -122,13 +122,22 @@ export function take(shared: Int32Array, pieces: number, block: boolean): number
  * They stay for every file of the command; close() ends them.
  */
 export class ScanThreads {
-  readonly workers: Worker[];
+  private readonly workers: Worker[];
+  private readonly exited = new Set<Worker>();
 
   constructor(count: number) {
     const script = workerScript();
     this.workers = Array.from({ length: count }, () => new Worker(script));
-    // An idle worker that fails is reported by the scan that next uses it (its 'error' listener).
-    for (const worker of this.workers) worker.on('error', () => {});
+    for (const worker of this.workers) {
+      // A worker that fails while a scan uses it fails that scan (its own listeners); one that
+      // failed idle (its modules did not load) is left out of the next, which scans with fewer threads.
+      worker.on('error', () => {}).once('exit', () => this.exited.add(worker));
+    }
+  }
+
+  /** The workers still running. */
+  get alive(): Worker[] {
+    return this.workers.filter((worker) => !this.exited.has(worker));
   }
 
   async close(): Promise<void> {
@@ -136,13 +145,25 @@ export class ScanThreads {
   }
 }
 
+export interface ParallelOptions {
+  /** Workers started before (ScanThreads), else started here and ended after. */
+  pool?: ScanThreads;
+  /** Stops the scan between pieces: it then throws the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * This thread takes pieces only once this has settled: it has other work until then (replay:
+   * loading the database's modules), the workers scan meanwhile, and their pieces are handed on
+   * between that work instead of waiting behind a piece of this thread's.
+   */
+  joinAfter?: Promise<unknown>;
+}
+
 /**
  * Scans a plain file with `threads` threads (this one and threads - 1 workers), in pieces of
  * `pieceBytes` that each thread takes in turn (an atomic counter: no piece waits for this thread to
  * hand it out); incidents are handed to `onIncident` in the file's order (a piece's once every piece
  * before it is done), so the output is that of one thread. At most MAX_AHEAD pieces' incidents wait
- * in memory, whatever the file's size. `pool`: workers started before (ScanThreads), else started
- * here. `signal` stops the scan between pieces (it then throws the signal's reason).
+ * in memory, whatever the file's size.
  */
 export async function scanInParallel(
   handle: FileHandle,
@@ -152,12 +173,11 @@ export async function scanInParallel(
   onIncident: (incident: Incident) => void,
   onProgress?: (done: number) => void,
   pieceBytes = PIECE_BYTES,
-  pool?: ScanThreads,
-  signal?: AbortSignal,
+  { pool, signal, joinAfter }: ParallelOptions = {},
 ): Promise<ScanCounters> {
   const pieces = Math.max(1, Math.ceil(size / pieceBytes));
   const own = pool ? undefined : new ScanThreads(Math.max(0, Math.min(threads, pieces) - 1));
-  const workers = (pool ?? own!).workers.slice(0, Math.max(0, threads - 1));
+  const workers = (pool ?? own!).alive.slice(0, Math.max(0, threads - 1));
   const shared = new Int32Array(new SharedArrayBuffer(3 * Int32Array.BYTES_PER_ELEMENT));
   const counters = newScanCounters();
   /** Pieces done before their turn: a worker's as it posted them (unpacked in their turn), this thread's. */
@@ -213,6 +233,7 @@ export async function scanInParallel(
   // This thread scans pieces too (a worker would cost a thread's start-up for nothing more),
   // letting the event loop run between chunks (the workers' pieces are handed on meanwhile).
   try {
+    if (workers.length > 0) await joinAfter?.catch(() => {});
     const tools = new ScanTools(scan);
     const window = Buffer.allocUnsafe(CUT_WINDOW);
     for (;;) {

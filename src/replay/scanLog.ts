@@ -26,6 +26,8 @@ export interface ScanOptions {
   pool?: ScanThreads;
   /** Stops the scan (between chunks): it then throws the signal's reason. */
   signal?: AbortSignal;
+  /** With workers: this thread scans only once this has settled (see ParallelOptions.joinAfter). */
+  joinAfter?: Promise<unknown>;
   onIncident(incident: Incident): void;
   onProgress?(bytesRead: number, totalBytes: number): void;
 }
@@ -53,17 +55,11 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
       const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
       if (threads === 1 || size < PARALLEL_MIN_BYTES)
         return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size), options.signal);
-      return await scanInParallel(
-        handle,
-        size,
-        scan,
-        threads,
-        options.onIncident,
-        (at) => options.onProgress?.(at, size),
-        undefined,
-        options.pool,
-        options.signal,
-      );
+      return await scanInParallel(handle, size, scan, threads, options.onIncident, (at) => options.onProgress?.(at, size), undefined, {
+        ...(options.pool ? { pool: options.pool } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.joinAfter ? { joinAfter: options.joinAfter } : {}),
+      });
     }
   } finally {
     await handle.close();

@@ -148,7 +148,7 @@ describe('the parallel scan finds what the full parser finds', () => {
           for (const threads of [2, 3]) {
             const many: Incident[] = [];
             // Pieces of 256 KiB (not 16 MiB): many cuts, some pieces without one.
-            const counters = await scanInParallel(handle, size, scan, threads, (i) => void many.push(i), undefined, 256 * 1024, pool);
+            const counters = await scanInParallel(handle, size, scan, threads, (i) => void many.push(i), undefined, 256 * 1024, { pool });
             expect(summary(many), `${sample.name}, ${threads} threads`).toEqual(expected);
             expect(many).toStrictEqual(one);
             expect(counters.bytes).toBe(size);
@@ -161,6 +161,35 @@ describe('the parallel scan finds what the full parser finds', () => {
     },
   );
 
+  it('this thread joining only later (joinAfter): the workers scan meanwhile and their pieces are handed on in order', async () => {
+    const { sample, path, expected } = logs[0]!;
+    const scan = { format: sample.format, logLinePrefix: sample.prefix, source: path };
+    const handle = await open(path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      let join!: () => void;
+      const joinAfter = new Promise<void>((resolve) => (join = resolve));
+      const found: Incident[] = [];
+      const counters = await scanInParallel(
+        handle,
+        size,
+        scan,
+        2,
+        (incident) => {
+          // This thread joins once a worker's incidents have been handed on (only a worker can have found them).
+          if (found.push(incident) === 1) setTimeout(join, 50);
+        },
+        undefined,
+        256 * 1024,
+        { pool, joinAfter },
+      );
+      expect(summary(found)).toEqual(expected);
+      expect(counters.bytes).toBe(size);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('a stopped scan throws its reason and leaves the workers ready for the next', async () => {
     const { sample, path, expected } = logs[0]!;
     const scan = { format: sample.format, logLinePrefix: sample.prefix, source: path };
@@ -169,9 +198,9 @@ describe('the parallel scan finds what the full parser finds', () => {
       const size = (await handle.stat()).size;
       const stop = new AbortController();
       stop.abort(new Error('no such database'));
-      await expect(scanInParallel(handle, size, scan, 2, () => {}, undefined, 256 * 1024, undefined, stop.signal)).rejects.toThrow('no such database');
+      await expect(scanInParallel(handle, size, scan, 2, () => {}, undefined, 256 * 1024, { signal: stop.signal })).rejects.toThrow('no such database');
       const again: Incident[] = [];
-      await scanInParallel(handle, size, scan, 2, (i) => void again.push(i), undefined, 256 * 1024, pool);
+      await scanInParallel(handle, size, scan, 2, (i) => void again.push(i), undefined, 256 * 1024, { pool });
       expect(summary(again)).toEqual(expected);
     } finally {
       await handle.close();

@@ -8,6 +8,7 @@ import type { ScanThreads } from '../../replay/parallel.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/formatNames.js';
 import { CommandFailure, EXIT } from '../exit.js';
+import { withoutFetchLoading } from '../fetchLoading.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { namesOtherDatabase } from '../../detect/otherDatabase.js';
 
@@ -90,7 +91,9 @@ async function replay(
   // records are another database's: the incidents of the scan's first ~0.1 s). A config or
   // --database the database cannot be chosen by stops the scan.
   const stop = new AbortController();
-  const opening = import('../context.js').then(({ databaseFor }) => databaseFor(config, options.database));
+  // (pg loaded as main.ts loads the commands' modules: without Node.js's fetch, see withoutFetchLoading)
+  const loading = withoutFetchLoading(() => Promise.all([import('../context.js'), import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]));
+  const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database));
   opening.catch((error: unknown) => stop.abort(error));
   let db: Database | undefined;
   const early: Incident[] = [];
@@ -103,10 +106,9 @@ async function replay(
     else tally(tallies, incident, window, untallied, times);
   };
   // What only checks the found names needs (the catalog lookups, the read-only checks, the
-  // connection) is loaded and opened while the scan runs too.
-  const checking = Promise.all([import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]);
-  // Awaited after the scan; a scan that fails leaves them behind: not unhandled rejections.
-  checking.catch(() => {});
+  // connection) is loaded and opened while the scan runs too; awaited after the scan (a scan that
+  // fails leaves them behind: not unhandled rejections).
+  loading.catch(() => {});
   const reachable = opening.then(
     (chosen) => {
       db = chosen;
@@ -134,6 +136,8 @@ async function replay(
         threads,
         ...(pool ? { pool } : {}),
         signal: stop.signal,
+        // With workers, this thread loads pg and chooses the database first; they scan meanwhile.
+        joinAfter: opening,
         onIncident: (incident) => {
           kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
           if (db) route(incident);
@@ -157,7 +161,7 @@ async function replay(
   const unreachable = await reachable;
   db = await opening;
 
-  const [{ resolveIndexes }, { assess, checkSequences }] = await checking;
+  const [, { resolveIndexes }, { assess, checkSequences }] = await loading;
   const resolutions = new Map<string, Resolution | string>();
   try {
     if (unreachable) throw unreachable;
