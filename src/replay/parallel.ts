@@ -197,12 +197,19 @@ export async function scanInParallel(
     Atomics.store(shared, EMITTED, emitted);
     Atomics.notify(shared, EMITTED);
   };
+  let stopped!: () => void;
+  /** Settles when the scan fails or is stopped (this thread may be waiting for joinAfter meanwhile). */
+  const stopping = new Promise<void>((resolve) => (stopped = resolve));
   const fail = (error: Error) => {
     failure ??= error;
     Atomics.store(shared, STOP, 1);
     Atomics.notify(shared, EMITTED);
     wake?.();
+    stopped();
   };
+  const onAbort = () => fail(signal!.reason as Error);
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   const job: ScanJob = { file: scan.source, size, scan, pieces, pieceBytes, shared: shared.buffer as SharedArrayBuffer };
   const running = workers.map(
     (worker) =>
@@ -233,11 +240,10 @@ export async function scanInParallel(
   // This thread scans pieces too (a worker would cost a thread's start-up for nothing more),
   // letting the event loop run between chunks (the workers' pieces are handed on meanwhile).
   try {
-    if (workers.length > 0) await joinAfter?.catch(() => {});
+    if (workers.length > 0 && joinAfter) await Promise.race([joinAfter.catch(() => {}), stopping]);
     const tools = new ScanTools(scan);
     const window = Buffer.allocUnsafe(CUT_WINDOW);
     for (;;) {
-      if (signal?.aborted) fail(signal.reason as Error);
       const k = take(shared, pieces, false);
       if (k === -1 || failure) break;
       if (k === WAIT) {
@@ -249,7 +255,7 @@ export async function scanInParallel(
       const incidents: Incident[] = [];
       const inTurn = k === emitted;
       const piece = pieceScan(handle.fd, size, k, pieceBytes, tools, window, inTurn ? onIncident : (incident) => void incidents.push(incident));
-      while (piece?.step()) await turn();
+      while (!failure && piece?.step()) await turn();
       finished.set(k, { id: k, incidents, counters: piece?.counters ?? newScanCounters() });
       emitReady();
     }
@@ -257,12 +263,10 @@ export async function scanInParallel(
     fail(error as Error);
   }
   await Promise.all(running);
+  signal?.removeEventListener('abort', onAbort);
   await own?.close();
-  if (failure) {
-    // A worker stopped mid-piece is of no further use to a pool.
-    if (pool) await pool.close();
-    throw failure;
-  }
+  // (A worker that failed has exited: a pool leaves it out of the next scan.)
+  if (failure) throw failure;
   if (emitted !== pieces) throw new Error(`parallel scan: ${pieces - emitted} of ${pieces} pieces not scanned`);
   return counters;
 }

@@ -199,6 +199,12 @@ describe('the parallel scan finds what the full parser finds', () => {
       const stop = new AbortController();
       stop.abort(new Error('no such database'));
       await expect(scanInParallel(handle, size, scan, 2, () => {}, undefined, 256 * 1024, { signal: stop.signal })).rejects.toThrow('no such database');
+      // Stopped while this thread waits to join (joinAfter never settles): at once, the workers too.
+      const later = new AbortController();
+      setTimeout(() => later.abort(new Error('stopped while waiting')), 20);
+      await expect(
+        scanInParallel(handle, size, scan, 2, () => {}, undefined, 256 * 1024, { pool, signal: later.signal, joinAfter: new Promise(() => {}) }),
+      ).rejects.toThrow('stopped while waiting');
       const again: Incident[] = [];
       await scanInParallel(handle, size, scan, 2, (i) => void again.push(i), undefined, 256 * 1024, { pool });
       expect(summary(again)).toEqual(expected);
