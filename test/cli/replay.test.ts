@@ -127,6 +127,23 @@ describe('seqwatch replay', () => {
     expect(reports[1]).toEqual(reports[0]);
   });
 
+  it('without a reachable database the counts are still shown, each name "database not reachable"', async () => {
+    const away = join(dir, 'away.yaml');
+    writeFileSync(
+      away,
+      stringify({
+        database: { url: `postgresql://postgres@127.0.0.1:1/${db.name}` },
+        sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }],
+        audit: { path: join(dir, 'a.jsonl') },
+      }),
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', away, log, '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.constraints.map((r: { constraint: string }) => r.constraint).sort()).toEqual(['article_pkey', 'gone_pkey', 'ticket_pkey', 'ticket_tn_key']);
+    for (const row of report.constraints) expect(row).toMatchObject({ would: 'unknown', now: expect.stringMatching(/^database not reachable: /) });
+    expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey').errors).toBe(3);
+  });
+
   it('a --database the config does not watch: said before any result, the scan stopped', async () => {
     for (const threads of ['1', '2']) {
       const failed = await run(process.execPath, [CLI, 'replay', '-c', config, '--threads', threads, '--database', 'nosuch', log, '--json']).catch(
