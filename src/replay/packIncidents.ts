@@ -37,35 +37,72 @@ function ofCommonShape(incident: Incident): boolean {
   );
 }
 
-export function packIncidents(incidents: Incident[]): PackedIncidents {
-  const columns = new Float64Array(incidents.length * 6);
-  const names: string[] = [];
-  const ids = new Map<string, number>();
-  const nameId = (name: string) => {
-    let id = ids.get(name);
-    if (id === undefined) {
-      id = names.push(name) - 1;
-      ids.set(name, id);
-    }
-    return id;
-  };
-  const times: string[] = [];
-  const whole: Array<[number, Incident]> = [];
-  let at = 0;
-  incidents.forEach((incident, index) => {
+/**
+ * Packs incidents one by one as they are found (a worker's piece): each goes into the columns at
+ * once, so that no array of a piece's incidents lives on in the worker's heap until the piece ends.
+ */
+export class IncidentPacker {
+  private columns = new Float64Array(6 * 1024);
+  private at = 0;
+  private count = 0;
+  private names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  private times: string[] = [];
+  private whole: Array<[number, Incident]> = [];
+
+  add(incident: Incident): void {
+    const index = this.count++;
     if (!ofCommonShape(incident)) {
-      whole.push([index, incident]);
+      this.whole.push([index, incident]);
       return;
     }
-    columns[at++] = nameId(incident.kind);
-    columns[at++] = nameId(incident.constraint);
-    columns[at++] = nameId(incident.source);
-    columns[at++] = nameId(incident.database!);
-    columns[at++] = incident.offset!;
-    columns[at++] = incident.pid!;
-    times.push(incident.logTime!);
-  });
-  return { count: incidents.length, columns: columns.slice(0, at), names, times: times.join('\n'), whole };
+    if (this.at + 6 > this.columns.length) {
+      const grown = new Float64Array(this.columns.length * 2);
+      grown.set(this.columns);
+      this.columns = grown;
+    }
+    const columns = this.columns;
+    columns[this.at++] = this.nameId(incident.kind);
+    columns[this.at++] = this.nameId(incident.constraint);
+    columns[this.at++] = this.nameId(incident.source);
+    columns[this.at++] = this.nameId(incident.database!);
+    columns[this.at++] = incident.offset!;
+    columns[this.at++] = incident.pid!;
+    this.times.push(incident.logTime!);
+  }
+
+  /** The incidents added since the last take(), packed; the packer starts again empty. */
+  take(): PackedIncidents {
+    const packed: PackedIncidents = {
+      count: this.count,
+      columns: this.columns.slice(0, this.at),
+      names: this.names,
+      times: this.times.join('\n'),
+      whole: this.whole,
+    };
+    this.at = 0;
+    this.count = 0;
+    this.names = [];
+    this.ids.clear();
+    this.times = [];
+    this.whole = [];
+    return packed;
+  }
+
+  private nameId(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      id = this.names.push(name) - 1;
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+}
+
+export function packIncidents(incidents: Incident[]): PackedIncidents {
+  const packer = new IncidentPacker();
+  for (const incident of incidents) packer.add(incident);
+  return packer.take();
 }
 
 export function unpackIncidents(packed: PackedIncidents): Incident[] {

@@ -36,6 +36,8 @@ export class RecordReader {
   private readonly further: number[] = [];
   /** stderr: first lines read before, by their shape (shapeOf; see LineTemplate). */
   private readonly templates = new Map<number, LineTemplate>();
+  /** The template the last line decided by one matched. */
+  private lastTemplate: LineTemplate | undefined;
   /** Whether this prefix lets lines stand for one another (see LineTemplate). */
   private readonly templatable: boolean;
   /** Templates made, and of those the ones that stood for a line (see remember). */
@@ -99,9 +101,18 @@ export class RecordReader {
   private stderrIncident(bytes: Buffer, start: number, end: number, offset: number): Incident | undefined {
     const newline = bytes.indexOf(NEWLINE, start);
     const lineEnd = newline === -1 || newline >= end ? end : newline;
-    const shape = this.templatable ? shapeOf(bytes, start, lineEnd) : 0;
-    const template = this.templates.get(shape);
-    if (template?.matches(bytes, start, lineEnd)) {
+    // The template the line before matched first: a busy log's hits are mostly repeats of one
+    // error, so most lines are decided without hashing their shape (any template a line matches
+    // decides it alike, see LineTemplate).
+    let template = this.lastTemplate;
+    let shape = 0;
+    if (!template?.matches(bytes, start, lineEnd)) {
+      shape = this.templatable ? shapeOf(bytes, start, lineEnd) : 0;
+      template = this.templates.get(shape);
+      if (!template?.matches(bytes, start, lineEnd)) template = undefined;
+    }
+    if (template) {
+      this.lastTemplate = template;
       if (!template.used) {
         template.used = true;
         this.used++;

@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
-import { scanInParallel } from './parallel.js';
+import { scanInParallel, ScanThreads } from './parallel.js';
 import { newScanCounters, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
 
 export type { ScanCounters } from './scanRange.js';
@@ -22,6 +22,12 @@ export interface ScanOptions {
    * incidents come out in the file's order.
    */
   threads?: number;
+  /** Workers started before (threadsFor), used for every file; without them each parallel scan starts its own. */
+  pool?: ScanThreads;
+  /** Stops the scan (between chunks): it then throws the signal's reason. */
+  signal?: AbortSignal;
+  /** With workers: this thread scans only once this has settled (see ParallelOptions.joinAfter). */
+  joinAfter?: Promise<unknown>;
   onIncident(incident: Incident): void;
   onProgress?(bytesRead: number, totalBytes: number): void;
 }
@@ -48,14 +54,44 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
     if (magic[0] !== 0x1f || magic[1] !== 0x8b) {
       const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
       if (threads === 1 || size < PARALLEL_MIN_BYTES)
-        return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size));
-      return await scanInParallel(handle, size, scan, threads, options.onIncident, (at) => options.onProgress?.(at, size));
+        return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size), options.signal);
+      return await scanInParallel(handle, size, scan, threads, options.onIncident, (at) => options.onProgress?.(at, size), undefined, {
+        ...(options.pool ? { pool: options.pool } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.joinAfter ? { joinAfter: options.joinAfter } : {}),
+      });
     }
   } finally {
     await handle.close();
   }
   const raw = createReadStream(file);
-  return scanStream(raw.pipe(createGunzip()), scan, options.onIncident, () => options.onProgress?.(raw.bytesRead, size));
+  return scanStream(raw.pipe(createGunzip()), scan, options.onIncident, () => options.onProgress?.(raw.bytesRead, size), options.signal);
+}
+
+/**
+ * The worker threads scanLog would start for these files with `threads` threads, started now
+ * (they load their modules meanwhile), or undefined when it would start none (one thread, or no
+ * file that is plain and large enough). The caller closes them.
+ */
+export async function threadsFor(files: string[], threads: number, format?: string): Promise<ScanThreads | undefined> {
+  const workers = Math.min(threads, availableParallelism()) - 1;
+  if (workers < 1 || (format !== undefined && !isScannedFormat(format))) return undefined;
+  for (const file of files) {
+    try {
+      const handle = await open(file, 'r');
+      try {
+        const { size } = await handle.stat();
+        const magic = Buffer.alloc(2);
+        await handle.read(magic, 0, 2, 0);
+        if (size >= PARALLEL_MIN_BYTES && !(magic[0] === 0x1f && magic[1] === 0x8b)) return new ScanThreads(workers);
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      // An unreadable file is reported by its scan.
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -89,6 +125,7 @@ async function scanEveryLine(file: string, format: Format, options: ScanOptions)
   const raw = createReadStream(file, { highWaterMark: 1024 * 1024 });
   const stream: AsyncIterable<Buffer> = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
   for await (const chunk of stream) {
+    options.signal?.throwIfAborted();
     lines.push(chunk, counters.bytes);
     counters.bytes += chunk.length;
     options.onProgress?.(raw.bytesRead, size);

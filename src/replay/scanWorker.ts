@@ -1,16 +1,19 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
-import { packIncidents, type PackedIncidents } from './packIncidents.js';
-import { scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
+import { IncidentPacker, type PackedIncidents } from './packIncidents.js';
+import { CUT_WINDOW, pieceScan, take } from './parallel.js';
+import { newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 
-/** A piece of a file to scan (see parallel.ts). */
-export interface PieceTask {
-  id: number;
+/** A file to scan in pieces with the other threads (see parallel.ts). */
+export interface ScanJob {
   file: string;
-  start: number;
-  end: number;
+  size: number;
   scan: RangeScan;
+  pieces: number;
+  pieceBytes: number;
+  /** The counters the threads take pieces by (parallel.ts: take). */
+  shared: SharedArrayBuffer;
 }
 
 export interface PieceDone {
@@ -26,25 +29,36 @@ export interface PackedPiece {
   counters: ScanCounters;
 }
 
-/** A scanning thread: pieces in, their incidents out, one piece at a time; the file stays open between pieces. */
+/** What a worker posts: each piece it scanned, then that it took the job's last. */
+export type WorkerMessage = PackedPiece | { done: true };
+
+/**
+ * A scanning thread: for each job, the pieces it takes (parallel.ts: take), scanned with
+ * synchronous reads (nothing else runs in this thread meanwhile), their incidents posted piece by
+ * piece. Its scanner and buffer stay for the next job of the same file (its format and prefix).
+ */
 if (parentPort) {
   const port = parentPort;
-  let handle: { file: string; handle: FileHandle; tools: ScanTools } | undefined;
-  let queue = Promise.resolve();
-  port.on('message', (task: PieceTask) => {
-    queue = queue.then(async () => {
-      if (handle?.file !== task.file) {
-        await handle?.handle.close();
-        handle = { file: task.file, handle: await open(task.file, 'r'), tools: new ScanTools(task.scan) };
+  let tools: ScanTools | undefined;
+  let window: Buffer | undefined;
+  port.on('message', (job: ScanJob) => {
+    const { format, logLinePrefix, source } = job.scan;
+    if (tools?.scan.format !== format || tools.scan.logLinePrefix !== logLinePrefix || tools.scan.source !== source) tools = new ScanTools(job.scan);
+    window ??= Buffer.allocUnsafe(CUT_WINDOW);
+    const shared = new Int32Array(job.shared);
+    const fd = openSync(job.file, 'r');
+    try {
+      const packer = new IncidentPacker();
+      const add = (incident: Incident) => packer.add(incident);
+      for (let k = take(shared, job.pieces, true); k !== -1; k = take(shared, job.pieces, true)) {
+        const scan = pieceScan(fd, job.size, k, job.pieceBytes, tools, window, add);
+        while (scan?.step());
+        const piece: PackedPiece = { id: k, packed: packer.take(), counters: scan?.counters ?? newScanCounters() };
+        port.postMessage(piece, [piece.packed.columns.buffer as ArrayBuffer]);
       }
-      const incidents: Incident[] = [];
-      const counters = await scanFileRange(handle.handle, task.start, task.end, handle.tools, (incident) => void incidents.push(incident));
-      const done: PackedPiece = { id: task.id, packed: packIncidents(incidents), counters };
-      port.postMessage(done, [done.packed.columns.buffer as ArrayBuffer]);
-    });
-    // An error ends the thread with it: the main thread reports it.
-    queue.catch((error: unknown) => {
-      throw error;
-    });
+    } finally {
+      closeSync(fd);
+    }
+    port.postMessage({ done: true } satisfies WorkerMessage);
   });
 }

@@ -92,6 +92,68 @@ describe('seqwatch replay', () => {
     expect(found[0]).toBe(parts.slice(0, -1).join('\n').length + 1);
   });
 
+  // The scan starts before pg has loaded and the database is chosen: the incidents found meanwhile
+  // (the first of the file) wait for its name, then are routed as the rest.
+  it('--threads 2 on a large file says what one thread says, the first incidents routed like the rest', { timeout: 120_000 }, async () => {
+    const large = join(dir, 'large.log');
+    const head = [
+      `2026-11-27 09:00:00.000 UTC [16] app@otherdb ERROR:  duplicate key value violates unique constraint "ticket_pkey"`,
+      `2026-11-27 09:00:00.001 UTC [11] app@${db.name} ERROR:  duplicate key value violates unique constraint "ticket_pkey"`,
+      `2026-11-27 09:00:00.002 UTC [11] app@${db.name} DETAIL:  Key (id)=(1) already exists.`,
+    ].join('\n');
+    const filler = `2026-11-27 09:00:01.000 UTC [10] app@${db.name} LOG:  duration: 0.1 ms  statement: SELECT ${'x'.repeat(150)}\n`.repeat(4000);
+    const parts = [head + '\n'];
+    for (let i = 0; i < 110; i++) {
+      parts.push(filler);
+      if (i % 10 === 5)
+        parts.push(
+          `2026-11-27 09:${String(i % 60).padStart(2, '0')}:00.000 UTC [12] app@${i % 20 === 5 ? 'otherdb' : db.name} ERROR:  duplicate key value violates unique constraint "ticket_tn_key"\n`,
+        );
+    }
+    writeFileSync(large, parts.join(''));
+    const reports = [];
+    for (const threads of ['1', '2']) {
+      const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--threads', threads, large, '--json'], { maxBuffer: 64 * 1024 * 1024 });
+      const report = JSON.parse(stdout);
+      report.scanned.seconds = 0;
+      reports.push(report);
+    }
+    expect(reports[0].scanned.bytes).toBeGreaterThan(64 * 1024 * 1024);
+    expect(reports[0].other_database).toBe(1 + 6);
+    expect(reports[0].constraints).toEqual([
+      expect.objectContaining({ constraint: 'ticket_tn_key', errors: 5 }),
+      expect.objectContaining({ constraint: 'ticket_pkey', errors: 1, first: '2026-11-27 09:00:00.001 UTC' }),
+    ]);
+    expect(reports[1]).toEqual(reports[0]);
+  });
+
+  it('without a reachable database the counts are still shown, each name "database not reachable"', async () => {
+    const away = join(dir, 'away.yaml');
+    writeFileSync(
+      away,
+      stringify({
+        database: { url: `postgresql://postgres@127.0.0.1:1/${db.name}` },
+        sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }],
+        audit: { path: join(dir, 'a.jsonl') },
+      }),
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', away, log, '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.constraints.map((r: { constraint: string }) => r.constraint).sort()).toEqual(['article_pkey', 'gone_pkey', 'ticket_pkey', 'ticket_tn_key']);
+    for (const row of report.constraints) expect(row).toMatchObject({ would: 'unknown', now: expect.stringMatching(/^database not reachable: /) });
+    expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey').errors).toBe(3);
+  });
+
+  it('a --database the config does not watch: said before any result, the scan stopped', async () => {
+    for (const threads of ['1', '2']) {
+      const failed = await run(process.execPath, [CLI, 'replay', '-c', config, '--threads', threads, '--database', 'nosuch', log, '--json']).catch(
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+      expect(failed).toMatchObject({ code: 64, stdout: '' });
+      expect((failed as { stderr: string }).stderr).toMatch(/^seqwatch: no database nosuch in this config \(/);
+    }
+  });
+
   it('replays the other formats too: jsonlog, gzip-compressed', async () => {
     const entry = (time: string, constraint: string, dbname: string) =>
       JSON.stringify({

@@ -1,12 +1,14 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_LOG_LINE_PREFIX, loadConfig } from '../../config/config.js';
+import type { Database } from '../../db/Database.js';
 import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
-import { scanLog, type ScanCounters } from '../../replay/scanLog.js';
+import type { ScanThreads } from '../../replay/parallel.js';
+import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import { FORMATS, type Format } from '../../formats/formatNames.js';
-import { CommandFailure, databaseFor, EXIT } from '../context.js';
+import { CommandFailure, EXIT } from '../exit.js';
+import { withoutFetchLoading } from '../fetchLoading.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { namesOtherDatabase } from '../../detect/otherDatabase.js';
 
@@ -58,177 +60,245 @@ Examples:
       async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string; threads: string }) => {
         const threads = Number(options.threads);
         if (!Number.isInteger(threads) || threads < 1) throw new CommandFailure(`--threads ${options.threads}: a whole number from 1`, EXIT.usage);
-        const config = await loadConfig(options.config);
-        const prefix = options.logLinePrefix ?? config.sources[0]?.log_line_prefix ?? DEFAULT_LOG_LINE_PREFIX;
-        // A watch-only config (sources: []) has no source to take them from: the defaults, or the options.
-        const format = (options.format ?? config.sources[0]?.format ?? 'postgres-stderr') as Format;
-        if (!(FORMATS as readonly string[]).includes(format)) throw new CommandFailure(`unknown format ${format}: one of ${FORMATS.join(', ')}`, EXIT.usage);
-        const tallies = new Map<string, ConstraintTally>();
-        const untallied = { errors: 0 };
-        const db = await databaseFor(config, options.database);
-        // What only checks the found names needs (the catalog lookups, the read-only checks, the
-        // connection) is loaded and opened while the scan runs, not before it: the scan waits for
-        // none of it (with --threads 2 this thread is mostly waiting for the workers anyway).
-        const checking = Promise.all([import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]);
-        // Awaited after the scan; a scan that fails leaves it behind: not an unhandled rejection.
-        checking.catch(() => {});
-        const reachable = db.query('SELECT 1').then(
-          () => undefined,
-          (error: unknown) => error as Error,
-        );
-        let otherDatabase = 0;
-        const window = config.remediation.debounce_ms;
-        const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
-        /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
-        const kinds: Partial<Record<Incident['kind'], number>> = {};
-        const times = new LogTimes();
-        const started = Date.now();
-        for (const file of files) {
-          const progress = new Progress(basename(file));
-          let counters: ScanCounters;
-          try {
-            counters = await scanLog(file, {
-              logLinePrefix: prefix,
-              format,
-              ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}),
-              threads,
-              onIncident: (incident) => {
-                kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
-                // The daemon's rule (Databases.route): records that name another database are not this one's.
-                if (namesOtherDatabase(incident, db.name)) otherDatabase++;
-                else tally(tallies, incident, window, untallied, times);
-              },
-              onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
-            });
-          } catch (error) {
-            progress.done();
-            await reachable;
-            await db.close();
-            throw new CommandFailure(`${file}: ${(error as Error).message}`, EXIT.failure);
-          }
-          progress.done();
-          for (const key of Object.keys(totals) as Array<keyof ScanCounters>) totals[key] += counters[key];
-        }
-        const seconds = (Date.now() - started) / 1000;
-
-        const [{ resolveIndexes }, { assess, checkSequences }] = await checking;
-        const resolutions = new Map<string, Resolution | string>();
+        // The scanning workers start first: they load their modules (~0.1 s of another core) while
+        // this thread loads the config's (yaml and zod, ~0.2 s), and scan as soon as it is read.
+        const pool = threads > 1 ? await threadsFor(files, threads, options.format) : undefined;
         try {
-          const unreachable = await reachable;
-          if (unreachable) throw unreachable;
-          const names = [...tallies.keys()];
-          for (let i = 0; i < names.length; i += LOOKUP_BATCH) {
-            for (const [name, resolution] of await resolveIndexes(db, names.slice(i, i + LOOKUP_BATCH))) resolutions.set(name, resolution);
-          }
-        } catch (error) {
-          for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${(error as Error).message}`);
+          await replay(files, options, threads, pool);
+        } finally {
+          await pool?.close();
         }
-        // Where each sequence stands now: one batched read-only check of every target.
-        const targets = [...resolutions.values()].flatMap((resolution) => (typeof resolution === 'string' ? [] : resolution.targets));
-        const standing = new Map<SequenceTarget, string>();
-        for (const { target, state, error } of await checkSequences(db, targets, { fix: false })) {
-          const checked = state && assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
-          standing.set(
-            target,
-            !checked
-              ? `cannot check: ${error}`
-              : checked.status === 'behind'
-                ? `BEHIND by ${checked.behindBy}`
-                : checked.status === 'exhausted'
-                  ? 'EXHAUSTED'
-                  : 'in sync',
-          );
-        }
-        const rows: Array<Record<string, string | number | null>> = [];
-        for (const t of [...tallies.values()].sort((a, b) => b.errors - a.errors)) {
-          const resolution = resolutions.get(t.constraint)!;
-          const base = { constraint: t.constraint, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
-          if (typeof resolution === 'string') {
-            rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
-            continue;
-          }
-          if (resolution.targets.length === 0 && resolution.nonSequence.length === 0 && !resolution.refused?.length) {
-            rows.push({ ...base, table: null, sequence: null, would: 'skip: no such index', now: null });
-          }
-          for (const index of resolution.nonSequence)
-            rows.push({ ...base, table: index.table, sequence: null, would: 'skip: not fed by a sequence', now: null });
-          // The trust rule's refusals (docs/safety-trust.md): an expression default, or another owner's sequence.
-          for (const r of resolution.refused ?? [])
-            rows.push({
-              ...base,
-              table: r.table,
-              sequence: r.sequence,
-              would: r.why === 'expression' ? 'skip: expression default' : 'skip: untrusted sequence',
-              now: null,
-            });
-          for (const target of resolution.targets) {
-            rows.push({
-              ...base,
-              table: target.table,
-              sequence: target.sequence,
-              would: `heal (${t.checks} check${t.checks === 1 ? '' : 's'})`,
-              now: standing.get(target)!,
-            });
-          }
-        }
-        if (options.json) {
-          await db.close();
-          process.stdout.write(
-            printableJson(
-              JSON.stringify(
-                {
-                  files,
-                  database: db.name,
-                  log_line_prefix: prefix,
-                  scanned: { ...totals, seconds, kinds },
-                  other_database: otherDatabase,
-                  untallied_errors: untallied.errors,
-                  constraints: rows,
-                },
-                null,
-                2,
-              ),
-            ) + '\n',
-          );
-          return;
-        }
-        const colour = (now: string | number | null) =>
-          typeof now !== 'string' ? dim('-') : now.startsWith('BEHIND') ? yellow(now) : now === 'in sync' ? green(now) : red(now);
-        process.stdout.write(
-          table(
-            ['CONSTRAINT', 'ERRORS', 'FIRST', 'LAST', 'TABLE', 'SEQUENCE', 'THE DAEMON WOULD', 'NOW'],
-            // Constraint names and times come from the log: escaped, so that they cannot drive the terminal.
-            rows.map((r) => [
-              printable(String(r.constraint)),
-              String(r.errors),
-              printable(String(r.first ?? '')),
-              printable(String(r.last ?? '')),
-              String(r.table ?? '-'),
-              String(r.sequence ?? '-'),
-              String(r.would),
-              colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(r.now) : r.now),
-            ]),
-            [1],
-          ),
-        );
-        await db.close();
-        const mib = totals.bytes / 1048576;
-        process.stdout.write(
-          `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
-            `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
-            `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
-            `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
-            `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
-        );
       },
     );
 }
 
-function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }, times: LogTimes): void {
+async function replay(
+  files: string[],
+  options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string },
+  threads: number,
+  pool: ScanThreads | undefined,
+): Promise<void> {
+  const { DEFAULT_LOG_LINE_PREFIX, loadConfig } = await import('../../config/config.js');
+  const config = await loadConfig(options.config);
+  const prefix = options.logLinePrefix ?? config.sources[0]?.log_line_prefix ?? DEFAULT_LOG_LINE_PREFIX;
+  // A watch-only config (sources: []) has no source to take them from: the defaults, or the options.
+  const format = (options.format ?? config.sources[0]?.format ?? 'postgres-stderr') as Format;
+  if (!(FORMATS as readonly string[]).includes(format)) throw new CommandFailure(`unknown format ${format}: one of ${FORMATS.join(', ')}`, EXIT.usage);
+  const tallies = new Map<string, ConstraintTally>();
+  const untallied = { errors: 0 };
+  // The database's modules (pg; ~0.1 s) load, and its connection opens, while the scan runs:
+  // the scan waits for none of it. Its incidents wait for the database's name meanwhile (which
+  // records are another database's: the incidents of the scan's first ~0.1 s). A config or
+  // --database the database cannot be chosen by stops the scan.
+  const stop = new AbortController();
+  // (pg loaded as main.ts loads the commands' modules: without Node.js's fetch, see withoutFetchLoading)
+  const loading = withoutFetchLoading(() => Promise.all([import('../context.js'), import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]));
+  const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database));
+  opening.catch((error: unknown) => stop.abort(error));
+  let db: Database | undefined;
+  const early: Incident[] = [];
+  let otherDatabase = 0;
+  const window = config.remediation.debounce_ms;
+  const times = new LogTimes();
+  // Each name is looked up as it is first found, while the scan runs (batches of what is waiting,
+  // one query at a time): the scan's end no longer waits for the catalog's answer (~70 ms for a
+  // fresh connection's first lookup, measured on the bench's log).
+  const resolutions = new Map<string, Resolution | string>();
+  const toLookUp: string[] = [];
+  let lookupFailed: Error | undefined;
+  let lookingUp: Promise<void> | undefined;
+  const lookUp = () => {
+    lookingUp ??= (async () => {
+      const unreachable = await reachable;
+      const [, { resolveIndexes }] = await loading;
+      if (unreachable) throw unreachable;
+      while (toLookUp.length > 0 && !lookupFailed) {
+        for (const [name, resolution] of await resolveIndexes(db!, toLookUp.splice(0, LOOKUP_BATCH))) resolutions.set(name, resolution);
+      }
+    })().then(
+      () => void (lookingUp = undefined),
+      (error: unknown) => {
+        lookupFailed ??= error as Error;
+        lookingUp = undefined;
+      },
+    );
+  };
+  const route = (incident: Incident) => {
+    // The daemon's rule (Databases.route): records that name another database are not this one's.
+    if (namesOtherDatabase(incident, db!.name)) otherDatabase++;
+    else if (tally(tallies, incident, window, untallied, times)) {
+      toLookUp.push(incident.constraint);
+      lookUp();
+    }
+  };
+  // What only checks the found names needs (the catalog lookups, the read-only checks, the
+  // connection) is loaded and opened while the scan runs too; awaited after the scan (a scan that
+  // fails leaves them behind: not unhandled rejections).
+  loading.catch(() => {});
+  const reachable = opening.then(
+    (chosen) => {
+      db = chosen;
+      for (const incident of early) route(incident);
+      early.length = 0;
+      return chosen.query('SELECT 1').then(
+        () => undefined,
+        (error: unknown) => error as Error,
+      );
+    },
+    () => undefined,
+  );
+  const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+  /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
+  const kinds: Partial<Record<Incident['kind'], number>> = {};
+  const started = Date.now();
+  for (const file of files) {
+    const progress = new Progress(basename(file));
+    let counters: ScanCounters;
+    try {
+      counters = await scanLog(file, {
+        logLinePrefix: prefix,
+        format,
+        ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}),
+        threads,
+        ...(pool ? { pool } : {}),
+        signal: stop.signal,
+        // With workers, this thread loads pg and chooses the database first; they scan meanwhile.
+        joinAfter: opening,
+        onIncident: (incident) => {
+          kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
+          if (db) route(incident);
+          else early.push(incident);
+        },
+        onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
+      });
+    } catch (error) {
+      progress.done();
+      await reachable;
+      await db?.close();
+      // The database could not be chosen: that, not the scan it stopped.
+      if (stop.signal.aborted) throw stop.signal.reason;
+      throw new CommandFailure(`${file}: ${(error as Error).message}`, EXIT.failure);
+    }
+    progress.done();
+    for (const key of Object.keys(totals) as Array<keyof ScanCounters>) totals[key] += counters[key];
+  }
+  const seconds = (Date.now() - started) / 1000;
+  // The database is chosen by now (or why it could not be is thrown), its first incidents routed.
+  const unreachable = await reachable;
+  db = await opening;
+
+  const [, , { assess, checkSequences }] = await loading;
+  // The names still waiting (and a lookup under way) looked up.
+  while (lookingUp || (toLookUp.length > 0 && !lookupFailed)) {
+    if (!lookingUp) lookUp();
+    await lookingUp;
+  }
+  const failed = unreachable ?? lookupFailed;
+  if (failed) for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${failed.message}`);
+  // Where each sequence stands now: one batched read-only check of every target.
+  const targets = [...resolutions.values()].flatMap((resolution) => (typeof resolution === 'string' ? [] : resolution.targets));
+  const standing = new Map<SequenceTarget, string>();
+  for (const { target, state, error } of await checkSequences(db, targets, { fix: false })) {
+    const checked = state && assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
+    standing.set(
+      target,
+      !checked
+        ? `cannot check: ${error}`
+        : checked.status === 'behind'
+          ? `BEHIND by ${checked.behindBy}`
+          : checked.status === 'exhausted'
+            ? 'EXHAUSTED'
+            : 'in sync',
+    );
+  }
+  const rows: Array<Record<string, string | number | null>> = [];
+  for (const t of [...tallies.values()].sort((a, b) => b.errors - a.errors)) {
+    const resolution = resolutions.get(t.constraint)!;
+    const base = { constraint: t.constraint, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
+    if (typeof resolution === 'string') {
+      rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
+      continue;
+    }
+    if (resolution.targets.length === 0 && resolution.nonSequence.length === 0 && !resolution.refused?.length) {
+      rows.push({ ...base, table: null, sequence: null, would: 'skip: no such index', now: null });
+    }
+    for (const index of resolution.nonSequence) rows.push({ ...base, table: index.table, sequence: null, would: 'skip: not fed by a sequence', now: null });
+    // The trust rule's refusals (docs/safety-trust.md): an expression default, or another owner's sequence.
+    for (const r of resolution.refused ?? [])
+      rows.push({
+        ...base,
+        table: r.table,
+        sequence: r.sequence,
+        would: r.why === 'expression' ? 'skip: expression default' : 'skip: untrusted sequence',
+        now: null,
+      });
+    for (const target of resolution.targets) {
+      rows.push({
+        ...base,
+        table: target.table,
+        sequence: target.sequence,
+        would: `heal (${t.checks} check${t.checks === 1 ? '' : 's'})`,
+        now: standing.get(target)!,
+      });
+    }
+  }
+  if (options.json) {
+    await db.close();
+    process.stdout.write(
+      printableJson(
+        JSON.stringify(
+          {
+            files,
+            database: db.name,
+            log_line_prefix: prefix,
+            scanned: { ...totals, seconds, kinds },
+            other_database: otherDatabase,
+            untallied_errors: untallied.errors,
+            constraints: rows,
+          },
+          null,
+          2,
+        ),
+      ) + '\n',
+    );
+    return;
+  }
+  const colour = (now: string | number | null) =>
+    typeof now !== 'string' ? dim('-') : now.startsWith('BEHIND') ? yellow(now) : now === 'in sync' ? green(now) : red(now);
+  process.stdout.write(
+    table(
+      ['CONSTRAINT', 'ERRORS', 'FIRST', 'LAST', 'TABLE', 'SEQUENCE', 'THE DAEMON WOULD', 'NOW'],
+      // Constraint names and times come from the log: escaped, so that they cannot drive the terminal.
+      rows.map((r) => [
+        printable(String(r.constraint)),
+        String(r.errors),
+        printable(String(r.first ?? '')),
+        printable(String(r.last ?? '')),
+        String(r.table ?? '-'),
+        String(r.sequence ?? '-'),
+        String(r.would),
+        colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(r.now) : r.now),
+      ]),
+      [1],
+    ),
+  );
+  await db.close();
+  const mib = totals.bytes / 1048576;
+  process.stdout.write(
+    `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
+      `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
+      `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
+      `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
+      `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
+  );
+}
+
+/** Counts an incident into its constraint's tally; true when that is a name not tallied before. */
+function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }, times: LogTimes): boolean {
   let t = tallies.get(incident.constraint);
   if (!t && tallies.size >= MAX_TALLIED) {
     untallied.errors++;
-    return;
+    return false;
   }
   if (!t) {
     t = { constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
@@ -248,4 +318,5 @@ function tally(tallies: Map<string, ConstraintTally>, incident: Incident, window
   if (!Number.isNaN(epoch)) t.lastEpoch = epoch;
   t.first ??= incident.logTime;
   t.last = incident.logTime;
+  return t.errors === 1;
 }
