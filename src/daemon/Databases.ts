@@ -70,6 +70,18 @@ function rehearsalTarget(c: Pick<DatabaseContext, 'resolver' | 'remediator'>): S
   return c.resolver.rehearsalTargets.find((t) => c.remediator.allows(t));
 }
 
+/**
+ * The rehearsal's columns: two the policy allows, or the one twice. One run left the server half
+ * warm: the first fix on a connection rehearsed once took 4.8 ms of its backend's CPU, 2.3 ms after
+ * two runs, as much as any later fix of a table it had not read yet (2.2-2.4 ms; medians of 12,
+ * /proc/<backend pid>/schedstat, a throwaway PostgreSQL 15).
+ */
+function rehearsalTargets(c: Pick<DatabaseContext, 'resolver' | 'remediator'>): SequenceTarget[] {
+  const allowed = c.resolver.rehearsalTargets.filter((t) => c.remediator.allows(t));
+  const [first, second] = allowed;
+  return first === undefined ? [] : [first, second ?? first];
+}
+
 /** The catalog's answers are kept 10 minutes (IndexResolver's foundTtlMs): warmed again before that. */
 const CATALOG_WARM_EVERY_MS = 9 * 60_000;
 
@@ -95,9 +107,8 @@ export class Databases {
       const resolver = new IndexResolver(db);
       const remediator = new Remediator({ db, resolver, audit, ...remediationSettings(config, db.name), onWarning: (message) => logger.error(message) });
       // Each new connection runs a read-only fix of a column the catalog warm-up found, before its first use.
-      db.rehearsal = (client) => {
-        const target = rehearsalTarget({ resolver, remediator });
-        return target ? rehearseGuardedSetval(client, target) : Promise.resolve();
+      db.rehearsal = async (client) => {
+        for (const target of rehearsalTargets({ resolver, remediator })) await rehearseGuardedSetval(client, target);
       };
       contexts.push({ db, resolver, remediator });
     }
