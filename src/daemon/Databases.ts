@@ -17,6 +17,7 @@ import type { Incident } from '../detect/detectIncident.js';
 import { namesOtherDatabase } from '../detect/otherDatabase.js';
 import { Remediator, type RemediationSettings, type RemediatorCounters } from '../remediate/Remediator.js';
 import { TablePolicy } from '../remediate/TablePolicy.js';
+import { warmHealPath } from '../remediate/warmUp.js';
 import { databaseProblem, type HealthProblem } from '../service/health.js';
 
 /** Distinct names waiting for the catalog past which files are not read on (see SourcePipelines.backpressure). */
@@ -238,8 +239,17 @@ export class Databases {
         // The connection in use rehearses a fix too (new connections do before their first use):
         // the first fix on it then finds the server's caches for the guarded statement warm.
         const rehearsed = await c.db.rehearse();
+        // And the daemon's own code for a heal, on a record made up for that column (nothing moved
+        // or audited: see warmHealPath).
+        const target = rehearsalTarget(c);
+        const warmed = target
+          ? await warmHealPath(c.db, target, c.remediator.currentSettings).then(
+              (result) => result.verdict ?? null,
+              (error: Error) => `failed: ${error.message}`,
+            )
+          : null;
         this.logger.info(
-          { database: c.db.name, names, ms: Date.now() - started, fix_rehearsed_on: rehearsed ? rehearsalTarget(c)?.sequence : null },
+          { database: c.db.name, names, ms: Date.now() - started, fix_rehearsed_on: rehearsed ? target?.sequence : null, heal_path_warmed: warmed },
           'catalog warmed: the unique indexes are looked up ahead of their first error',
         );
       },
