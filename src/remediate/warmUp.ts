@@ -3,7 +3,6 @@ import type { Statement } from '../db/Database.js';
 import type { Resolution, SequenceTarget } from '../db/resolveIndex.js';
 import { decidedByFirstLine, detectIncident, UNIQUE_VIOLATION } from '../detect/detectIncident.js';
 import { SameErrorFilter } from '../detect/SameErrorFilter.js';
-import { wasmSimdAvailable } from '../detect/wasm/multiNeedle.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import { Remediator, type RemediationDatabase, type RemediationSettings } from './Remediator.js';
 
@@ -66,9 +65,6 @@ export async function warmHealPath(db: RemediationDatabase, target: SequenceTarg
     message: `duplicate key value violates unique constraint "${WARM_UP_CONSTRAINT}"`,
     detail: 'Key (id)=(1) already exists.',
   };
-  // The scanner's WebAssembly module is compiled on its first search (validate and compile: ~2 ms
-  // of the first heal, bench/heal.mjs's profile); compiled once per process, and here ahead.
-  wasmSimdAvailable();
   const incident = decidedByFirstLine(record) ?? detectIncident(record);
   if (!incident) throw new Error('the warm-up record was not taken for an incident');
   detectIncident(record);
