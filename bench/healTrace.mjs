@@ -1,12 +1,29 @@
 // Loaded into the daemon by the heal benchmark (`node --import ./bench/healTrace.mjs`): keeps every
 // stage seqwatch publishes on the `seqwatch:heal` diagnostics channel (src/metrics/healTrace.ts) in
-// memory and writes them, one JSON object a line, to $SEQWATCH_HEAL_TRACE when the process exits.
+// memory, each with the daemon's CPU time so far, and writes them, one JSON object a line, to $SEQWATCH_HEAL_TRACE when the process exits.
 import { subscribe } from 'node:diagnostics_channel';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const file = process.env.SEQWATCH_HEAL_TRACE;
 if (file) {
   const events = [];
-  subscribe('seqwatch:heal', (event) => events.push(event));
+  // With the daemon's CPU time so far (user + system, µs, all its threads): what a heal costs it,
+  // whatever the load of the machine (the heal benchmark's daemon_cpu_ms).
+  // And, from a pipelined transaction's `sent` to the `fixed` after it, the CPU time of the server
+  // process it went to (/proc/<pid>/schedstat: a server on this machine), as `server_ms`.
+  let backend;
+  const serverMs = () => {
+    try {
+      return Number(readFileSync(`/proc/${backend}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+    } catch {
+      return undefined;
+    }
+  };
+  subscribe('seqwatch:heal', (event) => {
+    const { user, system } = process.cpuUsage();
+    if (event.stage === 'sent') backend = event.backend;
+    const server = event.stage === 'sent' || event.stage === 'fixed' ? { server_ms: serverMs() } : {};
+    events.push({ ...event, cpu_us: user + system, ...server });
+  });
   process.on('exit', () => writeFileSync(file, events.map((e) => JSON.stringify(e)).join('\n') + '\n'));
 }

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import pgPass from 'pgpass';
+import { traceHeal, tracingHeal } from '../metrics/healTrace.js';
 import type { Queryable } from './Queryable.js';
 
 /** Why no usable server answered: each calls for a different fix (see docs/health.md). */
@@ -534,6 +535,7 @@ function transactionStatus(client: pg.ClientBase): string | null {
 export async function pipelined(client: pg.ClientBase, statements: Statement[]): Promise<Array<{ rows: pg.QueryResultRow[] }>> {
   // A connection inside a transaction would make BEGIN a warning and our COMMIT end someone else's.
   if (transactionStatus(client) !== 'I') throw new Error(`a pipelined transaction needs an idle connection (status ${transactionStatus(client)})`);
+  if (tracingHeal()) traceHeal('sent', { backend: (client as pg.ClientBase & { processID: number | null }).processID });
   const sent: Array<Promise<pg.QueryResult>> = [client.query('BEGIN'), ...statements.map((s) => client.query(s.text, s.values)), client.query('COMMIT')];
   statements.forEach((s, i) => {
     if (s.onDone) void sent[i + 1]!.then(s.onDone, () => {});
