@@ -25,6 +25,7 @@ export interface WarmUpResult {
  * through the same functions, and does no harm:
  * - nothing moves: the Remediator here is one of its own in dry run (act is false), and every
  *   transaction it opens is READ ONLY on the server: a setval there would fail, not move anything;
+ * - nothing waits for it: its locks are bounded as the rehearsal's are (100 ms);
  * - nothing is audited: its records are built as the audit log builds them, then dropped;
  * - the daemon's own state is not touched: its Remediator (counters, cooldowns, single flights),
  *   the catalog cache (the made-up name is answered here, never looked up), its checkpoints.
@@ -77,17 +78,27 @@ export async function warmHealPath(db: RemediationDatabase, target: SequenceTarg
 }
 
 /**
- * `db` with every transaction READ ONLY from its first statement: the server refuses a setval there
+ * What every transaction of the warm-up starts with: READ ONLY, so that the server refuses a setval
  * (SQLSTATE 25006, which the daemon's Database takes for a server turned read-only: it reconnects,
- * and says so in its log), so a fix asked of it by mistake moves nothing. An outage met through it
- * is not waited out: the warm-up gives up at once (see whenAvailable).
+ * and says so in its log) and a fix asked of it by mistake moves nothing; and the rehearsal's bounds
+ * (rehearseGuardedSetval), so that it never waits long behind a real fix's lock.
  */
+const WARM_UP_SETTINGS: Statement[] = [
+  { text: 'SET TRANSACTION READ ONLY' },
+  { text: `SELECT pg_catalog.set_config('lock_timeout', '100', true), pg_catalog.set_config('statement_timeout', '1000', true)` },
+];
+
+/** `db` with every transaction begun as WARM_UP_SETTINGS say; an outage met through it is not waited out (see whenAvailable). */
 export function readOnlyDatabase(db: Pick<RemediationDatabase, 'transaction' | 'pipeline'>): RemediationDatabase {
   return {
-    transaction: (fn) => db.transaction(async (client) => (await client.query('SET TRANSACTION READ ONLY'), fn(client))),
-    // The caller reads its own statements' results by position: the one put before them is left out.
+    transaction: (fn) =>
+      db.transaction(async (client) => {
+        for (const setting of WARM_UP_SETTINGS) await client.query(setting.text);
+        return fn(client);
+      }),
+    // The caller reads its own statements' results by position: those put before them are left out.
     ...(db.pipeline
-      ? { pipeline: async (statements: Statement[]) => (await db.pipeline!([{ text: 'SET TRANSACTION READ ONLY' }, ...statements])).slice(1) }
+      ? { pipeline: async (statements: Statement[]) => (await db.pipeline!([...WARM_UP_SETTINGS, ...statements])).slice(WARM_UP_SETTINGS.length) }
       : {}),
     waitUntilAvailable: () => Promise.reject(new Error('the warm-up does not wait for the database')),
   };

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Database, type Statement } from '../../src/db/Database.js';
-import { guardedSetvalExclusive } from '../../src/db/guardedSetval.js';
+import { guardedSetvalExclusive, sequenceLockKey } from '../../src/db/guardedSetval.js';
 import { resolveIndex, type SequenceTarget } from '../../src/db/resolveIndex.js';
 import { readOnlyDatabase, warmHealPath } from '../../src/remediate/warmUp.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
@@ -46,11 +46,28 @@ describe('warmHealPath', () => {
     expect(await lastValue()).toBe('10');
     // Its records (detected, planned) were built and dropped: it is given no audit log to write to.
     expect(result.dropped).toBeGreaterThanOrEqual(2);
-    // One transaction, READ ONLY from its first statement, its guarded statement with act false.
+    // One transaction, READ ONLY from its first statement, bounded as a rehearsal is, its guarded statement with act false.
     expect(statements).toHaveLength(1);
     expect(statements[0]![0]!.text).toBe('SET TRANSACTION READ ONLY');
+    expect(statements[0]![1]!.text).toContain("set_config('lock_timeout', '100', true)");
     const guarded = statements[0]!.find((s) => s.text.includes('setval'))!;
     expect(guarded.values![0]).toBe(false);
+  });
+
+  it('does not wait behind a fix that holds the sequence: its lock wait is bounded (100 ms)', async () => {
+    const holder = await test.pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1::int8)', [sequenceLockKey(target.sequenceOid)]);
+      const started = Date.now();
+      const result = await warmHealPath(database, target, { database: test.name, dryRun: false, debounceMs: 200 });
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(result.verdict).toBe('failed');
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+    }
+    expect(await lastValue()).toBe('10');
   });
 
   it('its transactions are READ ONLY: a setval asked of them fails and the sequence stays behind', async () => {
