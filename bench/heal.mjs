@@ -67,7 +67,15 @@ function healBreakdown(trace, marks) {
       audited: first('audited', 'sequence', sequence)?.at,
       healed: healedAt,
     };
-    perTrial.push({ at, firstFailure, woken_by: woken?.via });
+    // The daemon's CPU from its wake-up to the outcome audited (its other work in that window too: rare).
+    const audited = first('audited', 'sequence', sequence);
+    const daemonCpuMs = woken?.cpu_us !== undefined && audited?.cpu_us !== undefined ? (audited.cpu_us - woken.cpu_us) / 1000 : undefined;
+    // The server process's CPU for the fix's transaction (sent -> fixed), read by bench/healTrace.mjs.
+    const check = first('check', 'sequence', sequence);
+    const sent = check && after.find((e) => e.stage === 'sent' && e.at >= check.at);
+    const fixed = first('fixed', 'sequence', sequence);
+    const serverCpuMs = sent?.server_ms !== undefined && fixed?.server_ms !== undefined ? fixed.server_ms - sent.server_ms : undefined;
+    perTrial.push({ at, firstFailure, woken_by: woken?.via, daemonCpuMs, serverCpuMs });
   }
   const summary = (values) => {
     const known = values.filter((v) => v !== undefined && Number.isFinite(v));
@@ -89,6 +97,14 @@ function healBreakdown(trace, marks) {
     const [from, to] = [guarded[i - 1], guarded[i]];
     transaction_ms[`${from}->${to}`] = summary(perTrial.map((t) => t.at[to] - t.at[from]));
   }
+  // CPU time, which the machine's load stretches far less than wall-clock time: the daemon's (all
+  // its threads, woken -> audited) and its server process's for the fix's transaction (sent ->
+  // fixed, /proc/<pid>/schedstat); the first trials pay for what was not warm yet.
+  const cpu = (key) => ({
+    ...summary(perTrial.map((t) => t[key])),
+    first_3: perTrial.slice(0, 3).map((t) => (t[key] === undefined ? null : Math.round(t[key] * 100) / 100)),
+  });
+  const cpu_ms = { daemon_woken_to_audited: cpu('daemonCpuMs'), server_fix_transaction: cpu('serverCpuMs') };
   const wokenBy = {};
   for (const t of perTrial) wokenBy[t.woken_by ?? 'reading already'] = (wokenBy[t.woken_by ?? 'reading already'] ?? 0) + 1;
   return {
@@ -98,6 +114,7 @@ function healBreakdown(trace, marks) {
     since_first_failure_ms,
     steps_ms,
     transaction_ms,
+    cpu_ms,
     per_trial_ms: perTrial.map((t) =>
       Object.fromEntries(Object.entries(t.at).map(([k, v]) => [k, v === undefined ? null : Math.round((v - t.firstFailure) * 100) / 100])),
     ),

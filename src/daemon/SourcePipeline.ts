@@ -16,6 +16,7 @@ import type { Follower, FollowerHandlers } from '../sources/Follower.js';
 import { JournalFollower } from '../sources/JournalFollower.js';
 import type { LinePosition, LineSkipping } from '../sources/LineSplitter.js';
 import { StreamFollower } from '../sources/StreamFollower.js';
+import { tailLines } from '../util/tailLines.js';
 
 /** A follower that has not polled for this long is stuck. */
 const STUCK_FOLLOWER_MS = 30_000;
@@ -281,6 +282,15 @@ function followerFor(source: SourceConfig, handlers: FollowerHandlers, skipping:
   return new FileFollower(source.path, handlers, { startAt: source.start_at, ...(skipping ? { skipping } : {}) });
 }
 
+/** A followed file's last bytes (64 KiB at most, whole lines), the scanner's sample; none when it cannot be read. */
+function lastBytesOf(path: string): Buffer {
+  try {
+    return Buffer.from(tailLines(path, 64 * 1024).join('\n'));
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
+
 /**
  * Line skipping, the one place it is wired: most of a busy log cannot matter, so lines without an
  * incident's needle are passed over. The parser gets a string pre-check (`interesting`); a file
@@ -298,7 +308,11 @@ function lineSkipping(source: SourceConfig): { interesting: (line: string) => bo
     // (formats/passOver.ts: csvlog only whole records, stderr past other backends' lines).
     forFollower: (parser) => {
       const scanner = new IncidentScanner(source.format, source.log_line_prefix);
-      return scanner.filters ? lineSkippingFor(source.format, parser, scanner) : undefined;
+      if (!scanner.filters) return undefined;
+      // Made ready now, from the file's last bytes, rather than by the first bytes read (see prepare).
+      const sample = lastBytesOf(source.path);
+      if (sample.length > 0) scanner.prepare(sample);
+      return lineSkippingFor(source.format, parser, scanner);
     },
   };
 }

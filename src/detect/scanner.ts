@@ -160,6 +160,20 @@ export class IncidentScanner {
     return this.plainBuffers;
   }
 
+  /**
+   * Chooses the anchors (the WebAssembly search's filter, or the indexOf passes) from `sample`, data
+   * like what will be searched (a followed file's last bytes), and makes the search now instead of
+   * on the first search: on a quiet log that was the first error after a start, which waited ~6 ms
+   * for it (bench/heal.mjs's first trial, profiled). Any sample gives the same answers (candidates
+   * are verified whole): it decides only how fast.
+   */
+  prepare(sample: Buffer): void {
+    if (!this.format) return;
+    const multi = this.multi === undefined ? this.multiNeedle() : this.multi;
+    if (multi) multi.search.lineHits(sample);
+    else this.needlesFor(sample);
+  }
+
   private multiNeedle(): MultiNeedleCandidates | null {
     if (this.multi !== undefined) return this.multi;
     this.multi = null;

@@ -10,12 +10,14 @@ import { channel } from 'node:diagnostics_channel';
  * - `incident`: a record became an incident (its `offset`, `constraint` and `logTime`);
  * - `resolved`: the catalog named what the constraint's sequences are (`constraint`);
  * - `check`: the guarded check of a sequence starts (`sequence`);
+ * - `sent`: a pipelined transaction is written to the server (`backend`: the server process's pid,
+ *   whose CPU time the benchmark reads);
  * - `begun`, `locked`, `stated`: inside its transaction, BEGIN, the advisory lock and the guarded
  *   statement returned (`sequence`, for a check of one sequence);
  * - `fixed`: it returned, committed (`sequence`, `verdict`);
  * - `audited`: its outcome is in the audit log (`sequence`).
  */
-export type HealStage = 'woken' | 'read' | 'incident' | 'resolved' | 'check' | 'begun' | 'locked' | 'stated' | 'fixed' | 'audited';
+export type HealStage = 'woken' | 'read' | 'incident' | 'resolved' | 'check' | 'sent' | 'begun' | 'locked' | 'stated' | 'fixed' | 'audited';
 
 const heal = channel('seqwatch:heal');
 

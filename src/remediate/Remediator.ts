@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { AuditLog, Trigger } from '../audit/AuditLog.js';
+import type { AuditWriter, Trigger } from '../audit/AuditLog.js';
 import { AuditThrottle } from '../audit/AuditThrottle.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { guardedSetvalExclusive, type SequenceState, type Transactional } from '../db/guardedSetval.js';
@@ -44,8 +44,9 @@ export interface RemediationSettings {
 
 export interface RemediatorOptions extends RemediationSettings {
   db: RemediationDatabase;
-  resolver: IndexResolver;
-  audit: AuditLog;
+  /** The catalog's answers (IndexResolver); the warm-up's answers for its made-up name (warmUp.ts). */
+  resolver: Pick<IndexResolver, 'resolve' | 'forget'>;
+  audit: AuditWriter;
   /** How often the same skip (same constraint, same reason) is audited at most. */
   repeatAuditMs?: number;
   /** Constraint names waiting for the database to come back; past this, new names are dropped (and audited). */
@@ -148,6 +149,11 @@ export class Remediator {
       counters: this.counters,
       fullScanTimeoutMs,
     });
+  }
+
+  /** The settings in force (the warm-up runs its own dry run with them: warmUp.ts). */
+  get currentSettings(): RemediationSettings {
+    return this.settings;
   }
 
   /** New settings (a reloaded config) apply from the next check on. */

@@ -139,6 +139,22 @@ describe.each([
     expect(walked).toEqual(expected);
   });
 
+  it("prepared at start from a sample (the followed file's last bytes, here another log), it keeps the same lines", () => {
+    const samples = catalogSamples();
+    for (const [i, sample] of samples.entries()) {
+      const bytes = Buffer.from(sample.text);
+      const unprepared = new IncidentScanner(sample.format, sample.prefix, options).candidateLines(bytes);
+      for (const other of [samples[(i + 1) % samples.length]!.text, sample.text.slice(0, 200), '\n']) {
+        const prepared = new IncidentScanner(sample.format, sample.prefix, options);
+        prepared.prepare(Buffer.from(other));
+        const walked: number[] = [];
+        for (let at = prepared.nextCandidate(bytes, 0); at !== -1; at = prepared.nextCandidate(bytes, bytes.indexOf(0x0a, at) + 1)) walked.push(at);
+        expect(walked, sample.name).toEqual(unprepared);
+        expect(prepared.candidateLines(bytes), sample.name).toEqual(unprepared);
+      }
+    }
+  });
+
   it('nextCandidate walks forward to the same lines candidateLines gives', () => {
     // (csvlog's records here are one line each: candidateLines' second offset for a hit never comes up.)
     for (const sample of catalogSamples()) {

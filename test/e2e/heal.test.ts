@@ -58,8 +58,11 @@ describe.runIf(logPath)('end to end on the GOTRS schema', () => {
         .split('\n')
         .find((l) => l.includes('catalog warmed')),
     );
-    const { fix_rehearsed_on: rehearsed } = JSON.parse(line) as { fix_rehearsed_on: string | null };
+    const { fix_rehearsed_on: rehearsed, heal_path_warmed: warmed } = JSON.parse(line) as { fix_rehearsed_on: string | null; heal_path_warmed: string | null };
     expect(rehearsed).toMatch(/^public\.\w+_seq$/);
+    // The heal path ran once on a made-up record (warmHealPath): checked read-only, nothing audited.
+    expect(warmed).toMatch(/^(in_sync|planned)$/);
+    expect(daemon.audit().filter((r) => r.trigger?.constraint === 'seqwatch_warm_up' || r.trigger?.source === 'seqwatch warm-up')).toEqual([]);
   });
 
   it('heals ticket_id_seq within 1 s of the duplicate key error, and the retried INSERT succeeds', async () => {
