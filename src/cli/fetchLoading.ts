@@ -4,7 +4,7 @@
  * of the global makes Node.js load its fetch implementation (undici): ~30 ms of every command's
  * start (~0.1 s on a loaded machine), for nothing seqwatch uses. Newer Node.js has `navigator` and
  * never gets that far. For a module that loads pg later than start-up (replay loads it while it
- * scans); main.ts does the same for the commands' modules.
+ * scans); main.ts loads the commands' modules through it.
  */
 export async function withoutFetchLoading<T>(load: () => Promise<T>): Promise<T> {
   const response = Object.getOwnPropertyDescriptor(globalThis, 'Response');

@@ -4,6 +4,7 @@ import './nodeVersion.js';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CommandFailure, EXIT } from './exit.js';
+import { withoutFetchLoading } from './fetchLoading.js';
 
 /*
  * The commander wiring, and nothing a command does: each command is a module of its own
@@ -67,23 +68,6 @@ async function runCommand(): Promise<void> {
       process.stderr.write(`seqwatch: ${startupProblem(error as NodeJS.ErrnoException & { address?: string; port?: number })}\n`);
       process.exitCode = EXIT.failure;
     }
-  }
-}
-
-/**
- * Loads modules with the global `Response` hidden. pg asks at load whether it runs in a Cloudflare
- * Worker: where `navigator` is missing (Node.js 20) it constructs a Response, and that first touch
- * of the global makes Node.js load its fetch implementation (undici): ~30 ms of every command's
- * start, for nothing seqwatch uses. Newer Node.js has `navigator` and never gets that far.
- */
-async function withoutFetchLoading<T>(load: () => Promise<T>): Promise<T> {
-  const response = Object.getOwnPropertyDescriptor(globalThis, 'Response');
-  if ('navigator' in globalThis || !response?.configurable) return load();
-  Object.defineProperty(globalThis, 'Response', { value: undefined, configurable: true, writable: true });
-  try {
-    return await load();
-  } finally {
-    Object.defineProperty(globalThis, 'Response', response);
   }
 }
 
