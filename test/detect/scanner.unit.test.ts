@@ -12,7 +12,7 @@ import { scanFileRange } from '../../src/replay/scanRange.js';
 import { corpusSamples } from '../helpers/corpus.js';
 import { fuzzLines, mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
-import { catalogSamples, incidentsOf, type ScannedSample } from '../helpers/scannedSamples.js';
+import { catalogSamples, incidentsOf, PACKED_INCIDENT, type ScannedSample } from '../helpers/scannedSamples.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'seqwatch-scanner-'));
 let files = 0;
@@ -196,15 +196,7 @@ describe('replay on the shared scanner says what the full parser says', () => {
   });
 
   it("a worker's incidents reach the main thread as they were: the same keys, order and values, of every shape", () => {
-    const common: Incident = {
-      kind: 'unique_violation',
-      constraint: 'users_login_key',
-      source: '/l',
-      offset: 941,
-      logTime: '2026-11-27 00:00:00.005 UTC',
-      pid: 1005,
-      database: 'gotrs',
-    };
+    const common = PACKED_INCIDENT;
     const incidents: Incident[] = [
       common,
       { ...common, offset: 2 ** 40 + 3, pid: 7, logTime: '' },

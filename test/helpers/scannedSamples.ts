@@ -148,3 +148,14 @@ export function catalogSamples(): ScannedSample[] {
   }
   return samples;
 }
+
+/** An incident with every field a packed incident carries, for the packing tests (packIncidents, IncidentPacker). */
+export const PACKED_INCIDENT: Incident = {
+  kind: 'unique_violation',
+  constraint: 'users_login_key',
+  source: '/l',
+  offset: 941,
+  logTime: '2026-11-27 00:00:00.005 UTC',
+  pid: 1005,
+  database: 'gotrs',
+};

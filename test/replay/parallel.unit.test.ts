@@ -8,7 +8,7 @@ import { IncidentScanner } from '../../src/detect/scanner.js';
 import { IncidentPacker, unpackIncidents } from '../../src/replay/packIncidents.js';
 import { cutAt, CUT_WINDOW, pieceScan, scanInParallel, ScanThreads } from '../../src/replay/parallel.js';
 import { FileRangeScan, scanFileRange, ScanTools } from '../../src/replay/scanRange.js';
-import { catalogSamples, incidentsOf, type ScannedSample } from '../helpers/scannedSamples.js';
+import { catalogSamples, incidentsOf, PACKED_INCIDENT, type ScannedSample } from '../helpers/scannedSamples.js';
 
 /*
  * The parallel scan (parallel.ts, scanWorker.ts): pieces that each thread cuts for itself, read
@@ -216,15 +216,7 @@ describe('the parallel scan finds what the full parser finds', () => {
 
 describe('IncidentPacker', () => {
   it('packs piece after piece as packIncidents packs each: the same incidents back, the names of each piece its own', () => {
-    const common: Incident = {
-      kind: 'unique_violation',
-      constraint: 'users_login_key',
-      source: '/l',
-      offset: 941,
-      logTime: '2026-11-27 00:00:00.005 UTC',
-      pid: 1005,
-      database: 'gotrs',
-    };
+    const common = PACKED_INCIDENT;
     const first: Incident[] = Array.from({ length: 3000 }, (_, i) => ({ ...common, offset: i, constraint: `k${i % 7}` }));
     const second: Incident[] = [
       { kind: 'sequence_missing', constraint: 'x_id_seq', source: '/l', offset: 5, sqlstate: '42P01' },
