@@ -187,7 +187,7 @@ async function replay(
   const unreachable = await reachable;
   db = await opening;
 
-  const [, , { assess, checkSequences }] = await loading;
+  const [{ exitLeavingConnections }, , { assess, checkSequences }] = await loading;
   // The names still waiting (and a lookup under way) looked up.
   while (lookingUp || (toLookUp.length > 0 && !lookupFailed)) {
     if (!lookingUp) lookUp();
@@ -243,7 +243,6 @@ async function replay(
     }
   }
   if (options.json) {
-    await db.close();
     process.stdout.write(
       printableJson(
         JSON.stringify(
@@ -261,7 +260,8 @@ async function replay(
         ),
       ) + '\n',
     );
-    return;
+    // Answered: as check does, the connection is left to the server to close (see exitLeavingConnections).
+    return exitLeavingConnections(db);
   }
   const colour = (now: string | number | null) =>
     typeof now !== 'string' ? dim('-') : now.startsWith('BEHIND') ? yellow(now) : now === 'in sync' ? green(now) : red(now);
@@ -282,7 +282,6 @@ async function replay(
       [1],
     ),
   );
-  await db.close();
   const mib = totals.bytes / 1048576;
   process.stdout.write(
     `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
@@ -291,6 +290,7 @@ async function replay(
       `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
       `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
   );
+  return exitLeavingConnections(db);
 }
 
 /** Counts an incident into its constraint's tally; true when that is a name not tallied before. */
