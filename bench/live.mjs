@@ -12,6 +12,12 @@ import { cli, median, writeResult } from './lib.mjs';
 
 const MB_PER_S = Number(process.env.BENCH_LIVE_MB_PER_S ?? 20);
 const SECONDS = Number(process.env.BENCH_LIVE_SECONDS ?? 10);
+/**
+ * MiB of the same records written at the same rate before the measured stretch (the CPU baseline is
+ * taken once both contenders have caught up with it): a daemon runs for weeks, so what the database
+ * host pays is the steady state, not V8 compiling the hot code in a fresh process.
+ */
+const WARMUP_MB = Number(process.env.BENCH_LIVE_WARMUP_MB ?? 40);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** Which logs: a destination, or `stderr-stale` (a backlog older than remediation.stale_after). */
 const CASES = (process.env.BENCH_LIVE_CASES ?? 'stderr,csvlog,jsonlog,stderr-stale').split(',');
@@ -33,18 +39,22 @@ async function metric(port, name) {
   return sum;
 }
 
-/** The log to write: blocks of whole records, about 1 MiB each, MB_PER_S * SECONDS MiB in all. */
-function blocks(format, at) {
+/**
+ * The log to write: blocks of whole records, about 1 MiB each, at least `mib` MiB in all, from record
+ * number `from` on (`next`: where the following stretch continues, so record numbers never repeat).
+ */
+function blocks(format, at, mib, from = 0) {
   const counts = {};
   const out = [];
   let bytes = 0;
   const perBlock = { stderr: 7_000, csvlog: 4_000, jsonlog: 2_500 }[format];
-  for (let n = 0; bytes < MB_PER_S * SECONDS * 2 ** 20; n += perBlock) {
+  let n = from;
+  for (; bytes < mib * 2 ** 20; n += perBlock) {
     const block = Buffer.from(busyRecords(format, n, perBlock, counts, at));
     bytes += block.length;
     out.push(block);
   }
-  return { blocks: out, bytes, counts };
+  return { blocks: out, bytes, counts, next: n };
 }
 
 /** Appends the blocks at MB_PER_S, as a busy server would; returns the seconds it took. */
@@ -61,8 +71,8 @@ async function writePaced(path, data) {
   return (performance.now() - started) / 1000;
 }
 
-/** Follows `path` with seqwatch run; resolves once it has read every byte and handled every record. */
-async function seqwatch(dir, url, path, expected, format) {
+/** Follows `path` with seqwatch run; caughtUp: it has read `bytes` and found `expected` incidents. */
+async function seqwatch(dir, url, path, format) {
   const port = await freePort();
   const config = join(dir, `seqwatch-${port}.yaml`);
   const source = format === 'stderr' ? `{path: ${path}, log_line_prefix: '${STDERR_PREFIX}'}` : `{path: ${path}, format: ${FORMAT_OF[format]}}`;
@@ -80,7 +90,8 @@ async function seqwatch(dir, url, path, expected, format) {
   return {
     pids: [child.pid],
     found: () => metric(port, 'seqwatch_incidents_total'),
-    caughtUp: async (bytes) => (await metric(port, 'seqwatch_log_bytes_total')) >= bytes && (await metric(port, 'seqwatch_incidents_total')) >= expected,
+    caughtUp: async (bytes, expected) =>
+      (await metric(port, 'seqwatch_log_bytes_total')) >= bytes && (await metric(port, 'seqwatch_incidents_total')) >= expected,
     stop: async () => {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
@@ -89,7 +100,7 @@ async function seqwatch(dir, url, path, expected, format) {
 }
 
 /** The peer: `tail -n0 -F file | grep -F --line-buffered -e 'duplicate key' -e '_id_seq'`, counting what grep prints. */
-async function tailGrep(_dir, _url, path, expected) {
+async function tailGrep(_dir, _url, path) {
   const tail = spawn('tail', ['-n0', '-F', path], { stdio: ['ignore', 'pipe', 'ignore'] });
   const grep = spawn('grep', ['-F', '--line-buffered', '-e', 'duplicate key', '-e', '_id_seq'], { stdio: ['pipe', 'pipe', 'ignore'] });
   tail.stdout.pipe(grep.stdin);
@@ -101,7 +112,7 @@ async function tailGrep(_dir, _url, path, expected) {
   return {
     pids: [tail.pid, grep.pid],
     found: async () => found,
-    caughtUp: async () => found >= expected,
+    caughtUp: async (_bytes, expected) => found >= expected,
     stop: async () => {
       tail.kill();
       grep.kill();
@@ -109,16 +120,36 @@ async function tailGrep(_dir, _url, path, expected) {
   };
 }
 
-/** RUNS runs of one log, the contenders alternating; CPU ms per MiB of each. */
+/** Writes `data` to the followed file at MB_PER_S and waits until the follower has caught up with it (`expected` incidents in all so far). */
+async function writeAndCatchUp(follower, contender, name, path, data, expected) {
+  const seconds = await writePaced(path, data.blocks);
+  const stopped = performance.now();
+  for (let i = 0; !(await follower.caughtUp(statSync(path).size, expected)); i++) {
+    if (i > 6000)
+      throw new Error(`${contender} did not keep up on ${name}: still behind 60 s after the writer stopped (found ${await follower.found()} of ${expected})`);
+    await sleep(10);
+  }
+  return { seconds, catchUp: (performance.now() - stopped) / 1000 };
+}
+
+/**
+ * RUNS runs of one log, the contenders alternating; CPU ms per MiB of each, in the steady state (the
+ * measured stretch after WARMUP_MB of warm-up) and from 'ready' (warm-up included).
+ */
 async function benchCase(name, dir, url) {
   const format = name.replace(/-stale$/, '');
-  const data = blocks(format, name.endsWith('-stale') ? Date.now() - STALE_MS : Date.now());
-  const expected = incidentsOf(data.counts);
+  const at = name.endsWith('-stale') ? Date.now() - STALE_MS : Date.now();
+  const warmup = blocks(format, at, WARMUP_MB);
+  const data = blocks(format, at, MB_PER_S * SECONDS, warmup.next);
+  const warmupExpected = incidentsOf(warmup.counts);
+  const expected = warmupExpected + incidentsOf(data.counts);
   const mib = data.bytes / 2 ** 20;
+  const warmupMib = warmup.bytes / 2 ** 20;
   process.stderr.write(
-    `live ${name}: ${RUNS} runs of ${mib.toFixed(0)} MiB written at ${MB_PER_S} MiB/s, each contender following it (load ${loadavg()[0].toFixed(2)})\n`,
+    `live ${name}: ${RUNS} runs of ${warmupMib.toFixed(0)} MiB warm-up + ${mib.toFixed(0)} MiB measured, written at ${MB_PER_S} MiB/s, each contender following it (load ${loadavg()[0].toFixed(2)})\n`,
   );
   const cpu = { seqwatch: [], tail_grep: [] };
+  const cpuFromReady = { seqwatch: [], tail_grep: [] };
   const catchUp = { seqwatch: [], tail_grep: [] };
   const found = { seqwatch: [], tail_grep: [] };
   const writeSeconds = [];
@@ -127,20 +158,17 @@ async function benchCase(name, dir, url) {
     for (const [contender, start] of Object.entries({ seqwatch, tail_grep: tailGrep })) {
       const path = join(dir, `live-${name}-${run}-${contender}.log`);
       writeFileSync(path, '');
-      const follower = await start(dir, url, path, expected, format);
-      const before = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
-      writeSeconds.push(await writePaced(path, data.blocks));
-      const stopped = performance.now();
-      for (let i = 0; !(await follower.caughtUp(statSync(path).size)); i++) {
-        if (i > 6000)
-          throw new Error(
-            `${contender} did not keep up on ${name}: still behind 60 s after the writer stopped (found ${await follower.found()} of ${expected})`,
-          );
-        await sleep(10);
-      }
-      catchUp[contender].push((performance.now() - stopped) / 1000);
-      const used = follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - before;
-      cpu[contender].push((used * 1000) / mib);
+      const follower = await start(dir, url, path, format);
+      const cpuNow = () => follower.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+      const ready = cpuNow();
+      if (warmup.bytes > 0) await writeAndCatchUp(follower, contender, name, path, warmup, warmupExpected);
+      const steady = cpuNow();
+      const measured = await writeAndCatchUp(follower, contender, name, path, data, expected);
+      writeSeconds.push(measured.seconds);
+      catchUp[contender].push(measured.catchUp);
+      const end = cpuNow();
+      cpu[contender].push(((end - steady) * 1000) / mib);
+      cpuFromReady[contender].push(((end - ready) * 1000) / (mib + warmupMib));
       found[contender].push(await follower.found());
       load.push(loadavg()[0]);
       await follower.stop();
@@ -148,14 +176,18 @@ async function benchCase(name, dir, url) {
     }
   }
   const msPerMib = { seqwatch: median(cpu.seqwatch), tail_grep: median(cpu.tail_grep) };
+  const fromReady = { seqwatch: median(cpuFromReady.seqwatch), tail_grep: median(cpuFromReady.tail_grep) };
   process.stderr.write(
-    `live ${name}: seqwatch ${msPerMib.seqwatch.toFixed(2)} ms/MiB, tail|grep ${msPerMib.tail_grep.toFixed(2)} ms/MiB: ${(msPerMib.seqwatch / msPerMib.tail_grep).toFixed(2)}x\n`,
+    `live ${name}: steady state seqwatch ${msPerMib.seqwatch.toFixed(2)} ms/MiB, tail|grep ${msPerMib.tail_grep.toFixed(2)} ms/MiB: ${(msPerMib.seqwatch / msPerMib.tail_grep).toFixed(2)}x; ` +
+      `from ready ${fromReady.seqwatch.toFixed(2)} vs ${fromReady.tail_grep.toFixed(2)}: ${(fromReady.seqwatch / fromReady.tail_grep).toFixed(2)}x\n`,
   );
   return {
     format: format === 'stderr' ? `postgres-stderr (log_line_prefix '${STDERR_PREFIX}')` : FORMAT_OF[format],
     ...(name.endsWith('-stale') ? { records_older_than_stale_after: true } : {}),
     log_mib: mib,
+    warmup_mib: warmupMib,
     log_contents: data.counts,
+    warmup_contents: warmup.counts,
     incidents_expected: expected,
     incidents_found: found,
     runs: RUNS,
@@ -163,9 +195,12 @@ async function benchCase(name, dir, url) {
     load_average_1min: load,
     cpu_ms_per_mib: cpu,
     median_cpu_ms_per_mib: msPerMib,
+    cpu_ms_per_mib_from_ready: cpuFromReady,
+    median_cpu_ms_per_mib_from_ready: fromReady,
     share_of_one_core_at_rate: { seqwatch: (msPerMib.seqwatch * MB_PER_S) / 1000, tail_grep: (msPerMib.tail_grep * MB_PER_S) / 1000 },
     catch_up_seconds_after_writer_stopped: { seqwatch: median(catchUp.seqwatch), tail_grep: median(catchUp.tail_grep) },
     ratio_seqwatch_to_tail_grep_cpu: msPerMib.seqwatch / msPerMib.tail_grep,
+    ratio_seqwatch_to_tail_grep_cpu_from_ready: fromReady.seqwatch / fromReady.tail_grep,
   };
 }
 
@@ -177,16 +212,21 @@ export async function benchLive() {
     const cases = {};
     for (const name of CASES) cases[name] = await benchCase(name, dir, url);
     const result = {
-      benchmark: `live overhead: CPU per MiB while following a log written at ${MB_PER_S} MiB/s (${SECONDS} s per run), seqwatch run vs tail -F | grep -F -e 'duplicate key' -e '_id_seq', per log destination; the busy mix of bench/busyLogs.mjs`,
+      benchmark: `live overhead: CPU per MiB while following a log written at ${MB_PER_S} MiB/s (${SECONDS} s measured per run after ${WARMUP_MB} MiB of warm-up), seqwatch run vs tail -F | grep -F -e 'duplicate key' -e '_id_seq', per log destination; the busy mix of bench/busyLogs.mjs`,
       cases,
       median_seconds: Object.fromEntries(
         Object.entries(cases).flatMap(([name, c]) => [
           [`${name}_seqwatch_cpu_per_mib`, c.median_cpu_ms_per_mib.seqwatch / 1000],
           [`${name}_tail_grep_cpu_per_mib`, c.median_cpu_ms_per_mib.tail_grep / 1000],
+          [`${name}_seqwatch_from_ready_cpu_per_mib`, c.median_cpu_ms_per_mib_from_ready.seqwatch / 1000],
+          [`${name}_tail_grep_from_ready_cpu_per_mib`, c.median_cpu_ms_per_mib_from_ready.tail_grep / 1000],
         ]),
       ),
       ...Object.fromEntries(
-        Object.entries(cases).map(([name, c]) => [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu`, c.ratio_seqwatch_to_tail_grep_cpu]),
+        Object.entries(cases).flatMap(([name, c]) => [
+          [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu`, c.ratio_seqwatch_to_tail_grep_cpu],
+          [`ratio_${name.replace('-', '_')}_seqwatch_to_tail_grep_cpu_from_ready`, c.ratio_seqwatch_to_tail_grep_cpu_from_ready],
+        ]),
       ),
       runs: RUNS,
       load_average_at_start: loadavg(),

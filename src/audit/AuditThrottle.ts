@@ -77,6 +77,18 @@ export class AuditThrottle {
     this.audit.write(event, { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
   }
 
+  /**
+   * True, and the repeat counted as once() would count it, when the decision (event, reason,
+   * subject) was audited within its window: its record would not be written, so whatever it would
+   * say (a state to read from the database) need not be found out. False counts nothing.
+   */
+  repeated(event: 'skipped' | 'alert', reason: string, subject: string, windowMs = this.windowMs): boolean {
+    const seen = this.lastAudited.get(`${event}\u0000${reason}\u0000${subject}`);
+    if (!seen || this.clock.now() - seen.at >= windowMs) return false;
+    seen.repeats++;
+    return true;
+  }
+
   /** Writes the summaries of the windows still open (at a stop). */
   flush(): void {
     for (const window of [...this.reasonWindows.values()]) this.summarise(window);

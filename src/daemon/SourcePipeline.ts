@@ -31,6 +31,12 @@ const UNPARSED_MS = 60 * 60_000;
  */
 const MAX_DECIDED_EARLY = 8_192;
 
+/** What a record's first line decided (decidedByFirstLine), and its message then when the record so far said the same. */
+interface EarlyDecision {
+  incident: Incident;
+  settled: string | undefined;
+}
+
 /** What a pipeline needs from the daemon around it. */
 export interface PipelineContext {
   logger: Logger;
@@ -80,7 +86,14 @@ export class SourcePipeline {
    * this (best of 7 rounds, same run). Bounded (MAX_DECIDED_EARLY) for
    * records a parser never emits (a format detected anew drops its parser).
    */
-  private readonly decidedEarly = new Map<LogRecord, { incident: Incident; settled: string | undefined }>();
+  private readonly decidedEarly = new Map<LogRecord, EarlyDecision>();
+  /**
+   * The last record decided by its first line, kept out of decidedEarly: a settled record is emitted
+   * at its backend's next line, before any other record starts, so one slot serves nearly all of
+   * them (the busy mix's unique violations) without a Map's hashing, insertion and deletion each.
+   * A record starting while the slot is taken moves the slot's decision to the Map.
+   */
+  private lastEarly: { record: LogRecord; early: EarlyDecision } | undefined;
   /** The outcome the last incident taken waits for, and that incident's offset (see take). */
   private lastOutcome: { done: Promise<void>; offset: number } | undefined;
 
@@ -121,8 +134,12 @@ export class SourcePipeline {
           this.take(incident);
           const whole = detectIncident(record);
           const settled = whole?.kind === incident.kind && whole.constraint === incident.constraint;
-          if (this.decidedEarly.size >= MAX_DECIDED_EARLY) this.decidedEarly.delete(this.decidedEarly.keys().next().value!);
-          this.decidedEarly.set(record, { incident, settled: settled ? record.message : undefined });
+          const previous = this.lastEarly;
+          if (previous !== undefined) {
+            if (this.decidedEarly.size >= MAX_DECIDED_EARLY) this.decidedEarly.delete(this.decidedEarly.keys().next().value!);
+            this.decidedEarly.set(previous.record, previous.early);
+          }
+          this.lastEarly = { record, early: { incident, settled: settled ? record.message : undefined } };
           return settled;
         },
       },
@@ -147,8 +164,14 @@ export class SourcePipeline {
   }
 
   private onRecord(record: LogRecord): void {
-    const early = this.decidedEarly.get(record);
-    if (early !== undefined) this.decidedEarly.delete(record);
+    let early: EarlyDecision | undefined;
+    if (this.lastEarly?.record === record) {
+      early = this.lastEarly.early;
+      this.lastEarly = undefined;
+    } else if (this.decidedEarly.size > 0) {
+      early = this.decidedEarly.get(record);
+      if (early !== undefined) this.decidedEarly.delete(record);
+    }
     // Settled, and its message as it was then: nothing else in it can change what it is.
     if (early !== undefined && early.settled === record.message) return;
     const incident = detectIncident(record);

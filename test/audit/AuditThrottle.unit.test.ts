@@ -31,6 +31,22 @@ describe('AuditThrottle (no server)', () => {
     expect(records).toHaveLength(4);
   });
 
+  it('counts a repeat without its record when the same decision was audited within its window (repeated)', async () => {
+    const { clock, records, throttle } = throttled({ windowMs: 60_000 });
+    const fields = { sequence: 'public.old_id_seq' };
+    // Nothing audited yet: not a repeat, and nothing counted.
+    expect(throttle.repeated('skipped', 'stale_record', 'public.old_id_seq')).toBe(false);
+    throttle.once('skipped', from('old_pkey'), 'stale_record', 'logged long ago', fields);
+    for (let i = 0; i < 9; i++) expect(throttle.repeated('skipped', 'stale_record', 'public.old_id_seq')).toBe(true);
+    expect(throttle.repeated('skipped', 'stale_record', 'public.other_id_seq')).toBe(false);
+    expect(records).toHaveLength(1);
+    await clock.advance(60_000);
+    expect(throttle.repeated('skipped', 'stale_record', 'public.old_id_seq')).toBe(false);
+    throttle.once('skipped', from('old_pkey'), 'stale_record', 'logged long ago', fields);
+    expect(records).toHaveLength(2);
+    expect(records[1]).toMatchObject({ repeats_since_last: 9 });
+  });
+
   it('a flood of distinct names: the first 20 one by one, the rest in one summary at the window end', async () => {
     const { clock, records, throttle } = throttled({ windowMs: 60_000 });
     for (let i = 0; i < 500; i++) throttle.once('skipped', from(`forged_${i}_pkey`), 'unknown_constraint', 'no such index');

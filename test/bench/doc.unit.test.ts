@@ -37,7 +37,11 @@ describe('the benchmark docs', () => {
         benchmark: 'live overhead per format',
         runs: 3,
         formats: {
-          csvlog: { median_cpu_ms_per_mib: { seqwatch: 1.9, tail_grep: 2.2 }, ratio_seqwatch_to_tail_grep_cpu: 0.86 },
+          csvlog: {
+            median_cpu_ms_per_mib: { seqwatch: 1.9, tail_grep: 2.2 },
+            ratio_seqwatch_to_tail_grep_cpu: 0.86,
+            ratio_seqwatch_to_tail_grep_cpu_from_ready: 1.31,
+          },
           jsonlog: { median_cpu_ms_per_mib: { seqwatch: 2.6, tail_grep: 2.2 }, ratio_seqwatch_to_tail_grep_cpu: 1.18 },
         },
         breakdown: { read_ms: 0.4, scan_ms: 0.9 },
@@ -51,6 +55,9 @@ describe('the benchmark docs', () => {
     expect(doc).toContain('breakdown.read_ms');
     expect(doc).toMatch(/formats\.csvlog\.ratio_seqwatch_to_tail_grep_cpu.*0\.86x.*: met/);
     expect(doc).toMatch(/formats\.jsonlog\.ratio_seqwatch_to_tail_grep_cpu.*1\.18x.*: not met/);
+    // live's target is the steady state; the figure from 'ready' (V8 warming up included) is shown, not judged.
+    expect(doc).toContain('1.31x');
+    expect(doc).not.toMatch(/from_ready.*limit/);
     expect(doc).toContain('machine: not recorded');
     const table = renderReadmeTable([live]);
     expect(table).toContain('0.86x');

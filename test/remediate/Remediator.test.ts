@@ -35,7 +35,7 @@ function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?:
     dryRun: options.dryRun ?? false,
     debounceMs: options.debounceMs ?? 100,
   });
-  return { remediator, records: () => readAudit(auditPath) };
+  return { remediator, records: () => readAudit(auditPath), database };
 }
 
 const incident = (constraint: string, database?: string) => ({
@@ -132,6 +132,25 @@ describe('Remediator', () => {
     await Promise.all(Array.from({ length: 200 }, () => r.handle({ ...incident('older_pkey'), logTime: twoHoursAgo })));
     expect(r.counters.incidents).toBe(200);
     expect(lookups).toBe(1);
+    expect(records().filter((a) => a.event === 'skipped' && a.reason === 'stale_record')).toHaveLength(1);
+  });
+
+  it('stale records of one name arriving one after another cost one read-only check per audit window, every record counted', async () => {
+    await db.pool.query('CREATE TABLE oldest (id bigserial PRIMARY KEY); INSERT INTO oldest (id) SELECT generate_series(1, 3)');
+    const lookups = new Database({ url: db.url });
+    databases.push(lookups);
+    const { remediator: r, records, database } = remediator({ resolver: new IndexResolver(lookups) });
+    let checks = 0;
+    const transaction = database.transaction.bind(database);
+    database.transaction = ((work: Parameters<typeof transaction>[0]) => (checks++, transaction(work))) as typeof database.transaction;
+    const pipeline = database.pipeline.bind(database);
+    database.pipeline = ((statements: Parameters<typeof pipeline>[0]) => (checks++, pipeline(statements))) as typeof database.pipeline;
+    r.updateSettings({ database: db.name, dryRun: false, debounceMs: 0, staleAfterMs: 3_600_000 });
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString().replace('T', ' ').replace('Z', ' UTC');
+    for (let i = 0; i < 20; i++) await r.handle({ ...incident('oldest_pkey'), logTime: twoHoursAgo });
+    expect(r.counters.incidents).toBe(20);
+    // The audit window (a minute) says nothing of the 19 after the first but their count: asking the database again for each would only be counted.
+    expect(checks).toBe(1);
     expect(records().filter((a) => a.event === 'skipped' && a.reason === 'stale_record')).toHaveLength(1);
   });
 

@@ -172,7 +172,7 @@ describe('balancedUntil (csvlog framing of a run passed over)', () => {
   });
 });
 
-describe('countByte (the quotes balancedUntil counts, four bytes at a time)', () => {
+describe('countByte (the quotes balancedUntil counts, eight bytes at a time)', () => {
   it('counts what a byte-by-byte loop counts, at every alignment and length, for bytes with and without the top bit', () => {
     let seed = 7;
     const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
@@ -190,6 +190,13 @@ describe('countByte (the quotes balancedUntil counts, four bytes at a time)', ()
         for (let i = start; i < end; i++) if (bytes[i] === byte) expected++;
         expect(countByte(bytes, start, end, byte)).toBe(expected);
       }
+    }
+  });
+
+  it('counts long runs of the byte exactly (more matches than a byte lane holds before the lanes are summed)', () => {
+    for (const length of [2_031, 2_032, 2_040, 10_000, 65_537]) {
+      const bytes = Buffer.alloc(length + 16, 0x22);
+      for (const start of [0, 1, 7, 8]) expect(countByte(bytes, start, start + length, 0x22)).toBe(length);
     }
   });
 });
