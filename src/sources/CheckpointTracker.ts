@@ -1,7 +1,12 @@
 import type { Position } from './Follower.js';
 
-/** Checkpoints written after handled incidents at most this often (see CheckpointTracker.request). */
-export const CHECKPOINT_EVERY_MS = 100;
+/**
+ * Checkpoints written after handled incidents at most this often (see CheckpointTracker.request).
+ * Each is a write and a rename over the last one (~0.2 ms idle, ~1 ms on a loaded ext4, on the event
+ * loop): at 100 ms, following a 20 MiB/s backlog of stale records spent ~0.28 ms of CPU per MiB on
+ * them alone. A crash re-reads at most this much more of the log (each record then found in sync).
+ */
+export const CHECKPOINT_EVERY_MS = 250;
 
 export interface PositionStore {
   save(key: string, position: Position): void;
