@@ -1,3 +1,5 @@
+import { countByte } from '../detect/wasm/countByte.js';
+
 /** Where a line came from: enough for an operator to find it again. */
 export interface LinePosition {
   /** Byte offset of the line's first byte in the file it was read from. */
@@ -204,33 +206,4 @@ export function balancedUntil(bytes: Buffer, start: number, until: number, quote
     }
   }
   return start;
-}
-
-/**
- * How many times `byte` occurs in bytes[start, end). Eight bytes at a time (a csvlog record holds
- * some 30 quotes: an indexOf per quote cost more than the rest of passing a record over): each byte
- * of a word XOR the byte's pattern is zero where it matched, and ((x & 0x7f..) + 0x7f..) | x has
- * the top bit of every non-zero byte set, exactly (no carry crosses a byte). The matches are added
- * up per byte lane (at most 254 a lane before the lanes are summed), not summed word by word:
- * 0.34 -> 0.26 ms per MiB of the bench's csvlog.
- */
-export function countByte(bytes: Uint8Array, start: number, end: number, byte: number): number {
-  let count = 0;
-  let at = start;
-  while (at < end && ((bytes.byteOffset + at) & 7) !== 0) if (bytes[at++] === byte) count++;
-  if (at >= end) return count;
-  const words = new Int32Array(bytes.buffer, bytes.byteOffset + at, ((end - at) >> 3) << 1);
-  const pattern = byte * 0x01010101;
-  for (let i = 0; i < words.length;) {
-    const stop = Math.min(words.length, i + 254);
-    let lanes = 0;
-    for (; i < stop; i += 2) {
-      const x = words[i]! ^ pattern;
-      const y = words[i + 1]! ^ pattern;
-      lanes += ((~(((x & 0x7f7f7f7f) + 0x7f7f7f7f) | x) >>> 7) & 0x01010101) + ((~(((y & 0x7f7f7f7f) + 0x7f7f7f7f) | y) >>> 7) & 0x01010101);
-    }
-    count += (lanes & 0xff) + ((lanes >>> 8) & 0xff) + ((lanes >>> 16) & 0xff) + (lanes >>> 24);
-  }
-  for (at += words.length * 4; at < end; at++) if (bytes[at] === byte) count++;
-  return count;
 }

@@ -5,7 +5,8 @@ import { IncidentScanner } from '../../src/detect/scanner.js';
 import { createParser, type Format } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
 import { lineSkippingFor } from '../../src/formats/passOver.js';
-import { balancedUntil, countByte, LineSplitter } from '../../src/sources/LineSplitter.js';
+import { countByte, countByteSwar, countsWithSimd } from '../../src/detect/wasm/countByte.js';
+import { balancedUntil, LineSplitter } from '../../src/sources/LineSplitter.js';
 
 /*
  * Passing over lines unseen (the live path's fast path) must find exactly what reading every line
@@ -172,7 +173,16 @@ describe('balancedUntil (csvlog framing of a run passed over)', () => {
   });
 });
 
-describe('countByte (the quotes balancedUntil counts, eight bytes at a time)', () => {
+describe('countByte (the quotes balancedUntil counts)', () => {
+  it('counts with WebAssembly SIMD on this Node.js', () => {
+    expect(countsWithSimd(0x22)).toBe(true);
+  });
+});
+
+describe.each([
+  ['WebAssembly SIMD, 16 bytes a turn', countByte],
+  ['JavaScript, eight bytes a turn', countByteSwar],
+])('countByte: %s', (_, countByte) => {
   it('counts what a byte-by-byte loop counts, at every alignment and length, for bytes with and without the top bit', () => {
     let seed = 7;
     const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
@@ -197,6 +207,24 @@ describe('countByte (the quotes balancedUntil counts, eight bytes at a time)', (
     for (const length of [2_031, 2_032, 2_040, 10_000, 65_537]) {
       const bytes = Buffer.alloc(length + 16, 0x22);
       for (const start of [0, 1, 7, 8]) expect(countByte(bytes, start, start + length, 0x22)).toBe(length);
+    }
+  });
+
+  it('counts ranges longer than the pieces copied into WebAssembly memory (64 KiB) exactly, whatever the other bytes', () => {
+    let seed = 11;
+    const next = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
+    const bytes = Buffer.alloc(300_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = next() % 7 === 0 ? 0x22 : next() & 0xff;
+    for (const [start, end] of [
+      [0, bytes.length],
+      [3, 65_536 + 5],
+      [65_535, 200_001],
+      [100, 356],
+      [100, 355],
+    ] as const) {
+      let expected = 0;
+      for (let i = start; i < end; i++) if (bytes[i] === 0x22) expected++;
+      expect(countByte(bytes, start, end, 0x22)).toBe(expected);
     }
   });
 });

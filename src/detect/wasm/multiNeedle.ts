@@ -65,7 +65,7 @@ interface WasmApi {
 }
 type WasmMemory = { readonly buffer: ArrayBuffer };
 type WasmModule = { readonly kind?: 'WebAssembly.Module' };
-const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+export const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
 interface Exports {
   needle_bytes(n: number): number;
@@ -409,21 +409,28 @@ function filterModule(needles: readonly Buffer[], pairs: ReadonlyArray<[number, 
   body.push(0x20, P, 0x41, 16, 0x6a, 0x21, P); // p += 16
   body.push(0x0c, 0x00, 0x0b); // br loop; end
   body.push(0x41, 0x7f, 0x0b); // -1; end
-  const code = [0x01, ...uleb(locals - 2), 0x7b, ...body];
-  const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
-  const name = (text: string) => [...uleb(text.length), ...Buffer.from(text)];
-  const module = Uint8Array.from([
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]), // (i32, i32) -> i32
-    ...section(2, [0x01, ...name('env'), ...name('memory'), 0x02, 0x00, 0x00]),
-    ...section(3, [0x01, 0x00]),
-    ...section(7, [0x01, ...name('filter'), 0x00, 0x00]),
-    ...section(10, [0x01, ...uleb(code.length), ...code]),
-  ]);
-  return { module, bytes };
+  return { module: oneFunctionModule('filter', [0x01, ...uleb(locals - 2), 0x7b, ...body]), bytes };
 }
 
-function uleb(value: number): number[] {
+/**
+ * A WebAssembly module that imports its memory (env.memory) and exports one function `name` of
+ * type (i32, i32) -> i32, whose `code` is its local declarations then its body: the shape of the
+ * loops generated here (the filter) and in countByte.ts.
+ */
+export function oneFunctionModule(name: string, code: number[]): Uint8Array {
+  const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
+  const text = (value: string) => [...uleb(value.length), ...Buffer.from(value)];
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]), // (i32, i32) -> i32
+    ...section(2, [0x01, ...text('env'), ...text('memory'), 0x02, 0x00, 0x00]),
+    ...section(3, [0x01, 0x00]),
+    ...section(7, [0x01, ...text(name), 0x00, 0x00]),
+    ...section(10, [0x01, ...uleb(code.length), ...code]),
+  ]);
+}
+
+export function uleb(value: number): number[] {
   const out: number[] = [];
   do {
     let byte = value & 0x7f;
