@@ -36,6 +36,9 @@ interface ReasonWindow {
   cancelTimer: (() => void) | undefined;
 }
 
+/** The key a decision is remembered by (lastAudited). */
+const decisionKey = (event: string, reason: string, subject: string) => `${event}\u0000${reason}\u0000${subject}`;
+
 /**
  * Decides what of a storm reaches the audit log. A decision is audited once per subject and reason
  * within its window, with the repeats since counted in the next one (`repeats_since_last`): a storm
@@ -64,14 +67,12 @@ export class AuditThrottle {
   once(event: 'skipped' | 'alert', trigger: Trigger, reason: string, msg: string, fields: Record<string, string> = {}, options: OnceOptions = {}): void {
     const windowMs = options.windowMs ?? this.windowMs;
     const subject = options.subject ?? fields.sequence ?? trigger.constraint ?? trigger.source;
-    const key = `${event}\u0000${reason}\u0000${subject}`;
+    if (this.repeated(event, reason, subject, windowMs)) return;
     const now = this.clock.now();
-    const seen = this.lastAudited.get(key);
-    if (seen && now - seen.at < windowMs) {
-      seen.repeats++;
-      return;
-    }
     if ((options.fromLog ?? event === 'skipped') && !this.withinReasonBudget(event, reason, subject, windowMs, now)) return;
+    const key = decisionKey(event, reason, subject);
+    // Audited before, longer ago than the window: its repeats since are this record's.
+    const seen = this.lastAudited.get(key);
     if (this.lastAudited.size >= 10_000) this.lastAudited.delete(this.lastAudited.keys().next().value!);
     this.lastAudited.set(key, { at: now, repeats: 0 });
     this.audit.write(event, { ...fields, reason, trigger, repeats_since_last: seen?.repeats ?? 0 }, msg);
@@ -83,7 +84,7 @@ export class AuditThrottle {
    * say (a state to read from the database) need not be found out. False counts nothing.
    */
   repeated(event: 'skipped' | 'alert', reason: string, subject: string, windowMs = this.windowMs): boolean {
-    const seen = this.lastAudited.get(`${event}\u0000${reason}\u0000${subject}`);
+    const seen = this.lastAudited.get(decisionKey(event, reason, subject));
     if (!seen || this.clock.now() - seen.at >= windowMs) return false;
     seen.repeats++;
     return true;
