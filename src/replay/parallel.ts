@@ -5,7 +5,8 @@ import { Worker } from 'node:worker_threads';
 import type { Incident } from '../detect/detectIncident.js';
 import type { IncidentScanner } from '../detect/scanner.js';
 import { unpackIncidents } from './packIncidents.js';
-import { FileRangeScan, newScanCounters, ScanTools, turn, type RangeScan, type ScanCounters } from './scanRange.js';
+import { turn } from '../util/turn.js';
+import { FileRangeScan, newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 import type { PackedPiece, PieceDone, ScanJob, WorkerMessage } from './scanWorker.js';
 
 /**

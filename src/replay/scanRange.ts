@@ -279,9 +279,6 @@ export async function scanFileRange(
   return range.counters;
 }
 
-/** A turn of the event loop (its I/O callbacks included). */
-export const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 /**
  * The same over a stream (a decompressed file), chunk by chunk, from its start to its end.
  */
