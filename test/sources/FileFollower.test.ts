@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, unlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FileFollower, type FileFollowerOptions, type LinePosition } from '../../src/sources/FileFollower.js';
+import { FileFollower, isLocalFileSystem, type FileFollowerOptions, type LinePosition } from '../../src/sources/FileFollower.js';
 import { waitFor } from '../helpers/daemon.js';
 
 const followers: FileFollower[] = [];
@@ -35,6 +35,13 @@ async function follow(path: string, options: FileFollowerOptions = {}) {
 const until = (what: string, lines: string[], count: number) => waitFor(what, () => lines.length >= count, 5_000);
 
 describe('FileFollower', () => {
+  it('reads synchronously only on a local file system: a hung NFS or FUSE server must not stop the event loop', () => {
+    for (const local of [0xef53 /* ext4 */, 0x58465342 /* xfs */, 0x9123683e /* btrfs */, 0x01021994 /* tmpfs */, 0x794c7630 /* overlayfs */])
+      expect(isLocalFileSystem(local)).toBe(true);
+    for (const remote of [0x6969 /* NFS */, 0xff534d42 /* CIFS */, 0xfe534d42 /* SMB2 */, 0x65735546 /* FUSE */, 0x00c36400 /* Ceph */, 0x01021997 /* 9p */])
+      expect(isLocalFileSystem(remote)).toBe(false);
+  });
+
   it('starts at the end of an existing file, like tail -F', async () => {
     const path = join(dir(), 'a.log');
     writeFileSync(path, 'old 1\nold 2\n');
