@@ -464,9 +464,10 @@ export class FileFollower implements Follower {
  * synchronously, as tail does: a followed log's new bytes are in the page cache, and a read through
  * libuv's thread pool cost more than the copy itself (a queue, a thread's wake-up, an eventfd, the
  * event loop's wake-up; the live bench's csvlog: 12,585 syscalls in 10 s before, 4,056 after, and
- * 18 % less CPU). Anything else through the thread pool: a FIFO or a device, whose read may wait,
- * and a file on a network file system, whose read hangs with its server (that would stop the event
- * loop, every other source and the health endpoint with it, instead of this follower alone).
+ * 18 % less CPU). A file on a network file system goes through the thread pool: its read hangs
+ * with its server, which would stop the event loop, every other source and the health endpoint with
+ * it, instead of this follower alone. So does anything but a regular file (a FIFO, a device), as
+ * before.
  */
 function readAt(file: OpenFile, buffer: Buffer, length: number, position: number): number | Promise<number> {
   if (file.local) return readSync(file.handle.fd, buffer, 0, length, position);
