@@ -73,7 +73,7 @@ export class FileFollower implements Follower {
   private readonly maxLineBytes: number;
   private readonly rotatedIdleMs: number;
   private readonly chunk = Buffer.allocUnsafe(CHUNK_BYTES);
-  /** What a poll reads a regular file's head into (sizeUnlessTruncatedNow). */
+  /** What a poll reads the file's head into (sizeUnlessTruncated). */
   private readonly headRead = Buffer.allocUnsafe(HEAD_BYTES);
   private current: OpenFile | undefined;
   private rotated: OpenFile[] = [];
@@ -262,7 +262,7 @@ export class FileFollower implements Follower {
     // reading, as before: a rotation after this look is seen at the next poll, which its events wake.
     // A failure to look at the path does not keep the open file from being read: said after it.
     const [size, looked] = await Promise.all([
-      file.local ? this.sizeUnlessTruncatedNow(file) : this.sizeUnlessTruncated(file),
+      this.sizeUnlessTruncated(file),
       this.identityOfPath(file.local).then(
         (identity) => ({ identity }),
         (error: unknown) => ({ error }),
@@ -388,31 +388,17 @@ export class FileFollower implements Follower {
 
   /**
    * The file's size, or undefined when it was truncated (copytruncate): it got shorter than what
-   * was read, or its first bytes are no longer the same.
+   * was read, or its first bytes are no longer the same. The size and the head (what a read of
+   * HEAD_BYTES finds, as much as the file then holds) are looked at synchronously for a local file
+   * (see readAt), else both at once through the thread pool (one wake-up, see poll).
    */
   private async sizeUnlessTruncated(file: OpenFile): Promise<number | undefined> {
-    // The size and the head at once (one wake-up, see poll): the head is what a read of HEAD_BYTES
-    // finds, as much as the file then holds.
-    const headRead = Buffer.alloc(HEAD_BYTES);
-    const [{ size }, { bytesRead }] = await Promise.all([file.handle.stat(), file.handle.read(headRead, 0, HEAD_BYTES, 0)]);
+    const { fd } = file.handle;
+    const [size, bytesRead] = file.local
+      ? [fstatSync(fd).size, readSync(fd, this.headRead, 0, HEAD_BYTES, 0)]
+      : await Promise.all([file.handle.stat().then((info) => info.size), file.handle.read(this.headRead, 0, HEAD_BYTES, 0).then((read) => read.bytesRead)]);
     if (size < file.position) return undefined;
     const length = Math.min(bytesRead, size);
-    if (length === 0) return size;
-    const head = headRead.subarray(0, length);
-    const overlap = Math.min(head.length, file.head.length);
-    if (head.subarray(0, overlap).compare(file.head.subarray(0, overlap)) !== 0) return undefined;
-    if (head.length > file.head.length) file.head = head;
-    return size;
-  }
-
-  /**
-   * The same for a local file, looked at synchronously (see readAt): its size by fstat and its
-   * first bytes by pread, on this thread.
-   */
-  private sizeUnlessTruncatedNow(file: OpenFile): number | undefined {
-    const { size } = fstatSync(file.handle.fd);
-    if (size < file.position) return undefined;
-    const length = Math.min(readSync(file.handle.fd, this.headRead, 0, HEAD_BYTES, 0), size);
     if (length === 0) return size;
     const head = this.headRead.subarray(0, length);
     const overlap = Math.min(head.length, file.head.length);
