@@ -6,7 +6,7 @@ import type { Incident } from '../detect/detectIncident.js';
 import type { IncidentScanner } from '../detect/scanner.js';
 import { unpackIncidents } from './packIncidents.js';
 import { turn } from '../util/turn.js';
-import { FileRangeScan, newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
+import { addScanCounters, FileRangeScan, newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 import type { PackedPiece, PieceDone, ScanJob, WorkerMessage } from './scanWorker.js';
 
 /**
@@ -190,7 +190,7 @@ export async function scanInParallel(
   const emitReady = () => {
     for (let done = finished.get(emitted); done; done = finished.get(emitted)) {
       finished.delete(emitted);
-      for (const key of Object.keys(counters) as Array<keyof ScanCounters>) counters[key] += done.counters[key];
+      addScanCounters(counters, done.counters);
       for (const incident of 'packed' in done ? unpackIncidents(done.packed) : done.incidents) onIncident(incident);
       emitted++;
       onProgress?.(Math.min(size, emitted * pieceBytes));

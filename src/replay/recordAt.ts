@@ -45,6 +45,11 @@ export class RecordReader {
   private used = 0;
   /** Lines no template matched to pass by before the next template is made. */
   private missesToPass = 0;
+  /**
+   * The last candidate's line began no record of the format (a log_line_prefix or format that is
+   * not the log's): incidentAt's undefined was for that reason, not for a record that is no incident.
+   */
+  unrecognised = false;
 
   constructor(
     private readonly format: ScannedFormat,
@@ -70,6 +75,7 @@ export class RecordReader {
 
   /** The incident of the record at bytes[start] (absolute offset `offset`), reading no further than `limit`. */
   incidentAt(bytes: Buffer, start: number, limit: number, offset: number): Incident | undefined {
+    this.unrecognised = false;
     if (this.stderr?.sameMessagePrefix) return this.stderrIncident(bytes, start, Math.min(limit, start + RECORD_REACH), offset);
     return this.incidentByParser(bytes, start, limit, offset);
   }
@@ -88,7 +94,11 @@ export class RecordReader {
     } else if (this.format === 'postgres-csv') this.readCsv(bytes, start, end, offset);
     else this.readStderr(bytes, start, end, offset);
     const record = recordAtOffset(this.found, offset);
-    return record ? detectIncident(record) : undefined;
+    if (!record) {
+      this.unrecognised = true;
+      return undefined;
+    }
+    return detectIncident(record);
   }
 
   /**
@@ -124,7 +134,10 @@ export class RecordReader {
     }
     const first = lineAt(bytes, start, lineEnd);
     const alone = this.stderr!.parser.recordOfLine(first, { offset });
-    if (!alone) return undefined;
+    if (!alone) {
+      this.unrecognised = true;
+      return undefined;
+    }
     const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
     const wantDetail = first.includes('conflict=');
     const decided = detectIncident(alone);

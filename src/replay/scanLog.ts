@@ -6,7 +6,7 @@ import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
-import { newScanCounters, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
+import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
 
 export type { ScanCounters } from './scanRange.js';
 
@@ -115,7 +115,12 @@ async function scanEveryLine(file: string, format: Format, options: ScanOptions)
   );
   const lines = new LineSplitter(
     4 * 1024 * 1024,
-    (line, position) => parser.push(line.toString('utf8'), position),
+    (line, position) => {
+      const text = line.toString('utf8');
+      const unrecognised = parser.counters.unrecognisedLines;
+      parser.push(text, position);
+      if (parser.counters.unrecognisedLines !== unrecognised) noteUnreadable(counters, text);
+    },
     () => counters.oversized++,
   );
   const { size } = await stat(file);

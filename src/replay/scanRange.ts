@@ -1,6 +1,6 @@
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import type { Incident } from '../detect/detectIncident.js';
+import { ENGLISH_ERROR_TEXTS, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
 import { RECORD_REACH, RecordReader } from './recordAt.js';
 
@@ -16,9 +16,35 @@ export interface ScanCounters {
   incidents: number;
   /** Lines longer than a buffer, passed over. */
   oversized: number;
+  /**
+   * Lines that hold a sequence error's words but are no record of the format (a log_line_prefix or
+   * format that is not the log's): errors not counted, which replay says (as the daemon's
+   * source_unparsed problem does).
+   */
+  unreadable: number;
+  /** The first of them, up to the error's words (what follows may hold row data). */
+  unreadableSample?: string;
 }
 
-export const newScanCounters = (): ScanCounters => ({ bytes: 0, candidates: 0, incidents: 0, oversized: 0 });
+export const newScanCounters = (): ScanCounters => ({ bytes: 0, candidates: 0, incidents: 0, oversized: 0, unreadable: 0 });
+
+/** Adds `from`'s counts to `into` (the first unreadable line stays the first). */
+export function addScanCounters(into: ScanCounters, from: ScanCounters): void {
+  into.bytes += from.bytes;
+  into.candidates += from.candidates;
+  into.incidents += from.incidents;
+  into.oversized += from.oversized;
+  into.unreadable += from.unreadable;
+  if (into.unreadableSample === undefined && from.unreadableSample !== undefined) into.unreadableSample = from.unreadableSample;
+}
+
+/** Counts a line its format took no record from, when it holds a sequence error's words (the daemon's rule, SourcePipeline.noteUnparsed). */
+export function noteUnreadable(counters: ScanCounters, line: string): void {
+  const needle = ENGLISH_ERROR_TEXTS.find((text) => line.includes(text));
+  if (needle === undefined) return;
+  counters.unreadable++;
+  counters.unreadableSample ??= line.slice(0, line.indexOf(needle) + needle.length);
+}
 
 export interface RangeScan {
   format: ScannedFormat;
@@ -97,11 +123,20 @@ export class ChunkScan {
       }
       this.counters.candidates++;
       const incident = this.reader.incidentAt(bytes, start, length, base + start);
-      if (!incident) continue;
+      if (!incident) {
+        if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
+        continue;
+      }
       this.counters.incidents++;
       this.onIncident(incident);
     }
   }
+}
+
+/** The text of the line at bytes[start] (its first 4 KiB at most), without its newline. */
+function lineText(bytes: Buffer, start: number, end: number): string {
+  const newline = bytes.indexOf(0x0a, start);
+  return bytes.toString('utf8', start, Math.min(newline === -1 || newline > end ? end : newline, start + 4096));
 }
 
 /** The start of the line holding byte `at` (0 when it is the first), -1 when at < 0. */
@@ -307,15 +342,22 @@ export async function scanStream(
     parts = rest.length > 0 ? [rest] : [];
     gathered = rest.length;
   };
-  for await (const chunk of stream) {
-    signal?.throwIfAborted();
-    chunks.counters.bytes += chunk.length;
-    parts.push(chunk);
-    gathered += chunk.length;
-    if (gathered >= CHUNK + RECORD_REACH) {
-      scanGathered(false);
-      onProgress?.();
+  try {
+    for await (const chunk of stream) {
+      signal?.throwIfAborted();
+      chunks.counters.bytes += chunk.length;
+      parts.push(chunk);
+      gathered += chunk.length;
+      if (gathered >= CHUNK + RECORD_REACH) {
+        scanGathered(false);
+        onProgress?.();
+      }
     }
+  } catch (error) {
+    // A damaged stream (a truncated .gz): what it gave up to there is scanned all the same (lose
+    // nothing), then the error is the caller's to say.
+    if (gathered > 0 && !signal?.aborted) scanGathered(true);
+    throw error;
   }
   if (gathered > 0) scanGathered(true);
   return chunks.counters;

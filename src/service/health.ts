@@ -1,9 +1,9 @@
-import { accessSync, constants, readFileSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, readdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { userInfo } from 'node:os';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/AuditLog.js';
 import { DatabaseAuthenticationFailed, DatabaseUnavailable } from '../db/Database.js';
+import { readDenial } from '../util/readDenial.js';
 
 /**
  * "Healthy" means "can heal". Each condition that keeps seqwatch from healing is a problem with a
@@ -105,8 +105,7 @@ export function sourceReadProblem(path: string, glob: boolean): HealthProblem | 
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
     const target = glob ? dirname(path) : path;
-    const user = serviceUser();
-    const owner = describeOwner(target);
+    const { user, owner } = readDenial(target);
     return {
       code: 'source_unreadable',
       subject: path,
@@ -200,47 +199,4 @@ export class ProblemReporter {
       );
     }
   }
-}
-
-function serviceUser(): { name: string; groups: string } {
-  let name: string;
-  try {
-    name = userInfo().username;
-  } catch {
-    name = `uid ${process.getuid?.()}`;
-  }
-  const groups = (process.getgroups?.() ?? []).map(groupName).join(',');
-  return { name, groups: groups || 'none' };
-}
-
-function describeOwner(path: string): { toString(): string; group: string | undefined } | undefined {
-  try {
-    const info = statSync(path);
-    const group = groupName(info.gid);
-    const text = `mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${userName(info.uid)}:${group}`;
-    return { toString: () => text, group: /^\d+$/.test(group) ? undefined : group };
-  } catch {
-    return undefined;
-  }
-}
-
-function groupName(gid: number): string {
-  return lookup('/etc/group', gid) ?? String(gid);
-}
-
-function userName(uid: number): string {
-  return lookup('/etc/passwd', uid) ?? String(uid);
-}
-
-/** A name from /etc/passwd or /etc/group by its number (no NSS from Node; good enough for a message). */
-function lookup(file: string, id: number): string | undefined {
-  try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const fields = line.split(':');
-      if (Number(fields[2]) === id && fields[0]) return fields[0];
-    }
-  } catch {
-    // No such file: the number says it.
-  }
-  return undefined;
 }

@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanLog } from '../../src/replay/scanLog.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { CLI } from '../helpers/daemon.js';
+import { createServiceUser, isRoot } from '../helpers/hostSetup.js';
 
 const run = promisify(execFile);
 const PREFIX = '%m [%p] %q%u@%d ';
@@ -137,7 +138,13 @@ describe('seqwatch replay', () => {
         audit: { path: join(dir, 'a.jsonl') },
       }),
     );
-    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', away, log, '--json']);
+    // Not whole: said once after the report, and replay ends 1 (the field, stop 23: it ended 0).
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', away, log, '--json']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({ code: 1 });
+    const { stdout, stderr } = failed as { stdout: string; stderr: string };
+    expect(stderr).toMatch(/^seqwatch: database not reachable: .*: the counts are shown, not what the catalog says of them$/m);
     const report = JSON.parse(stdout);
     expect(report.constraints.map((r: { constraint: string }) => r.constraint).sort()).toEqual(['article_pkey', 'gone_pkey', 'ticket_pkey', 'ticket_tn_key']);
     for (const row of report.constraints) expect(row).toMatchObject({ would: 'unknown', now: expect.stringMatching(/^database not reachable: /) });
@@ -178,6 +185,105 @@ describe('seqwatch replay', () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'postgres-json', json, '--json']);
     const report = JSON.parse(stdout);
     expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
+  });
+
+  // The field (stop 23): files given newest first (the help's own example, a shell glob) said
+  // FIRST after LAST and counted the checks of a burst that jumped back in time as one.
+  it('rotated files given newest first are read oldest first (by their first record), and the report says so', async () => {
+    const at = (t: string, pid: number, constraint: string) =>
+      `2026-11-27 ${t} UTC [${pid}] app@${db.name} ERROR:  duplicate key value violates unique constraint "${constraint}"\n`;
+    const older = join(dir, 'rotated.log.2.gz');
+    const middle = join(dir, 'rotated.log.1');
+    const newer = join(dir, 'rotated.log');
+    writeFileSync(older, gzipSync(at('08:00:00.000', 31, 'ticket_pkey') + at('08:00:00.100', 31, 'ticket_pkey')));
+    writeFileSync(middle, at('08:30:00.000', 32, 'ticket_pkey'));
+    writeFileSync(newer, at('09:00:00.000', 33, 'ticket_pkey') + at('09:00:00.050', 33, 'ticket_pkey'));
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, newer, middle, older, '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.files).toEqual([older, middle, newer]);
+    // Three bursts (08:00, 08:30, 09:00): 2 + 1 + 2 checks, as read in order.
+    expect(report.constraints[0]).toMatchObject({
+      constraint: 'ticket_pkey',
+      errors: 5,
+      first: '2026-11-27 08:00:00.000 UTC',
+      last: '2026-11-27 09:00:00.050 UTC',
+      would: 'heal (5 checks)',
+    });
+    const { stdout: text } = await run(process.execPath, [CLI, 'replay', '-c', config, newer, middle, older], { env: { ...process.env, NO_COLOR: '1' } });
+    expect(text).toContain('in 3 file(s), read oldest first (rotated.log.2.gz, rotated.log.1, rotated.log)');
+  });
+
+  // The field (stop 23): with a log_line_prefix that was not the log's, replay said "0 duplicate key
+  // errors on 0 constraints" and ended 0, its --json knowing better (candidates 293, incidents 0).
+  it("a log_line_prefix that is not the log's: says how many error lines it could not read and the first, and ends 1", async () => {
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', config, '--log-line-prefix', '%t [%p] ', log, '--json']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({ code: 1 });
+    const { stdout, stderr } = failed as { stdout: string; stderr: string };
+    expect(JSON.parse(stdout).scanned).toMatchObject({ incidents: 0, unreadable: 8 });
+    expect(stderr).toContain(
+      `${log}: 8 line(s) hold a sequence error's text but are no postgres-stderr records with log_line_prefix "%t [%p] ": those errors are not counted; the first begins "2026-11-27 09:00:01.000 UTC [11] app@`,
+    );
+    expect(stderr).toContain("psql -Atc 'SHOW log_line_prefix'");
+    // The log's own prefix: every line read, nothing said, 0.
+    const { stderr: quiet } = await run(process.execPath, [CLI, 'replay', '-c', config, log, '--json']);
+    expect(quiet).not.toContain('line(s) hold');
+  });
+
+  // The field (stop 23): one file it could not read (missing, unreadable, a .gz cut short) among
+  // several threw the whole report away, the errors of the others with it.
+  it('a file it cannot read among others: said with why, the others still reported, what a cut .gz held before its end counted, and ends 1', async () => {
+    const missing = join(dir, 'missing.log');
+    const cut = join(dir, 'cut.log.gz');
+    const text = [`2026-11-27 09:20:00.000 UTC [21] app@${db.name} ERROR:  duplicate key value violates unique constraint "article_pkey"`];
+    for (let i = 0; i < 3000; i++)
+      text.push(`2026-11-27 09:20:01.000 UTC [22] app@${db.name} LOG:  duration: ${(i * 7919) % 1000}.${i} ms  statement: SELECT ${i}`);
+    const gz = gzipSync(text.join('\n') + '\n');
+    writeFileSync(cut, gz.subarray(0, gz.length - 40));
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', config, missing, log, cut, '--json']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({ code: 1 });
+    const { stdout, stderr } = failed as { stdout: string; stderr: string };
+    const report = JSON.parse(stdout);
+    const row = (constraint: string) => report.constraints.find((r: { constraint: string }) => r.constraint === constraint);
+    expect(row('ticket_pkey')).toMatchObject({ errors: 3 });
+    expect(row('article_pkey')).toMatchObject({ errors: 2 });
+    // Read oldest first: the cut .gz (09:20) after the log (09:00), the missing file (no time) last.
+    expect(report.unread).toEqual([
+      { file: cut, error: expect.stringMatching(/unexpected end of file/) },
+      { file: missing, error: expect.stringMatching(/ENOENT/) },
+    ]);
+    expect(stderr).toContain(`${missing}: `);
+    expect(stderr).toContain(`${cut}: `);
+  });
+
+  // The field (stop 23): a log the user may not read said EACCES and nothing more.
+  it.runIf(isRoot)('a log the user may not read (Debian: root:adm 0640): says who may read it, the other files still reported', async () => {
+    const user = await createServiceUser();
+    const open = mkdtempSync(join(tmpdir(), 'seqwatch-replay-user-'));
+    try {
+      chmodSync(open, 0o755);
+      const shut = join(open, 'postgresql-15-main.log');
+      writeFileSync(shut, readFileSync(log));
+      chownSync(shut, 0, Number(execFileSync('getent', ['group', 'adm']).toString().split(':')[2]));
+      chmodSync(shut, 0o640);
+      const readable = join(open, 'copy.log');
+      writeFileSync(readable, readFileSync(log));
+      const cfg = join(open, 'seqwatch.yaml');
+      writeFileSync(cfg, readFileSync(config));
+      const failed = await run(process.execPath, [CLI, 'replay', '-c', cfg, shut, readable, '--json'], { uid: user.uid, gid: user.gid, cwd: '/' }).catch(
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+      expect(failed).toMatchObject({ code: 1 });
+      const { stdout, stderr } = failed as { stdout: string; stderr: string };
+      expect(JSON.parse(stdout).constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')).toMatchObject({ errors: 3 });
+      expect(stderr).toContain(`cannot read ${shut} (EACCES) as user ${user.name}`);
+      expect(stderr).toMatch(/group adm/);
+    } finally {
+      await user.remove();
+    }
   });
 
   // Issue 16 item 11: forged names by the hundred thousand (any database user can RAISE them). Before,

@@ -161,6 +161,25 @@ describe('the parallel scan finds what the full parser finds', () => {
     },
   );
 
+  // The field (stop 23): replay given a log_line_prefix that is not the log's said "0 duplicate key
+  // errors" and ended 0. The lines it cannot read are counted by every way of scanning alike.
+  it('lines that hold an error but are no record of the format (a wrong prefix): counted alike by one thread and by several, the first kept', async () => {
+    const sample = logs[0]!.sample;
+    const scan = { format: sample.format, logLinePrefix: '%t [%p] ', source: logs[0]!.path };
+    const handle = await open(logs[0]!.path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const one = await scanFileRange(handle, 0, size, scan, () => {});
+      expect(one.incidents).toBe(0);
+      expect(one.unreadable).toBeGreaterThan(0);
+      expect(one.unreadableSample).toMatch(/duplicate key value violates unique constraint$/);
+      const two = await scanInParallel(handle, size, scan, 2, () => {}, undefined, 256 * 1024, { pool });
+      expect(two).toEqual(one);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('this thread joining only later (joinAfter): the workers scan meanwhile and their pieces are handed on in order', async () => {
     const { sample, path, expected } = logs[0]!;
     const scan = { format: sample.format, logLinePrefix: sample.prefix, source: path };

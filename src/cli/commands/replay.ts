@@ -5,12 +5,15 @@ import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
 import type { ScanThreads } from '../../replay/parallel.js';
+import { oldestFirst } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
+import { addScanCounters, newScanCounters } from '../../replay/scanRange.js';
 import { FORMATS, type Format } from '../../formats/formatNames.js';
 import { CommandFailure, EXIT } from '../exit.js';
 import { withoutFetchLoading } from '../fetchLoading.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { namesOtherDatabase } from '../../detect/otherDatabase.js';
+import { readDenial } from '../../util/readDenial.js';
 
 /**
  * Distinct constraint names tallied at most: a log flooded with forged names (any database user can
@@ -37,13 +40,17 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description('run detection over historical logs (read-only): what the daemon would have done, per table')
-    .argument('<logfile...>', 'PostgreSQL stderr logs, plain or gzip-compressed')
+    .argument('<logfile...>', 'the logs (in --format), plain or gzip-compressed')
     .option('-c, --config <file>', 'YAML config file (database, log_line_prefix, debounce)', '/etc/seqwatch/seqwatch.yaml')
     .option('--log-line-prefix <prefix>', "the server's log_line_prefix when these logs were written (default: the config's first source)")
     .option('--format <format>', `the logs' format: ${FORMATS.join(', ')} (default: the config's first source's)`)
     .option('--json', 'machine-readable output')
     .option('--database <name>', 'which database, when the config watches several')
-    .option('--threads <n>', 'threads to scan a large plain file with (same output)', '1')
+    .option(
+      '--threads <n>',
+      'threads for one plain file of 64 MiB or more (same output; each thread starts and warms up apart: it pays off from a few GiB)',
+      '1',
+    )
     .addHelpText(
       'after',
       `
@@ -147,18 +154,25 @@ async function replay(
     },
     () => undefined,
   );
-  const totals: ScanCounters = { bytes: 0, candidates: 0, incidents: 0, oversized: 0 };
+  const totals = newScanCounters();
   /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
   const kinds: Partial<Record<Incident['kind'], number>> = {};
+  /** Files, or parts of them, that could not be read: said after the report of the rest, and replay ends 1. */
+  const unread: Array<{ file: string; error: string }> = [];
+  const problems: string[] = [];
+  const innerFormat = config.sources[0]?.inner_format;
+  // Rotated files are named, and globbed, newest first: read oldest first, as they were written.
+  const ordered = files.length > 1 ? await oldestFirst(files, { format, logLinePrefix: prefix, ...(innerFormat ? { innerFormat } : {}) }) : files;
+  const reordered = ordered.some((file, i) => file !== files[i]);
   const started = Date.now();
-  for (const file of files) {
+  for (const file of ordered) {
     const progress = new Progress(basename(file));
     let counters: ScanCounters;
     try {
       counters = await scanLog(file, {
         logLinePrefix: prefix,
         format,
-        ...(config.sources[0]?.inner_format ? { innerFormat: config.sources[0].inner_format } : {}),
+        ...(innerFormat ? { innerFormat } : {}),
         threads,
         ...(pool ? { pool } : {}),
         signal: stop.signal,
@@ -173,14 +187,21 @@ async function replay(
       });
     } catch (error) {
       progress.done();
-      await reachable;
-      await db?.close();
-      // The database could not be chosen: that, not the scan it stopped.
-      if (stop.signal.aborted) throw stop.signal.reason;
-      throw new CommandFailure(`${file}: ${(error as Error).message}`, EXIT.failure);
+      if (stop.signal.aborted) {
+        // The database could not be chosen: that, not the scan it stopped.
+        await reachable;
+        await db?.close();
+        throw stop.signal.reason;
+      }
+      // One file that cannot be read (or a .gz cut short: what it held up to there is counted) does
+      // not take the others' report with it.
+      unread.push({ file, error: (error as Error).message });
+      problems.push(unreadFileProblem(file, error as NodeJS.ErrnoException));
+      continue;
     }
     progress.done();
-    for (const key of Object.keys(totals) as Array<keyof ScanCounters>) totals[key] += counters[key];
+    addScanCounters(totals, counters);
+    if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, format, prefix));
   }
   const seconds = (Date.now() - started) / 1000;
   // The database is chosen by now (or why it could not be is thrown), its first incidents routed.
@@ -194,7 +215,12 @@ async function replay(
     await lookingUp;
   }
   const failed = unreachable ?? lookupFailed;
-  if (failed) for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${failed.message}`);
+  if (failed) {
+    for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${failed.message}`);
+    // Said when it kept an answer from the report: names to look up, or errors it could not tell were this database's.
+    if (tallies.size > 0 || otherDatabase > 0)
+      problems.push(`database not reachable: ${failed.message}: the counts are shown, not what the catalog says of them`);
+  }
   // Where each sequence stands now: one batched read-only check of every target.
   const targets = [...resolutions.values()].flatMap((resolution) => (typeof resolution === 'string' ? [] : resolution.targets));
   const standing = new Map<SequenceTarget, string>();
@@ -247,10 +273,11 @@ async function replay(
       printableJson(
         JSON.stringify(
           {
-            files,
+            files: ordered,
             database: db.name,
             log_line_prefix: prefix,
             scanned: { ...totals, seconds, kinds },
+            ...(unread.length > 0 ? { unread } : {}),
             other_database: otherDatabase,
             untallied_errors: untallied.errors,
             constraints: rows,
@@ -260,6 +287,7 @@ async function replay(
         ),
       ) + '\n',
     );
+    sayProblems(problems);
     // Answered: as check does, the connection is left to the server to close (see exitLeavingConnections).
     return exitLeavingConnections(db);
   }
@@ -284,13 +312,44 @@ async function replay(
   );
   const mib = totals.bytes / 1048576;
   process.stdout.write(
-    `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length} file(s), ` +
+    `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length - unread.length} file(s)${unread.length ? ` (${unread.length} not read: below)` : ''}` +
+      `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
       `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
       `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
   );
+  sayProblems(problems);
   return exitLeavingConnections(db);
+}
+
+/** What kept the report from being whole, on stderr after it; replay then ends 1. */
+function sayProblems(problems: string[]): void {
+  for (const problem of problems) process.stderr.write(`seqwatch: ${problem}\n`);
+  if (problems.length > 0) process.exitCode = EXIT.failure;
+}
+
+/** A file replay could not read (or not to its end): why, and for a permission, who may read it. */
+function unreadFileProblem(file: string, error: NodeJS.ErrnoException): string {
+  if (error.code !== 'EACCES' && error.code !== 'EPERM') return `${file}: ${error.message}`;
+  const { user, owner } = readDenial(file);
+  return (
+    `cannot read ${file} (${error.code}) as user ${user.name} (groups ${user.groups})${owner ? `; it is ${owner}` : ''}: ` +
+    `run replay as a user who may${owner?.group ? ` (one in group ${owner.group}: usermod -aG ${owner.group} ${user.name}, then log in again)` : ''}, or with sudo`
+  );
+}
+
+/** Lines that hold a sequence error's words but are no record of the format: the daemon's source_unparsed, for a replay. */
+function unreadableLinesProblem(file: string, counters: ScanCounters, format: Format, prefix: string): string {
+  const prefixed = format === 'postgres-stderr' || format === 'syslog' || format === 'auto';
+  return (
+    `${file}: ${counters.unreadable} line(s) hold a sequence error's text but are no ${format} records` +
+    `${prefixed ? ` with log_line_prefix ${JSON.stringify(prefix)}` : ''}: those errors are not counted; ` +
+    `the first begins ${printable(JSON.stringify(counters.unreadableSample ?? ''))}; ` +
+    (prefixed
+      ? `give --log-line-prefix the server's exactly (psql -Atc 'SHOW log_line_prefix'), or --format the log's`
+      : `give --format the log's (${FORMATS.filter((f) => f !== 'auto').join(', ')})`)
+  );
 }
 
 /** Counts an incident into its constraint's tally; true when that is a name not tallied before. */

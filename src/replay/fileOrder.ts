@@ -1,0 +1,79 @@
+import { open } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import type { Format, InnerFormat } from '../formats/formatNames.js';
+import { LogTimes } from './logTimes.js';
+
+/** What is read of each file to find its first record's time. */
+const HEAD_BYTES = 64 * 1024;
+
+export interface FileOrderOptions {
+  format: Format;
+  logLinePrefix: string;
+  innerFormat?: InnerFormat;
+}
+
+/**
+ * The files of a replay, oldest first by the time of their first record. Rotated logs are named
+ * newest first (postgresql.log, .log.1, .log.2.gz) and shell globs sort them so (`*.gz` puts .10.gz
+ * before .2.gz), while a replay's first and last times and its bursts (the checks the daemon would
+ * have made) follow the order the files are read in. A file whose first 64 KiB show no time (none
+ * parsed, unreadable: said by its scan) keeps its place among those, after the others.
+ */
+export async function oldestFirst(files: string[], options: FileOrderOptions): Promise<string[]> {
+  const times = new LogTimes();
+  const firsts = await Promise.all(files.map((file) => firstTime(file, options).catch(() => undefined)));
+  const epochs = firsts.map((time) => (time === undefined ? NaN : times.epochOf(time)));
+  const rank = (i: number) => (Number.isNaN(epochs[i]!) ? Infinity : epochs[i]!);
+  return files
+    .map((file, i) => ({ file, i }))
+    .sort((a, b) => rank(a.i) - rank(b.i) || a.i - b.i)
+    .map(({ file }) => file);
+}
+
+/** The time of the first record with one among the file's first HEAD_BYTES (decompressed), read by the format's parser. */
+async function firstTime(file: string, options: FileOrderOptions): Promise<string | undefined> {
+  const head = await readHead(file);
+  const { createParser } = await import('../formats/createParser.js');
+  let first: string | undefined;
+  const parser = createParser(
+    options.format,
+    { source: file, logLinePrefix: options.logLinePrefix, ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}) },
+    (record) => void (first ??= record.logTime),
+  );
+  // The last line may be cut short by HEAD_BYTES: left out.
+  const lines = head.toString('utf8').split('\n');
+  if (head.length === HEAD_BYTES) lines.pop();
+  for (let i = 0; i < lines.length && first === undefined; i++)
+    parser.push(lines[i]!.replace(/\r$/, ''), { offset: 0, ...(i === 0 ? { boundary: 'start' } : {}) });
+  if (first === undefined) parser.flush();
+  return first;
+}
+
+/** The file's first HEAD_BYTES, decompressed when it is gzip. */
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  let raw: Buffer;
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(HEAD_BYTES), 0, HEAD_BYTES, 0);
+    raw = buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+  if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  // A gzip file's head: what its first compressed bytes give, up to HEAD_BYTES (a cut stream ends early, not in error).
+  const gunzip = createGunzip();
+  const parts: Buffer[] = [];
+  let size = 0;
+  await new Promise<void>((resolve) => {
+    gunzip.on('data', (part: Buffer) => {
+      parts.push(part);
+      size += part.length;
+      if (size >= HEAD_BYTES) resolve();
+    });
+    gunzip.on('error', () => resolve());
+    gunzip.on('end', () => resolve());
+    gunzip.end(raw);
+  });
+  gunzip.destroy();
+  return Buffer.concat(parts).subarray(0, HEAD_BYTES);
+}
