@@ -269,7 +269,7 @@ export async function benchReplay() {
       fail2ban,
       ...(fail2ban ? { ratio_seqwatch_to_fail2ban_time: fail2ban.ratio_seqwatch_to_fail2ban_time } : {}),
     };
-    return { result, file: writeResult('replay', result) };
+    return { result, file: writeResult(process.env.BENCH_REPLAY_RESULT ?? 'replay', result) };
   } finally {
     await server.destroy();
     rmSync(dir, { recursive: true, force: true });
