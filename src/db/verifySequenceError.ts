@@ -83,7 +83,9 @@ interface Row {
   column_q: string | null;
 }
 
-const key = (kind: SequenceErrorKind, name: string) => `${kind}\u0000${name}`;
+/** How verifySequenceErrors' answers are keyed: the kind and the name asked about. */
+export const sequenceErrorKey = (kind: SequenceErrorKind, name: string) => `${kind}\u0000${name}`;
+const key = sequenceErrorKey;
 
 /** Asks the catalog about many (kind, name) pairs in one statement. */
 export async function verifySequenceErrors(

@@ -187,6 +187,47 @@ describe('seqwatch replay', () => {
     expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
   });
 
+  // The field (stop 23): an exhausted sequence showed as a constraint "skip: no such index", and
+  // counted among the duplicate key errors.
+  it('the other sequence errors of the runbook: a row of their own, as the daemon would treat them (an alert a person acts on), not counted as duplicate keys', async () => {
+    await db.pool.query(
+      `CREATE TABLE small (id serial PRIMARY KEY); ALTER SEQUENCE small_id_seq MAXVALUE 3; INSERT INTO small DEFAULT VALUES; INSERT INTO small DEFAULT VALUES; INSERT INTO small DEFAULT VALUES;`,
+    );
+    const seqlog = join(dir, 'sequences.log');
+    const at = (t: string, text: string) => `2026-11-27 ${t} UTC [41] app@${db.name} ERROR:  ${text}\n`;
+    writeFileSync(
+      seqlog,
+      at('10:00:00.000', 'nextval: reached maximum value of sequence "small_id_seq" (3)') +
+        at('10:00:01.000', 'nextval: reached maximum value of sequence "small_id_seq" (3)') +
+        at('10:00:02.000', 'permission denied for sequence ticket_id_seq') +
+        at('10:00:03.000', 'nextval: reached maximum value of sequence "article_id_seq" (9223372036854775807)') +
+        at('10:00:04.000', 'duplicate key value violates unique constraint "ticket_pkey"'),
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, seqlog, '--json']);
+    const rows = JSON.parse(stdout).constraints as Array<Record<string, unknown>>;
+    expect(rows.find((r) => r.constraint === 'small_id_seq')).toMatchObject({
+      kind: 'sequence_exhausted',
+      errors: 2,
+      table: 'public.small',
+      sequence: 'public.small_id_seq',
+      would: 'alert: sequence exhausted (a person decides: setval cannot fix it)',
+    });
+    expect(rows.find((r) => r.constraint === 'ticket_id_seq')).toMatchObject({
+      kind: 'sequence_permission_denied',
+      errors: 1,
+      sequence: 'public.ticket_id_seq',
+      would: 'alert: permission denied for the sequence (a person decides: setval cannot fix it)',
+    });
+    // Far from its limit: what the daemon would not act on either.
+    expect(rows.find((r) => r.constraint === 'article_id_seq')).toMatchObject({
+      kind: 'sequence_exhausted',
+      would: expect.stringMatching(/^skip: not verified: no sequence of that name/),
+    });
+    expect(rows.find((r) => r.constraint === 'ticket_pkey')).toMatchObject({ kind: 'unique_violation', errors: 1 });
+    const { stdout: text } = await run(process.execPath, [CLI, 'replay', '-c', config, seqlog], { env: { ...process.env, NO_COLOR: '1' } });
+    expect(text).toMatch(/1 duplicate key errors on 1 constraints in 1 file\(s\).*; 4 other errors \(3 sequence_exhausted, 1 sequence_permission_denied\)/);
+  });
+
   // The field (stop 23): files given newest first (the help's own example, a shell glob) said
   // FIRST after LAST and counted the checks of a burst that jumped back in time as one.
   it('rotated files given newest first are read oldest first (by their first record), and the report says so', async () => {

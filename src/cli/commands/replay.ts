@@ -2,6 +2,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { Database } from '../../db/Database.js';
 import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
+import type { SequenceErrorKind, VerifiedSequenceError } from '../../db/verifySequenceError.js';
 import type { Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
 import type { ScanThreads } from '../../replay/parallel.js';
@@ -25,6 +26,7 @@ const MAX_TALLIED = 10_000;
 const LOOKUP_BATCH = 1_000;
 
 interface ConstraintTally {
+  kind: Incident['kind'];
   constraint: string;
   errors: number;
   /** Bursts further apart than the debounce window: each would have been one check. */
@@ -99,7 +101,15 @@ async function replay(
   // --database the database cannot be chosen by stops the scan.
   const stop = new AbortController();
   // (pg loaded as main.ts loads the commands' modules: without Node.js's fetch, see withoutFetchLoading)
-  const loading = withoutFetchLoading(() => Promise.all([import('../context.js'), import('../../db/resolveIndex.js'), import('../../db/checkSequences.js')]));
+  const loading = withoutFetchLoading(() =>
+    Promise.all([
+      import('../context.js'),
+      import('../../db/resolveIndex.js'),
+      import('../../db/checkSequences.js'),
+      import('../../db/verifySequenceError.js'),
+      import('../../remediate/advice.js'),
+    ]),
+  );
   const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database));
   opening.catch((error: unknown) => stop.abort(error));
   let db: Database | undefined;
@@ -130,10 +140,17 @@ async function replay(
       },
     );
   };
+  /** This database's errors by family (the other databases' counted apart). */
+  const routed: Partial<Record<Incident['kind'], number>> = {};
   const route = (incident: Incident) => {
     // The daemon's rule (Databases.route): records that name another database are not this one's.
-    if (namesOtherDatabase(incident, db!.name)) otherDatabase++;
-    else if (tally(tallies, incident, window, untallied, times)) {
+    if (namesOtherDatabase(incident, db!.name)) {
+      otherDatabase++;
+      return;
+    }
+    routed[incident.kind] = (routed[incident.kind] ?? 0) + 1;
+    // A unique index's name (a duplicate key, a replication conflict) first tallied: looked up while the scan runs.
+    if (tally(tallies, incident, window, untallied, times) && !isSequenceError(incident.kind)) {
       toLookUp.push(incident.constraint);
       lookUp();
     }
@@ -208,7 +225,7 @@ async function replay(
   const unreachable = await reachable;
   db = await opening;
 
-  const [{ exitLeavingConnections }, , { assess, checkSequences }] = await loading;
+  const [{ exitLeavingConnections }, , { assess, checkSequences }, { sequenceErrorKey, verifySequenceErrors }, { SEQUENCE_ERROR_ADVICE }] = await loading;
   // The names still waiting (and a lookup under way) looked up.
   while (lookingUp || (toLookUp.length > 0 && !lookupFailed)) {
     if (!lookingUp) lookUp();
@@ -216,7 +233,7 @@ async function replay(
   }
   const failed = unreachable ?? lookupFailed;
   if (failed) {
-    for (const constraint of tallies.keys()) resolutions.set(constraint, `database not reachable: ${failed.message}`);
+    for (const t of tallies.values()) resolutions.set(t.constraint, `database not reachable: ${failed.message}`);
     // Said when it kept an answer from the report: names to look up, or errors it could not tell were this database's.
     if (tallies.size > 0 || otherDatabase > 0)
       problems.push(`database not reachable: ${failed.message}: the counts are shown, not what the catalog says of them`);
@@ -237,10 +254,32 @@ async function replay(
             : 'in sync',
     );
   }
+  // The runbook's other sequence errors (exhausted, missing, no permission, setval out of bounds): as
+  // the daemon does, an alert where the catalog confirms them, since setval cannot fix them.
+  const sequenceErrors = [...tallies.values()].flatMap((t) => (isSequenceError(t.kind) ? [{ kind: t.kind, name: t.constraint }] : []));
+  const verified = !failed && sequenceErrors.length > 0 ? await verifySequenceErrors(db, sequenceErrors) : new Map<string, VerifiedSequenceError[]>();
   const rows: Array<Record<string, string | number | null>> = [];
   for (const t of [...tallies.values()].sort((a, b) => b.errors - a.errors)) {
+    const base = { constraint: t.constraint, kind: t.kind, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
+    if (isSequenceError(t.kind)) {
+      if (failed) {
+        rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: `database not reachable: ${failed.message}` });
+        continue;
+      }
+      const found = verified.get(sequenceErrorKey(t.kind, t.constraint)) ?? [];
+      if (found.length === 0)
+        rows.push({ ...base, table: null, sequence: null, would: `skip: not verified: ${SEQUENCE_ERROR_ADVICE[t.kind].unverified}`, now: null });
+      for (const f of found)
+        rows.push({
+          ...base,
+          table: f.table ?? null,
+          sequence: f.sequence,
+          would: `alert: ${SEQUENCE_ERROR_WORDS[t.kind]} (a person decides: setval cannot fix it)`,
+          now: null,
+        });
+      continue;
+    }
     const resolution = resolutions.get(t.constraint)!;
-    const base = { constraint: t.constraint, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
     if (typeof resolution === 'string') {
       rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
       continue;
@@ -311,17 +350,30 @@ async function replay(
     ),
   );
   const mib = totals.bytes / 1048576;
+  const uniqueNames = [...tallies.values()].filter((t) => t.kind === 'unique_violation').length;
+  const others = Object.entries(routed).filter(([kind]) => kind !== 'unique_violation');
   process.stdout.write(
-    `\n${bold(`${totals.incidents - otherDatabase} duplicate key errors`)} on ${tallies.size} constraints in ${files.length - unread.length} file(s)${unread.length ? ` (${unread.length} not read: below)` : ''}` +
+    `\n${bold(`${routed.unique_violation ?? 0} duplicate key errors`)} on ${uniqueNames} constraints in ${files.length - unread.length} file(s)${unread.length ? ` (${unread.length} not read: below)` : ''}` +
       `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
       `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
+      `${others.length ? `; ${others.reduce((sum, [, n]) => sum + n, 0)} other errors (${others.map(([kind, n]) => `${n} ${kind}`).join(', ')})` : ''}` +
       `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
   );
   sayProblems(problems);
   return exitLeavingConnections(db);
 }
+
+/** The runbook's other sequence errors, as a row of replay says them. */
+const SEQUENCE_ERROR_WORDS: Record<SequenceErrorKind, string> = {
+  sequence_exhausted: 'sequence exhausted',
+  sequence_missing: 'sequence missing',
+  sequence_permission_denied: 'permission denied for the sequence',
+  setval_out_of_bounds: 'setval out of bounds',
+};
+
+const isSequenceError = (kind: Incident['kind']): kind is SequenceErrorKind => kind in SEQUENCE_ERROR_WORDS;
 
 /** What kept the report from being whole, on stderr after it; replay then ends 1. */
 function sayProblems(problems: string[]): void {
@@ -354,14 +406,16 @@ function unreadableLinesProblem(file: string, counters: ScanCounters, format: Fo
 
 /** Counts an incident into its constraint's tally; true when that is a name not tallied before. */
 function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }, times: LogTimes): boolean {
-  let t = tallies.get(incident.constraint);
+  // A sequence error's name is a sequence's: tallied apart from a unique index of the same name.
+  const key = isSequenceError(incident.kind) ? `${incident.kind}\u0000${incident.constraint}` : incident.constraint;
+  let t = tallies.get(key);
   if (!t && tallies.size >= MAX_TALLIED) {
     untallied.errors++;
     return false;
   }
   if (!t) {
-    t = { constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
-    tallies.set(incident.constraint, t);
+    t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
+    tallies.set(key, t);
   }
   t.errors++;
   const epoch = incident.logTime ? times.epochOf(incident.logTime) : NaN;
