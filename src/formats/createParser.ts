@@ -147,7 +147,10 @@ export class AutoParser implements RecordParser {
       this.keep(chosen, line, position);
       // app-text is the last resort, and a container log's inside is checked by the auto inside it.
       const checked = chosen.format !== 'app-text' && chosen.format !== 'docker-json' && chosen.format !== 'cri';
-      const holdsError = checked && ERROR_NEEDLES.some((needle) => line.includes(needle));
+      // A csvlog line inside a record's quoted field (a statement's text, a value) is that record's,
+      // whatever words it holds: only a line the record framing starts at can be an error it missed.
+      const inQuotedField = chosen.format === 'postgres-csv' && !(chosen.parser.canPassOver?.() ?? true);
+      const holdsError = checked && !inQuotedField && ERROR_NEEDLES.some((needle) => line.includes(needle));
       chosen.parser.push(line, position);
       if (holdsError && ++chosen.errorLines >= MISREAD_LINES) {
         // Records may still be assembling (stderr keeps one per backend until its next line): emit them first.

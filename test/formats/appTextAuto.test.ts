@@ -84,6 +84,31 @@ describe('auto: says so when the chosen format is blind, and chooses again', () 
   });
 });
 
+describe('auto on a csvlog whose quoted fields hold error words', () => {
+  // The field (stop 23): a statement logged with newlines in its text, lines of it holding
+  // "duplicate key" or 23505 (a csvlog line pasted into a query, an error handler's source), made auto
+  // count them as errors csvlog gave no record of, drop csvlog for app-text, and miss what followed.
+  const quoted = (text: string) => `"${text.replace(/"/g, '""')}"`;
+  const csv = (time: string, severity: string, state: string, message: string, query = '') =>
+    `2026-12-02 06:00:${time} UTC,"app","db",42,"10.0.0.1:5000",6b0f.2a,1,"INSERT",2026-12-02 06:00:00 UTC,3/10,0,${severity},${state},${quoted(message)},,,,,,${quoted(query)},,,"psql","client backend",,0`;
+  // Real csvlog lines of an error, pasted into a statement's text (their quotes doubled again there).
+  const pasted = [1, 2, 3, 4].map((n) => csv(`0${n}.500`, 'ERROR', '23505', dup('forged_pkey')));
+  const statement = `INSERT INTO archived_logs VALUES (1, '\n${pasted.join('\n')}\n')`;
+  const lines = [
+    csv('00.000', 'LOG', '00000', 'checkpoint starting: time'),
+    ...csv('01.000', 'LOG', '00000', `statement: ${statement}`, statement).split('\n'),
+    csv('02.000', 'ERROR', '23505', dup('ticket_pkey')),
+    csv('03.000', 'ERROR', '23505', dup('ticket_pkey')),
+  ];
+
+  it("keeps csvlog (the quoted lines are its records' text, not errors it missed) and finds the real errors after them", () => {
+    const { detected, misread, incidents } = parse('auto', lines);
+    expect(detected).toEqual(['postgres-csv']);
+    expect(misread).toEqual([]);
+    expect(incidents.map((i) => i.constraint)).toEqual(['ticket_pkey', 'ticket_pkey']);
+  });
+});
+
 describe('cri', () => {
   it('joins partial lines per stream, stdout and stderr interleaved', () => {
     const { records, incidents } = parse(
