@@ -1,6 +1,7 @@
 import { CSV_RECORD_START } from '../formats/CsvlogParser.js';
 import { INCIDENT_TEXTS } from './detectIncident.js';
 import { MultiNeedleCandidates } from './wasm/candidates.js';
+import { countByte } from './wasm/countByte.js';
 import { createMultiNeedleSearch, wasmSimdAvailable } from './wasm/multiNeedle.js';
 
 /**
@@ -44,6 +45,7 @@ export function isScannedFormat(format: string): format is ScannedFormat {
 
 const NEWLINE = 0x0a;
 const TAB = 0x09;
+const QUOTE = 0x22;
 /** Longest anchor: Buffer.indexOf switches from memchr to Boyer-Moore-Horspool (slower on logs) at 8 bytes. */
 const MAX_ANCHOR = 7;
 /** Bytes of the first data seen that the anchors are chosen from. */
@@ -279,6 +281,25 @@ export class IncidentScanner {
       }
     }
     return lineStart;
+  }
+
+  /**
+   * csvlog, for a line that lies inside a quoted field (an odd number of quotes before it since a
+   * record boundary): the line its record begins on, the nearest before it where the quotes are even
+   * (a csvlog record ends at a newline with its quotes balanced), not before `floor` nor further back
+   * than a record's reach; -1 when there is none. Framing by quotes is the rule CsvlogParser reads
+   * by: a line shaped like a record inside a quoted value (a statement holding pasted log lines) is
+   * that value's text.
+   */
+  quotedRecordStart(bytes: Buffer, lineStart: number, floor: number): number {
+    let quoted = true;
+    for (let line = lineStart; line > floor && lineStart - line <= MAX_CSV_WALK_BACK;) {
+      const before = Math.max(floor, lineBefore(bytes, line));
+      if (countByte(bytes, before, line, QUOTE) & 1) quoted = !quoted;
+      line = before;
+      if (!quoted) return line;
+    }
+    return -1;
   }
 
   /** The passes over the data (needles grouped by shared anchors), chosen from the first data seen. */

@@ -6,7 +6,7 @@ import type { Incident } from '../detect/detectIncident.js';
 import type { IncidentScanner } from '../detect/scanner.js';
 import { unpackIncidents } from './packIncidents.js';
 import { turn } from '../util/turn.js';
-import { addScanCounters, FileRangeScan, newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
+import { addScanCounters, FileRangeScan, newScanCounters, scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
 import type { PackedPiece, PieceDone, ScanJob, WorkerMessage } from './scanWorker.js';
 
 /**
@@ -176,6 +176,10 @@ export async function scanInParallel(
   pieceBytes = PIECE_BYTES,
   { pool, signal, joinAfter }: ParallelOptions = {},
 ): Promise<ScanCounters> {
+  // csvlog is framed by its quotes, counted from the file's start: where a piece's cut falls (a
+  // line shaped like a record may lie inside a quoted value) is known only once everything before it
+  // is counted. One thread reads it, exactly, as CsvlogParser would.
+  if (scan.format === 'postgres-csv') return scanFileRange(handle, 0, size, scan, onIncident, onProgress, signal);
   const pieces = Math.max(1, Math.ceil(size / pieceBytes));
   const own = pool ? undefined : new ScanThreads(Math.max(0, Math.min(threads, pieces) - 1));
   const workers = (pool ?? own!).alive.slice(0, Math.max(0, threads - 1));

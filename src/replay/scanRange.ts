@@ -2,6 +2,7 @@ import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { ENGLISH_ERROR_TEXTS, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
+import { countByte } from '../detect/wasm/countByte.js';
 import { RECORD_REACH, RecordReader } from './recordAt.js';
 
 /** Bytes read at a time. */
@@ -84,6 +85,10 @@ export class ChunkScan {
   done = false;
   private readonly scanner: IncidentScanner;
   private readonly reader: RecordReader;
+  /** csvlog: records are framed by their quotes (CsvlogParser's rule), counted from the range's start. */
+  private readonly framedByQuotes: boolean;
+  /** csvlog: the quotes before the next byte to scan are odd (it lies inside a quoted field). */
+  private quoted = false;
 
   /** Candidates at absolute offsets from `rangeEnd` on are not this scan's. */
   constructor(
@@ -93,21 +98,29 @@ export class ChunkScan {
   ) {
     this.scanner = tools.scanner;
     this.reader = tools.reader;
+    this.framedByQuotes = tools.scan.format === 'postgres-csv';
+  }
+
+  /** csvlog: what follows is read afresh (after a line dropped as over-long: CsvlogParser too starts its framing again after a gap). */
+  reframe(): void {
+    this.quoted = false;
   }
 
   /**
    * Where to stop scanning bytes[0, length) so that what follows is carried over: before the last
-   * line that begins a record with a record's reach after it. `final`: no data follows, scan it all.
+   * line that begins a record with a record's reach after it (csvlog: where its quotes are even, a
+   * record boundary, whatever the lines look like). `final`: no data follows, scan it all.
    */
   cutAt(bytes: Buffer, length: number, final: boolean): number {
     if (final) return length;
     const latest = length - RECORD_REACH;
-    for (
-      let lineStart = latestLineStart(bytes, latest), lines = 0;
-      lineStart > 0 && lines < 10_000;
-      lineStart = latestLineStart(bytes, lineStart - 1), lines++
-    ) {
-      if (this.scanner.beginsRecord(bytes, lineStart)) return lineStart;
+    let lineStart = latestLineStart(bytes, latest);
+    let quoted = this.framedByQuotes && lineStart > 0 ? this.quoted !== ((countByte(bytes, 0, lineStart, QUOTE) & 1) === 1) : false;
+    for (let lines = 0; lineStart > 0 && lines < 10_000; lines++) {
+      if (!quoted && this.scanner.beginsRecord(bytes, lineStart)) return lineStart;
+      const before = latestLineStart(bytes, lineStart - 1);
+      if (this.framedByQuotes && countByte(bytes, before, lineStart, QUOTE) & 1) quoted = !quoted;
+      lineStart = before;
     }
     // No record begins in the last 10,000 lines (one runaway csvlog record?): cut at a line all the same.
     return Math.max(0, latestLineStart(bytes, latest));
@@ -116,7 +129,18 @@ export class ChunkScan {
   /** Scans bytes[0, end), the bytes up to `length` being there to complete records; `base` is bytes[0]'s offset in the file. */
   scan(bytes: Buffer, end: number, length: number, base: number): void {
     if (this.done || end === 0) return;
-    for (const start of this.scanner.candidateLines(bytes, 0, end)) {
+    let counted = 0;
+    let last = -1;
+    for (const hit of this.scanner.candidateLines(bytes, 0, end)) {
+      let start = hit;
+      if (this.framedByQuotes) {
+        // The quotes up to this line: inside a quoted field it is a value's text, and its record began before.
+        if (countByte(bytes, counted, hit, QUOTE) & 1) this.quoted = !this.quoted;
+        counted = hit;
+        if (this.quoted) start = this.scanner.quotedRecordStart(bytes, hit, 0);
+        if (start <= last) continue;
+        last = start;
+      }
       if (base + start >= this.rangeEnd) {
         this.done = true;
         return;
@@ -130,8 +154,11 @@ export class ChunkScan {
       this.counters.incidents++;
       this.onIncident(incident);
     }
+    if (this.framedByQuotes && countByte(bytes, counted, end, QUOTE) & 1) this.quoted = !this.quoted;
   }
 }
+
+const QUOTE = 0x22;
 
 /** The text of the line at bytes[start] (its first 4 KiB at most), without its newline. */
 function lineText(bytes: Buffer, start: number, end: number): string {
@@ -252,6 +279,7 @@ export class FileRangeScan {
       const newline = buffer.indexOf(0x0a);
       from = newline === -1 || newline >= length ? length : newline + 1;
       this.dropping = from === length;
+      chunks.reframe();
     }
     let cut = Math.max(from, chunks.cutAt(buffer, length, final));
     if (!final && length - cut > CHUNK) {

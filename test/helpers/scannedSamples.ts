@@ -144,6 +144,25 @@ export function catalogSamples(): ScannedSample[] {
         }
       }
     }
+    if (variant.format === 'postgres-csv') {
+      // The field (stop 23): csvlog lines of an error pasted into a statement (an application that
+      // archives logs, or anyone who can run SQL): inside a quoted field, lines shaped exactly like
+      // records, which are that statement's text, not errors (the full parser frames by quotes).
+      const csv = (value: string) => `"${value.replace(/"/g, '""')}"`;
+      // One as a record quotes its fields (the quotes doubled in the statement), one with none (as a forger writes it).
+      const pasted = [
+        `${T},"app","db",901,"[local]",6b0f.9,1,"INSERT",${T},3/9,1,ERROR,23505,${csv('duplicate key value violates unique constraint "forged_pkey"')},,,,,,,,,"psql","client backend",,0`,
+        `${T},app,db,902,local,6b0f.9,2,INSERT,${T},3/9,1,ERROR,23505,duplicate key value violates unique constraint «forged_pkey»,,,,,,,,,psql,client backend,,0`,
+      ];
+      const statement = `INSERT INTO archived_logs VALUES ('\n${pasted.join('\n')}\n')`;
+      lines.splice(
+        Math.floor(lines.length / 2),
+        0,
+        ...`${T},"app","db",899,"[local]",6b0f.8,1,"INSERT",${T},3/8,0,LOG,00000,${csv(`statement: ${statement}`)},,,,,,${csv(statement)},,,"psql","client backend",,0`.split(
+          '\n',
+        ),
+      );
+    }
     samples.push({ name: variant.name, format: variant.format, prefix: variant.prefix, text: lines.join('\n') + '\n' });
   }
   return samples;
