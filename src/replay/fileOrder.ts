@@ -49,11 +49,14 @@ async function firstTime(file: string, options: FileOrderOptions): Promise<strin
   return first;
 }
 
-/** The file's first HEAD_BYTES, decompressed when it is gzip. */
+/** The file's first HEAD_BYTES, decompressed when it is gzip (none of a pipe or standard input). */
 async function readHead(file: string): Promise<Buffer> {
+  // Standard input and pipes are read once, by their scan: nothing of them is read ahead.
+  if (file === '-') return Buffer.alloc(0);
   const handle = await open(file, 'r');
   let raw: Buffer;
   try {
+    if (!(await handle.stat()).isFile()) return Buffer.alloc(0);
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(HEAD_BYTES), 0, HEAD_BYTES, 0);
     raw = buffer.subarray(0, bytesRead);
   } finally {

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
@@ -43,29 +44,58 @@ const PARALLEL_MIN_BYTES = 64 * 1024 * 1024;
  */
 export async function scanLog(file: string, options: ScanOptions): Promise<ScanCounters> {
   const format = options.format ?? 'postgres-stderr';
-  if (!isScannedFormat(format)) return scanEveryLine(file, format, options);
-  const scan: RangeScan = { format, logLinePrefix: options.logLinePrefix, source: file };
-  const handle = await open(file, 'r');
-  let size: number;
-  try {
-    size = (await handle.stat()).size;
-    const magic = Buffer.alloc(2);
-    await handle.read(magic, 0, 2, 0);
-    if (magic[0] !== 0x1f || magic[1] !== 0x8b) {
-      const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
-      if (threads === 1 || size < PARALLEL_MIN_BYTES)
-        return await scanFileRange(handle, 0, size, scan, options.onIncident, (at) => options.onProgress?.(at, size), options.signal);
-      return await scanInParallel(handle, size, scan, threads, options.onIncident, (at) => options.onProgress?.(at, size), undefined, {
-        ...(options.pool ? { pool: options.pool } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-        ...(options.joinAfter ? { joinAfter: options.joinAfter } : {}),
-      });
+  const scan: RangeScan | undefined = isScannedFormat(format) ? { format, logLinePrefix: options.logLinePrefix, source: file } : undefined;
+  let size: number | undefined;
+  if (file !== STDIN) {
+    const handle = await open(file, 'r');
+    try {
+      const info = await handle.stat();
+      // Not a regular file (a pipe: /dev/stdin, <(zcat ...)): read once, as a stream, below.
+      if (info.isFile()) {
+        size = info.size;
+        const magic = Buffer.alloc(2);
+        await handle.read(magic, 0, 2, 0);
+        if (scan && (magic[0] !== 0x1f || magic[1] !== 0x8b)) {
+          const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
+          const whole = size;
+          if (threads === 1 || whole < PARALLEL_MIN_BYTES)
+            return await scanFileRange(handle, 0, whole, scan, options.onIncident, (at) => options.onProgress?.(at, whole), options.signal);
+          return await scanInParallel(handle, whole, scan, threads, options.onIncident, (at) => options.onProgress?.(at, whole), undefined, {
+            ...(options.pool ? { pool: options.pool } : {}),
+            ...(options.signal ? { signal: options.signal } : {}),
+            ...(options.joinAfter ? { joinAfter: options.joinAfter } : {}),
+          });
+        }
+      }
+    } finally {
+      await handle.close();
     }
-  } finally {
-    await handle.close();
   }
-  const raw = createReadStream(file);
-  return scanStream(raw.pipe(createGunzip()), scan, options.onIncident, () => options.onProgress?.(raw.bytesRead, size), options.signal);
+  // A stream: a gzip-compressed file, standard input, a pipe (each decompressed when it begins like gzip).
+  const raw = file === STDIN ? process.stdin : createReadStream(file, { highWaterMark: 1024 * 1024 });
+  const stream = plainOrGunzipped(raw);
+  const progress = () => size !== undefined && options.onProgress?.((raw as { bytesRead?: number }).bytesRead ?? 0, size);
+  if (scan) return scanStream(stream, scan, options.onIncident, progress, options.signal);
+  return scanEveryLine(stream, file, format, options, progress);
+}
+
+/** The log named `-` is standard input. */
+const STDIN = '-';
+
+/** The stream's bytes, decompressed when its first two are gzip's (a pipe says nothing else of what it carries). */
+async function* plainOrGunzipped(raw: Readable): AsyncGenerator<Buffer> {
+  const chunks = raw[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await chunks.next();
+  if (first.done) return;
+  const all = (async function* () {
+    yield first.value;
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+  })();
+  if (first.value[0] !== 0x1f || first.value[1] !== 0x8b) return yield* all;
+  const gunzip = createGunzip();
+  // A damaged source or archive fails the iteration (pipeline passes the error on).
+  pipeline(Readable.from(all), gunzip, () => {});
+  yield* gunzip;
 }
 
 /**
@@ -98,7 +128,7 @@ export async function threadsFor(files: string[], threads: number, format?: stri
  * Any other format (syslog, docker json-file, CRI, CloudNativePG, application logs, auto): every
  * line goes through that format's parser, as in the daemon. Slower than the scanned formats, as exact.
  */
-async function scanEveryLine(file: string, format: Format, options: ScanOptions): Promise<ScanCounters> {
+async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format: Format, options: ScanOptions, onProgress: () => void): Promise<ScanCounters> {
   // Loaded only here: the scanned formats read records with replay's own reader (recordAt.ts).
   const [{ createParser }, { LineSplitter }] = await Promise.all([import('../formats/createParser.js'), import('../sources/LineSplitter.js')]);
   const counters = newScanCounters();
@@ -123,17 +153,11 @@ async function scanEveryLine(file: string, format: Format, options: ScanOptions)
     },
     () => counters.oversized++,
   );
-  const { size } = await stat(file);
-  const magic = Buffer.alloc(2);
-  const probe = await open(file, 'r');
-  await probe.read(magic, 0, 2, 0).finally(() => probe.close());
-  const raw = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  const stream: AsyncIterable<Buffer> = magic[0] === 0x1f && magic[1] === 0x8b ? raw.pipe(createGunzip()) : raw;
   for await (const chunk of stream) {
     options.signal?.throwIfAborted();
     lines.push(chunk, counters.bytes);
     counters.bytes += chunk.length;
-    options.onProgress?.(raw.bytesRead, size);
+    onProgress();
   }
   lines.end();
   parser.flush();

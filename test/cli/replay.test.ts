@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,6 +185,39 @@ describe('seqwatch replay', () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'postgres-json', json, '--json']);
     const report = JSON.parse(stdout);
     expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
+  });
+
+  // The field (stop 23): `zcat x.gz | replay -c C /dev/stdin` and `replay <(...)` failed (ESPIPE),
+  // and `replay -` looked for a file named "-".
+  it('reads standard input (-) and pipes given as a path, plain or gzip-compressed, any format', async () => {
+    const piped = (args: string[], input: Buffer) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'replay', '-c', config, ...args, '--json']);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d));
+        child.stderr.on('data', (d: Buffer) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stdout, stderr }));
+        child.stdin.end(input);
+      });
+    const ticketErrors = (stdout: string) => JSON.parse(stdout).constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')?.errors;
+    for (const [name, args, input] of [
+      ['-', ['-'], readFileSync(log)],
+      ['- gzip', ['-'], gzipSync(readFileSync(log))],
+      ['- as app-text (parsed line by line)', ['--format', 'app-text', '-'], readFileSync(log)],
+    ] as const) {
+      const result = await piped([...args], input);
+      expect(result.stderr, name).toBe('');
+      expect(result.code, name).toBe(0);
+      // app-text reads the message anywhere in a line and knows no database: the statement quoting one and the other database's count too.
+      expect(ticketErrors(result.stdout), name).toBe(name.includes('app-text') ? 5 : 3);
+    }
+    // As a shell gives them: a pipe under a path (/dev/stdin) and a process substitution (/dev/fd/N).
+    const cli = `${process.execPath} ${CLI} replay -c ${config} --json`;
+    for (const command of [`gzip -c ${log} | ${cli} /dev/stdin`, `${cli} <(gzip -c ${log})`]) {
+      const { stdout } = await run('bash', ['-c', command]);
+      expect(ticketErrors(stdout), command).toBe(3);
+    }
   });
 
   // The field (stop 23): an exhausted sequence showed as a constraint "skip: no such index", and

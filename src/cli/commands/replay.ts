@@ -42,7 +42,7 @@ export function registerReplay(program: Command): void {
   program
     .command('replay')
     .description('run detection over historical logs (read-only): what the daemon would have done, per table')
-    .argument('<logfile...>', 'the logs (in --format), plain or gzip-compressed')
+    .argument('<logfile...>', 'the logs (in --format), plain or gzip-compressed; - for standard input')
     .option('-c, --config <file>', 'YAML config file (database, log_line_prefix, debounce)', '/etc/seqwatch/seqwatch.yaml')
     .option('--log-line-prefix <prefix>', "the server's log_line_prefix when these logs were written (default: the config's first source)")
     .option('--format <format>', `the logs' format: ${FORMATS.join(', ')} (default: the config's first source's)`)
