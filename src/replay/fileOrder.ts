@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
@@ -12,27 +13,46 @@ export interface FileOrderOptions {
   innerFormat?: InnerFormat;
 }
 
+export interface FileOrder {
+  /** Oldest first (see orderFiles). */
+  ordered: string[];
+  /** Files whose first HEAD_BYTES (decompressed) are the same: one a copy of the other, its errors counted twice. */
+  copies: Array<[string, string]>;
+}
+
 /**
  * The files of a replay, oldest first by the time of their first record. Rotated logs are named
  * newest first (postgresql.log, .log.1, .log.2.gz) and shell globs sort them so (`*.gz` puts .10.gz
  * before .2.gz), while a replay's first and last times and its bursts (the checks the daemon would
  * have made) follow the order the files are read in. A file whose first 64 KiB show no time (none
- * parsed, unreadable: said by its scan) keeps its place among those, after the others.
+ * parsed, unreadable: said by its scan) keeps its place among those, after the others. And which of
+ * them begin alike: a log beside its own archive (`gzip -k`) or copy, each error of it counted twice.
  */
-export async function oldestFirst(files: string[], options: FileOrderOptions): Promise<string[]> {
+export async function orderFiles(files: string[], options: FileOrderOptions): Promise<FileOrder> {
   const times = new LogTimes();
-  const firsts = await Promise.all(files.map((file) => firstTime(file, options).catch(() => undefined)));
+  const heads = await Promise.all(files.map((file) => readHead(file).catch(() => Buffer.alloc(0))));
+  const firsts = await Promise.all(heads.map((head, i) => firstTime(files[i]!, head, options)));
   const epochs = firsts.map((time) => (time === undefined ? NaN : times.epochOf(time)));
   const rank = (i: number) => (Number.isNaN(epochs[i]!) ? Infinity : epochs[i]!);
-  return files
+  const ordered = files
     .map((file, i) => ({ file, i }))
     .sort((a, b) => rank(a.i) - rank(b.i) || a.i - b.i)
     .map(({ file }) => file);
+  const copies: Array<[string, string]> = [];
+  const seen = new Map<string, string>();
+  for (const [i, head] of heads.entries()) {
+    if (head.length === 0) continue;
+    const key = createHash('sha256').update(head).digest('hex');
+    const earlier = seen.get(key);
+    if (earlier !== undefined) copies.push([earlier, files[i]!]);
+    else seen.set(key, files[i]!);
+  }
+  return { ordered, copies };
 }
 
 /** The time of the first record with one among the file's first HEAD_BYTES (decompressed), read by the format's parser. */
-async function firstTime(file: string, options: FileOrderOptions): Promise<string | undefined> {
-  const head = await readHead(file);
+async function firstTime(file: string, head: Buffer, options: FileOrderOptions): Promise<string | undefined> {
+  if (head.length === 0) return undefined;
   const { createParser } = await import('../formats/createParser.js');
   let first: string | undefined;
   const parser = createParser(

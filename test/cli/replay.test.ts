@@ -46,7 +46,9 @@ describe('seqwatch replay', () => {
     lines.push(line('09:15:00.000', 18, db.name, `LOG:  statement: SELECT 'duplicate key value violates unique constraint "ticket_pkey"'`));
     log = join(dir, 'postgresql.log');
     writeFileSync(log, lines.join('\n') + '\n');
-    writeFileSync(`${log}.1.gz`, gzipSync(lines.slice(0, 2003).join('\n') + '\n'));
+    // Its rotated predecessor: begun a second earlier, then the same lines (their errors overlap the plain file's bursts).
+    const started = line('08:59:59.000', 9, db.name, 'LOG:  database system is ready to accept connections');
+    writeFileSync(`${log}.1.gz`, gzipSync([started, ...lines.slice(0, 2003)].join('\n') + '\n'));
   });
   afterAll(async () => {
     await db?.drop();
@@ -285,6 +287,21 @@ describe('seqwatch replay', () => {
     });
     const { stdout: text } = await run(process.execPath, [CLI, 'replay', '-c', config, newer, middle, older], { env: { ...process.env, NO_COLOR: '1' } });
     expect(text).toContain('in 3 file(s), read oldest first (rotated.log.2.gz, rotated.log.1, rotated.log)');
+  });
+
+  // The field (stop 23): `gzip -k` leaves the original beside the archive, and a glob takes both:
+  // every error counted twice, nothing said.
+  it('a file and its copy (gzip -k, cp) given together: said, as their errors are counted twice, and ends 1', async () => {
+    const copy = join(dir, 'postgresql.log.gz');
+    writeFileSync(copy, gzipSync(readFileSync(log)));
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', config, log, copy, '--json']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({ code: 1 });
+    const { stderr } = failed as { stderr: string };
+    expect(stderr).toContain(
+      `seqwatch: ${log} and ${copy} begin alike (their first 64 KiB): one is likely a copy of the other (gzip -k keeps the original), its errors counted twice; give only one of them`,
+    );
   });
 
   // The field (stop 23): with a log_line_prefix that was not the log's, replay said "0 duplicate key

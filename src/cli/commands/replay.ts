@@ -6,7 +6,7 @@ import type { SequenceErrorKind, VerifiedSequenceError } from '../../db/verifySe
 import type { Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
 import type { ScanThreads } from '../../replay/parallel.js';
-import { oldestFirst } from '../../replay/fileOrder.js';
+import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import { addScanCounters, newScanCounters } from '../../replay/scanRange.js';
 import { FORMATS, type Format } from '../../formats/formatNames.js';
@@ -179,7 +179,12 @@ async function replay(
   const problems: string[] = [];
   const innerFormat = config.sources[0]?.inner_format;
   // Rotated files are named, and globbed, newest first: read oldest first, as they were written.
-  const ordered = files.length > 1 ? await oldestFirst(files, { format, logLinePrefix: prefix, ...(innerFormat ? { innerFormat } : {}) }) : files;
+  const { ordered, copies } =
+    files.length > 1 ? await orderFiles(files, { format, logLinePrefix: prefix, ...(innerFormat ? { innerFormat } : {}) }) : { ordered: files, copies: [] };
+  for (const [one, other] of copies)
+    problems.push(
+      `${one} and ${other} begin alike (their first 64 KiB): one is likely a copy of the other (gzip -k keeps the original), its errors counted twice; give only one of them`,
+    );
   const reordered = ordered.some((file, i) => file !== files[i]);
   const started = Date.now();
   for (const file of ordered) {
