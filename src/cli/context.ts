@@ -1,4 +1,4 @@
-import { ConfigError, databasesOf, loadConfig, readPasswordFile, type Config } from '../config/config.js';
+import { ConfigError, databasesOf, loadConfig, readPasswordFile, type Config, type DatabaseConfig } from '../config/config.js';
 import type { QueryResultRow } from 'pg';
 import { Database, DatabaseUnavailable, type DatabaseOptions, type Statement } from '../db/Database.js';
 import type { Transactional } from '../db/guardedSetval.js';
@@ -16,10 +16,25 @@ const settingsOf = new WeakMap<Database, DatabaseOptions>();
  * The database a command works on: the config's only one, or, when it watches several, the one
  * `--database NAME` names.
  */
-export async function databaseFor(config: Config, name: string | undefined, exitCode: number = EXIT.failure): Promise<Database> {
+export async function databaseFor(
+  config: Config,
+  name: string | undefined,
+  exitCode: number = EXIT.failure,
+  /** Given: a password file or credential that cannot be read is handed here, and the database made without it (replay still counts). */
+  onUnreadablePassword?: (error: ConfigError) => void,
+): Promise<Database> {
+  const readPassword = async (d: DatabaseConfig) => {
+    try {
+      return await readPasswordFile(d);
+    } catch (error) {
+      if (!onUnreadablePassword || !(error instanceof ConfigError)) throw error;
+      onUnreadablePassword(error);
+      return undefined;
+    }
+  };
   const candidates = await Promise.all(
     databasesOf(config).map(async (d) => {
-      const options = { url: d.url, password: await readPasswordFile(d) };
+      const options = { url: d.url, password: await readPassword(d) };
       const db = new Database(options);
       settingsOf.set(db, options);
       return db;

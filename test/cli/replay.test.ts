@@ -153,6 +153,28 @@ describe('seqwatch replay', () => {
     expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey').errors).toBe(3);
   });
 
+  // The field (stop 23): the production config's password file is root's (0600, as the docs say);
+  // an operator in group adm, who may read the logs, got "invalid configuration" and no counts.
+  it('a password file it cannot read: the counts are shown all the same, the reason said once, and it ends 1', async () => {
+    const locked = join(dir, 'locked.yaml');
+    writeFileSync(
+      locked,
+      stringify({
+        database: { url: db.url, password_file: join(dir, 'no-such-password') },
+        sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }],
+        audit: { path: join(dir, 'a.jsonl') },
+      }),
+    );
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', locked, log, '--json']).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(failed).toMatchObject({ code: 1 });
+    const { stdout, stderr } = failed as { stdout: string; stderr: string };
+    const report = JSON.parse(stdout);
+    expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')).toMatchObject({ errors: 3, would: 'unknown' });
+    expect(stderr).toMatch(/^seqwatch: database not reachable: .*cannot read database\.password_file: ENOENT.*: the counts are shown/m);
+  });
+
   it('a --database the config does not watch: said before any result, the scan stopped', async () => {
     for (const threads of ['1', '2']) {
       const failed = await run(process.execPath, [CLI, 'replay', '-c', config, '--threads', threads, '--database', 'nosuch', log, '--json']).catch(

@@ -110,7 +110,10 @@ async function replay(
       import('../../remediate/advice.js'),
     ]),
   );
-  const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database));
+  // A password file it may not read (root's, as the docs advise, and replay run by an operator in
+  // group adm): the database is not asked, the counts are shown all the same.
+  let unreadablePassword: Error | undefined;
+  const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database, EXIT.failure, (error) => (unreadablePassword ??= error)));
   opening.catch((error: unknown) => stop.abort(error));
   let db: Database | undefined;
   const early: Incident[] = [];
@@ -164,6 +167,7 @@ async function replay(
       db = chosen;
       for (const incident of early) route(incident);
       early.length = 0;
+      if (unreadablePassword) return unreadablePassword;
       return chosen.query('SELECT 1').then(
         () => undefined,
         (error: unknown) => error as Error,
