@@ -90,10 +90,21 @@ export function scannerNeedles(format: ScannedFormat, logLinePrefix: string): st
       return [...INCIDENT_TEXTS.message, ...codes.map((code) => `"${code}"`)];
     case 'postgres-stderr': {
       const after = textAfterSqlstate(logLinePrefix);
-      // With %e the prefix says the SQLSTATE (a verbose message's own code is then not used).
-      return [...INCIDENT_TEXTS.message, ...codes.map((code) => (after === undefined ? `${code}: ` : code + after))];
+      const verbose = codes.map((code) => `${code}: `);
+      if (after === undefined) return [...INCIDENT_TEXTS.message, ...verbose];
+      // With %e the prefix says the SQLSTATE (a verbose message's own code is then not needed),
+      // unless %e comes after %q: a background process (an apply worker, pg_cron) ends its prefix
+      // at %q, and its lines carry the code only before a verbose message.
+      const prefixed = codes.map((code) => code + after);
+      return [...INCIDENT_TEXTS.message, ...prefixed, ...(after !== '' && sqlstateAfterQ(logLinePrefix) ? verbose : [])];
     }
   }
+}
+
+/** Whether the prefix's %e comes after its %q (so lines of background processes do not print it). */
+function sqlstateAfterQ(prefix: string): boolean {
+  const q = prefix.indexOf('%q');
+  return q !== -1 && prefix.slice(q).search(/%-?\d*e/) !== -1;
 }
 
 /** The literal text right after %e in a log_line_prefix (at most 2 characters), '' when none; undefined without %e. */

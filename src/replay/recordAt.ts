@@ -138,7 +138,7 @@ export class RecordReader {
       this.unrecognised = true;
       return undefined;
     }
-    const prefixBytes = prefixLength(first, alone.message, lineEnd - start);
+    const prefixBytes = prefixLength(this.stderr!.matcher, first, lineEnd - start);
     const wantDetail = first.includes('conflict=');
     const decided = detectIncident(alone);
     this.remember(shape, bytes, start, lineEnd, first, prefixBytes, wantDetail, alone, decided);
@@ -217,7 +217,7 @@ export class RecordReader {
       this.readStderrByPid(bytes, start, lineEnd, end, offset, first);
       return;
     }
-    const further = this.furtherLines(bytes, start, lineEnd, end, prefixLength(first, alone.message, lineEnd - start), first.includes('conflict='));
+    const further = this.furtherLines(bytes, start, lineEnd, end, prefixLength(this.stderr!.matcher, first, lineEnd - start), first.includes('conflict='));
     if (further.length === 0) return;
     // Lines that may change what the record says: read it again, whole.
     this.found.length = 0;
@@ -267,19 +267,25 @@ export class RecordReader {
     return further;
   }
 
-  /** With %l in the prefix (a number per line): the lines of this backend, looking past a few of other backends'. */
+  /**
+   * With %l in the prefix (a number per line): the lines of this backend, looking past a few of
+   * other backends' (and past their TAB continuation lines, which are theirs). Without %p to tell
+   * backends by, every line, as the parser reads them.
+   */
   private readStderrByPid(bytes: Buffer, start: number, firstEnd: number, end: number, offset: number, first: string): void {
     const { parser, matcher } = this.stderr!;
     const pid = matcher.exec(first.length > 4096 ? first.slice(0, 4096) : first)?.groups?.pid;
     parser.push(first, { offset });
     let foreign = 0;
-    for (let at = firstEnd + 1; at < end && pid !== undefined;) {
+    let inForeign = false;
+    for (let at = firstEnd + 1; at < end;) {
       const newline = bytes.indexOf(NEWLINE, at);
       const lineEnd = newline === -1 || newline >= end ? end : newline;
       const lineStart = at;
       at = lineEnd + 1;
       const line = lineAt(bytes, lineStart, lineEnd);
-      if (bytes[lineStart] !== TAB && !line.slice(0, 256).includes(pid)) {
+      if (bytes[lineStart] !== TAB) inForeign = pid !== undefined && !line.slice(0, 256).includes(pid);
+      if (inForeign) {
         if (++foreign > MAX_FOREIGN_LINES) break;
         continue;
       }
@@ -291,17 +297,19 @@ export class RecordReader {
 }
 
 /**
- * The bytes of a stderr line's prefix, from the line and its record's message: back from where the
- * message starts over the separator and the severity word. Never more than the prefix (a shorter
- * one only lets more lines be looked at).
+ * The bytes of a stderr line's prefix: what the prefix expression matched before the severity word
+ * (on the line's first HEAD_CHARS, as StderrPrefixParser matches it). Every prefix is exact this
+ * way, whatever its last character (`%t:%r:%u@%d:[%p]:` ends in a colon; a background process's
+ * line ends its prefix at %q); 0 when the line does not match.
  */
-function prefixLength(line: string, message: string, lineBytes: number): number {
-  let at = line.length - message.length;
-  if (at < 0 || !line.endsWith(message)) return 0;
-  while (at > 0 && (line[at - 1] === ' ' || line[at - 1] === ':')) at--;
-  while (at > 0 && line[at - 1] !== ' ' && line[at - 1] !== ']' && line[at - 1] !== ')') at--;
+function prefixLength(matcher: RegExp, line: string, lineBytes: number): number {
+  const head = line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line;
+  const match = matcher.exec(head);
+  const groups = match?.groups;
+  if (!match || groups?.severity === undefined) return 0;
+  const at = match.index + match[0].length - groups.severity.length - (groups.separator?.length ?? 0) - (groups.message?.length ?? 0);
   // As many characters as bytes and no byte decoded as U+FFFD: all ASCII (the usual line), so the
-  // characters are the bytes; otherwise count as before (a replacement character counts 3).
+  // characters are the bytes; otherwise count them (a replacement character counts 3).
   return line.length === lineBytes && line.lastIndexOf('\uFFFD', at) === -1 ? at : Buffer.byteLength(line.slice(0, at));
 }
 

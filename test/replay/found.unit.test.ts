@@ -1,0 +1,61 @@
+import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Incident } from '../../src/detect/detectIncident.js';
+import { scannerNeedles, type ScannedFormat } from '../../src/detect/scanner.js';
+import { scanInParallel, ScanThreads } from '../../src/replay/parallel.js';
+import { scanFileRange } from '../../src/replay/scanRange.js';
+import { incidentsOf } from '../helpers/scannedSamples.js';
+
+/*
+ * The logs of test/fixtures/replay-found (see its README): each once made replay's fast path
+ * disagree with the full parser. Every way of scanning must find exactly what the parser finds.
+ */
+const dir = join(import.meta.dirname, '../fixtures/replay-found');
+const COLON = '%t:%r:%u@%d:[%p]:';
+const PGBADGER = '%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ';
+const E_AFTER_Q = '%m [%p] %q%u@%d %e ';
+const cases: Array<{ file: string; format: ScannedFormat; prefix: string }> = [
+  { file: '2a-prefix-colon-verbose.log', format: 'postgres-stderr', prefix: COLON },
+  { file: '2b-prefix-colon-apply-worker.log', format: 'postgres-stderr', prefix: COLON },
+  { file: '2c-prefix-colon-pg18-conflict.log', format: 'postgres-stderr', prefix: COLON },
+  { file: '3-percent-l-foreign-tab-lines.log', format: 'postgres-stderr', prefix: PGBADGER },
+  { file: '3b-percent-l-apply-worker-foreign-tab.log', format: 'postgres-stderr', prefix: PGBADGER },
+  { file: '4-percent-l-without-pid-verbose.log', format: 'postgres-stderr', prefix: '%t [%l-1] %u@%d ' },
+  { file: '6-e-after-q-background-verbose.log', format: 'postgres-stderr', prefix: E_AFTER_Q },
+  { file: '6b-e-after-q-apply-worker-german-verbose.log', format: 'postgres-stderr', prefix: E_AFTER_Q },
+  { file: '7-csvlog-forged-record-in-quoted-field.csv', format: 'postgres-csv', prefix: '%m [%p] ' },
+];
+
+const pool = new ScanThreads(1);
+afterAll(() => pool.close());
+
+// Everything but where the reader names the record (its source, a line number only the line-by-line reference gives).
+const same = (incidents: Incident[]) => incidents.map((incident) => JSON.stringify({ ...incident, source: undefined, line: undefined }));
+
+describe('the logs that once made replay disagree with the full parser', () => {
+  it.each(cases)('$file: one thread and two find what the parser finds', async ({ file, format, prefix }) => {
+    const path = join(dir, file);
+    const expected = incidentsOf(format, prefix, readFileSync(path, 'utf8')).map(({ incident }) => incident);
+    expect(expected.length, 'the log holds an error or a forged one').toBeGreaterThanOrEqual(format === 'postgres-csv' ? 0 : 1);
+    const handle = await open(path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const scan = { format, logLinePrefix: prefix, source: path };
+      const one: Incident[] = [];
+      await scanFileRange(handle, 0, size, scan, (i) => void one.push(i));
+      expect(same(one)).toEqual(same(expected));
+      const two: Incident[] = [];
+      await scanInParallel(handle, size, scan, 2, (i) => void two.push(i), undefined, 100, { pool });
+      expect(same(two)).toEqual(same(expected));
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('with %e after %q the verbose code is a needle too (the live daemon passes over lines by the same needles)', () => {
+    expect(scannerNeedles('postgres-stderr', E_AFTER_Q)).toEqual(expect.arrayContaining(['23505: ', '2200H: ']));
+    expect(scannerNeedles('postgres-stderr', '%m [%p] %e %q%u@%d ')).not.toContain('23505: ');
+  });
+});
