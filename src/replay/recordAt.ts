@@ -6,13 +6,17 @@ import { compileLogLinePrefix, MARKER_WORDS, prefixLiteralHasDigit } from '../fo
 import type { LogRecord } from '../formats/LogRecord.js';
 import { severityMarkers } from '../formats/severity.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
+import { MAX_LINE_BYTES } from '../sources/maxLineBytes.js';
 
 /**
  * How far after a candidate line its record may reach: the lines read to complete it (stderr's
- * DETAIL, CONTEXT, LOCATION; a csvlog record's quoted newlines). The same bound wherever the file
- * is cut into chunks or ranges, so that every way of reading it finds the same records.
+ * DETAIL, CONTEXT, LOCATION; a csvlog record's quoted newlines; a jsonlog line). The same bound
+ * wherever the file is cut into chunks or ranges, so that every way of reading it finds the same
+ * records; as far as the daemon reads a line (MAX_LINE_BYTES: 256 KiB lost a jsonlog record holding
+ * a 400 KiB bulk INSERT, and a verbose error's LOCATION after a 270 KiB CONTEXT, which the daemon
+ * found; ~15 ms more on the 1 GiB bench log, for the longer carry-over between chunks).
  */
-export const RECORD_REACH = 256 * 1024;
+export const RECORD_REACH = MAX_LINE_BYTES;
 /** First lines kept as templates (the shapes of the errors of a log: its users, databases, pid lengths). */
 const MAX_TEMPLATES = 512;
 /** As StderrPrefixParser: the prefix is matched on a line's first 4096 characters (longer lines are not templates). */

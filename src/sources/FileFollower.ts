@@ -6,6 +6,7 @@ import type { Checkpoint, Follower, FollowerCounters, FollowerHandlers, Position
 import { traceHeal } from '../metrics/healTrace.js';
 import { turn } from '../util/turn.js';
 import { LineSplitter, type LinePosition, type LineSkipping } from './LineSplitter.js';
+import { MAX_LINE_BYTES } from './maxLineBytes.js';
 
 export type { Checkpoint, LinePosition };
 
@@ -98,7 +99,7 @@ export class FileFollower implements Follower {
   ) {
     this.startAt = options.startAt ?? 'end';
     this.pollIntervalMs = options.pollIntervalMs ?? 250;
-    this.maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+    this.maxLineBytes = options.maxLineBytes ?? MAX_LINE_BYTES;
     this.rotatedIdleMs = options.rotatedIdleMs ?? 2000;
     this.skipping = options.skipping;
   }

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,6 +50,63 @@ describe('the logs that once made replay disagree with the full parser', () => {
       const two: Incident[] = [];
       await scanInParallel(handle, size, scan, 2, (i) => void two.push(i), undefined, 100, { pool });
       expect(same(two)).toEqual(same(expected));
+    } finally {
+      await handle.close();
+    }
+  });
+
+  // Made here rather than kept: 400 KiB and 270 KiB. Both were lost to a record reach of 256 KiB,
+  // while the daemon, which reads a line up to 1 MiB, found them.
+  const long = [
+    {
+      name: 'a jsonlog record holding a 400 KiB bulk INSERT',
+      format: 'postgres-json' as const,
+      prefix: '%m [%p] ',
+      text:
+        JSON.stringify({
+          timestamp: '2026-11-27 10:00:00.001 UTC',
+          pid: 4242,
+          error_severity: 'LOG',
+          state_code: '00000',
+          message: 'checkpoint starting: time',
+        }) +
+        '\n' +
+        JSON.stringify({
+          timestamp: '2026-11-27 10:00:00.123 UTC',
+          user: 'app',
+          dbname: 'gotrs',
+          pid: 4242,
+          error_severity: 'ERROR',
+          state_code: '23505',
+          message: 'duplicate key value violates unique constraint "ticket_pkey"',
+          statement: `INSERT INTO ticket VALUES ${Array.from({ length: 20_000 }, (_, i) => `(${i}, 'row ${i}')`).join(', ')}`,
+        }) +
+        '\n',
+    },
+    {
+      name: 'a verbose error whose LOCATION follows a 270 KiB CONTEXT',
+      format: 'postgres-stderr' as const,
+      prefix: '%m [%p] %q%u@%d ',
+      text: [
+        '2026-11-27 10:00:00.123 UTC [4242] app@gotrs ERROR:  23505: duplicate key value violates unique constraint "ticket_pkey"',
+        '2026-11-27 10:00:00.123 UTC [4242] app@gotrs DETAIL:  Key (id)=(1) already exists.',
+        `2026-11-27 10:00:00.123 UTC [4242] app@gotrs CONTEXT:  SQL statement "INSERT INTO ticket SELECT * FROM staging WHERE note = '${'x'.repeat(270 * 1024)}'"`,
+        '2026-11-27 10:00:00.123 UTC [4242] app@gotrs LOCATION:  _bt_check_unique, nbtinsert.c:664',
+        '',
+      ].join('\n'),
+    },
+  ];
+
+  it.each(long)('$name: found as the full parser finds it', async ({ format, prefix, text }) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-found-')), 'log');
+    writeFileSync(path, text);
+    const expected = incidentsOf(format, prefix, text).map(({ incident }) => incident);
+    expect(expected).toHaveLength(1);
+    const handle = await open(path, 'r');
+    try {
+      const found: Incident[] = [];
+      await scanFileRange(handle, 0, (await handle.stat()).size, { format, logLinePrefix: prefix, source: path }, (i) => void found.push(i));
+      expect(same(found)).toEqual(same(expected));
     } finally {
       await handle.close();
     }
