@@ -150,6 +150,11 @@ describe('seqwatch replay', () => {
     const report = JSON.parse(stdout);
     expect(report.constraints.map((r: { constraint: string }) => r.constraint).sort()).toEqual(['article_pkey', 'gone_pkey', 'ticket_pkey', 'ticket_tn_key']);
     for (const row of report.constraints) expect(row).toMatchObject({ would: 'unknown', now: expect.stringMatching(/^database not reachable: /) });
+    // In the table the reason is not repeated on every row (the field, stop 23: it made the table very wide).
+    const text = await run(process.execPath, [CLI, 'replay', '-c', away, log], { env: { ...process.env, NO_COLOR: '1' } }).catch(
+      (error: { stdout: string }) => error,
+    );
+    expect((text as { stdout: string }).stdout).toMatch(/^ticket_pkey\s+3\s.*\sunknown\s+database not reachable \(below\)$/m);
     expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey').errors).toBe(3);
   });
 

@@ -242,10 +242,9 @@ async function replay(
   }
   const failed = unreachable ?? lookupFailed;
   if (failed) {
-    for (const t of tallies.values()) resolutions.set(t.constraint, `database not reachable: ${failed.message}`);
+    for (const t of tallies.values()) resolutions.set(t.constraint, `${UNREACHABLE}${failed.message}`);
     // Said when it kept an answer from the report: names to look up, or errors it could not tell were this database's.
-    if (tallies.size > 0 || otherDatabase > 0)
-      problems.push(`database not reachable: ${failed.message}: the counts are shown, not what the catalog says of them`);
+    if (tallies.size > 0 || otherDatabase > 0) problems.push(`${UNREACHABLE}${failed.message}: the counts are shown, not what the catalog says of them`);
   }
   // Where each sequence stands now: one batched read-only check of every target.
   const targets = [...resolutions.values()].flatMap((resolution) => (typeof resolution === 'string' ? [] : resolution.targets));
@@ -272,7 +271,7 @@ async function replay(
     const base = { constraint: t.constraint, kind: t.kind, errors: t.errors, first: t.first ?? null, last: t.last ?? null, first_seen_at: t.where };
     if (isSequenceError(t.kind)) {
       if (failed) {
-        rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: `database not reachable: ${failed.message}` });
+        rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: `${UNREACHABLE}${failed.message}` });
         continue;
       }
       const found = verified.get(sequenceErrorKey(t.kind, t.constraint)) ?? [];
@@ -353,7 +352,7 @@ async function replay(
         String(r.table ?? '-'),
         String(r.sequence ?? '-'),
         String(r.would),
-        colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(r.now) : r.now),
+        colour(r.now === null || r.now === undefined ? null : typeof r.now === 'string' ? printable(nowShown(r.now)) : r.now),
       ]),
       [1],
     ),
@@ -383,6 +382,10 @@ const SEQUENCE_ERROR_WORDS: Record<SequenceErrorKind, string> = {
 };
 
 const isSequenceError = (kind: Incident['kind']): kind is SequenceErrorKind => kind in SEQUENCE_ERROR_WORDS;
+
+const UNREACHABLE = 'database not reachable: ';
+/** A NOW cell in the table: why the database could not answer is said once, below it, not on every row. */
+const nowShown = (now: string) => (now.startsWith(UNREACHABLE) ? `${UNREACHABLE.slice(0, -2)} (below)` : now);
 
 /** What kept the report from being whole, on stderr after it; replay then ends 1. */
 function sayProblems(problems: string[]): void {
