@@ -15,10 +15,11 @@ export type { AuditRecord };
 
 export function readAudit(path: string): AuditRecord[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => JSON.parse(line) as AuditRecord);
+  // Records only: a last line without its newline is one the daemon is writing as this reads (a read
+  // may see part of a write; CI once failed on such a half line, "Unterminated string in JSON").
+  // Any other line that is not JSON still fails the test.
+  const lines = readFileSync(path, 'utf8').split('\n').slice(0, -1);
+  return lines.filter((line) => line.length > 0).map((line) => JSON.parse(line) as AuditRecord);
 }
 
 export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
