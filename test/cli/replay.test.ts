@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -179,6 +179,26 @@ describe('seqwatch replay', () => {
     expect(report.constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')).toMatchObject({ errors: 3, would: 'unknown' });
     expect(stderr).toMatch(/^seqwatch: database not reachable: .*cannot read database\.password_file: ENOENT.*: the counts are shown/m);
   });
+
+  // The field (stop 23): logs copied to a machine without seqwatch's config could not be replayed
+  // ("/etc/seqwatch/seqwatch.yaml: ... ENOENT", "invalid configuration") even with the prefix given.
+  it.runIf(!existsSync('/etc/seqwatch/seqwatch.yaml'))(
+    "without -c and without the default config: the defaults and the database from libpq's environment, said",
+    async () => {
+      const url = new URL(db.url);
+      const env = { ...process.env, PGHOST: url.hostname, PGPORT: url.port, PGDATABASE: url.pathname.slice(1), PGUSER: decodeURIComponent(url.username) };
+      if (url.password) Object.assign(env, { PGPASSWORD: decodeURIComponent(url.password) });
+      const { stdout, stderr } = await run(process.execPath, [CLI, 'replay', '--log-line-prefix', PREFIX, log, '--json'], { env });
+      expect(JSON.parse(stdout).constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')).toMatchObject({
+        errors: 3,
+        now: 'BEHIND by 100',
+      });
+      expect(stderr).toMatch(/^seqwatch: no config at \/etc\/seqwatch\/seqwatch\.yaml: replaying with the defaults/m);
+      // A config named with -c that is not there is still an error.
+      const failed = await run(process.execPath, [CLI, 'replay', '-c', join(dir, 'nosuch.yaml'), log]).catch((error: { code: number }) => error);
+      expect(failed).toMatchObject({ code: 1 });
+    },
+  );
 
   it('a --database the config does not watch: said before any result, the scan stopped', async () => {
     for (const threads of ['1', '2']) {

@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
+import type { Config } from '../../config/config.js';
 import type { Database } from '../../db/Database.js';
 import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { SequenceErrorKind, VerifiedSequenceError } from '../../db/verifySequenceError.js';
@@ -60,20 +62,28 @@ Nothing is changed: the catalog is read to resolve each constraint, and
 each sequence is checked read-only to show where it stands now. Without a
 reachable database the counts are still shown. At most 10,000 distinct
 names are looked up (1,000 a query); errors on further names are counted.
+Without -c and without the default config (logs copied to another
+machine): the defaults, and the database from libpq's PG* variables.
+Ends 1 when the report is not whole (a file or lines it could not read,
+no database): it says why.
 Examples:
   seqwatch replay /var/log/postgresql/postgresql-15-main.log.1 \\
     /var/log/postgresql/*.gz
   seqwatch replay --log-line-prefix '%m [%p] ' old.log --json`,
     )
     .action(
-      async (files: string[], options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string; threads: string }) => {
+      async (
+        files: string[],
+        options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string; threads: string },
+        command: Command,
+      ) => {
         const threads = Number(options.threads);
         if (!Number.isInteger(threads) || threads < 1) throw new CommandFailure(`--threads ${options.threads}: a whole number from 1`, EXIT.usage);
         // The scanning workers start first: they load their modules (~0.1 s of another core) while
         // this thread loads the config's (yaml and zod, ~0.2 s), and scan as soon as it is read.
         const pool = threads > 1 ? await threadsFor(files, threads, options.format) : undefined;
         try {
-          await replay(files, options, threads, pool);
+          await replay(files, options, threads, pool, command.getOptionValueSource('config') === 'default');
         } finally {
           await pool?.close();
         }
@@ -86,9 +96,18 @@ async function replay(
   options: { config: string; logLinePrefix?: string; format?: string; json?: boolean; database?: string },
   threads: number,
   pool: ScanThreads | undefined,
+  /** -c was not given: without the default config (logs copied to another machine), the defaults. */
+  defaultConfig: boolean,
 ): Promise<void> {
-  const { DEFAULT_LOG_LINE_PREFIX, loadConfig } = await import('../../config/config.js');
-  const config = await loadConfig(options.config);
+  const { DEFAULT_LOG_LINE_PREFIX, loadConfig, parseConfig } = await import('../../config/config.js');
+  let config: Config;
+  if (defaultConfig && !existsSync(options.config)) {
+    config = parseConfig('sources: []\n', options.config);
+    process.stderr.write(
+      `seqwatch: no config at ${options.config}: replaying with the defaults (--log-line-prefix and --format, else ${JSON.stringify(DEFAULT_LOG_LINE_PREFIX)} and postgres-stderr; ` +
+        `the database from libpq's environment: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD)\n`,
+    );
+  } else config = await loadConfig(options.config);
   const prefix = options.logLinePrefix ?? config.sources[0]?.log_line_prefix ?? DEFAULT_LOG_LINE_PREFIX;
   // A watch-only config (sources: []) has no source to take them from: the defaults, or the options.
   const format = (options.format ?? config.sources[0]?.format ?? 'postgres-stderr') as Format;
