@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { isGzip } from '../util/gzip.js';
 
 /** One line of an audit file, as written, with where it is. */
 export interface AuditLine {
@@ -47,7 +48,7 @@ export function readAuditLines(files: string[]): AuditLine[] {
   const lines: AuditLine[] = [];
   for (const file of files) {
     let bytes = readFileSync(file);
-    if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+    if (isGzip(bytes)) bytes = gunzipSync(bytes);
     const text = bytes.toString('utf8');
     const parts = text.split('\n');
     if (parts.at(-1) === '') parts.pop();

@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { LogTimes } from './logTimes.js';
+import { isGzip } from '../util/gzip.js';
 
 /** What is read of each file to find its first record's time. */
 const HEAD_BYTES = 64 * 1024;
@@ -82,7 +83,7 @@ async function readHead(file: string): Promise<Buffer> {
   } finally {
     await handle.close();
   }
-  if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
+  if (!isGzip(raw)) return raw;
   // A gzip file's head: what its first compressed bytes give, up to HEAD_BYTES (a cut stream ends early, not in error).
   const gunzip = createGunzip();
   const parts: Buffer[] = [];

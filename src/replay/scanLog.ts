@@ -8,6 +8,7 @@ import { isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
 import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
+import { isGzip } from '../util/gzip.js';
 
 export type { ScanCounters } from './scanRange.js';
 
@@ -55,7 +56,7 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
         size = info.size;
         const magic = Buffer.alloc(2);
         await handle.read(magic, 0, 2, 0);
-        if (scan && (magic[0] !== 0x1f || magic[1] !== 0x8b)) {
+        if (scan && !isGzip(magic)) {
           const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
           const whole = size;
           if (threads === 1 || whole < PARALLEL_MIN_BYTES)
@@ -91,7 +92,7 @@ async function* plainOrGunzipped(raw: Readable): AsyncGenerator<Buffer> {
     yield first.value;
     for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
   })();
-  if (first.value[0] !== 0x1f || first.value[1] !== 0x8b) return yield* all;
+  if (!isGzip(first.value)) return yield* all;
   const gunzip = createGunzip();
   // A damaged source or archive fails the iteration (pipeline passes the error on).
   pipeline(Readable.from(all), gunzip, () => {});
@@ -113,7 +114,7 @@ export async function threadsFor(files: string[], threads: number, format?: stri
         const { size } = await handle.stat();
         const magic = Buffer.alloc(2);
         await handle.read(magic, 0, 2, 0);
-        if (size >= PARALLEL_MIN_BYTES && !(magic[0] === 0x1f && magic[1] === 0x8b)) return new ScanThreads(workers);
+        if (size >= PARALLEL_MIN_BYTES && !isGzip(magic)) return new ScanThreads(workers);
       } finally {
         await handle.close();
       }
