@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
-import { decidedByFirstLine, detectIncident, ENGLISH_ERROR_TEXTS, type Incident } from '../detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident, unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, scannerNeedles } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
 import { lineSkippingFor } from '../formats/passOver.js';
@@ -217,11 +217,10 @@ export class SourcePipeline {
 
   /** Seen and not taken: an error lost to a prefix or format that does not match. Said, not counted only. */
   private noteUnparsed(text: string, position: LinePosition): void {
-    const needle = ENGLISH_ERROR_TEXTS.find((n) => text.includes(n));
-    if (needle === undefined) return;
     // The sample ends with the error's words: the part before them is what did not match the
     // prefix, and what follows may hold row data, which is not for the audit log.
-    const sample = text.slice(0, text.indexOf(needle) + needle.length);
+    const sample = unreadErrorSample(text);
+    if (sample === undefined) return;
     this.unparsed = { count: (this.unparsed?.count ?? 0) + 1, at: Date.now(), sample, ...(position.line !== undefined ? { line: position.line } : {}) };
   }
 

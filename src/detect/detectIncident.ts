@@ -149,7 +149,16 @@ export const INCIDENT_TEXTS: {
  * incident is the scanner's one list (INCIDENT_TEXTS, detect/scanner.ts), which also knows the
  * SQLSTATE a verbose message carries before its text.
  */
-export const ENGLISH_ERROR_TEXTS: readonly string[] = ENGLISH_NEEDLES;
+const ENGLISH_ERROR_TEXTS: readonly string[] = ENGLISH_NEEDLES;
+
+/**
+ * A line a source's format took no record from, up to the error's words when it holds them: what
+ * the daemon (source_unparsed) and replay show of it. What follows the words may hold row data.
+ */
+export function unreadErrorSample(line: string): string | undefined {
+  const text = ENGLISH_ERROR_TEXTS.find((words) => line.includes(words));
+  return text === undefined ? undefined : line.slice(0, line.indexOf(text) + text.length);
+}
 
 /**
  * How PostgreSQL's translations quote a name: "…" (en, it, ja, ko, ru, sv, uk, zh), « … » (fr, es),

@@ -1,6 +1,6 @@
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { ENGLISH_ERROR_TEXTS, type Incident } from '../detect/detectIncident.js';
+import { unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
 import { countByte } from '../detect/wasm/countByte.js';
 import { RECORD_REACH, RecordReader } from './recordAt.js';
@@ -41,10 +41,10 @@ export function addScanCounters(into: ScanCounters, from: ScanCounters): void {
 
 /** Counts a line its format took no record from, when it holds a sequence error's words (the daemon's rule, SourcePipeline.noteUnparsed). */
 export function noteUnreadable(counters: ScanCounters, line: string): void {
-  const needle = ENGLISH_ERROR_TEXTS.find((text) => line.includes(text));
-  if (needle === undefined) return;
+  const sample = unreadErrorSample(line);
+  if (sample === undefined) return;
   counters.unreadable++;
-  counters.unreadableSample ??= line.slice(0, line.indexOf(needle) + needle.length);
+  counters.unreadableSample ??= sample;
 }
 
 export interface RangeScan {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/AuditLog.js';
 import { DatabaseAuthenticationFailed, DatabaseUnavailable } from '../db/Database.js';
 import { readDenial } from '../util/readDenial.js';
+import { readsLogLinePrefix } from '../formats/formatNames.js';
 
 /**
  * "Healthy" means "can heal". Each condition that keeps seqwatch from healing is a problem with a
@@ -124,7 +125,7 @@ export function unparsedProblem(
   sample: string,
   line: number | undefined,
 ): HealthProblem {
-  const prefixed = source.format === 'postgres-stderr' || source.format === 'syslog' || source.format === 'auto';
+  const prefixed = readsLogLinePrefix(source.format);
   return {
     code: 'source_unparsed',
     subject: source.path,

@@ -11,7 +11,7 @@ import type { ScanThreads } from '../../replay/parallel.js';
 import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import { addScanCounters, newScanCounters } from '../../replay/scanRange.js';
-import { FORMATS, type Format } from '../../formats/formatNames.js';
+import { FORMATS, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
 import { CommandFailure, EXIT } from '../exit.js';
 import { withoutFetchLoading } from '../fetchLoading.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
@@ -424,7 +424,7 @@ function unreadFileProblem(file: string, error: NodeJS.ErrnoException): string {
 
 /** Lines that hold a sequence error's words but are no record of the format: the daemon's source_unparsed, for a replay. */
 function unreadableLinesProblem(file: string, counters: ScanCounters, format: Format, prefix: string): string {
-  const prefixed = format === 'postgres-stderr' || format === 'syslog' || format === 'auto';
+  const prefixed = readsLogLinePrefix(format);
   return (
     `${file}: ${counters.unreadable} line(s) hold a sequence error's text but are no ${format} records` +
     `${prefixed ? ` with log_line_prefix ${JSON.stringify(prefix)}` : ''}: those errors are not counted; ` +
