@@ -19,6 +19,12 @@ describe('seqwatch replay', () => {
   let dir: string;
   let config: string;
   let log: string;
+  /** A config in the test's directory with this database section (the log's prefix, an audit path replay never writes). */
+  const configWith = (name: string, database: Record<string, string>) => {
+    const path = join(dir, name);
+    writeFileSync(path, stringify({ database, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }));
+    return path;
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase('replay');
@@ -27,11 +33,7 @@ describe('seqwatch replay', () => {
                          INSERT INTO ticket (id, tn) SELECT g, 't' || g FROM generate_series(1, 100) g;
                          INSERT INTO article (id) SELECT generate_series(1, 10); SELECT setval('article_id_seq', 10);`);
     dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-'));
-    config = join(dir, 'seqwatch.yaml');
-    writeFileSync(
-      config,
-      stringify({ database: { url: db.url }, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
-    );
+    config = configWith('seqwatch.yaml', { url: db.url });
     const line = (t: string, pid: number, dbname: string, text: string) => `2026-11-27 ${t} UTC [${pid}] app@${dbname} ${text}`;
     const lines: string[] = [];
     for (let i = 0; i < 2000; i++) lines.push(line('09:00:00.000', 10, db.name, `LOG:  duration: 0.1${i} ms  statement: SELECT ${i}`));
@@ -131,15 +133,7 @@ describe('seqwatch replay', () => {
   });
 
   it('without a reachable database the counts are still shown, each name "database not reachable"', async () => {
-    const away = join(dir, 'away.yaml');
-    writeFileSync(
-      away,
-      stringify({
-        database: { url: `postgresql://postgres@127.0.0.1:1/${db.name}` },
-        sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }],
-        audit: { path: join(dir, 'a.jsonl') },
-      }),
-    );
+    const away = configWith('away.yaml', { url: `postgresql://postgres@127.0.0.1:1/${db.name}` });
     // Not whole: said once after the report, and replay ends 1 (the field, stop 23: it ended 0).
     const failed = await run(process.execPath, [CLI, 'replay', '-c', away, log, '--json']).catch(
       (error: { code: number; stdout: string; stderr: string }) => error,
@@ -161,15 +155,7 @@ describe('seqwatch replay', () => {
   // The field (stop 23): the production config's password file is root's (0600, as the docs say);
   // an operator in group adm, who may read the logs, got "invalid configuration" and no counts.
   it('a password file it cannot read: the counts are shown all the same, the reason said once, and it ends 1', async () => {
-    const locked = join(dir, 'locked.yaml');
-    writeFileSync(
-      locked,
-      stringify({
-        database: { url: db.url, password_file: join(dir, 'no-such-password') },
-        sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }],
-        audit: { path: join(dir, 'a.jsonl') },
-      }),
-    );
+    const locked = configWith('locked.yaml', { url: db.url, password_file: join(dir, 'no-such-password') });
     const failed = await run(process.execPath, [CLI, 'replay', '-c', locked, log, '--json']).catch(
       (error: { code: number; stdout: string; stderr: string }) => error,
     );
