@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -229,6 +229,36 @@ describe('the parallel scan finds what the full parser finds', () => {
       expect(summary(again)).toEqual(expected);
     } finally {
       await handle.close();
+    }
+  });
+
+  it('one thread reading ahead, the file truncated under it (copytruncate): what it had read is scanned as read, nothing after', async () => {
+    // The read-ahead reads what a chunk carries over again from the file, with the next chunk: here
+    // the file is cut short right before that second read, so it must keep what it read the first time.
+    for (const { sample } of logs) {
+      const path = fileOf(sample.text);
+      const firstRead = 4 * 1024 * 1024;
+      const asRead = Buffer.from(sample.text).subarray(0, firstRead).toString('utf8');
+      const expected = summary(incidentsOf(sample.format, sample.prefix, asRead).map(({ incident }) => incident));
+      expect(expected.length, sample.name).toBeGreaterThan(0);
+      const handle = await open(path, 'r');
+      try {
+        const size = (await handle.stat()).size;
+        let reads = 0;
+        const truncating = {
+          read: (...args: Parameters<typeof handle.read>) => {
+            if (++reads === 2) truncateSync(path, 1024 * 1024);
+            return handle.read(...args);
+          },
+        } as typeof handle;
+        const found: Incident[] = [];
+        const tools = new ScanTools({ format: sample.format, logLinePrefix: sample.prefix, source: path });
+        await new FileRangeScan(handle.fd, 0, size, tools, (i) => void found.push(i), size).readAhead(truncating);
+        expect(reads, sample.name).toBe(2);
+        expect(summary(found), sample.name).toEqual(expected);
+      } finally {
+        await handle.close();
+      }
     }
   });
 });
