@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { createGunzip } from 'node:zlib';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { LogTimes } from './logTimes.js';
 import { isGzip } from '../util/gzip.js';
@@ -85,6 +84,7 @@ async function readHead(file: string): Promise<Buffer> {
   }
   if (!isGzip(raw)) return raw;
   // A gzip file's head: what its first compressed bytes give, up to HEAD_BYTES (a cut stream ends early, not in error).
+  const { createGunzip } = await import('node:zlib');
   const gunzip = createGunzip();
   const parts: Buffer[] = [];
   let size = 0;

@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { pipeline, Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
@@ -93,6 +92,8 @@ async function* plainOrGunzipped(raw: Readable): AsyncGenerator<Buffer> {
     for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
   })();
   if (!isGzip(first.value)) return yield* all;
+  // Loaded only here: most logs replayed are plain (node:zlib costs every command ~4 ms).
+  const { createGunzip } = await import('node:zlib');
   const gunzip = createGunzip();
   // A damaged source or archive fails the iteration (pipeline passes the error on).
   pipeline(Readable.from(all), gunzip, () => {});
