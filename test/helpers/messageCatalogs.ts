@@ -30,14 +30,14 @@ export function readMo(file: string): Map<string, string> {
   return messages;
 }
 
-/** Every PostgreSQL server message catalog installed on this machine (all versions' postgres-N.mo). */
+/** Every PostgreSQL server message catalog installed on this machine (all versions' postgres-N.mo), in the order of their paths. */
 export function postgresCatalogs(): MessageCatalog[] {
   if (!existsSync(LOCALE_DIR)) return [];
   const catalogs: MessageCatalog[] = [];
-  for (const language of readdirSync(LOCALE_DIR)) {
+  for (const language of readdirSync(LOCALE_DIR).sort()) {
     const dir = join(LOCALE_DIR, language, 'LC_MESSAGES');
     if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir)) {
+    for (const name of readdirSync(dir).sort()) {
       if (/^postgres-\d+\.mo$/.test(name)) catalogs.push({ language, file: join(dir, name), messages: readMo(join(dir, name)) });
     }
   }

@@ -2,6 +2,7 @@ import { detectIncident, type Incident } from '../../src/detect/detectIncident.j
 import type { ScannedFormat } from '../../src/detect/scanner.js';
 import { createParser } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
+import type { RecordParser } from '../../src/formats/RecordParser.js';
 import { postgresCatalogs } from './messageCatalogs.js';
 
 /** One log of a format the shared scanner filters, and the prefix it was written with. */
@@ -12,18 +13,21 @@ export interface ScannedSample {
   text: string;
 }
 
-/** The records of a log as the format's full parser reads it line by line (offsets in bytes, as the followers give them). */
-export function parseWhole(format: ScannedFormat, prefix: string, text: string): LogRecord[] {
+/**
+ * The records of a log as the format's full parser reads it line by line (offsets in bytes, as the
+ * followers give them); or every line pushed to `parser`, flushed at the end, and its records its own.
+ */
+export function parseWhole(format: ScannedFormat, prefix: string, text: string, parser?: RecordParser): LogRecord[] {
   const records: LogRecord[] = [];
-  const parser = createParser(format, { source: 'sample', logLinePrefix: prefix }, (record) => void records.push(record));
+  const reader = parser ?? createParser(format, { source: 'sample', logLinePrefix: prefix }, (record) => void records.push(record));
   let offset = 0;
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   lines.forEach((line, i) => {
-    parser.push(line.endsWith('\r') ? line.slice(0, -1) : line, { offset, line: i + 1, ...(i === 0 ? { boundary: 'start' as const } : {}) });
+    reader.push(line.endsWith('\r') ? line.slice(0, -1) : line, { offset, line: i + 1, ...(i === 0 ? { boundary: 'start' as const } : {}) });
     offset += Buffer.byteLength(line) + 1;
   });
-  parser.flush();
+  reader.flush();
   return records;
 }
 
@@ -47,14 +51,14 @@ const FAMILIES = [
   { msgid: 'conflict detected on relation "%s.%s": conflict=%s', sqlstate: '23505', args: ['public', 't', 'insert_exists'] },
 ];
 
-/** printf as gettext's translations use it: %s, %lld, %d in order, or %N$s by position. */
-function render(format: string, args: string[]): string {
+/** printf as gettext's translations use it: %s, %lld, %d, %X in order, or %N$s by position. */
+export function render(format: string, args: string[]): string {
   let next = 0;
-  return format.replace(/%(?:(\d+)\$)?(?:s|lld|llu|d|u)/g, (_, position: string | undefined) => args[position ? Number(position) - 1 : next++] ?? '');
+  return format.replace(/%(?:(\d+)\$)?(?:s|lld|llu|d|u|X)/g, (_, position: string | undefined) => args[position ? Number(position) - 1 : next++] ?? '');
 }
 
-/** Every language whose catalog is installed (one per language), and English. */
-function languages(): Array<{ language: string; text: (msgid: string) => string }> {
+/** Every language whose catalog is installed (one per language), and English first. */
+export function installedLanguages(): Array<{ language: string; text: (msgid: string) => string }> {
   const seen = new Set<string>();
   const out = [{ language: 'en', text: (msgid: string) => msgid }];
   for (const catalog of postgresCatalogs()) {
@@ -87,7 +91,7 @@ export function catalogSamples(): ScannedSample[] {
     const lines: string[] = [];
     let pid = 100;
     let lineNumber = 1;
-    for (const { text } of languages()) {
+    for (const { text } of installedLanguages()) {
       const word = (english: string) => text(english);
       const marker = (english: string) => text(`${english}:  `);
       for (const family of FAMILIES) {
