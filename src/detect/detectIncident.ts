@@ -227,7 +227,8 @@ export function detectIncident(record: LogRecord): Incident | undefined {
  * once and lets the whole record add nothing when it names the same index (see the daemon).
  */
 export function decidedByFirstLine(record: LogRecord): Incident | undefined {
-  if (record.severity !== 'ERROR' || !isSession(record)) return undefined;
+  // PG 18's conflict message (its SQLSTATE is 23505 too) is a replication conflict whoever writes it (detectIncident).
+  if (record.severity !== 'ERROR' || !isSession(record) || conflictType(record.message) !== undefined) return undefined;
   const constraint = uniqueViolation(record);
   if (constraint === undefined) return undefined;
   return withWhere({ kind: 'unique_violation', constraint }, record);

@@ -242,6 +242,12 @@ describe('decidedByFirstLine: what an ERROR line already says', () => {
     const session = { source: 's', severity: 'ERROR', database: 'helpdesk' };
     expect(decidedByFirstLine({ ...session, message: 'nextval: reached maximum value of sequence "t_id_seq" (2147483647)' })).toBeUndefined();
     expect(decidedByFirstLine({ ...session, message: 'conflict detected on relation "public.t": conflict=insert_exists' })).toBeUndefined();
+    // The same message with its SQLSTATE (%e, csvlog, jsonlog): whatever writes it, the whole record
+    // is a replication conflict (detectIncident), so the first line decides nothing (found by
+    // test/replay/differential.unit.test.ts: the live path took a unique violation on "public.t" too).
+    const conflict = { ...session, sqlstate: '23505', message: 'conflict detected on relation "public.t": conflict=insert_exists' };
+    expect(detectIncident(conflict)?.kind).toBe('replication_conflict');
+    expect(decidedByFirstLine(conflict)).toBeUndefined();
     expect(decidedByFirstLine({ ...session, message: 'syntax error at or near "x"' })).toBeUndefined();
     expect(decidedByFirstLine({ ...session, severity: 'LOG', message: 'duplicate key value violates unique constraint "t_pkey"' })).toBeUndefined();
   });
