@@ -10,6 +10,13 @@ export class LogTimes {
   private minuteEpoch = NaN;
 
   epochOf(time: string): number {
+    // The minute and zone of the time before (their digits and separators checked then): only the
+    // seconds and milliseconds are read, without a copy (the busy log's next error is most often
+    // in the same minute; ~2x less time than the whole check, in a profile of replay).
+    if (time.length === 27 && this.minute !== '' && time.startsWith(this.minute) && time.endsWith(this.zone) && isSecondsMillisAt(time, 16)) {
+      const seconds = digit(time, 17) * 10 + digit(time, 18);
+      if (seconds <= 59) return this.minuteEpoch + seconds * 1000 + digit(time, 20) * 100 + digit(time, 21) * 10 + digit(time, 22);
+    }
     if (!isUtcMillis(time)) return Date.parse(time);
     const seconds = digit(time, 17) * 10 + digit(time, 18);
     // 24:00:00 is a time and 24:00:05 is not; a second 60 is not either: parsed as they are.
@@ -33,6 +40,19 @@ const isDigitAt = (text: string, at: number) => {
   const c = text.charCodeAt(at);
   return c >= 48 && c <= 57;
 };
+
+/** `:SS.mmm` at `at`: digits where digits go. */
+function isSecondsMillisAt(time: string, at: number): boolean {
+  return (
+    time.charCodeAt(at) === 58 &&
+    isDigitAt(time, at + 1) &&
+    isDigitAt(time, at + 2) &&
+    time.charCodeAt(at + 3) === 46 &&
+    isDigitAt(time, at + 4) &&
+    isDigitAt(time, at + 5) &&
+    isDigitAt(time, at + 6)
+  );
+}
 
 /** `YYYY-MM-DD HH:MM:SS.mmm UTC` (or GMT): digits where digits go. */
 function isUtcMillis(time: string): boolean {

@@ -250,7 +250,8 @@ export class RecordReader {
    */
   private furtherLines(bytes: Buffer, start: number, firstEnd: number, end: number, prefixBytes: number, wantDetail: boolean): number[] {
     const further = this.further;
-    further.length = 0;
+    // (Most candidates keep none: left as it is, the array is not truncated again.)
+    if (further.length !== 0) further.length = 0;
     let passingOver = false;
     for (let at = firstEnd + 1; at < end;) {
       let keep = !passingOver;
@@ -325,7 +326,7 @@ function recordAtOffset(found: LogRecord[], offset: number): LogRecord | undefin
 
 /** The English severity of the marker printed at `at` (`DETAIL:  `, `ANWEISUNG:  `, ...), if it is one of the secondary ones. */
 function markerAt(bytes: Buffer, at: number): string | undefined {
-  for (const { marker, english } of SECONDARY_MARKERS.get(bytes[at]!) ?? []) {
+  for (const { marker, english } of SECONDARY_MARKERS[bytes[at]!] ?? NONE) {
     if (at + marker.length <= bytes.length && bytesAt(bytes, at, marker)) return english;
   }
   return undefined;
@@ -337,14 +338,13 @@ function bytesAt(bytes: Buffer, at: number, expected: Buffer): boolean {
   return true;
 }
 
-/** The markers of a message's further lines, as printed in every language, by their first byte. */
-const SECONDARY_MARKERS = new Map<number, Array<{ marker: Buffer; english: string }>>();
+/** The markers of a message's further lines, as printed in every language, by their first byte (an array: a line's byte indexes it). */
+const SECONDARY_MARKERS: Array<Array<{ marker: Buffer; english: string }> | undefined> = [];
+const NONE: Array<{ marker: Buffer; english: string }> = [];
 for (const { marker, english } of severityMarkers()) {
   if (!['DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT'].includes(english)) continue;
   const bytes = Buffer.from(marker);
-  const list = SECONDARY_MARKERS.get(bytes[0]!) ?? [];
-  list.push({ marker: bytes, english });
-  SECONDARY_MARKERS.set(bytes[0]!, list);
+  (SECONDARY_MARKERS[bytes[0]!] ??= []).push({ marker: bytes, english });
 }
 
 /** Whether the line at `other` begins with the same `length` bytes as the line at `line`. */

@@ -26,6 +26,18 @@ describe("replay's log times", () => {
       '',
       'not a time at all but 27 c.',
       '2026-11-27 10:0a:05.123 UTC',
+      // After a time of the same minute (whose minute and zone are then taken as read): what follows them is checked still.
+      '2026-11-27 10:00:05.123 UTC',
+      '2026-11-27 10:00:0a.123 UTC',
+      '2026-11-27 10:00:05x123 UTC',
+      '2026-11-27 10:00:05.12a UTC',
+      '2026-11-27 10:00;05.123 UTC',
+      '2026-11-27 10:00:60.123 UTC',
+      '2026-11-27 10:00:99.999 UTC',
+      '2026-11-27 10:00:05.123 UTC ',
+      '2026-11-27 10:00:05.123 GMT',
+      '2026-11-27 10:00:05.123 UTX',
+      '2026-11-27 10:00:5.1234 UTC',
     ];
     for (let i = 0; i < 20_000; i++) {
       const zone = [' UTC', ' UTC', ' GMT', ' EST', '', ' +01', ' UTC'][Math.floor(next() * 7)]!;
