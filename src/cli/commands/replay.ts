@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { Config } from '../../config/config.js';
+import type { CheckedSequence } from '../../db/checkSequences.js';
 import type { Database } from '../../db/Database.js';
 import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { SequenceErrorKind, VerifiedSequenceError } from '../../db/verifySequenceError.js';
@@ -166,19 +167,8 @@ async function replay(
             if (typeof resolution !== 'string') toCheck.push(...resolution.targets);
           }
         } else if (toCheck.length > 0) {
-          for (const { target, state, error } of await checkSequences(db!, toCheck.splice(0), { fix: false })) {
-            const checked = state && assess({ ...target, kind: 'serial', columnType: '' }, state, 90);
-            standing.set(
-              target,
-              !checked
-                ? `cannot check: ${error}`
-                : checked.status === 'behind'
-                  ? `BEHIND by ${checked.behindBy}`
-                  : checked.status === 'exhausted'
-                    ? 'EXHAUSTED'
-                    : 'in sync',
-            );
-          }
+          for (const { target, state, error } of await checkSequences(db!, toCheck.splice(0), { fix: false }))
+            standing.set(target, nowOf(state && assess({ ...target, kind: 'serial', columnType: '' }, state, 90), error));
         } else if (toVerify.length > 0) {
           // The runbook's other sequence errors (exhausted, missing, no permission, setval out of
           // bounds): as the daemon does, an alert where the catalog confirms them.
@@ -408,6 +398,13 @@ async function replay(
   );
   sayProblems(problems);
   return exitLeavingConnections(db);
+}
+
+/** A sequence's NOW cell: where its read-only check found it. */
+function nowOf(checked: CheckedSequence | undefined, error: string | undefined): string {
+  if (!checked) return `cannot check: ${error}`;
+  if (checked.status === 'behind') return `BEHIND by ${checked.behindBy}`;
+  return checked.status === 'exhausted' ? 'EXHAUSTED' : 'in sync';
 }
 
 /** The runbook's other sequence errors, as a row of replay says them. */
