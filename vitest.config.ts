@@ -1,4 +1,21 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
+
+/*
+ * Every temporary file and directory of the run (the tests' own, their servers', the daemons they
+ * start) goes into one directory, removed when the run ends: ~280 of them were left in /tmp by
+ * each full run. Set here, before the test processes start, so that they inherit it (os.tmpdir()
+ * reads TMPDIR). Like /tmp, anyone may create in it (sticky): tests hand directories to postgres and
+ * to unprivileged users, who must reach them.
+ */
+if (!process.env.SEQWATCH_TEST_TMPDIR) {
+  const runDir = mkdtempSync(join(tmpdir(), 'seqwatch-test-run-'));
+  chmodSync(runDir, 0o1777);
+  process.env.SEQWATCH_TEST_TMPDIR = process.env.TMPDIR = runDir;
+  process.once('exit', () => rmSync(runDir, { recursive: true, force: true }));
+}
 
 /**
  * The tests whose outcome depends on the PostgreSQL version: the log formats end to end (csvlog has
