@@ -36,6 +36,9 @@ export class RecordReader {
   private readonly stderr: { parser: StderrPrefixParser; matcher: RegExp; spanMatcher: RegExp; sameMessagePrefix: boolean } | undefined;
   private readonly json: JsonlogParser | undefined;
   private found: LogRecord[] = [];
+  /** The buffer last read and a DataView of it (a chunk's candidates share one): its bytes compared 4 at a time. */
+  private viewed: Buffer | undefined;
+  private view: DataView = new DataView(new ArrayBuffer(0));
   /** readStderr's further lines ([start, end) pairs), reused from one candidate to the next. */
   private readonly further: number[] = [];
   /** stderr: first lines read before, by their shape (shapeOf; see LineTemplate). */
@@ -112,18 +115,27 @@ export class RecordReader {
    * is read on its own by StderrPrefixParser.recordOfLine. Either way the lines after it that may
    * change the record (furtherLines) send it to the parser whole, as readStderr does.
    */
+  private viewOf(bytes: Buffer): DataView {
+    if (bytes !== this.viewed) {
+      this.viewed = bytes;
+      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    return this.view;
+  }
+
   private stderrIncident(bytes: Buffer, start: number, end: number, offset: number): Incident | undefined {
     const newline = bytes.indexOf(NEWLINE, start);
     const lineEnd = newline === -1 || newline >= end ? end : newline;
     // The template the line before matched first: a busy log's hits are mostly repeats of one
     // error, so most lines are decided without hashing their shape (any template a line matches
     // decides it alike, see LineTemplate).
+    const view = this.viewOf(bytes);
     let template = this.lastTemplate;
     let shape = 0;
-    if (!template?.matches(bytes, start, lineEnd)) {
+    if (!template?.matches(bytes, view, start, lineEnd)) {
       shape = this.templatable ? shapeOf(bytes, start, lineEnd) : 0;
       template = this.templates.get(shape);
-      if (!template?.matches(bytes, start, lineEnd)) template = undefined;
+      if (!template?.matches(bytes, view, start, lineEnd)) template = undefined;
     }
     if (template) {
       this.lastTemplate = template;
@@ -250,13 +262,14 @@ export class RecordReader {
    */
   private furtherLines(bytes: Buffer, start: number, firstEnd: number, end: number, prefixBytes: number, wantDetail: boolean): number[] {
     const further = this.further;
+    const view = this.viewOf(bytes);
     // (Most candidates keep none: left as it is, the array is not truncated again.)
     if (further.length !== 0) further.length = 0;
     let passingOver = false;
     for (let at = firstEnd + 1; at < end;) {
       let keep = !passingOver;
       if (bytes[at] !== TAB) {
-        if (!samePrefix(bytes, start, at, prefixBytes)) break;
+        if (at + prefixBytes > bytes.length || !sameBytes(view, start, view, at, prefixBytes)) break;
         const marker = markerAt(bytes, at + prefixBytes);
         // Not a secondary line (this backend's next message with the same prefix: a %t time) ends it.
         if (marker === undefined) break;
@@ -347,10 +360,15 @@ for (const { marker, english } of severityMarkers()) {
   (SECONDARY_MARKERS[bytes[0]!] ??= []).push({ marker: bytes, english });
 }
 
-/** Whether the line at `other` begins with the same `length` bytes as the line at `line`. */
-function samePrefix(bytes: Buffer, line: number, other: number, length: number): boolean {
-  if (other + length > bytes.length) return false;
-  for (let i = 0; i < length; i++) if (bytes[line + i] !== bytes[other + i]) return false;
+/**
+ * Whether a[aAt, aAt + length) and b[bAt, bAt + length) hold the same bytes (both in range): 4 at a
+ * time (a DataView reads them unaligned), then one by one; ~3x faster than byte by byte on the
+ * ~100 bytes of a prefix or a template's line.
+ */
+function sameBytes(a: DataView, aAt: number, b: DataView, bAt: number, length: number): boolean {
+  let i = 0;
+  for (; i + 4 <= length; i += 4) if (a.getUint32(aAt + i) !== b.getUint32(bAt + i)) return false;
+  for (; i < length; i++) if (a.getUint8(aAt + i) !== b.getUint8(bAt + i)) return false;
   return true;
 }
 
@@ -405,6 +423,9 @@ class LineTemplate {
   /** A line was found to match it. */
   used = false;
 
+  /** Its bytes, compared 4 at a time (sameBytes). */
+  private readonly view: DataView;
+
   private constructor(
     private readonly bytes: Buffer,
     /** [start, end) of the time and the pid in the line, ascending; the digits in them may differ. */
@@ -415,7 +436,9 @@ class LineTemplate {
     readonly wantDetail: boolean,
     /** What detectIncident said of the template's record read alone (undefined: no incident); its source, database, SQLSTATE are every match's. */
     readonly decided: Incident | undefined,
-  ) {}
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
 
   static make(
     line: Buffer,
@@ -447,15 +470,15 @@ class LineTemplate {
     );
   }
 
-  /** Whether bytes[start, end) is this line but for digits in place of digits in the time and the pid. */
-  matches(bytes: Buffer, start: number, end: number): boolean {
+  /** Whether bytes[start, end) (`view`: a DataView of bytes) is this line but for digits in place of digits in the time and the pid. */
+  matches(bytes: Buffer, view: DataView, start: number, end: number): boolean {
     const own = this.bytes;
     if (end - start !== own.length) return false;
     let from = 0;
     const spans = this.spans;
     for (let s = 0; s <= spans.length; s += 2) {
       const to = s < spans.length ? spans[s]! : own.length;
-      for (let i = from; i < to; i++) if (bytes[start + i] !== own[i]) return false;
+      if (!sameBytes(view, start + from, this.view, from, to - from)) return false;
       if (s === spans.length) break;
       from = spans[s + 1]!;
       for (let i = to; i < from; i++) {
