@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
-import { decidedByFirstLine, detectIncident, unreadErrorSample, type Incident } from '../detect/detectIncident.js';
+import { detectIncident, firstLineDecision, unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, scannerNeedles } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
 import { lineSkippingFor } from '../formats/passOver.js';
@@ -129,11 +129,10 @@ export class SourcePipeline {
         // says the same, its later lines cannot change it (a session's: isSession in detectIncident),
         // only its message's TAB lines could: the parser need not read the rest.
         onRecordStart: (record) => {
-          const incident = decidedByFirstLine(record);
-          if (!incident) return false;
+          const decision = firstLineDecision(record);
+          if (!decision) return false;
+          const { incident, settled } = decision;
           this.take(incident);
-          const whole = detectIncident(record);
-          const settled = whole?.kind === incident.kind && whole.constraint === incident.constraint;
           const previous = this.lastEarly;
           if (previous !== undefined) {
             if (this.decidedEarly.size >= MAX_DECIDED_EARLY) this.decidedEarly.delete(this.decidedEarly.keys().next().value!);

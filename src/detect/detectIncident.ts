@@ -235,6 +235,18 @@ export function decidedByFirstLine(record: LogRecord): Incident | undefined {
 }
 
 /**
+ * decidedByFirstLine's incident, and whether the record so far (its first line) already says the
+ * same: then its later lines cannot change it, only its message's TAB lines could, and a reader
+ * need not read the rest (the daemon's SourcePipeline; the tests' copy of its wiring).
+ */
+export function firstLineDecision(record: LogRecord): { incident: Incident; settled: boolean } | undefined {
+  const incident = decidedByFirstLine(record);
+  if (!incident) return undefined;
+  const whole = detectIncident(record);
+  return { incident, settled: whole?.kind === incident.kind && whole.constraint === incident.constraint };
+}
+
+/**
  * Written by a session: its backend type says so, or (without one) the prefix printed %u or %d,
  * which PostgreSQL prints only for sessions (MyProcPort), never for a background worker such as a
  * logical-replication apply worker. So a session's record is never a replication conflict by its

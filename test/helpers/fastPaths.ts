@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseConfig } from '../../src/config/config.js';
 import { SourcePipeline } from '../../src/daemon/SourcePipeline.js';
-import { decidedByFirstLine, detectIncident, type Incident } from '../../src/detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident, firstLineDecision, type Incident } from '../../src/detect/detectIncident.js';
 import { IncidentScanner, scannerNeedles, type ScannedFormat, type ScannerOptions } from '../../src/detect/scanner.js';
 import { createParser } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
@@ -129,11 +129,10 @@ export function viaLive(format: ScannedFormat, prefix: string, bytes: Buffer, si
       logLinePrefix: prefix,
       interesting: (line) => needles.some((needle) => line.includes(needle)),
       onRecordStart: (record) => {
-        const incident = decidedByFirstLine(record);
-        if (!incident) return false;
+        const decision = firstLineDecision(record);
+        if (!decision) return false;
+        const { incident, settled } = decision;
         taken.push(incident);
-        const whole = detectIncident(record);
-        const settled = whole?.kind === incident.kind && whole.constraint === incident.constraint;
         decided.set(record, { incident, settled: settled ? record.message : undefined });
         return settled;
       },
