@@ -1,9 +1,14 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import type { ScannedFormat } from '../../src/detect/scanner.js';
 import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { runCli, startDaemon, waitFor } from '../helpers/daemon.js';
+import { incidentsOf } from '../helpers/scannedSamples.js';
 
 /** The locales the server needs for lc_messages (.ci/run generates them with locale-gen). */
 function hasLocale(name: string): boolean {
@@ -97,6 +102,62 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           }
         }, 60_000);
       }
+
+      // Before the test below changes the prefix: every line of the stderr file has the suite's.
+      it("replay reads this server's own logs, every format, as the full parsers do: repeats, verbose errors, multi-line statements", async () => {
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        try {
+          // Explicit ids, the sequence left behind: each INSERT by default fails until nextval passes them.
+          await client.query(`CREATE TABLE replayed (id bigserial PRIMARY KEY, tn text UNIQUE);
+                              INSERT INTO replayed (id, tn) SELECT g, 't' || g FROM generate_series(1, 5) g;
+                              INSERT INTO replayed (id) SELECT generate_series(10, 20)`);
+          // A burst of one error (the lines replay decides as the first one: its templates).
+          for (let i = 0; i < 5; i++) await expect(client.query('INSERT INTO replayed DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
+          // A unique violation fed by no sequence, in a statement of several lines (TAB lines in stderr).
+          await expect(client.query(`INSERT INTO replayed (id, tn)\nVALUES (100, 't1')`)).rejects.toMatchObject({ code: '23505' });
+          // Verbose: the SQLSTATE before the message, a LOCATION line after it, in the server's language.
+          await client.query('SET log_error_verbosity = verbose');
+          await expect(client.query('INSERT INTO replayed (id) VALUES (10)')).rejects.toMatchObject({ code: '23505' });
+          await expect(client.query(`INSERT INTO replayed (id, tn)\nVALUES (101, 't2')`)).rejects.toMatchObject({ code: '23505' });
+          await client.query(`DO $$ BEGIN RAISE LOG 'replay_end'; END $$`);
+        } finally {
+          await client.end();
+        }
+        // The collector has written the last statement to every file.
+        for (const file of Object.values(files)) await waitFor(`the end in ${file}`, () => readFileSync(file, 'utf8').includes('replay_end'));
+        const dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-language-'));
+        const config = join(dir, 'seqwatch.yaml');
+        writeFileSync(
+          config,
+          stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+        );
+        const formats = { stderr: 'postgres-stderr', csv: 'postgres-csv', json: 'postgres-json' } as const;
+        try {
+          for (const [name, format] of Object.entries(formats) as Array<[keyof typeof files, ScannedFormat]>) {
+            const result = await runCli('replay', '-c', config, '--format', format, files[name], '--json');
+            expect(result.stderr, `${name}: replay's stderr`).toBe('');
+            expect(result.code, `${name}: replay's exit code`).toBe(0);
+            const report = JSON.parse(result.stdout) as {
+              constraints: Array<{ constraint: string; kind: string; errors: number; would: string; now: string | null }>;
+            };
+            // What the format's full parser and the detector find in the file, error for error.
+            const expected = new Map<string, number>();
+            for (const { incident } of incidentsOf(format, PREFIX, readFileSync(files[name], 'utf8'))) {
+              const key = `${incident.kind} ${incident.constraint}`;
+              expected.set(key, (expected.get(key) ?? 0) + 1);
+            }
+            const found = new Map(report.constraints.map((row) => [`${row.kind} ${row.constraint}`, row.errors]));
+            expect(Object.fromEntries(found), name).toEqual(Object.fromEntries(expected));
+            const row = (constraint: string) => report.constraints.find((r) => r.constraint === constraint);
+            // 5 by default, 1 verbose; the sequence (at 5) still behind MAX(id) = 20: replay changes nothing.
+            expect(row('replayed_pkey'), name).toMatchObject({ errors: 6, now: 'BEHIND by 15' });
+            expect(row('replayed_tn_key'), name).toMatchObject({ errors: 2, would: 'skip: not fed by a sequence' });
+          }
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }, 60_000);
 
       it.runIf(language.lc.startsWith('de'))(
         'without %e, verbose messages (FEHLER:  23505: …, then ORT:) still heal: the lines the follower passes over are chosen by the scanner alone',
