@@ -6,7 +6,7 @@ import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { AUDIT_EVENTS } from '../audit/events.js';
 import { FORMATS, INNER_FORMATS } from '../formats/formatNames.js';
-import { compileLogLinePrefix, LogLinePrefixError } from '../formats/logLinePrefix.js';
+import { compileLogLinePrefix, LogLinePrefixError, printsSqlstate } from '../formats/logLinePrefix.js';
 
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
 
@@ -313,7 +313,7 @@ export function configWarnings(file: string, config: Config): string[] {
       );
       continue;
     }
-    const sqlstate = ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || source.log_line_prefix.includes('%e');
+    const sqlstate = ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || printsSqlstate(source.log_line_prefix);
     if (!sqlstate && inside !== 'auto') {
       warnings.push(
         `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only (or with log_error_verbosity = verbose, which writes the SQLSTATE before the message): keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,

@@ -119,6 +119,26 @@ const REPLICATION_CONTEXTS = [
 ];
 
 /**
+ * The unique violation's message in every translation of PostgreSQL's catalogs, up to the name
+ * (PostgreSQL 15's, as Debian installs them). Without a SQLSTATE a translated message is not acted
+ * on (uniqueViolation: the English message, or any language with SQLSTATE 23505), so these are no
+ * needles: replay looks for them only to say that a log's errors went uncounted (untoldErrors).
+ */
+export const TRANSLATED_UNIQUE_VIOLATIONS: readonly string[] = [
+  'doppelter Schlüsselwert verletzt Unique-Constraint »',
+  'llave duplicada viola restricción de unicidad «',
+  "la valeur d'une clé dupliquée rompt la contrainte unique « ",
+  'un valore chiave duplicato viola il vincolo univoco "',
+  '重複したキー値は一意性制約"',
+  'დუბლირებული გასაღების მნიშვნელობა არღვევს უნიკალურ შეზღუდვას "',
+  '중복된 키 값이 "',
+  'повторяющееся значение ключа нарушает ограничение уникальности "',
+  'duplicerat nyckelvärde bryter mot unik-villkor "',
+  'повторювані значення ключа порушують обмеження унікальності "',
+  '重复键违反唯一约束"',
+];
+
+/**
  * What a record must hold for detectIncident to act on it, as the text any log format carries
  * unchanged (no quote or character any format escapes): the one source of the byte-level scanner's
  * needles (src/detect/scanner.ts). Each entry says which rule above it stands for; a new rule there

@@ -191,3 +191,17 @@ export function prefixLiteralHasDigit(prefix: string): boolean {
   }
   return false;
 }
+
+/**
+ * Whether a log_line_prefix prints the SQLSTATE (%e, padded or not; %%e is a literal): then a
+ * stderr record carries it, and a translated message is recognised by it.
+ */
+export function printsSqlstate(prefix: string): boolean {
+  for (let i = 0; i < prefix.length; i++) {
+    if (prefix[i] !== '%') continue;
+    i++;
+    while (i < prefix.length && (prefix[i] === '-' || (prefix[i]! >= '0' && prefix[i]! <= '9'))) i++;
+    if (prefix[i] === 'e') return true;
+  }
+  return false;
+}

@@ -161,3 +161,8 @@ export function severityMarkers(): Array<{ marker: string; english: string }> {
   for (const [marker, english] of Object.entries(TRANSLATED_SECONDARY_MARKERS)) if (!markers.has(marker)) markers.set(marker, english);
   return [...markers].map(([marker, english]) => ({ marker, english }));
 }
+
+/** C, C.UTF-8, POSIX and every en_* locale: a server whose lc_messages is one writes English (an empty setting is the C default). */
+export function isEnglish(lcMessages: string): boolean {
+  return lcMessages === '' || /^(C|POSIX)([.@].*)?$/i.test(lcMessages) || /^en([_.@-].*)?$/i.test(lcMessages);
+}

@@ -69,21 +69,22 @@ async function firstTime(file: string, head: Buffer, options: FileOrderOptions):
   return first;
 }
 
-/** The file's first HEAD_BYTES, decompressed when it is gzip (none of a pipe or standard input). */
-async function readHead(file: string): Promise<Buffer> {
+/** The file's first `bytes` (HEAD_BYTES), decompressed when it is gzip (none of a pipe or standard input). */
+export async function readHead(file: string, bytes = HEAD_BYTES): Promise<Buffer> {
   // Standard input and pipes are read once, by their scan: nothing of them is read ahead.
   if (file === '-') return Buffer.alloc(0);
   const handle = await open(file, 'r');
   let raw: Buffer;
   try {
     if (!(await handle.stat()).isFile()) return Buffer.alloc(0);
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(HEAD_BYTES), 0, HEAD_BYTES, 0);
+    // (Not zeroed: only what is read is used. A fresh page's first touch is then the read's, off this thread.)
+    const { buffer, bytesRead } = await handle.read(Buffer.allocUnsafe(bytes), 0, bytes, 0);
     raw = buffer.subarray(0, bytesRead);
   } finally {
     await handle.close();
   }
   if (!isGzip(raw)) return raw;
-  // A gzip file's head: what its first compressed bytes give, up to HEAD_BYTES (a cut stream ends early, not in error).
+  // A gzip file's head: what its first compressed bytes give, up to `bytes` (a cut stream ends early, not in error).
   const { createGunzip } = await import('node:zlib');
   const gunzip = createGunzip();
   const parts: Buffer[] = [];
@@ -92,12 +93,12 @@ async function readHead(file: string): Promise<Buffer> {
     gunzip.on('data', (part: Buffer) => {
       parts.push(part);
       size += part.length;
-      if (size >= HEAD_BYTES) resolve();
+      if (size >= bytes) resolve();
     });
     gunzip.on('error', () => resolve());
     gunzip.on('end', () => resolve());
     gunzip.end(raw);
   });
   gunzip.destroy();
-  return Buffer.concat(parts).subarray(0, HEAD_BYTES);
+  return Buffer.concat(parts).subarray(0, bytes);
 }

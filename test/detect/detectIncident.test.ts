@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decidedByFirstLine, detectIncident } from '../../src/detect/detectIncident.js';
+import { decidedByFirstLine, detectIncident, TRANSLATED_UNIQUE_VIOLATIONS } from '../../src/detect/detectIncident.js';
 import { englishSeverity } from '../../src/formats/severity.js';
 import { postgresCatalogs } from '../helpers/messageCatalogs.js';
 
@@ -102,6 +102,22 @@ describe('detectIncident in every language of the installed message catalogs', (
     }
     expect(checked).toBeGreaterThan(40);
   });
+
+  it.runIf(catalogs.length > 0)(
+    "without a SQLSTATE a translated unique violation is not acted on; TRANSLATED_UNIQUE_VIOLATIONS holds each catalog's, up to the name (replay looks for them)",
+    () => {
+      let checked = 0;
+      for (const catalog of catalogs) {
+        const template = catalog.messages.get('duplicate key value violates unique constraint "%s"');
+        if (!template) continue;
+        const severity = englishSeverity(catalog.messages.get('ERROR') ?? 'ERROR');
+        expect(detectIncident({ source: 's', severity, message: format(template, ['ticket_pkey']) }), catalog.language).toBeUndefined();
+        expect(TRANSLATED_UNIQUE_VIOLATIONS, `${catalog.language} (${catalog.file})`).toContain(template.slice(0, template.indexOf('%s')));
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(5);
+    },
+  );
 
   it('real lines of a German and a French server (PostgreSQL 15, csvlog fields)', () => {
     const de = detectIncident({

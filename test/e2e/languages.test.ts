@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -191,6 +191,53 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         },
         60_000,
       );
+
+      it("without %e in the prefix, replay of the server's log says its translated duplicate key errors cannot be recognised, and ends 1", async () => {
+        const prefix = '%m [%p] %q%u@%d ';
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        const from = statSync(files.stderr).size;
+        try {
+          // Debian's default prefix (no %e) on this server, for this test.
+          await client.query(`ALTER SYSTEM SET log_line_prefix = '${prefix}'`);
+          await client.query('SELECT pg_reload_conf()');
+          await new Promise((r) => setTimeout(r, 300));
+          await client.query('CREATE TABLE untold (id bigserial PRIMARY KEY); INSERT INTO untold (id) VALUES (1)');
+          await expect(client.query('INSERT INTO untold DEFAULT VALUES')).rejects.toMatchObject({ code: '23505', severity: language.error });
+          await client.query(`DO $$ BEGIN RAISE LOG 'untold_end'; END $$`);
+        } finally {
+          await client.query('ALTER SYSTEM RESET log_line_prefix');
+          await client.query('SELECT pg_reload_conf()');
+          await client.end();
+        }
+        await waitFor('the end in the stderr log', () => readFileSync(files.stderr, 'utf8').includes('untold_end'));
+        // What the server wrote with that prefix (the file's earlier lines have the suite's).
+        const dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-untold-'));
+        try {
+          const log = join(dir, 'postgresql.log');
+          writeFileSync(log, readFileSync(files.stderr).subarray(from));
+          const config = join(dir, 'seqwatch.yaml');
+          writeFileSync(
+            config,
+            stringify({ database: { url: server.url }, sources: [{ path: log, log_line_prefix: prefix }], audit: { path: join(dir, 'audit.jsonl') } }),
+          );
+          const result = await runCli('replay', '-c', config, log);
+          expect(result.stdout).toMatch(/^0 duplicate key errors/m);
+          expect(result.stderr).toContain(
+            `${log}: 1 duplicate key error(s) in another language among its first MiB (the first: "${language.unique}untold_pkey`,
+          );
+          expect(result.stderr).toMatch(/has no %e, and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix/);
+          expect(result.code).toBe(1);
+          // A log of this server without such an error at its head (the errors of a day come later): the server's lc_messages says it.
+          const quiet = join(dir, 'quiet.log');
+          writeFileSync(quiet, readFileSync(log, 'utf8').split('\n').filter((line) => line.includes('untold_end')).join('\n') + '\n');
+          const told = await runCli('replay', '-c', config, quiet);
+          expect(told.stderr).toContain(`the server's lc_messages is '${language.lc}': it writes its errors in another language, and log_line_prefix "${prefix}" has no %e`);
+          expect(told.code).toBe(1);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      });
 
       it.runIf(language.lc.startsWith('fr'))(
         'without %e in the prefix, config check and the start warn that detection depends on English messages',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
-import { compileLogLinePrefix } from '../../src/formats/logLinePrefix.js';
+import { compileLogLinePrefix, printsSqlstate } from '../../src/formats/logLinePrefix.js';
 import { StderrPrefixParser } from '../../src/formats/StderrPrefixParser.js';
 
 function parse(prefix: string, lines: string[]): { records: LogRecord[]; parser: StderrPrefixParser } {
@@ -39,6 +39,16 @@ describe('compileLogLinePrefix', () => {
 
   it('rejects a prefix that ends in a lone %', () => {
     expect(() => compileLogLinePrefix('%m %')).toThrow(/lone '%'/);
+  });
+});
+
+describe('printsSqlstate', () => {
+  it('%e prints the SQLSTATE, padded too; %%e is a literal', () => {
+    expect(printsSqlstate('%m [%p] %e %q%u@%d ')).toBe(true);
+    expect(printsSqlstate('%m [%p] %-6e %q%u@%d ')).toBe(true);
+    expect(printsSqlstate('%m [%p] %q%u@%d %e ')).toBe(true);
+    expect(printsSqlstate('%m [%p] %q%u@%d ')).toBe(false);
+    expect(printsSqlstate('%m [%p] %%e %u@%d ')).toBe(false);
   });
 });
 

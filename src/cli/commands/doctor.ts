@@ -7,7 +7,8 @@ import { databasesOf, loadConfig, type Config, type SourceConfig } from '../../c
 import { serverRoles, type Database } from '../../db/Database.js';
 import { listFullScanColumns, listRefusedColumns, listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { recognise, type Format } from '../../formats/createParser.js';
-import { compileLogLinePrefix } from '../../formats/logLinePrefix.js';
+import { compileLogLinePrefix, printsSqlstate } from '../../formats/logLinePrefix.js';
+import { isEnglish } from '../../formats/severity.js';
 import { globToRegExp, isGlob } from '../../util/glob.js';
 import { tailLines } from '../../util/tailLines.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
@@ -281,11 +282,6 @@ async function serverSettings(db: Database): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
 }
 
-/** C, C.UTF-8, POSIX and every en_* locale: messages in English (an empty setting is the C default). */
-export function isEnglish(lcMessages: string): boolean {
-  return lcMessages === '' || /^(C|POSIX)([.@].*)?$/i.test(lcMessages) || /^en([_.@-].*)?$/i.test(lcMessages);
-}
-
 /** What of the server's logging a source reads: a log_destination, or none (an application's log). */
 type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 
@@ -298,7 +294,7 @@ function serverLogOf(source: SourceConfig): ServerLog | undefined {
 }
 
 /** Whether a source's records carry the SQLSTATE (then the message language does not matter). */
-const givesSqlstate = (source: SourceConfig, log: ServerLog | undefined) => log === 'csvlog' || log === 'jsonlog' || source.log_line_prefix.includes('%e');
+const givesSqlstate = (source: SourceConfig, log: ServerLog | undefined) => log === 'csvlog' || log === 'jsonlog' || printsSqlstate(source.log_line_prefix);
 
 function settingFindings(config: Config, settings: Record<string, string>, versionNum: number): Finding[] {
   const findings: Finding[] = [];

@@ -11,8 +11,11 @@ import { LogTimes } from '../../replay/logTimes.js';
 import type { ScanThreads } from '../../replay/parallel.js';
 import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
+import type { UntoldErrors } from '../../replay/untoldErrors.js';
 import { addScanCounters, newScanCounters } from '../../replay/scanRange.js';
 import { FORMATS, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
+import { printsSqlstate } from '../../formats/logLinePrefix.js';
+import { isEnglish } from '../../formats/severity.js';
 import { CommandFailure, EXIT } from '../exit.js';
 import { withoutFetchLoading } from '../fetchLoading.js';
 import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
@@ -209,14 +212,19 @@ async function replay(
   // connection) is loaded and opened while the scan runs too; awaited after the scan (a scan that
   // fails leaves them behind: not unhandled rejections).
   loading.catch(() => {});
+  /** The language the server writes its messages in (lc_messages, as replay's session has it). */
+  let serverLanguage: string | undefined;
+  // A translated server's duplicate key errors are recognised by their SQLSTATE only: without %e a
+  // report of none of them must not look healthy (untoldErrors, and the server's lc_messages below).
+  const untranslatable = format === 'postgres-stderr' && !printsSqlstate(prefix);
   const reachable = opening.then(
     (chosen) => {
       db = chosen;
       for (const incident of early) route(incident);
       early.length = 0;
       if (unreadablePassword) return unreadablePassword;
-      return chosen.query('SELECT 1').then(
-        () => undefined,
+      return chosen.query<{ lc: string }>(`SELECT current_setting('lc_messages') AS lc`).then(
+        ({ rows }) => void (serverLanguage = rows[0]?.lc),
         (error: unknown) => error as Error,
       );
     },
@@ -237,9 +245,13 @@ async function replay(
       `${one} and ${other} begin alike (their first 64 KiB): one is likely a copy of the other (gzip -k keeps the original), its errors counted twice; give only one of them`,
     );
   const reordered = ordered.some((file, i) => file !== files[i]);
+  let untoldFound = false;
   const started = Date.now();
   for (const file of ordered) {
     const progress = new Progress(basename(file));
+    // Looked for in the file's first MiB while the scan runs.
+    const untold = untranslatable ? import('../../replay/untoldErrors.js').then((m) => m.untoldErrors(file, prefix)) : undefined;
+    untold?.catch(() => {});
     let counters: ScanCounters;
     try {
       counters = await scanLog(file, {
@@ -275,11 +287,21 @@ async function replay(
     progress.done();
     addScanCounters(totals, counters);
     if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, format, prefix));
+    const told = await untold;
+    if (told) problems.push(untoldErrorsProblem(file, told, prefix));
+    untoldFound ||= told !== undefined;
   }
   const seconds = (Date.now() - started) / 1000;
   // The database is chosen by now (or why it could not be is thrown), its first incidents routed.
   const unreachable = await reachable;
   db = await opening;
+  if (untranslatable && !untoldFound && serverLanguage !== undefined && !isEnglish(serverLanguage)) {
+    problems.push(
+      `the server's lc_messages is '${serverLanguage}': it writes its errors in another language, and log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
+        `so its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only): this report may miss them; ` +
+        `add %e to log_line_prefix (on the server and in the config), or set lc_messages = 'C' on the server`,
+    );
+  }
 
   const [{ exitLeavingConnections }, , , { sequenceErrorKey }, { SEQUENCE_ERROR_ADVICE }] = await loading;
   // What is still waiting (and the work under way) done.
@@ -447,6 +469,16 @@ function unreadableLinesProblem(file: string, counters: ScanCounters, format: Fo
     (prefixed
       ? `give --log-line-prefix the server's exactly (psql -Atc 'SHOW log_line_prefix'), or --format the log's`
       : `give --format the log's (${FORMATS.filter((f) => f !== 'auto').join(', ')})`)
+  );
+}
+
+/** Duplicate key errors in another language that a prefix without %e leaves uncounted. */
+function untoldErrorsProblem(file: string, untold: UntoldErrors, prefix: string): string {
+  return (
+    `${file}: ${untold.errors} duplicate key error(s) in another language among its first MiB ` +
+    `(the first: ${printable(JSON.stringify(untold.sample))}), not counted: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
+    `and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix (on the server and in the config), ` +
+    `or set lc_messages = 'C' on the server`
   );
 }
 
