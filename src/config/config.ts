@@ -299,6 +299,17 @@ function passwordFileWarning(file: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether a source's records carry the SQLSTATE, by which a translated message is recognised
+ * (csvlog, jsonlog, CloudNativePG's JSON, a prefix with %e; a container's log by what it wraps);
+ * undefined where it is not the server's own log (app-text) or its format is found at run time (auto).
+ */
+export function sourceGivesSqlstate(source: SourceConfig): boolean | undefined {
+  const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+  if (inside === 'app-text' || inside === 'auto') return undefined;
+  return ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || printsSqlstate(source.log_line_prefix);
+}
+
 /** Things that are allowed but unwise: said at startup and by `config check`. */
 export function configWarnings(file: string, config: Config): string[] {
   const warnings: string[] = [];
@@ -313,8 +324,7 @@ export function configWarnings(file: string, config: Config): string[] {
       );
       continue;
     }
-    const sqlstate = ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || printsSqlstate(source.log_line_prefix);
-    if (!sqlstate && inside !== 'auto') {
+    if (sourceGivesSqlstate(source) === false) {
       warnings.push(
         `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only (or with log_error_verbosity = verbose, which writes the SQLSTATE before the message): keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
       );

@@ -2,11 +2,12 @@ import type { Server } from 'node:http';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AuditLog } from '../audit/AuditLog.js';
-import { configWarnings, loadConfig, type Config } from '../config/config.js';
+import { configWarnings, loadConfig, sourceGivesSqlstate, type Config, type SourceConfig } from '../config/config.js';
 import { DatabaseAuthenticationFailed, EXIT_AUTHENTICATION } from '../db/Database.js';
 import { Metrics, startMetricsServer } from '../metrics/Metrics.js';
 import { Notifier } from '../notify/Notifier.js';
-import { databaseProblem } from '../service/health.js';
+import { isEnglish } from '../formats/severity.js';
+import { databaseProblem, translatedProblem, type HealthProblem } from '../service/health.js';
 import { Heartbeat } from '../service/Heartbeat.js';
 import { fileSafetyWarnings } from '../service/safeFiles.js';
 import { SystemdNotifier } from '../service/SystemdNotifier.js';
@@ -66,7 +67,10 @@ export class Daemon {
       logger,
       audit,
       systemd,
-      parts: { sourceProblems: (now) => this.pipelines.problems(now), databaseProblems: (timeoutMs) => databases.problems(timeoutMs) },
+      parts: {
+        sourceProblems: (now) => [...this.pipelines.problems(now), ...translatedProblems(this.config.sources, databases.messageLanguages())],
+        databaseProblems: (timeoutMs) => databases.problems(timeoutMs),
+      },
       auditPath: () => this.config.audit.path,
       stateDir: () => this.config.state_dir,
       statusLine: () => this.statusLine(),
@@ -271,4 +275,13 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** The sources that give no SQLSTATE, when a database's server writes its messages in another language (the first such database named). */
+function translatedProblems(sources: SourceConfig[], languages: Array<{ database: string; lcMessages: string }>): HealthProblem[] {
+  const translated = languages.find((l) => !isEnglish(l.lcMessages));
+  if (!translated) return [];
+  return sources
+    .filter((source) => sourceGivesSqlstate(source) === false)
+    .map((source) => translatedProblem(source, translated.database, translated.lcMessages));
 }

@@ -91,6 +91,8 @@ export class Databases {
   private otherDatabase = 0;
   /** Sources whose errors name no database while several are watched, already said in the audit. */
   private readonly databaseUnknownSaid = new Set<string>();
+  /** Each database's lc_messages, from its last answer to the heartbeat. */
+  private readonly languages = new Map<DatabaseContext, string>();
 
   private constructor(
     readonly contexts: readonly DatabaseContext[],
@@ -166,6 +168,14 @@ export class Databases {
     return this.contexts.some((c) => c.remediator.pendingNames >= PENDING_NAMES_HIGH);
   }
 
+  /** Each database's lc_messages, as its last answer to the heartbeat gave it (none before the first). */
+  messageLanguages(): Array<{ database: string; lcMessages: string }> {
+    return this.contexts.flatMap((c) => {
+      const lcMessages = this.languages.get(c);
+      return lcMessages === undefined ? [] : [{ database: c.db.name, lcMessages }];
+    });
+  }
+
   /** Resolves once every database answered; rejects with DatabaseAuthenticationFailed when a login is refused. */
   async waitUntilAvailable(): Promise<void> {
     await Promise.all(this.contexts.map((c) => c.db.waitUntilAvailable(undefined, { failOnAuthentication: true })));
@@ -175,13 +185,16 @@ export class Databases {
     return this.contexts.map((c) => c.db.host);
   }
 
-  /** Health: each database that does not answer `SELECT 1` within `timeoutMs`, as a problem with its fix. */
+  /**
+   * Health: each database that does not answer within `timeoutMs`, as a problem with its fix. The
+   * question asked is the language the server writes its messages in (messageLanguages).
+   */
   async problems(timeoutMs: number): Promise<HealthProblem[]> {
     const answers = await Promise.all(
       this.contexts.map((c) =>
         Promise.race([
-          c.db.query('SELECT 1').then(
-            () => undefined,
+          c.db.query<{ lc: string }>(`SELECT current_setting('lc_messages') AS lc`).then(
+            ({ rows }) => void this.languages.set(c, rows[0]?.lc ?? ''),
             (error: unknown) => error,
           ),
           new Promise<Error>((resolve) => setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),

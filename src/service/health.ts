@@ -17,6 +17,7 @@ export type ProblemCode =
   | 'database_authentication'
   | 'source_unreadable'
   | 'source_unparsed'
+  | 'source_translated'
   | 'source_stuck'
   | 'audit_unwritable';
 
@@ -136,6 +137,25 @@ export function unparsedProblem(
     fix: prefixed
       ? `set log_line_prefix in the config to the server's exactly (psql -Atc 'SHOW log_line_prefix'), or format to the log's real format; then systemctl reload seqwatch (seqwatch doctor compares them)`
       : `set format to the log's real format (postgres-stderr, postgres-csv, postgres-json, syslog, docker-json, app-text); then systemctl reload seqwatch`,
+  };
+}
+
+/**
+ * A source that gives no SQLSTATE (a stderr or syslog prefix without %e) beside a server that writes
+ * its messages in another language: its duplicate key errors are recognised by SQLSTATE only, so
+ * none of them is seen (the start's warning says it of every such source; this, once the server's
+ * lc_messages says so).
+ */
+export function translatedProblem(source: { path: string; format: string }, database: string, lcMessages: string): HealthProblem {
+  return {
+    code: 'source_translated',
+    subject: source.path,
+    message:
+      `${source.path}: the server of database ${database} writes its messages in another language (lc_messages '${lcMessages}'), ` +
+      `and ${source.format} gives no SQLSTATE here (no %e in log_line_prefix): its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only)`,
+    fix:
+      `add %e to log_line_prefix on the server (ALTER SYSTEM SET log_line_prefix = '%m [%p] %e %q%u@%d '; SELECT pg_reload_conf();) and the same in the config, ` +
+      `or ALTER SYSTEM SET lc_messages = 'C'; SELECT pg_reload_conf(); then systemctl reload seqwatch`,
   };
 }
 

@@ -230,14 +230,42 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           expect(result.code).toBe(1);
           // A log of this server without such an error at its head (the errors of a day come later): the server's lc_messages says it.
           const quiet = join(dir, 'quiet.log');
-          writeFileSync(quiet, readFileSync(log, 'utf8').split('\n').filter((line) => line.includes('untold_end')).join('\n') + '\n');
+          writeFileSync(
+            quiet,
+            readFileSync(log, 'utf8')
+              .split('\n')
+              .filter((line) => line.includes('untold_end'))
+              .join('\n') + '\n',
+          );
           const told = await runCli('replay', '-c', config, quiet);
-          expect(told.stderr).toContain(`the server's lc_messages is '${language.lc}': it writes its errors in another language, and log_line_prefix "${prefix}" has no %e`);
+          expect(told.stderr).toContain(
+            `the server's lc_messages is '${language.lc}': it writes its errors in another language, and log_line_prefix "${prefix}" has no %e`,
+          );
           expect(told.code).toBe(1);
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
       });
+
+      it('a daemon following a stderr source without %e is unhealthy here: health, the audit and its log say why, with the fix', async () => {
+        const daemon = await startDaemon({
+          database: { url: server.url },
+          sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: '%m [%p] %q%u@%d ', start_at: 'end' }],
+        });
+        try {
+          const alert = await daemon.waitForAudit('the alert', (r) => r.event === 'alert' && r.reason === 'source_translated', 20_000);
+          expect(alert.subject).toBe(files.stderr);
+          const health = await runCli('health', '-c', daemon.configPath);
+          expect(health.code).toBe(1);
+          expect(health.stdout + health.stderr).toContain(
+            `${files.stderr}: the server of database ${new URL(server.url).pathname.slice(1)} writes its messages in another language (lc_messages '${language.lc}')`,
+          );
+          expect(health.stdout + health.stderr).toContain('add %e to log_line_prefix on the server');
+          await waitFor('the log', () => daemon.stderr().includes(`cannot heal: ${files.stderr}: the server of database`));
+        } finally {
+          await daemon.stop();
+        }
+      }, 60_000);
 
       it.runIf(language.lc.startsWith('fr'))(
         'without %e in the prefix, config check and the start warn that detection depends on English messages',
