@@ -182,15 +182,20 @@ export class RecordReader {
     alone: LogRecord,
     decided: Incident | undefined,
   ): void {
-    // A replication conflict is more than a kind and a name; a long line, or one not all ASCII, is left to the parser.
-    if (!this.templatable || decided?.replication || first.length !== lineEnd - start || first.length > HEAD_CHARS || first.includes('\uFFFD')) return;
+    // A replication conflict is more than a kind and a name; a long line, a line ending in CR, or
+    // one with bytes that are no UTF-8 (decoded as U+FFFD: its bytes are not its text) is left to the parser.
+    if (!this.templatable || decided?.replication || first.length > HEAD_CHARS || bytes[lineEnd - 1] === 0x0d || first.includes('\uFFFD')) return;
     // Making one costs several reads of a line (the expression telling where its fields are is slow):
     // while most templates made stand for no other line (every line its own shape), few are made.
     if (this.made >= 32 && this.used * 4 < this.made) {
       if (this.missesToPass-- > 0) return;
       this.missesToPass = 63;
     }
-    const spans = this.stderr!.spanMatcher.exec(first)?.indices?.groups;
+    const found = this.stderr!.spanMatcher.exec(first)?.indices?.groups;
+    if (!found) return;
+    // Where the fields are, in bytes: a translated server's line is not all ASCII (FEHLER:  doppelter
+    // Schlüsselwert …), and its characters after the first that is not are not its bytes.
+    const spans = first.length === lineEnd - start ? found : spansInBytes(first, found);
     if (!spans) return;
     const template = LineTemplate.make(bytes.subarray(start, lineEnd), spans, prefixBytes, wantDetail, alone, decided);
     if (!template) return;
@@ -329,6 +334,23 @@ function prefixLength(matcher: RegExp, line: string, lineBytes: number): number 
   // As many characters as bytes and no byte decoded as U+FFFD: all ASCII (the usual line), so the
   // characters are the bytes; otherwise count them (a replacement character counts 3).
   return line.length === lineBytes && line.lastIndexOf('\uFFFD', at) === -1 ? at : Buffer.byteLength(line.slice(0, at));
+}
+
+/**
+ * The time's and the pid's spans in a line's characters as spans in its UTF-8 bytes; undefined when
+ * either holds a character that is not ASCII (a template reads them as bytes, one a character).
+ */
+function spansInBytes(line: string, spans: Record<string, [number, number] | undefined>): Record<string, [number, number] | undefined> | undefined {
+  const inBytes: Record<string, [number, number] | undefined> = {};
+  for (const name of ['time', 'pid'] as const) {
+    const span = spans[name];
+    if (!span) continue;
+    const from = Buffer.byteLength(line.slice(0, span[0]));
+    const to = from + Buffer.byteLength(line.slice(span[0], span[1]));
+    if (to - from !== span[1] - span[0]) return undefined;
+    inBytes[name] = [from, to];
+  }
+  return inBytes;
 }
 
 /** The record of `found` read at `offset` (a loop: no closure per candidate). */

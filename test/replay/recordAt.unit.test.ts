@@ -135,6 +135,20 @@ describe("replay's stderr fast path says what the parser says", () => {
     ['pg15 %m [%p] ', (t, p) => `pg15 ${t} UTC [${p}] `],
     ['%n [%p] ', (t, p) => `${Date.parse(t.replace(' ', 'T') + 'Z') / 1000} [${p}] `],
   ];
+  it("a translated server's repeated error (not ASCII: FEHLER:  doppelter Schlüsselwert …) is decided by a template too", () => {
+    const next = random(11);
+    const lines: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      const head = `${clock(next)} UTC [${1000 + Math.floor(next() * 9000)}] 23505 gotrs@götrs `;
+      lines.push(`${head}FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint »users_login_key«`);
+      lines.push(`${head}DETAIL:  Schlüssel »(login)=(agent${i})« existiert bereits.`);
+      lines.push(`${head}ANWEISUNG:  INSERT INTO users (login) VALUES ($1)`);
+    }
+    const text = lines.join('\n') + '\n';
+    expect(differences('%m [%p] %e %q%u@%d ', text)).toEqual([]);
+    expect(templatesUsed).toBeGreaterThan(0);
+  });
+
   for (const [prefix, head] of prefixes) {
     it(`on lines that differ in their digits, fields and what follows them: ${JSON.stringify(prefix)}`, () => {
       const text = variedLog(prefix.length * 7919, head);
