@@ -49,6 +49,15 @@ async function runCommand(): Promise<void> {
     .enablePositionalOptions()
     .exitOverride();
   const named = args[0];
+  // A reader that goes away (`seqwatch audit | head -1`) wants no more output: the rest is dropped,
+  // not thrown as an unhandled EPIPE with a stack trace, and the command ends with its own exit code
+  // (for `set -o pipefail`). Not for the daemon, whose log is its stdout.
+  if (named !== 'run') {
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.stdout.write = (() => true) as typeof process.stdout.write;
+    });
+  }
   const wanted = named !== undefined && Object.hasOwn(COMMANDS, named) ? [named] : Object.keys(COMMANDS);
   for (const register of await withoutFetchLoading(() => Promise.all(wanted.map((name) => COMMANDS[name]!())))) register(program);
 

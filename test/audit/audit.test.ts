@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { AuditLog } from '../../src/audit/AuditLog.js';
 import { auditFiles, readAuditLines } from '../../src/audit/readAuditFiles.js';
 import { verifyChain } from '../../src/audit/verifyChain.js';
 import { parseWhen } from '../../src/cli/commands/audit.js';
-import { runCli as cli } from '../helpers/daemon.js';
+import { CLI, runCli as cli } from '../helpers/daemon.js';
 
 /** An audit log with a few decisions, as the daemon and `fix` write them. */
 function sampleLog(records = 6): string {
@@ -89,6 +89,24 @@ describe('the audit hash chain', () => {
 });
 
 describe('seqwatch audit', () => {
+  it('read by a pipe that closes early (seqwatch audit | head -1): no stack trace, its own exit code', async () => {
+    const path = sampleLog(3000);
+    for (const args of [
+      ['audit', '-f', path],
+      ['audit', '-f', path, '--json'],
+    ]) {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      // As head -1 does: the first bytes read, then the pipe closed under the writer.
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      child.stdout.destroy();
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr, args.join(' ')).toBe('');
+      expect(code, args.join(' ')).toBe(0);
+    }
+  });
+
   it('reviews rotated and gzip-compressed files as one log, with filters and a per-table summary', async () => {
     const path = sampleLog(5);
     renameSync(path, `${path}.1`);
