@@ -13,7 +13,7 @@ import { fileSafetyWarnings } from '../service/safeFiles.js';
 import { SystemdNotifier } from '../service/SystemdNotifier.js';
 import { CheckpointStore } from '../sources/CheckpointStore.js';
 import { reportAuditTrouble } from './auditTrouble.js';
-import { Databases } from './Databases.js';
+import { Databases, type ServerLogSettings } from './Databases.js';
 import { SourcePipelines } from './SourcePipelines.js';
 import { Watches } from './Watches.js';
 
@@ -68,7 +68,7 @@ export class Daemon {
       audit,
       systemd,
       parts: {
-        sourceProblems: (now) => [...this.pipelines.problems(now), ...translatedProblems(this.config.sources, databases.messageLanguages())],
+        sourceProblems: (now) => [...this.pipelines.problems(now), ...translatedProblems(this.config.sources, databases.serverLogSettings())],
         databaseProblems: (timeoutMs) => databases.problems(timeoutMs),
       },
       auditPath: () => this.config.audit.path,
@@ -277,11 +277,17 @@ export class Daemon {
   }
 }
 
-/** The sources that give no SQLSTATE, when a database's server writes its messages in another language (the first such database named). */
-function translatedProblems(sources: SourceConfig[], languages: Array<{ database: string; lcMessages: string }>): HealthProblem[] {
-  const translated = languages.find((l) => !isEnglish(l.lcMessages));
+/**
+ * A server that writes its messages in another language, and the sources whose lines carry no
+ * SQLSTATE there: the config's prefix has no %e, or the server's has none (then the config's %e
+ * reads nothing). The first such database is named.
+ */
+function translatedProblems(sources: SourceConfig[], servers: ServerLogSettings[]): HealthProblem[] {
+  const translated = servers.find((server) => !isEnglish(server.lcMessages));
   if (!translated) return [];
-  return sources
-    .filter((source) => sourceGivesSqlstate(source) === false)
-    .map((source) => translatedProblem(source, translated.database, translated.lcMessages));
+  return sources.flatMap((source) => {
+    if (sourceGivesSqlstate(source) === false) return [translatedProblem(source, translated)];
+    if (sourceGivesSqlstate({ ...source, log_line_prefix: translated.logLinePrefix }) === false) return [translatedProblem(source, translated, 'server')];
+    return [];
+  });
 }

@@ -30,6 +30,13 @@ export interface DatabaseContext {
   remediator: Remediator;
 }
 
+/** What a database's server writes in its log: the language of its messages, the prefix of its stderr and syslog lines. */
+export interface ServerLogSettings {
+  database: string;
+  lcMessages: string;
+  logLinePrefix: string;
+}
+
 /** The remediation settings a config asks for (also on reload). */
 function remediationSettings(config: Config, database: string): RemediationSettings {
   return {
@@ -91,8 +98,8 @@ export class Databases {
   private otherDatabase = 0;
   /** Sources whose errors name no database while several are watched, already said in the audit. */
   private readonly databaseUnknownSaid = new Set<string>();
-  /** Each database's lc_messages, from its last answer to the heartbeat. */
-  private readonly languages = new Map<DatabaseContext, string>();
+  /** Each database's server settings that decide what its log says, from its last answer to the heartbeat. */
+  private readonly logSettings = new Map<DatabaseContext, ServerLogSettings>();
 
   private constructor(
     readonly contexts: readonly DatabaseContext[],
@@ -168,12 +175,9 @@ export class Databases {
     return this.contexts.some((c) => c.remediator.pendingNames >= PENDING_NAMES_HIGH);
   }
 
-  /** Each database's lc_messages, as its last answer to the heartbeat gave it (none before the first). */
-  messageLanguages(): Array<{ database: string; lcMessages: string }> {
-    return this.contexts.flatMap((c) => {
-      const lcMessages = this.languages.get(c);
-      return lcMessages === undefined ? [] : [{ database: c.db.name, lcMessages }];
-    });
+  /** Each database's lc_messages and log_line_prefix, as its last answer to the heartbeat gave them (none before the first). */
+  serverLogSettings(): ServerLogSettings[] {
+    return this.contexts.flatMap((c) => this.logSettings.get(c) ?? []);
   }
 
   /** Resolves once every database answered; rejects with DatabaseAuthenticationFailed when a login is refused. */
@@ -187,14 +191,14 @@ export class Databases {
 
   /**
    * Health: each database that does not answer within `timeoutMs`, as a problem with its fix. The
-   * question asked is the language the server writes its messages in (messageLanguages).
+   * question asked is what decides what the server's log says (serverLogSettings).
    */
   async problems(timeoutMs: number): Promise<HealthProblem[]> {
     const answers = await Promise.all(
       this.contexts.map((c) =>
         Promise.race([
-          c.db.query<{ lc: string }>(`SELECT current_setting('lc_messages') AS lc`).then(
-            ({ rows }) => void this.languages.set(c, rows[0]?.lc ?? ''),
+          c.db.query<{ lc: string; prefix: string }>(`SELECT current_setting('lc_messages') AS lc, current_setting('log_line_prefix') AS prefix`).then(
+            ({ rows }) => void this.logSettings.set(c, { database: c.db.name, lcMessages: rows[0]?.lc ?? '', logLinePrefix: rows[0]?.prefix ?? '' }),
             (error: unknown) => error,
           ),
           new Promise<Error>((resolve) => setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs).unref()),

@@ -197,11 +197,27 @@ export function prefixLiteralHasDigit(prefix: string): boolean {
  * stderr record carries it, and a translated message is recognised by it.
  */
 export function printsSqlstate(prefix: string): boolean {
+  return escapeAt(prefix, 'e') !== -1;
+}
+
+/**
+ * The prefix with %e added, where it is printed for every line: before %q (background processes
+ * stop there), else at the end. What a fix proposes for a server whose messages are translated.
+ */
+export function withSqlstate(prefix: string): string {
+  if (printsSqlstate(prefix)) return prefix;
+  const q = escapeAt(prefix, 'q');
+  if (q !== -1) return `${prefix.slice(0, q)}%e ${prefix.slice(q)}`;
+  return `${prefix}${prefix === '' || prefix.endsWith(' ') ? '' : ' '}%e `;
+}
+
+/** Where the escape %<letter> (padded or not) first begins in a prefix, -1 when it has none. */
+function escapeAt(prefix: string, letter: string): number {
   for (let i = 0; i < prefix.length; i++) {
     if (prefix[i] !== '%') continue;
-    i++;
+    const at = i++;
     while (i < prefix.length && (prefix[i] === '-' || (prefix[i]! >= '0' && prefix[i]! <= '9'))) i++;
-    if (prefix[i] === 'e') return true;
+    if (prefix[i] === letter) return at;
   }
-  return false;
+  return -1;
 }

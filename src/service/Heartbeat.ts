@@ -60,9 +60,11 @@ export class Heartbeat {
    */
   async assess(timeoutMs = HEARTBEAT_MS): Promise<Health> {
     const now = Date.now();
+    // The databases first: what their answers say (a server's lc_messages) can be a source's
+    // problem, and the first heartbeat must not say "healthy" before it is known.
+    const databaseProblems = await this.options.parts.databaseProblems(timeoutMs);
     const problems = this.options.parts.sourceProblems(now);
     const sources = problems.length === 0;
-    const databaseProblems = await this.options.parts.databaseProblems(timeoutMs);
     problems.push(...databaseProblems);
     const state = this.options.audit.writeState;
     if (!state.writable) problems.push(auditProblem(this.options.auditPath(), state.error));

@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/AuditLog.js';
 import { DatabaseAuthenticationFailed, DatabaseUnavailable } from '../db/Database.js';
 import { readDenial } from '../util/readDenial.js';
 import { readsLogLinePrefix } from '../formats/formatNames.js';
+import { withSqlstate } from '../formats/logLinePrefix.js';
 
 /**
  * "Healthy" means "can heal". Each condition that keeps seqwatch from healing is a problem with a
@@ -141,21 +142,33 @@ export function unparsedProblem(
 }
 
 /**
- * A source that gives no SQLSTATE (a stderr or syslog prefix without %e) beside a server that writes
- * its messages in another language: its duplicate key errors are recognised by SQLSTATE only, so
- * none of them is seen (the start's warning says it of every such source; this, once the server's
- * lc_messages says so).
+ * A source whose lines carry no SQLSTATE beside a server that writes its messages in another
+ * language: its duplicate key errors are recognised by SQLSTATE only, so none of them is seen. Either
+ * the config's prefix has no %e (`lacking` config; the start's warning says it of every such source,
+ * this once the server's lc_messages says so), or the server's has none while the config's has
+ * (`lacking` server: the config's %e then reads nothing; the field trial found a daemon healthy so).
  */
-export function translatedProblem(source: { path: string; format: string }, database: string, lcMessages: string): HealthProblem {
+export function translatedProblem(
+  source: { path: string; format: string; log_line_prefix: string },
+  server: { database: string; lcMessages: string; logLinePrefix: string },
+  lacking: 'config' | 'server' = 'config',
+): HealthProblem {
+  const sql = (text: string) => text.replace(/'/g, "''");
+  const wanted = lacking === 'server' ? source.log_line_prefix : withSqlstate(server.logLinePrefix);
   return {
     code: 'source_translated',
     subject: source.path,
     message:
-      `${source.path}: the server of database ${database} writes its messages in another language (lc_messages '${lcMessages}'), ` +
-      `and ${source.format} gives no SQLSTATE here (no %e in log_line_prefix): its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only)`,
+      `${source.path}: the server of database ${server.database} writes its messages in another language (lc_messages '${server.lcMessages}'), and ` +
+      (lacking === 'server'
+        ? `its log_line_prefix ${JSON.stringify(server.logLinePrefix)} has no %e (the config's ${JSON.stringify(source.log_line_prefix)} has): its lines carry no SQLSTATE`
+        : `${source.format} gives no SQLSTATE here (no %e in the config's log_line_prefix)`) +
+      `, so its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only) and nothing is healed from them` +
+      ` (the watch, when on, still checks the tables it watches)`,
     fix:
-      `add %e to log_line_prefix on the server (ALTER SYSTEM SET log_line_prefix = '%m [%p] %e %q%u@%d '; SELECT pg_reload_conf();) and the same in the config, ` +
-      `or ALTER SYSTEM SET lc_messages = 'C'; SELECT pg_reload_conf(); then systemctl reload seqwatch`,
+      `ALTER SYSTEM SET log_line_prefix = '${sql(wanted)}'; SELECT pg_reload_conf();` +
+      (lacking === 'server' ? '' : ` and in the config: log_line_prefix: '${sql(wanted)}'; then systemctl reload seqwatch`) +
+      ` (or ALTER SYSTEM SET lc_messages = 'C'; SELECT pg_reload_conf();)`,
   };
 }
 

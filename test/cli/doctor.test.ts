@@ -77,6 +77,14 @@ describe('seqwatch doctor', () => {
     if (process.getuid?.() !== 0) expect(result.stdout).toContain('is not readable by this user');
   });
 
+  it("a config's prefix with %e where the server's has none: the fix is on the server (the config's %e would otherwise be dropped)", async () => {
+    const withSqlstate = logLinePrefix.replace('%q', '%e %q');
+    const result = await doctor(config('postgres', [{ path: join(dir, 'later.log'), log_line_prefix: withSqlstate }]));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain(`ALTER SYSTEM SET log_line_prefix = '${withSqlstate}'; SELECT pg_reload_conf();`);
+    expect(result.stdout).not.toContain(`in the config: log_line_prefix: '${logLinePrefix}'`);
+  });
+
   it.runIf(logPath)('finds nothing to fix when the role, the settings and the server log are right', async () => {
     await db.pool.query(`GRANT UPDATE ON SEQUENCE article_id_seq TO ${role}`);
     const result = await doctor(config(role, [{ path: logPath, log_line_prefix: logLinePrefix }]));

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ScannedFormat } from '../../src/detect/scanner.js';
 import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
-import { runCli, startDaemon, waitFor } from '../helpers/daemon.js';
+import { runCli, startDaemon, waitFor, waitUntil } from '../helpers/daemon.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
 
 /** The locales the server needs for lc_messages (.ci/run generates them with locale-gen). */
@@ -253,6 +253,14 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: '%m [%p] %q%u@%d ', start_at: 'end' }],
         });
         try {
+          // From the first heartbeat on: no "healthy" while the server's language is not known yet.
+          const healthFile = join(daemon.dir, 'state', 'health.json');
+          const first = await waitFor(
+            'the first heartbeat',
+            () => existsSync(healthFile) && (JSON.parse(readFileSync(healthFile, 'utf8')) as { ok: boolean; problems: Array<{ code: string }> }),
+            15_000,
+          );
+          expect(first.problems.map((p) => p.code)).toEqual(['source_translated']);
           const alert = await daemon.waitForAudit('the alert', (r) => r.event === 'alert' && r.reason === 'source_translated', 20_000);
           expect(alert.subject).toBe(files.stderr);
           const health = await runCli('health', '-c', daemon.configPath);
@@ -260,10 +268,41 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           expect(health.stdout + health.stderr).toContain(
             `${files.stderr}: the server of database ${new URL(server.url).pathname.slice(1)} writes its messages in another language (lc_messages '${language.lc}')`,
           );
-          expect(health.stdout + health.stderr).toContain('add %e to log_line_prefix on the server');
+          expect(health.stdout + health.stderr).toContain(
+            `fix: ALTER SYSTEM SET log_line_prefix = '${PREFIX}'; SELECT pg_reload_conf(); and in the config: log_line_prefix: '${PREFIX}'`,
+          );
           await waitFor('the log', () => daemon.stderr().includes(`cannot heal: ${files.stderr}: the server of database`));
         } finally {
           await daemon.stop();
+        }
+      }, 60_000);
+
+      it("the config's prefix with %e, the server's without (changed on one side only): unhealthy too, the fix on the server", async () => {
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        await client.query(`ALTER SYSTEM SET log_line_prefix = '%m [%p] %q%u@%d '`);
+        await client.query('SELECT pg_reload_conf()');
+        const daemon = await startDaemon({
+          database: { url: server.url },
+          sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: PREFIX, start_at: 'end' }],
+        });
+        try {
+          const alert = await daemon.waitForAudit('the alert', (r) => r.event === 'alert' && r.reason === 'source_translated', 20_000);
+          expect(alert.fix).toContain(`ALTER SYSTEM SET log_line_prefix = '${PREFIX}'; SELECT pg_reload_conf();`);
+          const health = await runCli('health', '-c', daemon.configPath);
+          expect(health.code).toBe(1);
+          expect(health.stdout + health.stderr).toContain(
+            `its log_line_prefix "%m [%p] %q%u@%d " has no %e (the config's "${PREFIX}" has): its lines carry no SQLSTATE`,
+          );
+          // The server's prefix made right: healthy again, with no reload of the daemon.
+          await client.query('ALTER SYSTEM RESET log_line_prefix');
+          await client.query('SELECT pg_reload_conf()');
+          await waitUntil('healthy', async () => (await runCli('health', '-c', daemon.configPath)).code === 0, 20_000);
+        } finally {
+          await daemon.stop();
+          await client.query('ALTER SYSTEM RESET log_line_prefix');
+          await client.query('SELECT pg_reload_conf()');
+          await client.end();
         }
       }, 60_000);
 

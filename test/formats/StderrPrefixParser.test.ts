@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
-import { compileLogLinePrefix, printsSqlstate } from '../../src/formats/logLinePrefix.js';
+import { compileLogLinePrefix, printsSqlstate, withSqlstate } from '../../src/formats/logLinePrefix.js';
 import { StderrPrefixParser } from '../../src/formats/StderrPrefixParser.js';
 
 function parse(prefix: string, lines: string[]): { records: LogRecord[]; parser: StderrPrefixParser } {
@@ -42,13 +42,21 @@ describe('compileLogLinePrefix', () => {
   });
 });
 
-describe('printsSqlstate', () => {
+describe('printsSqlstate, withSqlstate', () => {
   it('%e prints the SQLSTATE, padded too; %%e is a literal', () => {
     expect(printsSqlstate('%m [%p] %e %q%u@%d ')).toBe(true);
     expect(printsSqlstate('%m [%p] %-6e %q%u@%d ')).toBe(true);
     expect(printsSqlstate('%m [%p] %q%u@%d %e ')).toBe(true);
     expect(printsSqlstate('%m [%p] %q%u@%d ')).toBe(false);
     expect(printsSqlstate('%m [%p] %%e %u@%d ')).toBe(false);
+  });
+
+  it('withSqlstate adds %e where every line prints it: before %q, else at the end', () => {
+    expect(withSqlstate('%m [%p] %q%u@%d ')).toBe('%m [%p] %e %q%u@%d ');
+    expect(withSqlstate('%t:%r:%u@%d:[%p]:')).toBe('%t:%r:%u@%d:[%p]: %e ');
+    expect(withSqlstate('%m [%p] ')).toBe('%m [%p] %e ');
+    expect(withSqlstate('%m [%p] %e ')).toBe('%m [%p] %e ');
+    expect(withSqlstate('%%q %m ')).toBe('%%q %m %e ');
   });
 });
 

@@ -7,7 +7,7 @@ import { databasesOf, loadConfig, type Config, type SourceConfig } from '../../c
 import { serverRoles, type Database } from '../../db/Database.js';
 import { listFullScanColumns, listRefusedColumns, listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { recognise, type Format } from '../../formats/createParser.js';
-import { compileLogLinePrefix, printsSqlstate } from '../../formats/logLinePrefix.js';
+import { compileLogLinePrefix, printsSqlstate, withSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
 import { globToRegExp, isGlob } from '../../util/glob.js';
 import { tailLines } from '../../util/tailLines.js';
@@ -282,6 +282,9 @@ async function serverSettings(db: Database): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
 }
 
+/** A setting's text inside single quotes (SQL, and YAML's single-quoted strings, double a quote). */
+const sqlText = (text: string) => text.replace(/'/g, "''");
+
 /** What of the server's logging a source reads: a log_destination, or none (an application's log). */
 type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 
@@ -369,20 +372,26 @@ function settingFindings(config: Config, settings: Record<string, string>, versi
     // Only stderr-like lines carry the prefix; csvlog and jsonlog have fixed fields.
     if (log === 'stderr' || log === 'syslog' || log === 'journald') {
       if (settings.log_line_prefix !== undefined && source.log_line_prefix !== settings.log_line_prefix) {
+        // The config has %e and the server not: the server's is the one to change (a translated
+        // server needs the SQLSTATE; an English one loses nothing by it), not the config's.
+        const serverLacksSqlstate = printsSqlstate(source.log_line_prefix) && !printsSqlstate(settings.log_line_prefix);
         findings.push({
           level: 'problem',
           what: `${source.path}: the config's log_line_prefix ${JSON.stringify(source.log_line_prefix)} is not the server's ${JSON.stringify(settings.log_line_prefix)}`,
-          fix: `in the config: log_line_prefix: '${settings.log_line_prefix.replace(/'/g, "''")}'`,
+          fix: serverLacksSqlstate
+            ? `on the server (the config's has %e${english ? '' : ', which its translated messages need'}): ALTER SYSTEM SET log_line_prefix = '${sqlText(source.log_line_prefix)}'; SELECT pg_reload_conf();`
+            : `in the config: log_line_prefix: '${sqlText(settings.log_line_prefix)}'`,
         });
       } else if (settings.log_line_prefix !== undefined) {
         findings.push({ level: 'ok', what: `${source.path}: log_line_prefix matches the server's` });
       }
     }
     if (!english && !givesSqlstate(source, log)) {
+      const wanted = sqlText(withSqlstate(settings.log_line_prefix ?? source.log_line_prefix));
       findings.push({
         level: 'problem',
         what: `lc_messages is '${lc}': messages are translated, and ${source.path}'s prefix has no %e (SQLSTATE), so duplicate key errors cannot be recognised`,
-        fix: `ALTER SYSTEM SET lc_messages = 'C'; SELECT pg_reload_conf();   -- or add %e to log_line_prefix (server and config)`,
+        fix: `ALTER SYSTEM SET log_line_prefix = '${wanted}'; SELECT pg_reload_conf();   -- and in the config: log_line_prefix: '${wanted}' (or ALTER SYSTEM SET lc_messages = 'C')`,
       });
     }
   }
@@ -609,9 +618,12 @@ function contentFinding(source: SourceConfig, path: string, serverPrefix: string
       level: 'problem',
       what: `${path}: only ${share}% of its last ${lines.length} lines match the log_line_prefix ${JSON.stringify(source.log_line_prefix)}: records will be missed`,
       fix:
-        serverPrefix !== undefined
-          ? `in the config: log_line_prefix: '${serverPrefix}' (the server's), or check that this is a PostgreSQL stderr log`
-          : "set log_line_prefix in the config to the server's (SHOW log_line_prefix;)",
+        serverPrefix === source.log_line_prefix
+          ? // The config already has the server's: the lines before a change of the server's prefix stay in the file.
+            `none in the config (its log_line_prefix is the server's): if the server's was changed lately, the lines before the change stay in ${path} until the log rotates; else check that this is a PostgreSQL stderr log`
+          : serverPrefix !== undefined
+            ? `in the config: log_line_prefix: '${serverPrefix}' (the server's), or check that this is a PostgreSQL stderr log`
+            : "set log_line_prefix in the config to the server's (SHOW log_line_prefix;)",
     };
   }
   if (format === 'app-text' || format === 'auto') return { level: 'ok', what: `${path} is readable (${format}: any line may hold an error)` };

@@ -33,7 +33,7 @@ Reads the health file the running daemon refreshes every 5 s
         process.exitCode = EXIT.failure;
       } else if (!health.ok) {
         process.stderr.write(
-          `unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'followed' : 'not all followed'}, audit log ${health.audit === false ? 'cannot be written (full disk?)' : 'written'}\n`,
+          `unhealthy: database ${health.database ? 'answers' : 'does not answer'}, sources ${health.sources ? 'read and understood' : 'not all read and understood'}, audit log ${health.audit === false ? 'cannot be written (full disk?)' : 'written'}\n`,
         );
         // What keeps it from healing, each with its fix (docs/health.md).
         for (const problem of health.problems ?? []) process.stderr.write(`  ${problem.message}\n    fix: ${problem.fix}\n`);
