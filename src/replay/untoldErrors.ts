@@ -1,4 +1,6 @@
 import { detectIncident, TRANSLATED_UNIQUE_VIOLATIONS } from '../detect/detectIncident.js';
+import { compileLogLinePrefix, markerOf } from '../formats/logLinePrefix.js';
+import { severityMarkers } from '../formats/severity.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
 import { readHead } from './fileOrder.js';
 
@@ -16,19 +18,33 @@ const TEXTS = TRANSLATED_UNIQUE_VIOLATIONS.map((text) => {
 const NEWLINE = 0x0a;
 
 export interface UntoldErrors {
-  /** Duplicate key errors in another language among the file's first UNTOLD_HEAD_BYTES. */
+  /** Records of the log's prefix that detection does not act on: translated, and no SQLSTATE (no %e). */
+  noSqlstate?: Found;
+  /** Error lines the prefix does not match (the server's prefix changed while the file was written). */
+  unmatched?: Found;
+}
+
+interface Found {
+  /** How many among the file's first UNTOLD_HEAD_BYTES. */
   errors: number;
-  /** The first one's message (the name of an index, no row data). */
+  /** The first one's message, or its line up to the message (the name of an index, no row data). */
   sample: string;
 }
 
+/** How a translated ERROR line ends right before its message (`FEHLER:  `, `ERREUR:  `): every language's. */
+const ERROR_MARKERS = severityMarkers()
+  .filter(({ english }) => english === 'ERROR')
+  .map(({ marker }) => marker);
+
 /**
- * The duplicate key errors a stderr log holds in another language where its log_line_prefix gives
- * no SQLSTATE (no %e): records detection does not act on (a translated message is recognised by its
- * SQLSTATE only, see TRANSLATED_UNIQUE_VIOLATIONS), so a replay would report none of them and look
- * healthy. Looked for in the file's first MiB (decompressed), each line holding a translated
- * message read by the daemon's parser: the error's own line, not a statement that quotes it, and
- * not a verbose message (its SQLSTATE before the text: recognised). Undefined when there are none.
+ * The duplicate key errors in another language that a replay of a stderr log would not count, and
+ * so report none of and look healthy: records whose prefix gives no SQLSTATE (no %e; a translated
+ * message is recognised by its SQLSTATE only, see TRANSLATED_UNIQUE_VIOLATIONS), and error lines
+ * the prefix does not match at all (written before or after the server's prefix changed: the
+ * English ones are counted by the scan, unreadableLinesProblem). Looked for in the file's first MiB
+ * (decompressed), each line holding a translated message read by the daemon's parser: the error's
+ * own line, not a statement that quotes it, and not a verbose message (its SQLSTATE before the
+ * text: recognised). Undefined when there are none.
  */
 export async function untoldErrors(file: string, logLinePrefix: string): Promise<UntoldErrors | undefined> {
   const head = await readHead(file, UNTOLD_HEAD_BYTES).catch(() => Buffer.alloc(0));
@@ -44,17 +60,30 @@ export async function untoldErrors(file: string, logLinePrefix: string): Promise
   }
   if (lineStarts.size === 0) return undefined;
   const parser = new StderrPrefixParser(logLinePrefix, file, () => {});
-  let found: UntoldErrors | undefined;
+  const matcher = compileLogLinePrefix(logLinePrefix);
+  const untold: UntoldErrors = {};
+  const count = (kind: keyof UntoldErrors, sample: string) => {
+    const found = (untold[kind] ??= { errors: 0, sample: sample.slice(0, 200) });
+    found.errors++;
+  };
   for (const start of [...lineStarts].sort((a, b) => a - b)) {
     const newline = head.indexOf(NEWLINE, start);
     // The last line, cut short by the head's end: left out.
     if (newline === -1 && head.length === UNTOLD_HEAD_BYTES) continue;
     const line = head.toString('utf8', start, newline === -1 ? head.length : newline).replace(/\r$/, '');
+    // A TAB line goes on with a record before it (a statement's text).
+    if (line.startsWith('\t')) continue;
+    const groups = matcher.exec(line.length > 4096 ? line.slice(0, 4096) : line)?.groups;
+    if (!groups || !markerOf(groups)) {
+      // No record of this prefix: counted when the message follows an ERROR marker, as the server writes it.
+      const at = Math.min(...TRANSLATED_UNIQUE_VIOLATIONS.map((text) => line.indexOf(text)).filter((i) => i !== -1));
+      if (ERROR_MARKERS.some((marker) => line.startsWith(marker, at - marker.length))) count('unmatched', line.slice(0, at));
+      continue;
+    }
     const record = parser.recordOfLine(line);
     if (!record || record.severity !== 'ERROR' || detectIncident(record) !== undefined) continue;
     if (!TRANSLATED_UNIQUE_VIOLATIONS.some((text) => record.message.startsWith(text))) continue;
-    found ??= { errors: 0, sample: record.message.slice(0, 200) };
-    found.errors++;
+    count('noSqlstate', record.message);
   }
-  return found;
+  return untold.noSqlstate || untold.unmatched ? untold : undefined;
 }

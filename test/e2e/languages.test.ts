@@ -228,6 +228,17 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           );
           expect(result.stderr).toMatch(/has no %e, and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix/);
           expect(result.code).toBe(1);
+          // Read with the prefix it was not written with (the config's has %e, as the server's had before and after): said too.
+          const other = join(dir, 'other.yaml');
+          writeFileSync(
+            other,
+            stringify({ database: { url: server.url }, sources: [{ path: log, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+          );
+          const unmatched = await runCli('replay', '-c', other, log);
+          expect(unmatched.stderr).toContain(
+            `${log}: 1 duplicate key error(s) in another language among its first MiB are no records with log_line_prefix "${PREFIX}"`,
+          );
+          expect(unmatched.code).toBe(1);
           // A log of this server without such an error at its head (the errors of a day come later): the server's lc_messages says it.
           const quiet = join(dir, 'quiet.log');
           writeFileSync(

@@ -27,7 +27,7 @@ describe('untoldErrors: duplicate key errors in another language that a prefix w
         line(2, 'DETAIL:  Schlüssel »(id)=(1)« existiert bereits.') +
         line(3, GERMAN.replace('ticket', 'article')),
     );
-    expect(await untoldErrors(log, PREFIX)).toEqual({ errors: 2, sample: 'doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«' });
+    expect(await untoldErrors(log, PREFIX)).toEqual({ noSqlstate: { errors: 2, sample: 'doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«' } });
   });
 
   it('passes over what detection acts on or is no error: a verbose message (its SQLSTATE before the text), a statement quoting one, English', async () => {
@@ -41,8 +41,20 @@ describe('untoldErrors: duplicate key errors in another language that a prefix w
     expect(await untoldErrors(log, PREFIX)).toBeUndefined();
   });
 
+  it("counts the error lines another prefix wrote (the server's changed), with the line up to the message; with the log's prefix, none", async () => {
+    const withSqlstate = '%m [%p] %e %q%u@%d ';
+    const log = file(
+      'changed.log',
+      line(1, GERMAN) +
+        line(2, "LOG:  Anweisung: SELECT 'doppelter Schlüsselwert verletzt Unique-Constraint »x«'") +
+        line(3, `23505 ${GERMAN}`).replace('app@gotrs 23505', '23505 app@gotrs'),
+    );
+    expect(await untoldErrors(log, withSqlstate)).toEqual({ unmatched: { errors: 1, sample: '2026-11-27 10:00:00.000 UTC [1] app@gotrs FEHLER:  ' } });
+    expect(await untoldErrors(file('right.log', line(3, GERMAN).replace('app@gotrs', '23505 app@gotrs')), withSqlstate)).toBeUndefined();
+  });
+
   it('reads a gzip-compressed file decompressed, and only its first MiB; a missing file is none', async () => {
-    expect(await untoldErrors(file('de.log.1.gz', gzipSync(line(5, GERMAN))), PREFIX)).toMatchObject({ errors: 1 });
+    expect(await untoldErrors(file('de.log.1.gz', gzipSync(line(5, GERMAN))), PREFIX)).toMatchObject({ noSqlstate: { errors: 1 } });
     const late = line(1, 'LOG:  checkpoint starting').repeat(Math.ceil(UNTOLD_HEAD_BYTES / 60)) + line(2, GERMAN);
     expect(await untoldErrors(file('late.log', late), PREFIX)).toBeUndefined();
     expect(await untoldErrors(join(dir, 'gone.log'), PREFIX)).toBeUndefined();

@@ -250,7 +250,7 @@ async function replay(
   for (const file of ordered) {
     const progress = new Progress(basename(file));
     // Looked for in the file's first MiB while the scan runs.
-    const untold = untranslatable ? import('../../replay/untoldErrors.js').then((m) => m.untoldErrors(file, prefix)) : undefined;
+    const untold = format === 'postgres-stderr' ? import('../../replay/untoldErrors.js').then((m) => m.untoldErrors(file, prefix)) : undefined;
     untold?.catch(() => {});
     let counters: ScanCounters;
     try {
@@ -288,8 +288,8 @@ async function replay(
     addScanCounters(totals, counters);
     if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, format, prefix));
     const told = await untold;
-    if (told) problems.push(untoldErrorsProblem(file, told, prefix));
-    untoldFound ||= told !== undefined;
+    if (told) problems.push(...untoldErrorsProblems(file, told, prefix));
+    untoldFound ||= told?.noSqlstate !== undefined;
   }
   const seconds = (Date.now() - started) / 1000;
   // The database is chosen by now (or why it could not be is thrown), its first incidents routed.
@@ -472,14 +472,23 @@ function unreadableLinesProblem(file: string, counters: ScanCounters, format: Fo
   );
 }
 
-/** Duplicate key errors in another language that a prefix without %e leaves uncounted. */
-function untoldErrorsProblem(file: string, untold: UntoldErrors, prefix: string): string {
-  return (
-    `${file}: ${untold.errors} duplicate key error(s) in another language among its first MiB ` +
-    `(the first: ${printable(JSON.stringify(untold.sample))}), not counted: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
-    `and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix (on the server and in the config), ` +
-    `or set lc_messages = 'C' on the server`
-  );
+/** Duplicate key errors in another language that replay could not count: no SQLSTATE (no %e), or lines of another prefix. */
+function untoldErrorsProblems(file: string, { noSqlstate, unmatched }: UntoldErrors, prefix: string): string[] {
+  const problems: string[] = [];
+  if (noSqlstate)
+    problems.push(
+      `${file}: ${noSqlstate.errors} duplicate key error(s) in another language among its first MiB ` +
+        `(the first: ${printable(JSON.stringify(noSqlstate.sample))}), not counted: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
+        `and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix (on the server and in the config), ` +
+        `or set lc_messages = 'C' on the server`,
+    );
+  if (unmatched)
+    problems.push(
+      `${file}: ${unmatched.errors} duplicate key error(s) in another language among its first MiB are no records with log_line_prefix ${JSON.stringify(prefix)} ` +
+        `(the first begins ${printable(JSON.stringify(unmatched.sample))}), not counted: written with another prefix (the server's changed while this file was written?); ` +
+        `replay them with --log-line-prefix set to the one they were written with`,
+    );
+  return problems;
 }
 
 /** Counts an incident into its constraint's tally; true when that is a name not tallied before. */
