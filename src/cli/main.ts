@@ -71,7 +71,9 @@ async function runCommand(): Promise<void> {
       process.exitCode = error.exitCode;
     } else if (error instanceof (await import('../config/config.js')).ConfigError) {
       const running = named === 'run';
-      process.stderr.write(`${error.message}\nseqwatch: invalid configuration${running ? '; nothing was started' : ''}\n`);
+      process.stderr.write(
+        `${error.message}\nseqwatch: ${error.unread ? 'no configuration read' : 'invalid configuration'}${running ? '; nothing was started' : ''}\n`,
+      );
       process.exitCode = EXIT.failure;
     } else {
       process.stderr.write(`seqwatch: ${startupProblem(error as NodeJS.ErrnoException & { address?: string; port?: number })}\n`);

@@ -170,7 +170,11 @@ export type Config = Omit<ParsedConfig, 'sources'> & { sources: SourceConfig[] }
 
 /** A configuration problem, already worded for the operator: `FILE:LINE:COL: where: what`. */
 export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
+  constructor(
+    readonly problems: string[],
+    /** The file could not be read at all (then it is not "invalid"). */
+    readonly unread = false,
+  ) {
     super(problems.join('\n'));
     this.name = 'ConfigError';
   }
@@ -186,7 +190,15 @@ export async function loadConfig(file: string): Promise<Config> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new ConfigError([`${file}: cannot read the config file: ${(error as Error).message}`]);
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new ConfigError(
+      [
+        code === 'ENOENT'
+          ? `${file}: no such config file: give one with -c FILE (an install copies config/seqwatch.example.yaml to /etc/seqwatch/seqwatch.yaml)`
+          : `${file}: cannot read the config file: ${message}`,
+      ],
+      true,
+    );
   }
   return parseConfig(text, file);
 }

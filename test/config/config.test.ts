@@ -88,6 +88,11 @@ describe('config', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('nothing was started');
     expect((await cli('frobnicate')).code).toBe(64);
-    expect((await cli('config', 'check', '-c', '/nonexistent/seqwatch.yaml')).stderr).toContain('/nonexistent/seqwatch.yaml: cannot read the config file');
+    // A config that is not there is said so, with where one comes from: not "invalid", not errno's words.
+    const missing = await cli('config', 'check', '-c', '/nonexistent/seqwatch.yaml');
+    expect(missing.stderr).toBe(
+      '/nonexistent/seqwatch.yaml: no such config file: give one with -c FILE (an install copies config/seqwatch.example.yaml to /etc/seqwatch/seqwatch.yaml)\nseqwatch: no configuration read\n',
+    );
+    expect(missing.code).toBe(1);
   });
 });

@@ -32,7 +32,7 @@ export function renderCheck(results: CheckedSequence[], database: string): strin
   ]);
   const count = (status: CheckStatus) => results.filter((r) => r.status === status).length;
   const summary =
-    `${results.length} sequence-fed columns in ${database}: ${count('ok')} in sync, ${count('behind')} behind, ` +
+    `${results.length} sequence-fed column${results.length === 1 ? '' : 's'} in ${database}: ${count('ok')} in sync, ${count('behind')} behind, ` +
     `${count('near_limit')} near their limit, ${count('exhausted')} exhausted, ${count('error')} could not be checked`;
   const hint = count('behind') > 0 ? `\nfix them: seqwatch fix --all   (preview: seqwatch fix --all --dry-run)\n` : '\n';
   return table(['TABLE', 'COLUMN', 'SEQUENCE', 'KIND', 'NEXT', 'MAX', 'STATUS'], rows, [4, 5]) + '\n' + summary + hint;

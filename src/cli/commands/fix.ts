@@ -101,7 +101,7 @@ function render(results: Fixed[], database: string, act: boolean): string {
   ]);
   const moved = act ? `${count('remediated')} moved forward` : `${count('planned')} would be moved forward (dry run: nothing changed)`;
   const summary =
-    `${results.length} sequence-fed columns in ${database}: ${moved}, ${count('in_sync')} already in sync, ` +
+    `${results.length} sequence-fed column${results.length === 1 ? '' : 's'} in ${database}: ${moved}, ${count('in_sync')} already in sync, ` +
     `${count('exhausted')} need a person, ${results.filter((r) => r.error).length} failed\n`;
   return (rows.length > 0 ? table(['TABLE', 'SEQUENCE', 'BEFORE', 'AFTER', 'MAX', 'RESULT'], rows, [2, 3, 4]) + '\n' : '') + summary;
 }
