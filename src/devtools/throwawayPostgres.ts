@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { singleQuoted } from '../util/singleQuoted.js';
 
 const run = promisify(execFile);
 
@@ -359,7 +360,7 @@ function postgresSettings(prefix: string, extra: Record<string, string | number>
     ...extra,
   };
   return Object.entries(settings)
-    .map(([key, value]) => `${key} = ${typeof value === 'number' ? value : `'${String(value).replace(/'/g, "''")}'`}`)
+    .map(([key, value]) => `${key} = ${typeof value === 'number' ? value : singleQuoted(String(value))}`)
     .join('\n');
 }
 

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/AuditLog.js';
 import { DatabaseAuthenticationFailed, DatabaseUnavailable } from '../db/Database.js';
 import { readDenial } from '../util/readDenial.js';
+import { singleQuoted } from '../util/singleQuoted.js';
 import { readsLogLinePrefix } from '../formats/formatNames.js';
 import { withSqlstate } from '../formats/logLinePrefix.js';
 
@@ -153,7 +154,6 @@ export function translatedProblem(
   server: { database: string; lcMessages: string; logLinePrefix: string },
   lacking: 'config' | 'server' = 'config',
 ): HealthProblem {
-  const sql = (text: string) => text.replace(/'/g, "''");
   const wanted = lacking === 'server' ? source.log_line_prefix : withSqlstate(server.logLinePrefix);
   return {
     code: 'source_translated',
@@ -166,8 +166,8 @@ export function translatedProblem(
       `, so its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only) and nothing is healed from them` +
       ` (the watch, when on, still checks the tables it watches)`,
     fix:
-      `ALTER SYSTEM SET log_line_prefix = '${sql(wanted)}'; SELECT pg_reload_conf();` +
-      (lacking === 'server' ? '' : ` and in the config: log_line_prefix: '${sql(wanted)}'; then systemctl reload seqwatch`) +
+      `ALTER SYSTEM SET log_line_prefix = ${singleQuoted(wanted)}; SELECT pg_reload_conf();` +
+      (lacking === 'server' ? '' : ` and in the config: log_line_prefix: ${singleQuoted(wanted)}; then systemctl reload seqwatch`) +
       ` (or ALTER SYSTEM SET lc_messages = 'C'; SELECT pg_reload_conf();)`,
   };
 }

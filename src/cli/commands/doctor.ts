@@ -10,6 +10,7 @@ import { recognise, type Format } from '../../formats/createParser.js';
 import { compileLogLinePrefix, printsSqlstate, withSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
 import { globToRegExp, isGlob } from '../../util/glob.js';
+import { singleQuoted } from '../../util/singleQuoted.js';
 import { tailLines } from '../../util/tailLines.js';
 import { CommandFailure, databaseFor, EXIT } from '../context.js';
 import { bold, green, red, yellow } from '../output.js';
@@ -282,9 +283,6 @@ async function serverSettings(db: Database): Promise<Record<string, string>> {
   return Object.fromEntries(rows.map((r) => [r.name, r.setting]));
 }
 
-/** A setting's text inside single quotes (SQL, and YAML's single-quoted strings, double a quote). */
-const sqlText = (text: string) => text.replace(/'/g, "''");
-
 /** What of the server's logging a source reads: a log_destination, or none (an application's log). */
 type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 
@@ -379,19 +377,19 @@ function settingFindings(config: Config, settings: Record<string, string>, versi
           level: 'problem',
           what: `${source.path}: the config's log_line_prefix ${JSON.stringify(source.log_line_prefix)} is not the server's ${JSON.stringify(settings.log_line_prefix)}`,
           fix: serverLacksSqlstate
-            ? `on the server (the config's has %e${english ? '' : ', which its translated messages need'}): ALTER SYSTEM SET log_line_prefix = '${sqlText(source.log_line_prefix)}'; SELECT pg_reload_conf();`
-            : `in the config: log_line_prefix: '${sqlText(settings.log_line_prefix)}'`,
+            ? `on the server (the config's has %e${english ? '' : ', which its translated messages need'}): ALTER SYSTEM SET log_line_prefix = ${singleQuoted(source.log_line_prefix)}; SELECT pg_reload_conf();`
+            : `in the config: log_line_prefix: ${singleQuoted(settings.log_line_prefix)}`,
         });
       } else if (settings.log_line_prefix !== undefined) {
         findings.push({ level: 'ok', what: `${source.path}: log_line_prefix matches the server's` });
       }
     }
     if (!english && !givesSqlstate(source, log)) {
-      const wanted = sqlText(withSqlstate(settings.log_line_prefix ?? source.log_line_prefix));
+      const wanted = singleQuoted(withSqlstate(settings.log_line_prefix ?? source.log_line_prefix));
       findings.push({
         level: 'problem',
         what: `lc_messages is '${lc}': messages are translated, and ${source.path}'s prefix has no %e (SQLSTATE), so duplicate key errors cannot be recognised`,
-        fix: `ALTER SYSTEM SET log_line_prefix = '${wanted}'; SELECT pg_reload_conf();   -- and in the config: log_line_prefix: '${wanted}' (or ALTER SYSTEM SET lc_messages = 'C')`,
+        fix: `ALTER SYSTEM SET log_line_prefix = ${wanted}; SELECT pg_reload_conf();   -- and in the config: log_line_prefix: ${wanted} (or ALTER SYSTEM SET lc_messages = 'C')`,
       });
     }
   }
