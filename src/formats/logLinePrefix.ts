@@ -180,16 +180,12 @@ export function pidMarkOf(prefix: string): { before: string; after: string } | u
 
 /** Whether the literal text of a log_line_prefix (what is not an escape) holds a digit. */
 export function prefixLiteralHasDigit(prefix: string): boolean {
-  for (let i = 0; i < prefix.length; i++) {
-    if (prefix[i] === '%') {
-      // An escape, its padding (%-10u) included; %% prints a '%'.
-      i++;
-      while (i < prefix.length && (prefix[i] === '-' || (prefix[i]! >= '0' && prefix[i]! <= '9'))) i++;
-      continue;
-    }
-    if (prefix[i]! >= '0' && prefix[i]! <= '9') return true;
+  let from = 0;
+  for (const { start, end } of escapesOf(prefix)) {
+    if (/[0-9]/.test(prefix.slice(from, start))) return true;
+    from = end;
   }
-  return false;
+  return /[0-9]/.test(prefix.slice(from));
 }
 
 /**
@@ -213,11 +209,16 @@ export function withSqlstate(prefix: string): string {
 
 /** Where the escape %<letter> (padded or not) first begins in a prefix, -1 when it has none. */
 function escapeAt(prefix: string, letter: string): number {
+  for (const escape of escapesOf(prefix)) if (escape.letter === letter) return escape.start;
+  return -1;
+}
+
+/** Each escape of a prefix, its padding (%-10u) included: where it begins and ends, and its letter (%% prints a '%'). */
+function* escapesOf(prefix: string): Generator<{ start: number; end: number; letter: string | undefined }> {
   for (let i = 0; i < prefix.length; i++) {
     if (prefix[i] !== '%') continue;
-    const at = i++;
+    const start = i++;
     while (i < prefix.length && (prefix[i] === '-' || (prefix[i]! >= '0' && prefix[i]! <= '9'))) i++;
-    if (prefix[i] === letter) return at;
+    yield { start, end: i + 1, letter: prefix[i] };
   }
-  return -1;
 }

@@ -73,17 +73,18 @@ export async function untoldErrors(file: string, logLinePrefix: string): Promise
     const line = head.toString('utf8', start, newline === -1 ? head.length : newline).replace(/\r$/, '');
     // A TAB line goes on with a record before it (a statement's text).
     if (line.startsWith('\t')) continue;
-    const groups = matcher.exec(line.length > 4096 ? line.slice(0, 4096) : line)?.groups;
-    if (!groups || !markerOf(groups)) {
-      // No record of this prefix: counted when the message follows an ERROR marker, as the server writes it.
-      const at = Math.min(...TRANSLATED_UNIQUE_VIOLATIONS.map((text) => line.indexOf(text)).filter((i) => i !== -1));
-      if (ERROR_MARKERS.some((marker) => line.startsWith(marker, at - marker.length))) count('unmatched', line.slice(0, at));
+    const record = parser.recordOfLine(line);
+    if (record) {
+      if (record.severity === 'ERROR' && detectIncident(record) === undefined && TRANSLATED_UNIQUE_VIOLATIONS.some((text) => record.message.startsWith(text)))
+        count('noSqlstate', record.message);
       continue;
     }
-    const record = parser.recordOfLine(line);
-    if (!record || record.severity !== 'ERROR' || detectIncident(record) !== undefined) continue;
-    if (!TRANSLATED_UNIQUE_VIOLATIONS.some((text) => record.message.startsWith(text))) continue;
-    count('noSqlstate', record.message);
+    // No first line of a record: a further line of one (ANWEISUNG:  quoting the message), or no line of this prefix at all.
+    const groups = matcher.exec(line.length > 4096 ? line.slice(0, 4096) : line)?.groups;
+    if (groups && markerOf(groups)) continue;
+    // Counted when the message follows an ERROR marker, as the server writes it.
+    const at = Math.min(...TRANSLATED_UNIQUE_VIOLATIONS.map((text) => line.indexOf(text)).filter((i) => i !== -1));
+    if (ERROR_MARKERS.some((marker) => line.startsWith(marker, at - marker.length))) count('unmatched', line.slice(0, at));
   }
   return untold.noSqlstate || untold.unmatched ? untold : undefined;
 }

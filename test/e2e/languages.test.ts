@@ -66,6 +66,21 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         await server?.destroy();
       });
 
+      /** A config for replay in `dir`: this server's database, one source read with `prefix` (replay is given the log itself). */
+      const replayConfig = (dir: string, name: string, path: string, prefix: string) => {
+        const config = join(dir, name);
+        writeFileSync(
+          config,
+          stringify({ database: { url: server.url }, sources: [{ path, log_line_prefix: prefix }], audit: { path: join(dir, 'audit.jsonl') } }),
+        );
+        return config;
+      };
+      /** This server's log_line_prefix set (none: back to the suite's), and the configuration reloaded. */
+      const setServerPrefix = async (client: pg.Client, prefix?: string) => {
+        await client.query(prefix === undefined ? 'ALTER SYSTEM RESET log_line_prefix' : `ALTER SYSTEM SET log_line_prefix = '${prefix}'`);
+        await client.query('SELECT pg_reload_conf()');
+      };
+
       const sourceFor = {
         csv: () => ({ path: files.csv, format: 'postgres-csv', start_at: 'end' }),
         json: () => ({ path: files.json, format: 'postgres-json', start_at: 'end' }),
@@ -127,11 +142,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         // The collector has written the last statement to every file.
         for (const file of Object.values(files)) await waitFor(`the end in ${file}`, () => readFileSync(file, 'utf8').includes('replay_end'));
         const dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-language-'));
-        const config = join(dir, 'seqwatch.yaml');
-        writeFileSync(
-          config,
-          stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
-        );
+        const config = replayConfig(dir, 'seqwatch.yaml', files.stderr, PREFIX);
         const formats = { stderr: 'postgres-stderr', csv: 'postgres-csv', json: 'postgres-json' } as const;
         try {
           for (const [name, format] of Object.entries(formats) as Array<[keyof typeof files, ScannedFormat]>) {
@@ -167,8 +178,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           const client = new pg.Client({ connectionString: server.url });
           await client.connect();
           // This server's prefix without %e, for this test (and back to the suite's after it).
-          await client.query(`ALTER SYSTEM SET log_line_prefix = '${prefix}'`);
-          await client.query('SELECT pg_reload_conf()');
+          await setServerPrefix(client, prefix);
           await new Promise((r) => setTimeout(r, 300));
           const daemon = await startDaemon({
             database: { url: server.url },
@@ -184,8 +194,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
             expect(fix).toMatchObject({ before: '1', after: '42', trigger: { constraint: `${table}_pkey` } });
           } finally {
             await daemon.stop();
-            await client.query('ALTER SYSTEM RESET log_line_prefix');
-            await client.query('SELECT pg_reload_conf()');
+            await setServerPrefix(client);
             await client.end();
           }
         },
@@ -199,15 +208,13 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         const from = statSync(files.stderr).size;
         try {
           // Debian's default prefix (no %e) on this server, for this test.
-          await client.query(`ALTER SYSTEM SET log_line_prefix = '${prefix}'`);
-          await client.query('SELECT pg_reload_conf()');
+          await setServerPrefix(client, prefix);
           await new Promise((r) => setTimeout(r, 300));
           await client.query('CREATE TABLE untold (id bigserial PRIMARY KEY); INSERT INTO untold (id) VALUES (1)');
           await expect(client.query('INSERT INTO untold DEFAULT VALUES')).rejects.toMatchObject({ code: '23505', severity: language.error });
           await client.query(`DO $$ BEGIN RAISE LOG 'untold_end'; END $$`);
         } finally {
-          await client.query('ALTER SYSTEM RESET log_line_prefix');
-          await client.query('SELECT pg_reload_conf()');
+          await setServerPrefix(client);
           await client.end();
         }
         await waitFor('the end in the stderr log', () => readFileSync(files.stderr, 'utf8').includes('untold_end'));
@@ -216,11 +223,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
         try {
           const log = join(dir, 'postgresql.log');
           writeFileSync(log, readFileSync(files.stderr).subarray(from));
-          const config = join(dir, 'seqwatch.yaml');
-          writeFileSync(
-            config,
-            stringify({ database: { url: server.url }, sources: [{ path: log, log_line_prefix: prefix }], audit: { path: join(dir, 'audit.jsonl') } }),
-          );
+          const config = replayConfig(dir, 'seqwatch.yaml', log, prefix);
           const result = await runCli('replay', '-c', config, log);
           expect(result.stdout).toMatch(/^0 duplicate key errors/m);
           expect(result.stderr).toContain(
@@ -229,11 +232,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
           expect(result.stderr).toMatch(/has no %e, and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix/);
           expect(result.code).toBe(1);
           // Read with the prefix it was not written with (the config's has %e, as the server's had before and after): said too.
-          const other = join(dir, 'other.yaml');
-          writeFileSync(
-            other,
-            stringify({ database: { url: server.url }, sources: [{ path: log, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
-          );
+          const other = replayConfig(dir, 'other.yaml', log, PREFIX);
           const unmatched = await runCli('replay', '-c', other, log);
           expect(unmatched.stderr).toContain(
             `${log}: 1 duplicate key error(s) in another language among its first MiB are no records with log_line_prefix "${PREFIX}"`,
@@ -291,8 +290,7 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
       it("the config's prefix with %e, the server's without (changed on one side only): unhealthy too, the fix on the server", async () => {
         const client = new pg.Client({ connectionString: server.url });
         await client.connect();
-        await client.query(`ALTER SYSTEM SET log_line_prefix = '%m [%p] %q%u@%d '`);
-        await client.query('SELECT pg_reload_conf()');
+        await setServerPrefix(client, '%m [%p] %q%u@%d ');
         const daemon = await startDaemon({
           database: { url: server.url },
           sources: [{ path: files.stderr, format: 'postgres-stderr', log_line_prefix: PREFIX, start_at: 'end' }],
@@ -306,13 +304,11 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
             `its log_line_prefix "%m [%p] %q%u@%d " has no %e (the config's "${PREFIX}" has): its lines carry no SQLSTATE`,
           );
           // The server's prefix made right: healthy again, with no reload of the daemon.
-          await client.query('ALTER SYSTEM RESET log_line_prefix');
-          await client.query('SELECT pg_reload_conf()');
+          await setServerPrefix(client);
           await waitUntil('healthy', async () => (await runCli('health', '-c', daemon.configPath)).code === 0, 20_000);
         } finally {
           await daemon.stop();
-          await client.query('ALTER SYSTEM RESET log_line_prefix');
-          await client.query('SELECT pg_reload_conf()');
+          await setServerPrefix(client);
           await client.end();
         }
       }, 60_000);

@@ -298,8 +298,7 @@ async function replay(
   if (untranslatable && !untoldFound && serverLanguage !== undefined && !isEnglish(serverLanguage)) {
     problems.push(
       `the server's lc_messages is '${serverLanguage}': it writes its errors in another language, and log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
-        `so its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only): this report may miss them; ` +
-        `add %e to log_line_prefix (on the server and in the config), or set lc_messages = 'C' on the server`,
+        `so its duplicate key errors are not recognised (a translated message is, by its SQLSTATE only): this report may miss them; ${ADD_SQLSTATE}`,
     );
   }
 
@@ -472,6 +471,9 @@ function unreadableLinesProblem(file: string, counters: ScanCounters, format: Fo
   );
 }
 
+/** The fix for a translated server's log without SQLSTATE (both problems that say so). */
+const ADD_SQLSTATE = "add %e to log_line_prefix (on the server and in the config), or set lc_messages = 'C' on the server";
+
 /** Duplicate key errors in another language that replay could not count: no SQLSTATE (no %e), or lines of another prefix. */
 function untoldErrorsProblems(file: string, { noSqlstate, unmatched }: UntoldErrors, prefix: string): string[] {
   const problems: string[] = [];
@@ -479,8 +481,7 @@ function untoldErrorsProblems(file: string, { noSqlstate, unmatched }: UntoldErr
     problems.push(
       `${file}: ${noSqlstate.errors} duplicate key error(s) in another language among its first MiB ` +
         `(the first: ${printable(JSON.stringify(noSqlstate.sample))}), not counted: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
-        `and a translated message is recognised by its SQLSTATE only; add %e to log_line_prefix (on the server and in the config), ` +
-        `or set lc_messages = 'C' on the server`,
+        `and a translated message is recognised by its SQLSTATE only; ${ADD_SQLSTATE}`,
     );
   if (unmatched)
     problems.push(
