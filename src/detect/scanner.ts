@@ -2,7 +2,7 @@ import { CSV_RECORD_START } from '../formats/CsvlogParser.js';
 import { INCIDENT_TEXTS } from './detectIncident.js';
 import { MultiNeedleCandidates } from './wasm/candidates.js';
 import { countByte } from './wasm/countByte.js';
-import { createMultiNeedleSearch, wasmSimdAvailable } from './wasm/multiNeedle.js';
+import { createMultiNeedleSearch, wasmSimdAvailable, type MultiNeedleSearch } from './wasm/multiNeedle.js';
 
 /**
  * The byte-level pre-check shared by the live path (followers, parsers) and replay: which lines of
@@ -160,6 +160,11 @@ export class IncidentScanner {
   /** Whether the one-pass WebAssembly search answers (false: the indexOf passes). */
   get wasm(): boolean {
     return this.multiNeedle() !== null;
+  }
+
+  /** The one-pass WebAssembly search, where it answers (replay decides its repeats in its module: RecordReader.decideRepeats). */
+  get search(): MultiNeedleSearch | undefined {
+    return this.multiNeedle()?.search;
   }
 
   /**

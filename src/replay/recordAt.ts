@@ -1,5 +1,6 @@
 import { detectIncident, type Incident } from '../detect/detectIncident.js';
 import type { ScannedFormat } from '../detect/scanner.js';
+import type { MultiNeedleSearch, SearchExports } from '../detect/wasm/multiNeedle.js';
 import { CsvlogParser } from '../formats/CsvlogParser.js';
 import { JsonlogParser } from '../formats/JsonlogParser.js';
 import { compileLogLinePrefix, MARKER_WORDS, prefixLiteralHasDigit } from '../formats/logLinePrefix.js';
@@ -27,6 +28,25 @@ const MAX_FOREIGN_LINES = 64;
 const NEWLINE = 0x0a;
 const TAB = 0x09;
 
+/** Candidates decided by one call of multiNeedle.c's repeats (its MAX_STARTS). */
+export const REPEATS_BATCH = 4096;
+/** decideRepeats: no template decides this candidate (multiNeedle.c's UNDECIDED). */
+export const UNDECIDED = 0xff;
+/** multiNeedle.c's MAX_TEMPLATES, TEMPLATE_BYTES, MAX_MARKERS, MARKER_BYTES. */
+const NATIVE_TEMPLATES = 16;
+const NATIVE_TEMPLATE_BYTES = 1024;
+const NATIVE_MARKERS = 128;
+const NATIVE_MARKER_BYTES = 64;
+
+/** multiNeedle.c's repeats, in the instance of a search whose memory the chunks are read into. */
+interface NativeRepeats {
+  exports: SearchExports;
+  memory: ArrayBuffer;
+  heap: Uint8Array;
+  starts: Uint32Array;
+  decided: Uint8Array;
+}
+
 /**
  * Reads the record that begins at a candidate line with the format's own parser, and tells the
  * incident it holds, if any. Only that record: lines after it are read as far as it goes on, and
@@ -52,6 +72,12 @@ export class RecordReader {
   private used = 0;
   /** Lines no template matched to pass by before the next template is made. */
   private missesToPass = 0;
+  /** multiNeedle.c's repeats (decideRepeats), once used; null: not for this log (not stderr, %l, a digit in the prefix's text). */
+  private native: NativeRepeats | null | undefined;
+  /** The templates the module holds, by its slot; the next slot to fill; templates first used since the last decideRepeats. */
+  private readonly slots: Array<LineTemplate | undefined> = [];
+  private nextSlot = 0;
+  private readonly unsent: LineTemplate[] = [];
   /**
    * The last candidate's line began no record of the format (a log_line_prefix or format that is
    * not the log's): incidentAt's undefined was for that reason, not for a record that is no incident.
@@ -78,6 +104,55 @@ export class RecordReader {
     }
     this.templatable = format === 'postgres-stderr' && !prefixLiteralHasDigit(logLinePrefix) && DIGIT_STEMS !== undefined;
     if (format === 'postgres-json') this.json = new JsonlogParser(source, sink);
+  }
+
+  /**
+   * Decides in the search's WebAssembly module (multiNeedle.c's repeats) which of the candidates
+   * starts[from, from + REPEATS_BATCH) of `bytes` a template stands for, as stderrIncident would
+   * decide it: their line matches a template and no line after it changes the record. Returns, for
+   * each of them, the template's slot (repeatIncident gives the incident) or UNDECIDED (incidentAt
+   * reads it), valid until the next call; undefined where the module cannot decide (another
+   * format, a prefix without templates, no WebAssembly SIMD, `bytes` not in the module's memory: a
+   * decompressed stream). Saves a busy log's repeats ~10 calls and compares of JavaScript each.
+   */
+  decideRepeats(search: MultiNeedleSearch | undefined, bytes: Buffer, starts: readonly number[], from: number, limit: number): Uint8Array | undefined {
+    if (this.native === null) return undefined;
+    if (this.native === undefined) {
+      if (!this.templatable || !this.stderr?.sameMessagePrefix) {
+        this.native = null;
+        return undefined;
+      }
+      const instance = search?.instance;
+      if (!instance) return undefined;
+      this.native = nativeRepeats(instance.exports, instance.memory);
+      if (!this.native) return undefined;
+      for (const template of this.templates.values()) if (template.used) this.unsent.push(template);
+    }
+    const native = this.native;
+    if (bytes.buffer !== native.memory) return undefined;
+    // Templates made since the last call (none while a batch is read: its slots stay as decided).
+    for (const template of this.unsent) {
+      if (!template.sendTo(native, this.nextSlot)) continue;
+      this.slots[this.nextSlot] = template;
+      this.nextSlot = (this.nextSlot + 1) % NATIVE_TEMPLATES;
+    }
+    this.unsent.length = 0;
+    const n = Math.min(REPEATS_BATCH, starts.length - from);
+    for (let k = 0; k < n; k++) native.starts[k] = starts[from + k]!;
+    native.exports.repeats(bytes.byteOffset, n, limit, RECORD_REACH);
+    return native.decided.subarray(0, n);
+  }
+
+  /** The incident of the candidate at bytes[start] (absolute offset `offset`) that decideRepeats said template `slot` stands for. */
+  repeatIncident(slot: number, bytes: Buffer, start: number, offset: number): Incident | undefined {
+    this.unrecognised = false;
+    const template = this.slots[slot]!;
+    this.lastTemplate = template;
+    if (!template.used) {
+      template.used = true;
+      this.used++;
+    }
+    return template.decided && template.incident(bytes, start, offset);
   }
 
   /** The incident of the record at bytes[start] (absolute offset `offset`), reading no further than `limit`. */
@@ -142,6 +217,9 @@ export class RecordReader {
       if (!template.used) {
         template.used = true;
         this.used++;
+        // A template that stood for a line goes to multiNeedle.c's repeats (decideRepeats): the
+        // module holds few, and most templates made stand for no other line.
+        if (this.native) this.unsent.push(template);
       }
       if (this.furtherLines(bytes, start, lineEnd, end, template.prefixBytes, template.wantDetail).length === 0) {
         return template.decided && template.incident(bytes, start, offset);
@@ -373,13 +451,36 @@ function bytesAt(bytes: Buffer, at: number, expected: Buffer): boolean {
   return true;
 }
 
-/** The markers of a message's further lines, as printed in every language, by their first byte (an array: a line's byte indexes it). */
+/** The markers of a message's further lines, as printed in every language (markerAt takes the first listed that is there). */
+const SECONDARY_MARKER_LIST = severityMarkers()
+  .filter(({ english }) => ['DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT'].includes(english))
+  .map(({ marker, english }) => ({ marker: Buffer.from(marker), english }));
+/** The same by their first byte (an array: a line's byte indexes it). */
 const SECONDARY_MARKERS: Array<Array<{ marker: Buffer; english: string }> | undefined> = [];
 const NONE: Array<{ marker: Buffer; english: string }> = [];
-for (const { marker, english } of severityMarkers()) {
-  if (!['DETAIL', 'HINT', 'QUERY', 'CONTEXT', 'LOCATION', 'STATEMENT'].includes(english)) continue;
-  const bytes = Buffer.from(marker);
-  (SECONDARY_MARKERS[bytes[0]!] ??= []).push({ marker: bytes, english });
+for (const entry of SECONDARY_MARKER_LIST) (SECONDARY_MARKERS[entry.marker[0]!] ??= []).push(entry);
+
+/** multiNeedle.c's classes of a secondary marker: a line detection reads, one passed over, DETAIL (read when the message names a conflict). */
+const markerClass = (english: string) => (english === 'DETAIL' ? 2 : english === 'STATEMENT' || english === 'HINT' || english === 'QUERY' ? 1 : 0);
+
+/** multiNeedle.c's repeats in a search's instance, its markers written; undefined when they do not fit its tables. */
+function nativeRepeats(exports: SearchExports, memory: ArrayBuffer): NativeRepeats | undefined {
+  if (SECONDARY_MARKER_LIST.length > NATIVE_MARKERS || SECONDARY_MARKER_LIST.some(({ marker }) => marker.length > NATIVE_MARKER_BYTES)) return undefined;
+  const heap = new Uint8Array(memory);
+  SECONDARY_MARKER_LIST.forEach(({ marker, english }, m) => {
+    heap.set(marker, exports.marker_bytes(m));
+    exports.set_marker(m, marker.length, markerClass(english));
+  });
+  exports.set_marker_count(SECONDARY_MARKER_LIST.length);
+  // No template in any slot until one is sent (a length no line has).
+  for (let t = 0; t < NATIVE_TEMPLATES; t++) exports.set_template(t, 0xffffffff, 0, 0, 0, 0, 0, 0);
+  return {
+    exports,
+    memory,
+    heap,
+    starts: new Uint32Array(memory, exports.starts_ptr(), REPEATS_BATCH),
+    decided: new Uint8Array(memory, exports.decided_ptr(), REPEATS_BATCH),
+  };
 }
 
 /**
@@ -447,6 +548,16 @@ class LineTemplate {
 
   /** Its bytes, compared 4 at a time (sameBytes). */
   private readonly view: DataView;
+
+  /** Writes it into multiNeedle.c's template `slot` (false: longer than a slot holds, not sent). */
+  sendTo(native: NativeRepeats, slot: number): boolean {
+    const { bytes, spans } = this;
+    if (bytes.length > NATIVE_TEMPLATE_BYTES) return false;
+    native.heap.set(bytes, native.exports.template_bytes(slot));
+    const at = (k: number) => spans[k] ?? bytes.length;
+    native.exports.set_template(slot, bytes.length, at(0), at(1), at(2), at(3), this.prefixBytes, this.wantDetail ? 1 : 0);
+    return true;
+  }
 
   private constructor(
     private readonly bytes: Buffer,

@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
 import { countByte } from '../detect/wasm/countByte.js';
-import { RECORD_REACH, RecordReader } from './recordAt.js';
+import { RECORD_REACH, RecordReader, REPEATS_BATCH, UNDECIDED } from './recordAt.js';
 
 /** Bytes read at a time. */
 export const CHUNK = 4 * 1024 * 1024;
@@ -89,6 +89,8 @@ export class ChunkScan {
   private readonly framedByQuotes: boolean;
   /** csvlog: the quotes before the next byte to scan are odd (it lies inside a quoted field). */
   private quoted = false;
+  /** stderr: repeats are decided a batch of candidates at a time, in the search's module (a candidate is its line's start). */
+  private readonly decidesRepeats: boolean;
 
   /** Candidates at absolute offsets from `rangeEnd` on are not this scan's. */
   constructor(
@@ -99,6 +101,7 @@ export class ChunkScan {
     this.scanner = tools.scanner;
     this.reader = tools.reader;
     this.framedByQuotes = tools.scan.format === 'postgres-csv';
+    this.decidesRepeats = tools.scan.format === 'postgres-stderr';
   }
 
   /** csvlog: what follows is read afresh (after a line dropped as over-long: CsvlogParser too starts its framing again after a gap). */
@@ -131,7 +134,11 @@ export class ChunkScan {
     if (this.done || end === 0) return;
     let counted = 0;
     let last = -1;
-    for (const hit of this.scanner.candidateLines(bytes, 0, end)) {
+    const starts = this.scanner.candidateLines(bytes, 0, end);
+    /** stderr: the candidates of this batch that a template stands for (RecordReader.decideRepeats). */
+    let decided: Uint8Array | undefined;
+    for (let i = 0; i < starts.length; i++) {
+      const hit = starts[i]!;
       let start = hit;
       if (this.framedByQuotes) {
         // The quotes up to this line: inside a quoted field it is a value's text, and its record began before.
@@ -146,7 +153,10 @@ export class ChunkScan {
         return;
       }
       this.counters.candidates++;
-      const incident = this.reader.incidentAt(bytes, start, length, base + start);
+      if (this.decidesRepeats && i % REPEATS_BATCH === 0) decided = this.reader.decideRepeats(this.scanner.search, bytes, starts, i, length);
+      const slot = decided ? decided[i % REPEATS_BATCH]! : UNDECIDED;
+      const incident =
+        slot === UNDECIDED ? this.reader.incidentAt(bytes, start, length, base + start) : this.reader.repeatIncident(slot, bytes, start, base + start);
       if (!incident) {
         if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
         continue;

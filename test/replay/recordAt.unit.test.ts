@@ -1,7 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
 import { IncidentScanner } from '../../src/detect/scanner.js';
-import { RecordReader } from '../../src/replay/recordAt.js';
+import { wasmSimdAvailable } from '../../src/detect/wasm/multiNeedle.js';
+import { RecordReader, REPEATS_BATCH, UNDECIDED } from '../../src/replay/recordAt.js';
+import { scanFileRange, ScanTools } from '../../src/replay/scanRange.js';
 import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
 import { catalogSamples } from '../helpers/scannedSamples.js';
@@ -39,6 +45,55 @@ function differences(prefix: string, text: string, starts: 'every line' | 'candi
 
 /** Templates of the last differences() call that stood for at least one line (the fast path was taken). */
 let templatesUsed = 0;
+
+const dir = mkdtempSync(join(tmpdir(), 'seqwatch-recordat-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * The same comparison for replay's scan of a file (scanFileRange: a chunk read into the search's
+ * WebAssembly memory, its candidates decided REPEATS_BATCH at a time by multiNeedle.c's repeats,
+ * the others by incidentAt), against the parser's record at every candidate line. Returns the
+ * differences and how many candidates the module decided.
+ */
+async function scanDifferences(prefix: string, text: string): Promise<{ out: string[]; decided: number }> {
+  const bytes = Buffer.from(text);
+  const path = join(dir, 'repeats.log');
+  writeFileSync(path, bytes);
+  const tools = new ScanTools({ format: 'postgres-stderr', logLinePrefix: prefix, source: 'sample' });
+  let decided = 0;
+  const decide = tools.reader.decideRepeats.bind(tools.reader);
+  tools.reader.decideRepeats = (...args) => {
+    const slots = decide(...args);
+    if (slots) for (const slot of slots) if (slot !== UNDECIDED) decided++;
+    return slots;
+  };
+  const found: Incident[] = [];
+  const handle = await open(path);
+  try {
+    await scanFileRange(handle, 0, bytes.length, tools, (incident) => void found.push(incident));
+  } finally {
+    await handle.close();
+  }
+  const full = new RecordReader('postgres-stderr', prefix, 'sample');
+  const expected = new IncidentScanner('postgres-stderr', prefix)
+    .candidateLines(bytes)
+    .map((at) => full.incidentByParser(bytes, at, bytes.length, at))
+    .filter((incident) => incident !== undefined);
+  const out: string[] = [];
+  for (let k = 0; k < Math.max(found.length, expected.length); k++) {
+    const [mine, theirs] = [found[k], expected[k]];
+    try {
+      expect(mine).toStrictEqual(theirs);
+      expect(mine && Object.keys(mine)).toEqual(theirs && Object.keys(theirs));
+    } catch {
+      const at = theirs?.offset ?? mine?.offset ?? 0;
+      out.push(`${at}: ${JSON.stringify(bytes.toString('utf8', at, bytes.indexOf(0x0a, at)))} scan ${JSON.stringify(mine)} parser ${JSON.stringify(theirs)}`);
+      if (out.length > 5) break;
+    }
+  }
+  if (expected.length === 0) out.push('no incident at all: nothing compared');
+  return { out, decided };
+}
 
 const clock = (next: () => number) => {
   const two = (n: number) => String(Math.floor(n)).padStart(2, '0');
@@ -149,14 +204,39 @@ describe("replay's stderr fast path says what the parser says", () => {
     expect(templatesUsed).toBeGreaterThan(0);
   });
 
+  it.runIf(wasmSimdAvailable())("a translated server's repeats are decided by multiNeedle.c's repeats as by the parser", async () => {
+    const next = random(12);
+    const lines: string[] = [];
+    for (let i = 0; i < 3 * REPEATS_BATCH; i++) {
+      const head = `${clock(next)} UTC [${1000 + Math.floor(next() * 9000)}] 23505 gotrs@götrs `;
+      lines.push(`${head}FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint »users_login_key«`);
+      lines.push(`${head}DETAIL:  Schlüssel »(login)=(agent${i})« existiert bereits.`);
+      if (i % 7 === 0) lines.push(`${head}ZUSAMMENHANG:  SQL-Funktion »f« Anweisung 1`);
+      lines.push(`${head}ANWEISUNG:  INSERT INTO users (login) VALUES ($1)`);
+    }
+    const { out, decided } = await scanDifferences('%m [%p] %e %q%u@%d ', lines.join('\n') + '\n');
+    expect(out).toEqual([]);
+    expect(decided).toBeGreaterThan(REPEATS_BATCH);
+  });
+
   for (const [prefix, head] of prefixes) {
     it(`on lines that differ in their digits, fields and what follows them: ${JSON.stringify(prefix)}`, () => {
       const text = variedLog(prefix.length * 7919, head);
       expect(differences(prefix, text)).toEqual([]);
       expect(differences(prefix, text, 'candidates')).toEqual([]);
       // Templates stood for lines, except where the prefix rules them out (a digit in its text, %l).
-      if (!/[0-9]|%l/.test(prefix.replace(/%-?\d*[a-zA-Z%]/g, (escape) => (escape.endsWith('l') ? '%l' : ''))))
-        expect(templatesUsed, prefix).toBeGreaterThan(0);
+      const templated = !/[0-9]|%l/.test(prefix.replace(/%-?\d*[a-zA-Z%]/g, (escape) => (escape.endsWith('l') ? '%l' : '')));
+      if (templated) expect(templatesUsed, prefix).toBeGreaterThan(0);
+    });
+
+    it.runIf(wasmSimdAvailable())(`replay's scan, repeats decided by multiNeedle.c's repeats, on the same lines: ${JSON.stringify(prefix)}`, async () => {
+      // Three logs' worth, so that several batches follow the first (whose lines made the templates).
+      const text = [1, 2, 3].map((k) => variedLog(prefix.length * 7919 + k, head)).join('');
+      const { out, decided } = await scanDifferences(prefix, text);
+      expect(out).toEqual([]);
+      const templated = !/[0-9]|%l/.test(prefix.replace(/%-?\d*[a-zA-Z%]/g, (escape) => (escape.endsWith('l') ? '%l' : '')));
+      if (templated) expect(decided, prefix).toBeGreaterThan(0);
+      else expect(decided, prefix).toBe(0);
     });
   }
 });

@@ -159,3 +159,156 @@ uint32_t count_pair(uint32_t base, uint32_t len, uint32_t p, uint32_t q, uint32_
   for (; k < end; k++) matches += d[k + p] == a && d[k + q] == b;
   return matches;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Replay's repeats (src/replay/recordAt.ts, RecordReader.decideRepeats): a busy log's candidate
+// lines are mostly repeats of one error, each a line like one the parser read before (a template)
+// but for the digits of its time and pid. For a chunk's candidates, this decides here which ones a
+// template stands for, as LineTemplate.matches and RecordReader.furtherLines decide in JavaScript
+// (test/replay/recordAt.unit.test.ts holds the two to the parser's answer): that line with no
+// further line that detection reads. What is left (no template, or lines that may change the
+// record) is read by JavaScript as before. One call a chunk instead of ~10 calls and compares of
+// JavaScript a candidate.
+
+#define MAX_TEMPLATES 16
+#define TEMPLATE_BYTES 1024
+#define MAX_MARKERS 128
+#define MARKER_BYTES 64
+#define MAX_STARTS 4096
+#define UNDECIDED 0xff
+
+/** What a secondary line's marker does to the record (RecordReader.furtherLines). */
+enum { MARKER_KEEP = 0, MARKER_PASS = 1, MARKER_DETAIL = 2 };
+
+typedef struct {
+  /** The line's length; [s0, e0) and [s1, e1) (ascending; empty as len, len) hold the time and the pid, whose digits may differ. */
+  uint32_t len, s0, e0, s1, e1;
+  /** The bytes of the prefix (before the severity word), which the record's further lines repeat. */
+  uint32_t prefix;
+  /** A DETAIL line changes the record (a replication conflict's message). */
+  uint32_t want_detail;
+} Template;
+
+static Template templates[MAX_TEMPLATES];
+static uint8_t template_pool[MAX_TEMPLATES][TEMPLATE_BYTES];
+static uint32_t marker_len[MAX_MARKERS], marker_class[MAX_MARKERS];
+static uint8_t marker_pool[MAX_MARKERS][MARKER_BYTES];
+static uint32_t marker_count;
+static uint32_t starts[MAX_STARTS];
+static uint8_t decided[MAX_STARTS];
+
+/** Where the caller writes template t's bytes (TEMPLATE_BYTES at most), then calls set_template. */
+uint8_t *template_bytes(uint32_t t) { return template_pool[t]; }
+
+void set_template(uint32_t t, uint32_t len, uint32_t s0, uint32_t e0, uint32_t s1, uint32_t e1, uint32_t prefix, uint32_t want_detail) {
+  templates[t] = (Template){len, s0, e0, s1, e1, prefix, want_detail};
+}
+
+/** Where the caller writes marker m's bytes (MARKER_BYTES at most): `DETAIL:  `, `ANWEISUNG:  `, ... */
+uint8_t *marker_bytes(uint32_t m) { return marker_pool[m]; }
+
+void set_marker(uint32_t m, uint32_t len, uint32_t cls) {
+  marker_len[m] = len;
+  marker_class[m] = cls;
+}
+
+void set_marker_count(uint32_t n) { marker_count = n; }
+
+/** repeats(): the candidates' line starts (in), and for each the template that decides it or UNDECIDED (out). */
+uint32_t *starts_ptr(void) { return starts; }
+uint8_t *decided_ptr(void) { return decided; }
+
+static inline uint64_t load64(const uint8_t *p) {
+  uint64_t v;
+  __builtin_memcpy(&v, p, 8);
+  return v;
+}
+
+/** Whether a[0, len) and b[0, len) hold the same bytes, 8 at a time. */
+static inline int same_bytes(const uint8_t *a, const uint8_t *b, uint32_t len) {
+  uint32_t k = 0;
+  for (; k + 8 <= len; k += 8)
+    if (load64(a + k) != load64(b + k)) return 0;
+  for (; k < len; k++)
+    if (a[k] != b[k]) return 0;
+  return 1;
+}
+
+static inline int is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
+
+/** Whether line[from, to) is own[from, to) but for digits in place of digits. */
+static inline int digits_alike(const uint8_t *line, const uint8_t *own, uint32_t from, uint32_t to) {
+  for (uint32_t k = from; k < to; k++)
+    if (line[k] != own[k] && !(is_digit(line[k]) && is_digit(own[k]))) return 0;
+  return 1;
+}
+
+/** LineTemplate.matches: the template's line but for digits in place of digits in the time and the pid. */
+static int matches(const uint8_t *line, uint32_t len, const Template *t, const uint8_t *own) {
+  return len == t->len && same_bytes(line, own, t->s0) && digits_alike(line, own, t->s0, t->e0) && same_bytes(line + t->e0, own + t->e0, t->s1 - t->e0) &&
+         digits_alike(line, own, t->s1, t->e1) && same_bytes(line + t->e1, own + t->e1, len - t->e1);
+}
+
+/** The class of the secondary marker at d[at] (the first listed that is there whole, below `limit`), or -1. */
+static int32_t marker_at(const uint8_t *d, uint32_t at, uint32_t limit) {
+  if (at >= limit) return -1;
+  for (uint32_t m = 0; m < marker_count; m++) {
+    if (marker_pool[m][0] != d[at] || at + marker_len[m] > limit) continue;
+    if (same_bytes(d + at, marker_pool[m], marker_len[m])) return (int32_t)marker_class[m];
+  }
+  return -1;
+}
+
+/**
+ * RecordReader.furtherLines, asked only whether it keeps any line: after the line d[start,
+ * first_end), the lines that go on with its message (TAB lines, lines with the same `prefix` bytes
+ * and a secondary marker), up to `end`; whether one of them is a line detection reads (CONTEXT,
+ * LOCATION, DETAIL when `want_detail`, and their TAB lines). `limit`: the bytes there are.
+ */
+static int keeps_further(const uint8_t *d, uint32_t start, uint32_t first_end, uint32_t end, uint32_t limit, uint32_t prefix, uint32_t want_detail) {
+  int passing = 0;
+  for (uint32_t at = first_end + 1; at < end;) {
+    if (d[at] != '\t') {
+      if (at + prefix > limit || !same_bytes(d + start, d + at, prefix)) return 0;
+      int32_t cls = marker_at(d, at + prefix, limit);
+      if (cls < 0) return 0;
+      passing = cls == MARKER_PASS || (cls == MARKER_DETAIL && !want_detail);
+    }
+    if (!passing) return 1;
+    int32_t nl = newline(d, at, end);
+    at = (nl < 0 ? end : (uint32_t)nl) + 1;
+  }
+  return 0;
+}
+
+/**
+ * For the n candidates starts_ptr()[0, n) of d = memory[base, base + limit) (each the start of a
+ * line, its record read no further than `reach` bytes on), decided_ptr()[k]: the template that
+ * stands for it, when its line matches one and no further line changes its record; else UNDECIDED.
+ * Returns how many were decided.
+ */
+uint32_t repeats(uint32_t base, uint32_t n, uint32_t limit, uint32_t reach) {
+  const uint8_t *d = (const uint8_t *)base;
+  uint32_t found = 0;
+  uint32_t last = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    uint32_t start = starts[k];
+    uint32_t end = limit - start < reach ? limit : start + reach;
+    int32_t nl = newline(d, start, end);
+    uint32_t line_end = nl < 0 ? end : (uint32_t)nl;
+    uint32_t len = line_end - start;
+    decided[k] = UNDECIDED;
+    // The template the candidate before matched first (most are repeats of one error), then the others.
+    uint32_t t = last;
+    for (uint32_t tried = 0; tried < MAX_TEMPLATES; tried++, t = (t + 1) % MAX_TEMPLATES) {
+      if (!matches(d + start, len, &templates[t], template_pool[t])) continue;
+      last = t;
+      if (!keeps_further(d, start, line_end, end, limit, templates[t].prefix, templates[t].want_detail)) {
+        decided[k] = (uint8_t)t;
+        found++;
+      }
+      break;
+    }
+  }
+  return found;
+}

@@ -29,6 +29,12 @@ export interface MultiNeedleSearch {
    * that holds one, ascending; `from` may be inside a line. Occurrences must lie wholly in the range.
    */
   lineHits(bytes: Buffer, from?: number, to?: number): number[];
+  /**
+   * The WebAssembly instance and its memory, once a search has made it (undefined before, and for
+   * the indexOf fallback): replay's repeats are decided in it too (multiNeedle.c's repeats, used by
+   * src/replay/recordAt.ts), on data read into `buffers`.
+   */
+  readonly instance?: { readonly exports: SearchExports; readonly memory: ArrayBuffer } | undefined;
 }
 
 export interface MultiNeedleOptions {
@@ -51,7 +57,7 @@ const PIECE = 256 * 1024;
 const FIRST_PIECE = 16 * 1024;
 const PAGE = 65536;
 /** The pages multiNeedle.c's data and stack take (its --initial-memory in scripts/build-wasm.sh). */
-const OWN_PAGES = 2;
+const OWN_PAGES = 3;
 /** Room for the filter's constants: 16 bytes for each distinct byte it compares (2 a needle at most). */
 const TABLE = 16 * 2 * MAX_NEEDLES;
 const NEWLINE = 0x0a;
@@ -67,7 +73,8 @@ type WasmMemory = { readonly buffer: ArrayBuffer };
 type WasmModule = { readonly kind?: 'WebAssembly.Module' };
 export const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
-interface Exports {
+/** The C module's exports (multiNeedle.c). */
+export interface SearchExports {
   needle_bytes(n: number): number;
   set_needle(n: number, length: number, i: number, j: number): void;
   set_count(n: number): void;
@@ -77,7 +84,16 @@ interface Exports {
   hits_ptr(): number;
   resume(): number;
   count_pair(base: number, length: number, p: number, q: number, a: number, b: number): number;
+  template_bytes(t: number): number;
+  set_template(t: number, length: number, s0: number, e0: number, s1: number, e1: number, prefix: number, wantDetail: number): void;
+  marker_bytes(m: number): number;
+  set_marker(m: number, length: number, cls: number): void;
+  set_marker_count(n: number): void;
+  starts_ptr(): number;
+  decided_ptr(): number;
+  repeats(base: number, n: number, limit: number, reach: number): number;
 }
+type Exports = SearchExports;
 
 let compiled: WasmModule | null | undefined;
 
@@ -150,6 +166,10 @@ class WasmSearch implements MultiNeedleSearch {
 
   get needle(): number {
     return this.made?.last_needle() ?? -1;
+  }
+
+  get instance(): { exports: Exports; memory: ArrayBuffer } | undefined {
+    return this.made && { exports: this.made, memory: this.bytes };
   }
 
   /** The searching instance, its filter generated for pairs counted in the sample (or `first`, the data of the first search). */
