@@ -27,11 +27,50 @@ export class LogTimes {
       this.minute = minute;
       this.zone = time.slice(23);
       this.minuteEpoch = Date.parse(`${minute}:00.000${this.zone}`);
+      this.minuteBytes = Buffer.from(minute + this.zone, 'latin1');
     }
     return this.minuteEpoch + seconds * 1000 + digit(time, 20) * 100 + digit(time, 21) * 10 + digit(time, 22);
   }
 
+  /**
+   * epochOf of the time written in bytes[from, to) (read as latin1, as replay's templates read it),
+   * without making its text: in the minute and zone of the time before, from its digits; any other
+   * from its text. For replay's runs of repeats (a busy log's errors, most in the same minute).
+   */
+  epochOfBytes(bytes: Uint8Array, from: number, to: number): number {
+    const known = this.minuteBytes;
+    if (to - from === 27 && known.length === 20 && isSecondsMillisIn(bytes, from + 16) && sameMinuteAndZone(bytes, from, known)) {
+      const seconds = (bytes[from + 17]! - 48) * 10 + bytes[from + 18]! - 48;
+      if (seconds <= 59) return this.minuteEpoch + seconds * 1000 + (bytes[from + 20]! - 48) * 100 + (bytes[from + 21]! - 48) * 10 + bytes[from + 22]! - 48;
+    }
+    return this.epochOf(Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('latin1'));
+  }
+
   private zone = '';
+  /** The minute and the zone as bytes (`2026-11-27 10:00 UTC`), for epochOfBytes. */
+  private minuteBytes: Uint8Array = new Uint8Array(0);
+}
+
+/** Whether bytes[from, from + 16) and bytes[from + 23, from + 27) are the 20 bytes of `known` (a minute and a zone). */
+function sameMinuteAndZone(bytes: Uint8Array, from: number, known: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) if (bytes[from + i] !== known[i]) return false;
+  for (let i = 16; i < 20; i++) if (bytes[from + 7 + i] !== known[i]) return false;
+  return true;
+}
+
+const isDigitByte = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57;
+
+/** isSecondsMillisAt, on bytes. */
+function isSecondsMillisIn(bytes: Uint8Array, at: number): boolean {
+  return (
+    bytes[at] === 58 &&
+    isDigitByte(bytes[at + 1]) &&
+    isDigitByte(bytes[at + 2]) &&
+    bytes[at + 3] === 46 &&
+    isDigitByte(bytes[at + 4]) &&
+    isDigitByte(bytes[at + 5]) &&
+    isDigitByte(bytes[at + 6])
+  );
 }
 
 const digit = (text: string, at: number) => text.charCodeAt(at) - 48;

@@ -6,7 +6,16 @@ import type { Incident } from '../detect/detectIncident.js';
 import type { IncidentScanner } from '../detect/scanner.js';
 import { unpackIncidents } from './packIncidents.js';
 import { turn } from '../util/turn.js';
-import { addScanCounters, FileRangeScan, newScanCounters, scanFileRange, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
+import {
+  addScanCounters,
+  FileRangeScan,
+  newScanCounters,
+  scanFileRange,
+  ScanTools,
+  type IncidentSink,
+  type RangeScan,
+  type ScanCounters,
+} from './scanRange.js';
 import type { PackedPiece, PieceDone, ScanJob, WorkerMessage } from './scanWorker.js';
 
 /**
@@ -90,7 +99,7 @@ export function pieceScan(
   pieceBytes: number,
   tools: ScanTools,
   window: Buffer,
-  onIncident: (incident: Incident) => void,
+  onIncident: IncidentSink,
 ): FileRangeScan | undefined {
   const range = pieceRange(fd, size, k, pieceBytes, tools.scanner, window);
   return range && new FileRangeScan(fd, range.start, range.end, tools, onIncident, size);
@@ -171,7 +180,7 @@ export async function scanInParallel(
   size: number,
   scan: RangeScan,
   threads: number,
-  onIncident: (incident: Incident) => void,
+  onIncident: IncidentSink,
   onProgress?: (done: number) => void,
   pieceBytes = PIECE_BYTES,
   { pool, signal, joinAfter }: ParallelOptions = {},
@@ -259,7 +268,7 @@ export async function scanInParallel(
       // The piece whose turn it is hands its incidents on as they are found; a later one keeps them till its turn.
       const incidents: Incident[] = [];
       const inTurn = k === emitted;
-      const piece = pieceScan(handle.fd, size, k, pieceBytes, tools, window, inTurn ? onIncident : (incident) => void incidents.push(incident));
+      const piece = pieceScan(handle.fd, size, k, pieceBytes, tools, window, inTurn ? onIncident : (incident: Incident) => void incidents.push(incident));
       while (!failure && piece?.step()) await turn();
       finished.set(k, { id: k, incidents, counters: piece?.counters ?? newScanCounters() });
       emitReady();

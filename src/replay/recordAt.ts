@@ -143,6 +143,11 @@ export class RecordReader {
     return native.decided.subarray(0, n);
   }
 
+  /** Where the time is in the lines template `slot` stands for ([start, end) from the line's start), if they have one. */
+  repeatTime(slot: number): readonly [number, number] | undefined {
+    return this.slots[slot]!.time;
+  }
+
   /** The incident of the candidate at bytes[start] (absolute offset `offset`) that decideRepeats said template `slot` stands for. */
   repeatIncident(slot: number, bytes: Buffer, start: number, offset: number): Incident | undefined {
     this.unrecognised = false;
@@ -563,7 +568,7 @@ class LineTemplate {
     private readonly bytes: Buffer,
     /** [start, end) of the time and the pid in the line, ascending; the digits in them may differ. */
     private readonly spans: number[],
-    private readonly time: [number, number] | undefined,
+    readonly time: [number, number] | undefined,
     private readonly pid: [number, number] | undefined,
     readonly prefixBytes: number,
     readonly wantDetail: boolean,

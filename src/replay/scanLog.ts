@@ -2,11 +2,11 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { pipeline, Readable } from 'node:stream';
-import { detectIncident, type Incident } from '../detect/detectIncident.js';
+import { detectIncident } from '../detect/detectIncident.js';
 import { isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
-import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type RangeScan, type ScanCounters } from './scanRange.js';
+import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type IncidentSink, type RangeScan, type ScanCounters } from './scanRange.js';
 import { isGzip } from '../util/gzip.js';
 
 export type { ScanCounters } from './scanRange.js';
@@ -29,7 +29,8 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** With workers: this thread scans only once this has settled (see ParallelOptions.joinAfter). */
   joinAfter?: Promise<unknown>;
-  onIncident(incident: Incident): void;
+  /** Each incident found, in the file's order (with `repeats`: a stderr file's runs of repeats, see IncidentSink). */
+  onIncident: IncidentSink;
   onProgress?(bytesRead: number, totalBytes: number): void;
 }
 

@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
 import { countByte } from '../detect/wasm/countByte.js';
+import { LogTimes } from './logTimes.js';
 import { RECORD_REACH, RecordReader, REPEATS_BATCH, UNDECIDED } from './recordAt.js';
 
 /** Bytes read at a time. */
@@ -25,6 +26,29 @@ export interface ScanCounters {
   unreadable: number;
   /** The first of them, up to the error's words (what follows may hold row data). */
   unreadableSample?: string;
+}
+
+/**
+ * Hits of one error that a template decided one after another (RecordReader.decideRepeats), handed
+ * out at once: the first's incident, then `count` more that are that incident but for their offset,
+ * pid and time (`epochs[0, count)`: each time's LogTimes.epochOf, NaN without one), the last of
+ * them at `lastTime`. Valid during the call only (`epochs` is reused).
+ */
+export interface RepeatRun {
+  first: Incident;
+  count: number;
+  epochs: Float64Array;
+  lastTime: string | undefined;
+}
+
+/**
+ * Where a scan hands what it finds: each incident, in the file's order. When it has `repeats`, a
+ * stderr scan hands a run of repeats (RepeatRun) as one call there instead of an incident each
+ * (replay's tally: a busy log's ~140,000 errors a GiB are mostly such runs).
+ */
+export interface IncidentSink {
+  (incident: Incident): void;
+  repeats?: (run: RepeatRun) => void;
 }
 
 export const newScanCounters = (): ScanCounters => ({ bytes: 0, candidates: 0, incidents: 0, oversized: 0, unreadable: 0 });
@@ -83,6 +107,14 @@ export class ChunkScan {
   readonly counters = newScanCounters();
   /** A candidate at or past the range's end was reached: the rest belongs to the next range. */
   done = false;
+  /**
+   * stderr, with onIncident.repeats: the hits one template decided one after another (the first's
+   * incident, the last's start in the chunk), handed out as one run when another hit comes or the
+   * chunk ends; the epochs of the further hits' times, and what reads them.
+   */
+  private run: { slot: number; first: Incident; count: number; last: number } | undefined;
+  private epochs = new Float64Array(1024);
+  private readonly times = new LogTimes();
   private readonly scanner: IncidentScanner;
   private readonly reader: RecordReader;
   /** csvlog: records are framed by their quotes (CsvlogParser's rule), counted from the range's start. */
@@ -96,7 +128,7 @@ export class ChunkScan {
   constructor(
     tools: ScanTools,
     private readonly rangeEnd: number,
-    private readonly onIncident: (incident: Incident) => void,
+    private readonly onIncident: IncidentSink,
   ) {
     this.scanner = tools.scanner;
     this.reader = tools.reader;
@@ -149,22 +181,60 @@ export class ChunkScan {
         last = start;
       }
       if (base + start >= this.rangeEnd) {
+        this.endRun(bytes);
         this.done = true;
         return;
       }
       this.counters.candidates++;
       if (this.decidesRepeats && i % REPEATS_BATCH === 0) decided = this.reader.decideRepeats(this.scanner.search, bytes, starts, i, length);
       const slot = decided ? decided[i % REPEATS_BATCH]! : UNDECIDED;
+      if (slot !== UNDECIDED && this.run?.slot === slot) {
+        this.extendRun(bytes, start);
+        this.counters.incidents++;
+        continue;
+      }
       const incident =
         slot === UNDECIDED ? this.reader.incidentAt(bytes, start, length, base + start) : this.reader.repeatIncident(slot, bytes, start, base + start);
+      // (A candidate that holds no incident leaves the run open: a DETAIL line with %e's SQLSTATE.)
       if (!incident) {
         if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
         continue;
       }
       this.counters.incidents++;
-      this.onIncident(incident);
+      this.endRun(bytes);
+      if (slot !== UNDECIDED && this.onIncident.repeats) this.run = { slot, first: incident, count: 0, last: start };
+      else this.onIncident(incident);
     }
+    this.endRun(bytes);
     if (this.framedByQuotes && countByte(bytes, counted, end, QUOTE) & 1) this.quoted = !this.quoted;
+  }
+
+  /** One more hit of the open run, at bytes[start]: its time's epoch kept. */
+  private extendRun(bytes: Buffer, start: number): void {
+    const run = this.run!;
+    const time = this.reader.repeatTime(run.slot);
+    if (run.count === this.epochs.length) {
+      const more = new Float64Array(2 * this.epochs.length);
+      more.set(this.epochs);
+      this.epochs = more;
+    }
+    this.epochs[run.count++] = time ? this.times.epochOfBytes(bytes, start + time[0], start + time[1]) : NaN;
+    run.last = start;
+  }
+
+  /** Hands out the open run (a single hit as the incident it is), before anything found after it. */
+  private endRun(bytes: Buffer): void {
+    const run = this.run;
+    if (!run) return;
+    this.run = undefined;
+    if (run.count === 0) return this.onIncident(run.first);
+    const time = this.reader.repeatTime(run.slot);
+    this.onIncident.repeats!({
+      first: run.first,
+      count: run.count,
+      epochs: this.epochs,
+      lastTime: time && bytes.toString('latin1', run.last + time[0], run.last + time[1]),
+    });
   }
 }
 
@@ -213,7 +283,7 @@ export class FileRangeScan {
     private readonly start: number,
     private readonly end: number,
     private readonly tools: ScanTools,
-    onIncident: (incident: Incident) => void,
+    onIncident: IncidentSink,
     size: number,
   ) {
     this.stop = Math.min(size, end + RECORD_REACH);
@@ -348,7 +418,7 @@ export async function scanFileRange(
   start: number,
   end: number,
   scan: RangeScan | ScanTools,
-  onIncident: (incident: Incident) => void,
+  onIncident: IncidentSink,
   onProgress?: (position: number) => void,
   signal?: AbortSignal,
 ): Promise<ScanCounters> {
@@ -369,7 +439,7 @@ export async function scanFileRange(
 export async function scanStream(
   stream: AsyncIterable<Buffer>,
   scan: RangeScan,
-  onIncident: (incident: Incident) => void,
+  onIncident: IncidentSink,
   onProgress?: () => void,
   signal?: AbortSignal,
 ): Promise<ScanCounters> {

@@ -47,5 +47,14 @@ describe("replay's log times", () => {
     }
     const parsed = new LogTimes();
     for (const time of times) expect(parsed.epochOf(time), time).toBe(Date.parse(time));
+    // From the bytes of a line (replay's runs of repeats), alone and taking turns with epochOf (one cache).
+    for (const alone of [true, false]) {
+      const fromBytes = new LogTimes();
+      times.forEach((time, i) => {
+        const line = Buffer.from(`x ${time} y`, 'latin1');
+        const epoch = alone || i % 3 ? fromBytes.epochOfBytes(line, 2, 2 + time.length) : fromBytes.epochOf(time);
+        expect(epoch, time).toBe(Date.parse(time));
+      });
+    }
   });
 });

@@ -7,7 +7,9 @@ import type { Incident } from '../../src/detect/detectIncident.js';
 import { IncidentScanner } from '../../src/detect/scanner.js';
 import { wasmSimdAvailable } from '../../src/detect/wasm/multiNeedle.js';
 import { RecordReader, REPEATS_BATCH, UNDECIDED } from '../../src/replay/recordAt.js';
-import { scanFileRange, ScanTools } from '../../src/replay/scanRange.js';
+import { LogTimes } from '../../src/replay/logTimes.js';
+import { scanFileRange, ScanTools, type RepeatRun } from '../../src/replay/scanRange.js';
+import { keyOf } from '../helpers/fastPaths.js';
 import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
 import { catalogSamples } from '../helpers/scannedSamples.js';
@@ -45,6 +47,8 @@ function differences(prefix: string, text: string, starts: 'every line' | 'candi
 
 /** Templates of the last differences() call that stood for at least one line (the fast path was taken). */
 let templatesUsed = 0;
+/** Runs of repeats (more than one hit) the last scanDifferences() call's scan handed out. */
+let runs = 0;
 
 const dir = mkdtempSync(join(tmpdir(), 'seqwatch-recordat-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,6 +60,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  * differences and how many candidates the module decided.
  */
 async function scanDifferences(prefix: string, text: string): Promise<{ out: string[]; decided: number }> {
+  runs = 0;
   const bytes = Buffer.from(text);
   const path = join(dir, 'repeats.log');
   writeFileSync(path, bytes);
@@ -68,9 +73,15 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
     return slots;
   };
   const found: Incident[] = [];
+  /** The same scan handing runs of repeats out as such (RepeatRun), as replay's tally takes them. */
+  const withRuns: Array<Incident | { run: RepeatRun }> = [];
+  const sink = Object.assign((incident: Incident) => void withRuns.push(incident), {
+    repeats: (run: RepeatRun) => void withRuns.push({ run: { ...run, epochs: run.epochs.slice(0, run.count) } }),
+  });
   const handle = await open(path);
   try {
     await scanFileRange(handle, 0, bytes.length, tools, (incident) => void found.push(incident));
+    await scanFileRange(handle, 0, bytes.length, new ScanTools(tools.scan), sink);
   } finally {
     await handle.close();
   }
@@ -92,6 +103,31 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
     }
   }
   if (expected.length === 0) out.push('no incident at all: nothing compared');
+  // Each run stands for as many incidents found one by one: the first, then the same but for their
+  // offset, pid and time (the epoch of each, the last one's time).
+  const times = new LogTimes();
+  const epochOf = (incident: Incident | undefined) => (incident?.logTime ? times.epochOf(incident.logTime) : NaN);
+  /** What a run's hits have in common: all but their offset, pid and time. */
+  const unlike = (incident: Incident) => ({ ...incident, offset: undefined, pid: undefined, logTime: undefined });
+  let k = 0;
+  for (const item of withRuns) {
+    if (!('run' in item)) {
+      if (keyOf(item) !== keyOf(found[k]!)) out.push(`without runs ${JSON.stringify(found[k])}, with ${JSON.stringify(item)}`);
+      k++;
+      continue;
+    }
+    const { first, count, epochs, lastTime } = item.run;
+    runs++;
+    if (keyOf(first) !== keyOf(found[k]!)) out.push(`a run's first ${JSON.stringify(first)}, without runs ${JSON.stringify(found[k])}`);
+    for (let j = 1; j <= count; j++) {
+      const one = found[k + j];
+      if (!one || JSON.stringify(unlike(one)) !== JSON.stringify(unlike(first)) || !Object.is(epochOf(one), epochs[j - 1]))
+        out.push(`a run of ${JSON.stringify(first)}: its hit ${j} (epoch ${epochs[j - 1]}) is ${JSON.stringify(one)} without runs`);
+    }
+    if (lastTime !== found[k + count]?.logTime) out.push(`a run's last time ${lastTime}, without runs ${found[k + count]?.logTime}`);
+    k += 1 + count;
+  }
+  if (k !== found.length) out.push(`with runs ${k} incidents, without ${found.length}`);
   return { out, decided };
 }
 
@@ -217,6 +253,7 @@ describe("replay's stderr fast path says what the parser says", () => {
     const { out, decided } = await scanDifferences('%m [%p] %e %q%u@%d ', lines.join('\n') + '\n');
     expect(out).toEqual([]);
     expect(decided).toBeGreaterThan(REPEATS_BATCH);
+    expect(runs).toBeGreaterThan(100);
   });
 
   for (const [prefix, head] of prefixes) {

@@ -12,7 +12,7 @@ import type { ScanThreads } from '../../replay/parallel.js';
 import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import type { UntoldErrors } from '../../replay/untoldErrors.js';
-import { addScanCounters, newScanCounters } from '../../replay/scanRange.js';
+import { addScanCounters, newScanCounters, type RepeatRun } from '../../replay/scanRange.js';
 import { FORMATS, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
 import { printsSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
@@ -139,7 +139,8 @@ async function replay(
   const opening = loading.then(([{ databaseFor }]) => databaseFor(config, options.database, EXIT.failure, (error) => (unreadablePassword ??= error)));
   opening.catch((error: unknown) => stop.abort(error));
   let db: Database | undefined;
-  const early: Incident[] = [];
+  /** What the scan found before the database was chosen (whose records are another database's?): incidents, and runs of repeats. */
+  const early: Array<Incident | RepeatRun> = [];
   let otherDatabase = 0;
   const window = config.remediation.debounce_ms;
   const times = new LogTimes();
@@ -193,16 +194,18 @@ async function replay(
   };
   /** This database's errors by family (the other databases' counted apart). */
   const routed: Partial<Record<Incident['kind'], number>> = {};
-  const route = (incident: Incident) => {
+  /** Routes an incident, and the repeats of it that follow (`run`, see RepeatRun: its `first` is `incident`). */
+  const route = (incident: Incident, run?: RepeatRun) => {
+    const errors = 1 + (run?.count ?? 0);
     // The daemon's rule (Databases.route): records that name another database are not this one's.
     if (namesOtherDatabase(incident, db!.name)) {
-      otherDatabase++;
+      otherDatabase += errors;
       return;
     }
-    routed[incident.kind] = (routed[incident.kind] ?? 0) + 1;
+    routed[incident.kind] = (routed[incident.kind] ?? 0) + errors;
     // A name first tallied: a unique index's (a duplicate key, a replication conflict) looked up, a
     // sequence error verified, while the scan runs.
-    if (tally(tallies, incident, window, untallied, times)) {
+    if (tally(tallies, incident, window, untallied, times, run)) {
       if (isSequenceError(incident.kind)) toVerify.push({ kind: incident.kind, name: incident.constraint });
       else toLookUp.push(incident.constraint);
       catalogWork();
@@ -220,7 +223,9 @@ async function replay(
   const reachable = opening.then(
     (chosen) => {
       db = chosen;
-      for (const incident of early) route(incident);
+      for (const found of early)
+        if ('epochs' in found) route(found.first, found);
+        else route(found);
       early.length = 0;
       if (unreadablePassword) return unreadablePassword;
       return chosen.query<{ lc: string }>(`SELECT current_setting('lc_messages') AS lc`).then(
@@ -263,11 +268,20 @@ async function replay(
         signal: stop.signal,
         // With workers, this thread loads pg and chooses the database first; they scan meanwhile.
         joinAfter: opening,
-        onIncident: (incident) => {
-          kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
-          if (db) route(incident);
-          else early.push(incident);
-        },
+        onIncident: Object.assign(
+          (incident: Incident) => {
+            kinds[incident.kind] = (kinds[incident.kind] ?? 0) + 1;
+            if (db) route(incident);
+            else early.push(incident);
+          },
+          {
+            repeats: (run: RepeatRun) => {
+              kinds[run.first.kind] = (kinds[run.first.kind] ?? 0) + 1 + run.count;
+              if (db) route(run.first, run);
+              else early.push({ ...run, epochs: run.epochs.slice(0, run.count) });
+            },
+          },
+        ),
         onProgress: (read, total) => progress.update(read, total, `${(read / 1048576).toFixed(0)} MiB`),
       });
     } catch (error) {
@@ -492,21 +506,43 @@ function untoldErrorsProblems(file: string, { noSqlstate, unmatched }: UntoldErr
   return problems;
 }
 
-/** Counts an incident into its constraint's tally; true when that is a name not tallied before. */
-function tally(tallies: Map<string, ConstraintTally>, incident: Incident, windowMs: number, untallied: { errors: number }, times: LogTimes): boolean {
+/**
+ * Counts an incident, and the repeats of it that follow (`run`), into its constraint's tally; true
+ * when that is a name not tallied before.
+ */
+function tally(
+  tallies: Map<string, ConstraintTally>,
+  incident: Incident,
+  windowMs: number,
+  untallied: { errors: number },
+  times: LogTimes,
+  run?: RepeatRun,
+): boolean {
   // A sequence error's name is a sequence's: tallied apart from a unique index of the same name.
   const key = isSequenceError(incident.kind) ? `${incident.kind}\u0000${incident.constraint}` : incident.constraint;
   let t = tallies.get(key);
   if (!t && tallies.size >= MAX_TALLIED) {
-    untallied.errors++;
+    untallied.errors += 1 + (run?.count ?? 0);
     return false;
   }
+  const named = !t;
   if (!t) {
     t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
     tallies.set(key, t);
   }
+  countError(t, incident.logTime ? times.epochOf(incident.logTime) : NaN, windowMs);
+  t.first ??= incident.logTime;
+  t.last = incident.logTime;
+  if (run) {
+    for (let k = 0; k < run.count; k++) countError(t, run.epochs[k]!, windowMs);
+    t.last = run.lastTime;
+  }
+  return named;
+}
+
+/** One more error in a tally, at `epoch` (NaN: no time), into its bursts. */
+function countError(t: ConstraintTally, epoch: number, windowMs: number): void {
   t.errors++;
-  const epoch = incident.logTime ? times.epochOf(incident.logTime) : NaN;
   // The daemon checks at a burst's first error and once more after it if more came; a gap longer
   // than the debounce window starts a new burst. Without parsable times: one burst.
   const newBurst = t.errors === 1 || (!Number.isNaN(epoch) && t.lastEpoch !== undefined && epoch - t.lastEpoch > windowMs);
@@ -517,7 +553,4 @@ function tally(tallies: Map<string, ConstraintTally>, incident: Incident, window
     t.checks++;
   }
   if (!Number.isNaN(epoch)) t.lastEpoch = epoch;
-  t.first ??= incident.logTime;
-  t.last = incident.logTime;
-  return t.errors === 1;
 }

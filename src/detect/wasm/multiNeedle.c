@@ -194,6 +194,9 @@ static uint8_t template_pool[MAX_TEMPLATES][TEMPLATE_BYTES];
 static uint32_t marker_len[MAX_MARKERS], marker_class[MAX_MARKERS];
 static uint8_t marker_pool[MAX_MARKERS][MARKER_BYTES];
 static uint32_t marker_count;
+/** The markers by their first byte, in the order given: the first's index + 1 (0: none), then each one's next. */
+static uint8_t marker_first[256];
+static uint8_t marker_next[MAX_MARKERS];
 static uint32_t starts[MAX_STARTS];
 static uint8_t decided[MAX_STARTS];
 
@@ -212,7 +215,14 @@ void set_marker(uint32_t m, uint32_t len, uint32_t cls) {
   marker_class[m] = cls;
 }
 
-void set_marker_count(uint32_t n) { marker_count = n; }
+void set_marker_count(uint32_t n) {
+  marker_count = n;
+  for (uint32_t b = 0; b < 256; b++) marker_first[b] = 0;
+  for (uint32_t m = n; m-- > 0;) {
+    marker_next[m] = marker_first[marker_pool[m][0]];
+    marker_first[marker_pool[m][0]] = (uint8_t)(m + 1);
+  }
+}
 
 /** repeats(): the candidates' line starts (in), and for each the template that decides it or UNDECIDED (out). */
 uint32_t *starts_ptr(void) { return starts; }
@@ -252,9 +262,9 @@ static int matches(const uint8_t *line, uint32_t len, const Template *t, const u
 /** The class of the secondary marker at d[at] (the first listed that is there whole, below `limit`), or -1. */
 static int32_t marker_at(const uint8_t *d, uint32_t at, uint32_t limit) {
   if (at >= limit) return -1;
-  for (uint32_t m = 0; m < marker_count; m++) {
-    if (marker_pool[m][0] != d[at] || at + marker_len[m] > limit) continue;
-    if (same_bytes(d + at, marker_pool[m], marker_len[m])) return (int32_t)marker_class[m];
+  for (uint32_t next = marker_first[d[at]]; next != 0; next = marker_next[next - 1]) {
+    uint32_t m = next - 1;
+    if (at + marker_len[m] <= limit && same_bytes(d + at, marker_pool[m], marker_len[m])) return (int32_t)marker_class[m];
   }
   return -1;
 }
