@@ -1,4 +1,5 @@
 import type { Incident } from '../detect/detectIncident.js';
+import type { Found, RepeatRun } from './scanRange.js';
 
 /**
  * A piece's incidents as they cross from a worker to the main thread. Cloning tens of thousands of
@@ -15,8 +16,8 @@ export interface PackedIncidents {
   names: string[];
   /** The common shape's logTimes, joined by newlines (a time holds none). */
   times: string;
-  /** The others, with their place in the piece. */
-  whole: Array<[number, Incident]>;
+  /** The others, and the runs of repeats (RepeatRun, their epochs copied), with their place in the piece. */
+  whole: Array<[number, Found]>;
 }
 
 /** The common shape's keys, in their order. */
@@ -48,7 +49,7 @@ export class IncidentPacker {
   private names: string[] = [];
   private readonly ids = new Map<string, number>();
   private times: string[] = [];
-  private whole: Array<[number, Incident]> = [];
+  private whole: Array<[number, Found]> = [];
 
   add(incident: Incident): void {
     const index = this.count++;
@@ -69,6 +70,11 @@ export class IncidentPacker {
     columns[this.at++] = incident.offset!;
     columns[this.at++] = incident.pid!;
     this.times.push(incident.logTime!);
+  }
+
+  /** A run of repeats (a sink's `repeats`), in its place among the incidents: as it is, its epochs copied. */
+  addRun(run: RepeatRun): void {
+    this.whole.push([this.count++, { ...run, epochs: run.epochs.slice(0, run.count) }]);
   }
 
   /** The incidents added since the last take(), packed; the packer starts again empty. */
@@ -105,10 +111,10 @@ export function packIncidents(incidents: Incident[]): PackedIncidents {
   return packer.take();
 }
 
-export function unpackIncidents(packed: PackedIncidents): Incident[] {
+export function unpackIncidents(packed: PackedIncidents): Found[] {
   const { count, columns, names, whole } = packed;
   const times = packed.times === '' && whole.length === count ? [] : packed.times.split('\n');
-  const incidents: Incident[] = [];
+  const incidents: Found[] = [];
   let at = 0;
   let time = 0;
   let next = 0;

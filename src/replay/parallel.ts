@@ -2,16 +2,18 @@ import { existsSync, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Incident } from '../detect/detectIncident.js';
 import type { IncidentScanner } from '../detect/scanner.js';
 import { unpackIncidents } from './packIncidents.js';
 import { turn } from '../util/turn.js';
 import {
   addScanCounters,
   FileRangeScan,
+  handOn,
+  keeping,
   newScanCounters,
   scanFileRange,
   ScanTools,
+  type Found,
   type IncidentSink,
   type RangeScan,
   type ScanCounters,
@@ -204,7 +206,7 @@ export async function scanInParallel(
     for (let done = finished.get(emitted); done; done = finished.get(emitted)) {
       finished.delete(emitted);
       addScanCounters(counters, done.counters);
-      for (const incident of 'packed' in done ? unpackIncidents(done.packed) : done.incidents) onIncident(incident);
+      for (const found of 'packed' in done ? unpackIncidents(done.packed) : done.incidents) handOn(onIncident, found);
       emitted++;
       onProgress?.(Math.min(size, emitted * pieceBytes));
     }
@@ -224,7 +226,8 @@ export async function scanInParallel(
   const onAbort = () => fail(signal!.reason as Error);
   if (signal?.aborted) onAbort();
   else signal?.addEventListener('abort', onAbort, { once: true });
-  const job: ScanJob = { file: scan.source, size, scan, pieces, pieceBytes, shared: shared.buffer as SharedArrayBuffer };
+  const runs = onIncident.repeats !== undefined;
+  const job: ScanJob = { file: scan.source, size, scan, pieces, pieceBytes, shared: shared.buffer as SharedArrayBuffer, runs };
   const running = workers.map(
     (worker) =>
       new Promise<void>((resolve) => {
@@ -266,9 +269,9 @@ export async function scanInParallel(
         continue;
       }
       // The piece whose turn it is hands its incidents on as they are found; a later one keeps them till its turn.
-      const incidents: Incident[] = [];
+      const incidents: Found[] = [];
       const inTurn = k === emitted;
-      const piece = pieceScan(handle.fd, size, k, pieceBytes, tools, window, inTurn ? onIncident : (incident: Incident) => void incidents.push(incident));
+      const piece = pieceScan(handle.fd, size, k, pieceBytes, tools, window, inTurn ? onIncident : keeping(incidents, runs));
       while (!failure && piece?.step()) await turn();
       finished.set(k, { id: k, incidents, counters: piece?.counters ?? newScanCounters() });
       emitReady();

@@ -51,6 +51,25 @@ export interface IncidentSink {
   repeats?: (run: RepeatRun) => void;
 }
 
+/** What a scan hands out: an incident, or a run of repeats. */
+export type Found = Incident | RepeatRun;
+
+/** Hands `found` to `sink` as the scan would have (a run to its `repeats`, which it has when it was given runs). */
+export function handOn(sink: IncidentSink, found: Found): void {
+  if ('epochs' in found) sink.repeats!(found);
+  else sink(found);
+}
+
+/**
+ * A sink that keeps what it is handed in `into`, in order: runs of repeats too (their epochs
+ * copied) when `runs`, else an incident each.
+ */
+export function keeping(into: Found[], runs: boolean): IncidentSink {
+  const sink: IncidentSink = (incident) => void into.push(incident);
+  if (runs) sink.repeats = (run) => void into.push({ ...run, epochs: run.epochs.slice(0, run.count) });
+  return sink;
+}
+
 export const newScanCounters = (): ScanCounters => ({ bytes: 0, candidates: 0, incidents: 0, oversized: 0, unreadable: 0 });
 
 /** Adds `from`'s counts to `into` (the first unreadable line stays the first). */

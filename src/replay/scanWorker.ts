@@ -1,9 +1,8 @@
 import { closeSync, openSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import type { Incident } from '../detect/detectIncident.js';
 import { IncidentPacker, type PackedIncidents } from './packIncidents.js';
 import { CUT_WINDOW, pieceScan, take } from './parallel.js';
-import { newScanCounters, ScanTools, type RangeScan, type ScanCounters } from './scanRange.js';
+import { newScanCounters, ScanTools, type Found, type IncidentSink, type RangeScan, type ScanCounters } from './scanRange.js';
 
 /** A file to scan in pieces with the other threads (see parallel.ts). */
 export interface ScanJob {
@@ -14,11 +13,13 @@ export interface ScanJob {
   pieceBytes: number;
   /** The counters the threads take pieces by (parallel.ts: take). */
   shared: SharedArrayBuffer;
+  /** The incidents' sink takes runs of repeats (IncidentSink.repeats): they are posted as runs. */
+  runs: boolean;
 }
 
 export interface PieceDone {
   id: number;
-  incidents: Incident[];
+  incidents: Found[];
   counters: ScanCounters;
 }
 
@@ -49,7 +50,8 @@ if (parentPort) {
     const fd = openSync(job.file, 'r');
     try {
       const packer = new IncidentPacker();
-      const add = (incident: Incident) => packer.add(incident);
+      const add: IncidentSink = (incident) => packer.add(incident);
+      if (job.runs) add.repeats = (run) => packer.addRun(run);
       for (let k = take(shared, job.pieces, true); k !== -1; k = take(shared, job.pieces, true)) {
         const scan = pieceScan(fd, job.size, k, job.pieceBytes, tools, window, add);
         while (scan?.step());

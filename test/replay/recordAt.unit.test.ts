@@ -8,7 +8,8 @@ import { IncidentScanner } from '../../src/detect/scanner.js';
 import { wasmSimdAvailable } from '../../src/detect/wasm/multiNeedle.js';
 import { RecordReader, REPEATS_BATCH, UNDECIDED } from '../../src/replay/recordAt.js';
 import { LogTimes } from '../../src/replay/logTimes.js';
-import { scanFileRange, ScanTools, type RepeatRun } from '../../src/replay/scanRange.js';
+import { ScanThreads, scanInParallel } from '../../src/replay/parallel.js';
+import { keeping, scanFileRange, ScanTools, type Found, type RepeatRun } from '../../src/replay/scanRange.js';
 import { keyOf } from '../helpers/fastPaths.js';
 import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
@@ -47,11 +48,16 @@ function differences(prefix: string, text: string, starts: 'every line' | 'candi
 
 /** Templates of the last differences() call that stood for at least one line (the fast path was taken). */
 let templatesUsed = 0;
-/** Runs of repeats (more than one hit) the last scanDifferences() call's scan handed out. */
+/** Runs of repeats (more than one hit) the last scanDifferences() call's scan handed out, with one thread and with two. */
 let runs = 0;
+let runsOfTwo = 0;
 
 const dir = mkdtempSync(join(tmpdir(), 'seqwatch-recordat-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const pool = new ScanThreads(1);
+afterAll(async () => {
+  await pool.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /**
  * The same comparison for replay's scan of a file (scanFileRange: a chunk read into the search's
@@ -75,6 +81,7 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   const found: Incident[] = [];
   /** The same scan handing runs of repeats out as such (RepeatRun), as replay's tally takes them. */
   const withRuns: Array<Incident | { run: RepeatRun }> = [];
+  const parallel: Found[] = [];
   const sink = Object.assign((incident: Incident) => void withRuns.push(incident), {
     repeats: (run: RepeatRun) => void withRuns.push({ run: { ...run, epochs: run.epochs.slice(0, run.count) } }),
   });
@@ -82,6 +89,8 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   try {
     await scanFileRange(handle, 0, bytes.length, tools, (incident) => void found.push(incident));
     await scanFileRange(handle, 0, bytes.length, new ScanTools(tools.scan), sink);
+    // Two threads (this one and a worker, which posts its runs), in pieces of 64 KiB.
+    await scanInParallel(handle, bytes.length, { ...tools.scan, source: path }, 2, keeping(parallel, true), undefined, 64 * 1024, { pool });
   } finally {
     await handle.close();
   }
@@ -107,8 +116,8 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   // offset, pid and time (the epoch of each, the last one's time).
   const times = new LogTimes();
   const epochOf = (incident: Incident | undefined) => (incident?.logTime ? times.epochOf(incident.logTime) : NaN);
-  /** What a run's hits have in common: all but their offset, pid and time. */
-  const unlike = (incident: Incident) => ({ ...incident, offset: undefined, pid: undefined, logTime: undefined });
+  /** What a run's hits have in common: all but their offset, pid and time (and the name of the file read). */
+  const unlike = (incident: Incident) => ({ ...incident, offset: undefined, pid: undefined, logTime: undefined, source: undefined });
   let k = 0;
   for (const item of withRuns) {
     if (!('run' in item)) {
@@ -128,6 +137,17 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
     k += 1 + count;
   }
   if (k !== found.length) out.push(`with runs ${k} incidents, without ${found.length}`);
+  // Two threads' runs (cut where pieces and chunks end) stand for the same errors at the same times.
+  const row = (incident: Incident, epoch: number) => JSON.stringify({ ...unlike(incident), epoch });
+  const flat = (items: Found[]) =>
+    items.flatMap((item) =>
+      'epochs' in item
+        ? [row(item.first, epochOf(item.first)), ...Array.from(item.epochs.subarray(0, item.count), (epoch) => row(item.first, epoch))]
+        : [row(item, epochOf(item))],
+    );
+  const [two, one] = [flat(parallel), flat(found)];
+  runsOfTwo = parallel.filter((item) => 'epochs' in item).length;
+  if (JSON.stringify(two) !== JSON.stringify(one)) out.push(`two threads ${two.length} errors, one ${one.length}: ${two.find((row, i) => row !== one[i])}`);
   return { out, decided };
 }
 
@@ -254,6 +274,7 @@ describe("replay's stderr fast path says what the parser says", () => {
     expect(out).toEqual([]);
     expect(decided).toBeGreaterThan(REPEATS_BATCH);
     expect(runs).toBeGreaterThan(100);
+    expect(runsOfTwo).toBeGreaterThan(100);
   });
 
   for (const [prefix, head] of prefixes) {
