@@ -64,7 +64,6 @@ const NEWLINE = 0x0a;
 
 /** The little of the WebAssembly API used here (its types come with TypeScript's DOM library, which this project does not load). */
 interface WasmApi {
-  validate(bytes: Uint8Array): boolean;
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: object) => { exports: unknown };
   Memory: new (limits: { initial: number }) => WasmMemory;
@@ -97,12 +96,15 @@ type Exports = SearchExports;
 
 let compiled: WasmModule | null | undefined;
 
-/** The compiled module, or null where WebAssembly or its SIMD is not available. Compiled once, synchronously (~12 KiB). */
+/**
+ * The compiled module, or null where WebAssembly or its SIMD is not available (compiling it then
+ * throws: WebAssembly.validate first would decode it twice, ~4 ms of every start). Compiled once,
+ * synchronously (~4 KiB).
+ */
 function wasmModule(): WasmModule | null {
   if (compiled !== undefined) return compiled;
   try {
-    const bytes = Buffer.from(MULTI_NEEDLE_WASM, 'base64');
-    compiled = WASM?.validate(bytes) ? new WASM.Module(bytes) : null;
+    compiled = WASM ? new WASM.Module(Buffer.from(MULTI_NEEDLE_WASM, 'base64')) : null;
   } catch {
     compiled = null;
   }
