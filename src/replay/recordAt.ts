@@ -123,7 +123,8 @@ export class RecordReader {
         return undefined;
       }
       const instance = search?.instance;
-      if (!instance) return undefined;
+      // (A decompressed stream is never read into the module's memory: its reader never sends templates.)
+      if (!instance || bytes.buffer !== instance.memory) return undefined;
       this.native = nativeRepeats(instance.exports, instance.memory);
       if (!this.native) return undefined;
       for (const template of this.templates.values()) if (template.used) this.unsent.push(template);
