@@ -128,8 +128,8 @@ export class ChunkScan {
   done = false;
   /**
    * stderr, with onIncident.repeats: the hits one template decided one after another (the first's
-   * incident, the last's start in the chunk), handed out as one run when another hit comes or the
-   * chunk ends; the epochs of the further hits' times, and what reads them.
+   * incident, the last's start in the chunk), handed out as one run when another incident comes, a
+   * batch begins or the chunk ends; the epochs of the further hits' times, and what reads them.
    */
   private run: { slot: number; first: Incident; count: number; last: number } | undefined;
   private epochs = new Float64Array(1024);
@@ -205,7 +205,12 @@ export class ChunkScan {
         return;
       }
       this.counters.candidates++;
-      if (this.decidesRepeats && i % REPEATS_BATCH === 0) decided = this.reader.decideRepeats(this.scanner.search, bytes, starts, i, length);
+      if (this.decidesRepeats && i % REPEATS_BATCH === 0) {
+        // A run is a slot's: the module's slots may hold other templates from the next batch on
+        // (a field trial's log had hits of one constraint counted under another's).
+        this.endRun(bytes);
+        decided = this.reader.decideRepeats(this.scanner.search, bytes, starts, i, length);
+      }
       const slot = decided ? decided[i % REPEATS_BATCH]! : UNDECIDED;
       if (slot !== UNDECIDED && this.run?.slot === slot) {
         this.extendRun(bytes, start);
