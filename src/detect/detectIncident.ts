@@ -222,8 +222,9 @@ export function detectIncident(record: LogRecord): Incident | undefined {
   if (!isError(record)) return undefined;
   const replication = replicationConflict(record);
   if (replication) return replication;
+  const message = withoutPosition(record.message);
   for (const known of SEQUENCE_ERRORS) {
-    let name = known.english(record.message);
+    let name = known.english(message);
     if (name === undefined && record.sqlstate === known.sqlstate) {
       // By SQLSTATE alone (a translated message) most of these codes also cover tables and
       // numbers: only a message that names a *_seq counts, except for 2200H (sequences only).
@@ -363,6 +364,26 @@ function finishLsn(context: string): string | undefined {
 }
 
 /** `<prefix>NAME<suffix>` as the whole text, NAME accepted by `accept`. */
+/** What PostgreSQL's text logs append to a message where the statement's position is known. */
+const POSITION = ' at character ';
+
+/**
+ * A message without the position PostgreSQL's stderr and syslog output append to an error raised
+ * while a statement is parsed (`relation "ticket_id_seq" does not exist at character 16`, for
+ * `SELECT nextval('ticket_id_seq')`); csvlog and jsonlog keep it in a field of their own. A real
+ * server's stderr log showed it: its missing-sequence errors went unrecognised there, and were
+ * found in its csvlog (test/e2e/sequenceErrors.test.ts).
+ */
+function withoutPosition(message: string): string {
+  const at = message.lastIndexOf(POSITION);
+  if (at === -1 || at + POSITION.length === message.length) return message;
+  for (let i = at + POSITION.length; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 48 || c > 57) return message;
+  }
+  return message.slice(0, at);
+}
+
 function between(text: string, prefix: string, suffix: string, accept: (name: string) => boolean): string | undefined {
   if (!text.startsWith(prefix) || !text.endsWith(suffix) || text.length < prefix.length + suffix.length) return undefined;
   const name = text.slice(prefix.length, text.length - suffix.length);

@@ -33,6 +33,10 @@ describe('detectIncident', () => {
     const kind = (message: string, sqlstate?: string) => detectIncident({ ...base, message, ...(sqlstate ? { sqlstate } : {}) });
     expect(kind('nextval: reached maximum value of sequence "valid_id_seq" (32767)')).toMatchObject({ kind: 'sequence_exhausted', constraint: 'valid_id_seq' });
     expect(kind('relation "ticket_id_seq" does not exist')).toMatchObject({ kind: 'sequence_missing', constraint: 'ticket_id_seq' });
+    // As stderr and syslog write an error raised while the statement is parsed (SELECT nextval('ticket_id_seq')).
+    expect(kind('relation "ticket_id_seq" does not exist at character 16')).toMatchObject({ kind: 'sequence_missing', constraint: 'ticket_id_seq' });
+    expect(kind('relation "ticket_id_seq" does not exist at character x')).toBeUndefined();
+    expect(kind('relation "ticket_id_seq" does not exist at character ')).toBeUndefined();
     expect(kind('permission denied for sequence ticket_id_seq')).toMatchObject({ kind: 'sequence_permission_denied', constraint: 'ticket_id_seq' });
     expect(kind('setval: value 40000 is out of bounds for sequence "valid_id_seq" (1..32767)')).toMatchObject({ kind: 'setval_out_of_bounds' });
     expect(kind('Zugriff verweigert für Sequenz ticket_id_seq', '42501')).toMatchObject({ kind: 'sequence_permission_denied', constraint: 'ticket_id_seq' });

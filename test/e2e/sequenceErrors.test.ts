@@ -1,0 +1,107 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { runCli, waitUntil } from '../helpers/daemon.js';
+import { incidentsOf } from '../helpers/scannedSamples.js';
+
+/** Debian's default: no %e, so an English server's errors are recognised by their text. */
+const PREFIX = '%m [%p] %q%u@%d ';
+
+/**
+ * The runbook's sequence errors as a real server writes them, read by the daemon's parsers and by
+ * replay. A sequence asked for by name that does not exist (`nextval('x_id_seq')`) fails while the
+ * statement is parsed, and the stderr log then appends where to the message (`... does not exist
+ * at character 16`), which csvlog and jsonlog keep in a field of their own. Found by a field trial:
+ * replay counted these errors in csvlog and not in the stderr log of the same server.
+ */
+describe('sequence errors written by a real server (English, no %e)', () => {
+  let server: ThrowawayPostgres;
+  const files = { stderr: '', csv: '' };
+  beforeAll(async () => {
+    server = await startLocalPostgres({
+      logLinePrefix: PREFIX,
+      settings: { lc_messages: 'C', logging_collector: 'on', log_destination: 'stderr,csvlog', log_filename: 'collector.log', log_file_mode: '0644' },
+    });
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);
+    await admin.query('SELECT pg_reload_conf()');
+    await admin.end();
+    files.stderr = join(server.logDir!, 'collector.log');
+    files.csv = join(server.logDir!, 'collector.csv');
+    await new Promise((r) => setTimeout(r, 500));
+  }, 60_000);
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  it('a missing sequence asked for by name, in a query and as a parameter: found in stderr as in csvlog', async () => {
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    const failures: string[] = [];
+    const fails = (query: Promise<unknown>) =>
+      query.then(
+        () => failures.push('no error'),
+        (error: Error) => failures.push(error.message),
+      );
+    try {
+      // The text of the query (the simple protocol: the name is read while the statement is parsed) ...
+      await fails(client.query("SELECT nextval('ticket_history_id_seq')"));
+      // ... and a bind parameter (what ORMs send: read when the parameter is bound).
+      await fails(client.query('SELECT nextval($1)', ['article_id_seq']));
+      await client.query('CREATE SEQUENCE tiny_id_seq MAXVALUE 2');
+      await client.query("SELECT nextval('tiny_id_seq'), nextval('tiny_id_seq')");
+      await fails(client.query("SELECT nextval('tiny_id_seq')"));
+    } finally {
+      await client.end();
+    }
+    expect(failures).toEqual([
+      'relation "ticket_history_id_seq" does not exist',
+      'relation "article_id_seq" does not exist',
+      'nextval: reached maximum value of sequence "tiny_id_seq" (2)',
+    ]);
+    await waitUntil('the server wrote the errors to both logs', async () =>
+      [files.stderr, files.csv].every((file) => existsSync(file) && readFileSync(file, 'utf8').includes('reached maximum value of sequence')),
+    );
+    const stderrText = readFileSync(files.stderr, 'utf8');
+    // What the server wrote (the position only where the statement's text was read).
+    expect(stderrText).toContain('ERROR:  relation "ticket_history_id_seq" does not exist at character 16');
+    const expected = [
+      { kind: 'sequence_missing', constraint: 'ticket_history_id_seq' },
+      { kind: 'sequence_missing', constraint: 'article_id_seq' },
+      { kind: 'sequence_exhausted', constraint: 'tiny_id_seq' },
+    ];
+    // The daemon's parsers and detection, on each log.
+    for (const [format, text] of [
+      ['postgres-stderr', stderrText],
+      ['postgres-csv', readFileSync(files.csv, 'utf8')],
+    ] as const) {
+      const found = incidentsOf(format, PREFIX, text).map(({ incident }) => ({ kind: incident.kind, constraint: incident.constraint }));
+      expect(found, format).toEqual(expected);
+    }
+    // replay, the built CLI, on each log.
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
+    try {
+      const config = join(dir, 'seqwatch.yaml');
+      writeFileSync(
+        config,
+        stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+      );
+      for (const [format, file] of [
+        ['postgres-stderr', files.stderr],
+        ['postgres-csv', files.csv],
+      ] as const) {
+        const result = await runCli('replay', '-c', config, '--format', format, file, '--json');
+        expect(result.stderr, format).toBe('');
+        const report = JSON.parse(result.stdout) as { scanned: { kinds: Record<string, number> } };
+        expect(report.scanned.kinds, format).toEqual({ sequence_missing: 2, sequence_exhausted: 1 });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
