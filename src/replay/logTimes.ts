@@ -33,22 +33,54 @@ export class LogTimes {
   }
 
   /**
-   * epochOf of the time written in bytes[from, to) (read as latin1, as replay's templates read it),
-   * without making its text: in the minute and zone of the time before, from its digits; any other
-   * from its text. For replay's runs of repeats (a busy log's errors, most in the same minute).
+   * An epoch for the gaps between the times of one log (replay's bursts): epochOf's where Date.parse
+   * reads the time; else, a time in a zone Date.parse does not know (`2026-11-27 08:00:00.000 CET`:
+   * a server whose log_timezone is not UTC) read as if it were UTC, and %n's epoch seconds. Within
+   * one zone the gaps are right (not across a change of daylight saving time, an hour once a
+   * season); the instants are not, so this is for gaps only. NaN for what it cannot read.
    */
-  epochOfBytes(bytes: Uint8Array, from: number, to: number): number {
+  gapEpochOf(time: string): number {
+    const epoch = this.epochOf(time);
+    return Number.isNaN(epoch) ? zonelessEpoch(time) : epoch;
+  }
+
+  /**
+   * gapEpochOf of the time written in bytes[from, to) (read as latin1, as replay's templates read
+   * it), without making its text: in the minute and zone of the time before, from its digits; any
+   * other from its text. For replay's runs of repeats (a busy log's errors, most in the same minute).
+   */
+  gapEpochOfBytes(bytes: Uint8Array, from: number, to: number): number {
     const known = this.minuteBytes;
     if (to - from === 27 && known.length === 20 && isSecondsMillisIn(bytes, from + 16) && sameMinuteAndZone(bytes, from, known)) {
       const seconds = (bytes[from + 17]! - 48) * 10 + bytes[from + 18]! - 48;
       if (seconds <= 59) return this.minuteEpoch + seconds * 1000 + (bytes[from + 20]! - 48) * 100 + (bytes[from + 21]! - 48) * 10 + bytes[from + 22]! - 48;
     }
-    return this.epochOf(Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('latin1'));
+    return this.gapEpochOf(Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('latin1'));
   }
 
   private zone = '';
   /** The minute and the zone as bytes (`2026-11-27 10:00 UTC`), for epochOfBytes. */
   private minuteBytes: Uint8Array = new Uint8Array(0);
+}
+
+/** `2026-11-27 08:00:00[.000] CET`: a date and a time, then a zone (its name or offset, as PostgreSQL prints it). */
+const ZONED = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))? [A-Za-z+-][A-Za-z0-9+:-]{0,9}$/;
+/** %n: `1764230400.123`. */
+const EPOCH_SECONDS = /^(\d{1,12})(?:\.(\d{1,6}))?$/;
+
+/** The milliseconds of a fraction's digits (`5` is 500, `123456` is 123). */
+const millis = (fraction: string | undefined) => (fraction ? Number(fraction.padEnd(3, '0').slice(0, 3)) : 0);
+
+/** A time Date.parse did not read: ZONED's date and time as UTC, or EPOCH_SECONDS; NaN for anything else (or a field out of range). */
+function zonelessEpoch(time: string): number {
+  const zoned = ZONED.exec(time);
+  if (zoned) {
+    const [year, month, day, hour, minute, second] = zoned.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) return NaN;
+    return Date.UTC(year, month - 1, day, hour, minute, second, millis(zoned[7]));
+  }
+  const epoch = EPOCH_SECONDS.exec(time);
+  return epoch ? Number(epoch[1]) * 1000 + millis(epoch[2]) : NaN;
 }
 
 /** Whether bytes[from, from + 16) and bytes[from + 23, from + 27) are the 20 bytes of `known` (a minute and a zone). */

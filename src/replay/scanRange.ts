@@ -31,7 +31,7 @@ export interface ScanCounters {
 /**
  * Hits of one error that a template decided one after another (RecordReader.decideRepeats), handed
  * out at once: the first's incident, then `count` more that are that incident but for their offset,
- * pid and time (`epochs[0, count)`: each time's LogTimes.epochOf, NaN without one), the last of
+ * pid and time (`epochs[0, count)`: each time's LogTimes.gapEpochOf, NaN without one), the last of
  * them at `lastTime`. Valid during the call only (`epochs` is reused).
  */
 export interface RepeatRun {
@@ -242,7 +242,7 @@ export class ChunkScan {
       more.set(this.epochs);
       this.epochs = more;
     }
-    this.epochs[run.count++] = time ? this.times.epochOfBytes(bytes, start + time[0], start + time[1]) : NaN;
+    this.epochs[run.count++] = time ? this.times.gapEpochOfBytes(bytes, start + time[0], start + time[1]) : NaN;
     run.last = start;
   }
 

@@ -322,6 +322,24 @@ describe('seqwatch replay', () => {
     expect(text).toContain('in 3 file(s), read oldest first (rotated.log.2.gz, rotated.log.1, rotated.log)');
   });
 
+  // The field (stop 26): a server whose log_timezone is not UTC writes `... CET` (and %n epoch
+  // seconds), which Date.parse does not read: every error of a constraint was one burst, "heal (2
+  // checks)" where the same errors in UTC made 210. The gaps between the times of one log are what count.
+  it('times in a zone Date.parse does not read (CET), and %n epochs: the bursts are told apart still', async () => {
+    const cet = join(dir, 'cet.log');
+    const at = (t: string, pid: number) => `2026-11-27 ${t} CET [${pid}] app@${db.name} ERROR:  duplicate key value violates unique constraint "ticket_pkey"\n`;
+    // Two bursts 5 s apart (the debounce window is 200 ms): 2 checks each.
+    writeFileSync(cet, at('08:00:00.000', 31) + at('08:00:00.100', 31) + at('08:00:00.150', 31) + at('08:00:05.000', 32) + at('08:00:05.050', 32));
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, cet, '--json']);
+    expect(JSON.parse(stdout).constraints[0]).toMatchObject({ constraint: 'ticket_pkey', errors: 5, would: 'heal (4 checks)' });
+    const epochs = join(dir, 'epochs.log');
+    const atEpoch = (seconds: string, pid: number) =>
+      `${seconds} [${pid}] app@${db.name} ERROR:  duplicate key value violates unique constraint "ticket_pkey"\n`;
+    writeFileSync(epochs, atEpoch('1764230400.000', 31) + atEpoch('1764230400.100', 31) + atEpoch('1764230405.000', 32) + atEpoch('1764230405.050', 32));
+    const byEpoch = await run(process.execPath, [CLI, 'replay', '-c', config, '--log-line-prefix', '%n [%p] %q%u@%d ', epochs, '--json']);
+    expect(JSON.parse(byEpoch.stdout).constraints[0]).toMatchObject({ constraint: 'ticket_pkey', errors: 4, would: 'heal (4 checks)' });
+  });
+
   // The field (stop 23): `gzip -k` leaves the original beside the archive, and a glob takes both:
   // every error counted twice, nothing said.
   it('a file and its copy (gzip -k, cp) given together: said, as their errors are counted twice, and ends 1', async () => {

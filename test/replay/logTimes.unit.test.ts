@@ -47,14 +47,33 @@ describe("replay's log times", () => {
     }
     const parsed = new LogTimes();
     for (const time of times) expect(parsed.epochOf(time), time).toBe(Date.parse(time));
-    // From the bytes of a line (replay's runs of repeats), alone and taking turns with epochOf (one cache).
+    // For gaps (replay's bursts): Date.parse's where it reads the time; from the bytes of a line
+    // (replay's runs of repeats) the same, alone and taking turns with epochOf (one cache).
     for (const alone of [true, false]) {
       const fromBytes = new LogTimes();
       times.forEach((time, i) => {
         const line = Buffer.from(`x ${time} y`, 'latin1');
-        const epoch = alone || i % 3 ? fromBytes.epochOfBytes(line, 2, 2 + time.length) : fromBytes.epochOf(time);
-        expect(epoch, time).toBe(Date.parse(time));
+        const epoch = alone || i % 3 ? fromBytes.gapEpochOfBytes(line, 2, 2 + time.length) : fromBytes.gapEpochOf(time);
+        expect(epoch, time).toBe(new LogTimes().gapEpochOf(time));
+        if (!Number.isNaN(Date.parse(time))) expect(epoch, time).toBe(Date.parse(time));
       });
     }
+  });
+
+  it('for gaps, a zone Date.parse does not read is taken as UTC, and %n is epoch seconds; what is no time stays NaN', () => {
+    const times = new LogTimes();
+    const utc = Date.parse('2026-11-27 08:00:05.123 UTC');
+    expect(times.gapEpochOf('2026-11-27 08:00:05.123 CET')).toBe(utc);
+    expect(times.gapEpochOf('2026-11-27 08:00:05 CEST')).toBe(utc - 123);
+    expect(times.gapEpochOf('2026-11-27 08:00:05.5 MSK')).toBe(utc + 377);
+    expect(times.gapEpochOf('1764230405.123')).toBe(1764230405123);
+    expect(times.gapEpochOf('1764230405')).toBe(1764230405000);
+    // Date.parse's own where it reads them (an offset, a US zone).
+    expect(times.gapEpochOf('2026-11-27 08:00:05.123 -03')).toBe(Date.parse('2026-11-27 08:00:05.123 -03'));
+    expect(times.gapEpochOf('2026-11-27 08:00:05.123 EST')).toBe(Date.parse('2026-11-27 08:00:05.123 EST'));
+    for (const no of ['2026-13-27 08:00:05.123 CET', '2026-11-27 24:00:05 CET', '2026-11-27 08:60:05 CET', 'yesterday', '', 'not a time at all'])
+      expect(times.gapEpochOf(no), no).toBeNaN();
+    // The instants are Date.parse's alone: the daemon's epochOf (a record's age) is unchanged.
+    expect(times.epochOf('2026-11-27 08:00:05.123 CET')).toBeNaN();
   });
 });

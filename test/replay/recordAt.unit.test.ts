@@ -115,7 +115,7 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   // Each run stands for as many incidents found one by one: the first, then the same but for their
   // offset, pid and time (the epoch of each, the last one's time).
   const times = new LogTimes();
-  const epochOf = (incident: Incident | undefined) => (incident?.logTime ? times.epochOf(incident.logTime) : NaN);
+  const epochOf = (incident: Incident | undefined) => (incident?.logTime ? times.gapEpochOf(incident.logTime) : NaN);
   /** What a run's hits have in common: all but their offset, pid and time (and the name of the file read). */
   const unlike = (incident: Incident) => ({ ...incident, offset: undefined, pid: undefined, logTime: undefined, source: undefined });
   let k = 0;

@@ -530,7 +530,7 @@ function tally(
     t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
     tallies.set(key, t);
   }
-  countError(t, incident.logTime ? times.epochOf(incident.logTime) : NaN, windowMs);
+  countError(t, incident.logTime ? times.gapEpochOf(incident.logTime) : NaN, windowMs);
   t.first ??= incident.logTime;
   t.last = incident.logTime;
   if (run) {
