@@ -363,7 +363,6 @@ function finishLsn(context: string): string | undefined {
   return context.slice(start, end);
 }
 
-/** `<prefix>NAME<suffix>` as the whole text, NAME accepted by `accept`. */
 /** What PostgreSQL's text logs append to a message where the statement's position is known. */
 const POSITION = ' at character ';
 
@@ -384,6 +383,7 @@ function withoutPosition(message: string): string {
   return message.slice(0, at);
 }
 
+/** `<prefix>NAME<suffix>` as the whole text, NAME accepted by `accept`. */
 function between(text: string, prefix: string, suffix: string, accept: (name: string) => boolean): string | undefined {
   if (!text.startsWith(prefix) || !text.endsWith(suffix) || text.length < prefix.length + suffix.length) return undefined;
   const name = text.slice(prefix.length, text.length - suffix.length);

@@ -59,7 +59,7 @@ export class LogTimes {
   }
 
   private zone = '';
-  /** The minute and the zone as bytes (`2026-11-27 10:00 UTC`), for epochOfBytes. */
+  /** The minute and the zone as bytes (`2026-11-27 10:00 UTC`), for gapEpochOfBytes. */
   private minuteBytes: Uint8Array = new Uint8Array(0);
 }
 
