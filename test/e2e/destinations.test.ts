@@ -1,7 +1,7 @@
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findLocalBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findLocalBinaries, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { startCollectorServer } from '../helpers/collector.js';
 import { freePort, metricValue, startDaemon } from '../helpers/daemon.js';
 
 /*
@@ -16,17 +16,9 @@ describe.runIf(findLocalBinaries())('one server, several destinations', () => {
 
   it('one error written to stderr, csvlog and jsonlog at once is counted once', async () => {
     const prefix = '%m [%p] %q%u@%d ';
-    server = await startLocalPostgres({
-      logLinePrefix: prefix,
-      settings: { logging_collector: 'on', log_destination: 'stderr,csvlog,jsonlog', log_filename: 'collector.log', log_file_mode: '0644' },
-    });
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);
-    await admin.query('SELECT pg_reload_conf()');
-    await admin.end();
-    await new Promise((r) => setTimeout(r, 500));
-    const file = (ext: string) => join(server!.logDir!, `collector.${ext}`);
+    const started = await startCollectorServer('stderr,csvlog,jsonlog', { logLinePrefix: prefix });
+    server = started.server;
+    const file = (ext: 'log' | 'csv' | 'json') => started.files[ext === 'log' ? 'stderr' : ext];
     const port = await freePort();
     const daemon = await startDaemon({
       database: { url: server.url },

@@ -6,7 +6,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { ScannedFormat } from '../../src/detect/scanner.js';
-import { findSystemBinaries, startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { findSystemBinaries, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { startCollectorServer, type CollectorFiles } from '../helpers/collector.js';
 import { runCli, startDaemon, waitFor, waitUntil } from '../helpers/daemon.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
 
@@ -39,28 +40,13 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
   for (const language of LANGUAGES) {
     describe.runIf(hasLocale(language.lc))(`lc_messages = '${language.lc}'`, () => {
       let server: ThrowawayPostgres;
-      const files = { csv: '', json: '', stderr: '' };
+      let files: CollectorFiles;
       beforeAll(async () => {
-        server = await startLocalPostgres({
+        ({ server, files } = await startCollectorServer('stderr,csvlog,jsonlog', {
           bindir: findSystemBinaries()!,
           logLinePrefix: PREFIX,
-          settings: {
-            lc_messages: language.lc,
-            logging_collector: 'on',
-            log_destination: 'stderr,csvlog,jsonlog',
-            log_filename: 'collector.log',
-            log_file_mode: '0644',
-          },
-        });
-        const admin = new pg.Client({ connectionString: server.url });
-        await admin.connect();
-        await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);
-        await admin.query('SELECT pg_reload_conf()');
-        await admin.end();
-        files.stderr = join(server.logDir!, 'collector.log');
-        files.csv = join(server.logDir!, 'collector.csv');
-        files.json = join(server.logDir!, 'collector.json');
-        await new Promise((r) => setTimeout(r, 500));
+          settings: { lc_messages: language.lc },
+        }));
       }, 60_000);
       afterAll(async () => {
         await server?.destroy();

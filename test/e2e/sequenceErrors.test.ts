@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { startLocalPostgres, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import type { ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
+import { startCollectorServer, type CollectorFiles } from '../helpers/collector.js';
 import { runCli, waitUntil } from '../helpers/daemon.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
 
@@ -20,20 +21,9 @@ const PREFIX = '%m [%p] %q%u@%d ';
  */
 describe('sequence errors written by a real server (English, no %e)', () => {
   let server: ThrowawayPostgres;
-  const files = { stderr: '', csv: '' };
+  let files: CollectorFiles;
   beforeAll(async () => {
-    server = await startLocalPostgres({
-      logLinePrefix: PREFIX,
-      settings: { lc_messages: 'C', logging_collector: 'on', log_destination: 'stderr,csvlog', log_filename: 'collector.log', log_file_mode: '0644' },
-    });
-    const admin = new pg.Client({ connectionString: server.url });
-    await admin.connect();
-    await admin.query(`ALTER SYSTEM SET log_directory = '${server.logDir}'`);
-    await admin.query('SELECT pg_reload_conf()');
-    await admin.end();
-    files.stderr = join(server.logDir!, 'collector.log');
-    files.csv = join(server.logDir!, 'collector.csv');
-    await new Promise((r) => setTimeout(r, 500));
+    ({ server, files } = await startCollectorServer('stderr,csvlog', { logLinePrefix: PREFIX, settings: { lc_messages: 'C' } }));
   }, 60_000);
   afterAll(async () => {
     await server?.destroy();
