@@ -9,7 +9,7 @@ import { wasmSimdAvailable } from '../../src/detect/wasm/multiNeedle.js';
 import { RecordReader, REPEATS_BATCH, UNDECIDED } from '../../src/replay/recordAt.js';
 import { LogTimes } from '../../src/replay/logTimes.js';
 import { ScanThreads, scanInParallel } from '../../src/replay/parallel.js';
-import { keeping, scanFileRange, ScanTools, type Found, type RepeatRun } from '../../src/replay/scanRange.js';
+import { keeping, scanFileRange, ScanTools, type Found } from '../../src/replay/scanRange.js';
 import { keyOf } from '../helpers/fastPaths.js';
 import { mutate, SEEDS } from '../helpers/fuzzCorpus.js';
 import { random } from '../helpers/random.js';
@@ -80,15 +80,12 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   };
   const found: Incident[] = [];
   /** The same scan handing runs of repeats out as such (RepeatRun), as replay's tally takes them. */
-  const withRuns: Array<Incident | { run: RepeatRun }> = [];
+  const withRuns: Found[] = [];
   const parallel: Found[] = [];
-  const sink = Object.assign((incident: Incident) => void withRuns.push(incident), {
-    repeats: (run: RepeatRun) => void withRuns.push({ run: { ...run, epochs: run.epochs.slice(0, run.count) } }),
-  });
   const handle = await open(path);
   try {
     await scanFileRange(handle, 0, bytes.length, tools, (incident) => void found.push(incident));
-    await scanFileRange(handle, 0, bytes.length, new ScanTools(tools.scan), sink);
+    await scanFileRange(handle, 0, bytes.length, new ScanTools(tools.scan), keeping(withRuns, true));
     // Two threads (this one and a worker, which posts its runs), in pieces of 64 KiB.
     await scanInParallel(handle, bytes.length, { ...tools.scan, source: path }, 2, keeping(parallel, true), undefined, 64 * 1024, { pool });
   } finally {
@@ -120,12 +117,12 @@ async function scanDifferences(prefix: string, text: string): Promise<{ out: str
   const unlike = (incident: Incident) => ({ ...incident, offset: undefined, pid: undefined, logTime: undefined, source: undefined });
   let k = 0;
   for (const item of withRuns) {
-    if (!('run' in item)) {
+    if (!('epochs' in item)) {
       if (keyOf(item) !== keyOf(found[k]!)) out.push(`without runs ${JSON.stringify(found[k])}, with ${JSON.stringify(item)}`);
       k++;
       continue;
     }
-    const { first, count, epochs, lastTime } = item.run;
+    const { first, count, epochs, lastTime } = item;
     runs++;
     if (keyOf(first) !== keyOf(found[k]!)) out.push(`a run's first ${JSON.stringify(first)}, without runs ${JSON.stringify(found[k])}`);
     for (let j = 1; j <= count; j++) {
