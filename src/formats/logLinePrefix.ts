@@ -12,33 +12,35 @@ const ZONE = '(?: [^\\s\\]]{1,64})?';
  */
 
 /**
- * What each escape can expand to. Named groups capture the fields the pipeline uses. Every part
+ * What each escape can expand to. Named groups capture the fields the pipeline uses; `unread`: no
+ * record field is read from it (replay's templates let its digits differ, see compileLogLinePrefix).
+ * Every part
  * has a bound (PostgreSQL's own: names are at most NAMEDATALEN-1 = 63 bytes, application_name is
  * cut there too, and PG 16+ writes its non-ASCII bytes as \xNN, up to 4 characters each; a host
  * name is at most NI_MAXHOST): with only bounded parts before the message, the
  * expression's backtracking is bounded by the prefix, whatever a line holds, and a line costs
  * time linear in its length (see test/formats/fuzz.test.ts for the budget).
  */
-const ESCAPES: Record<string, { pattern: string; group?: string }> = {
+const ESCAPES: Record<string, { pattern: string; group?: string; unread?: true }> = {
   a: { pattern: '.{0,256}?', group: 'application' },
   u: { pattern: '[^\\s]{0,64}?', group: 'user' },
   d: { pattern: '[^\\s]{0,64}?', group: 'database' },
-  r: { pattern: '\\S{0,1100}?' },
-  h: { pattern: '\\S{0,1100}?' },
+  r: { pattern: '\\S{0,1100}?', unread: true },
+  h: { pattern: '\\S{0,1100}?', unread: true },
   b: { pattern: '.{0,64}?', group: 'backendType' },
   p: { pattern: '\\d{1,10}', group: 'pid' },
-  P: { pattern: '\\d{0,10}' },
+  P: { pattern: '\\d{0,10}', unread: true },
   t: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d${ZONE}`, group: 'time' },
   m: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}${ZONE}`, group: 'time' },
   n: { pattern: '\\d{1,20}\\.\\d{3}', group: 'time' },
-  i: { pattern: '.{0,64}?' },
+  i: { pattern: '.{0,64}?', unread: true },
   e: { pattern: '[0-9A-Z]{5}', group: 'sqlstate' },
-  c: { pattern: '[0-9a-f]{1,16}\\.[0-9a-f]{1,16}' },
-  l: { pattern: '\\d{1,20}' },
-  s: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d${ZONE}` },
-  v: { pattern: '(?:-?\\d{1,10}/\\d{1,20})?' },
-  x: { pattern: '\\d{1,20}' },
-  Q: { pattern: '-?\\d{1,20}' },
+  c: { pattern: '[0-9a-f]{1,16}\\.[0-9a-f]{1,16}', unread: true },
+  l: { pattern: '\\d{1,20}', unread: true },
+  s: { pattern: `\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d${ZONE}`, unread: true },
+  v: { pattern: '(?:-?\\d{1,10}/\\d{1,20})?', unread: true },
+  x: { pattern: '\\d{1,20}', unread: true },
+  Q: { pattern: '-?\\d{1,20}', unread: true },
 };
 
 /** Severities that start a message; everything a record is made of begins with one of them. */
@@ -95,14 +97,20 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
+/** compileLogLinePrefix's groups for the fields no record field is read from: unread0, unread1, ... */
+export const UNREAD_GROUP = 'unread';
+
 /**
  * Returns a RegExp matching `<prefix><SEVERITY>:  <message>` with named groups `severity` (the word
  * as printed, in any language of PostgreSQL's catalogs), `separator`, `message` and whichever of
  * `time pid user database application backendType sqlstate` the prefix has. markerOf() checks the
- * marker and gives the English severity.
+ * marker and gives the English severity. `unreadGroups`: a group too for each field no record field
+ * is read from (%r, %h, %c, %x, ...: UNREAD_GROUP and its number), where replay's templates
+ * (src/replay/recordAt.ts) let digits differ; the parsers do without.
  */
-export function compileLogLinePrefix(prefix: string): RegExp {
+export function compileLogLinePrefix(prefix: string, options: { unreadGroups?: boolean } = {}): RegExp {
   const parts: string[] = [];
+  let unread = 0;
   const used = new Set<string>();
   let optionalFrom = -1;
   for (let i = 0; i < prefix.length; i++) {
@@ -134,7 +142,7 @@ export function compileLogLinePrefix(prefix: string): RegExp {
     if (spec.group && !used.has(spec.group)) {
       used.add(spec.group);
       pattern = `(?<${spec.group}>${pattern})`;
-    }
+    } else if (spec.unread && options.unreadGroups) pattern = `(?<${UNREAD_GROUP}${unread++}>${pattern})`;
     // Padding shifts a field by at most its width: bounded, as every other part.
     const pad = padding ? ` {0,${Math.min(Math.abs(Number(padding[0])), 1024)}}` : '';
     parts.push(`${pad}${pattern}${pad}`);

@@ -3,7 +3,7 @@ import type { ScannedFormat } from '../detect/scanner.js';
 import type { MultiNeedleSearch, SearchExports } from '../detect/wasm/multiNeedle.js';
 import { CsvlogParser } from '../formats/CsvlogParser.js';
 import { JsonlogParser } from '../formats/JsonlogParser.js';
-import { compileLogLinePrefix, MARKER_WORDS, prefixLiteralHasDigit } from '../formats/logLinePrefix.js';
+import { compileLogLinePrefix, MARKER_WORDS, prefixLiteralHasDigit, UNREAD_GROUP } from '../formats/logLinePrefix.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import { severityMarkers } from '../formats/severity.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
@@ -20,6 +20,13 @@ import { MAX_LINE_BYTES } from '../sources/maxLineBytes.js';
 export const RECORD_REACH = MAX_LINE_BYTES;
 /** First lines kept as templates (the shapes of the errors of a log: its users, databases, pid lengths). */
 const MAX_TEMPLATES = 512;
+/**
+ * Templates kept of one shape, newest first: lines of one shape that differ in digits no template
+ * lets differ, names (t1_k_key .. t20_k_key, a partitioned table's). With one a shape, each such
+ * line replaced the one before: a field trial's log with 20 such names had 9-23 % of its hits
+ * decided by templates. Few, as a line no template stands for is compared with each.
+ */
+const SHAPE_TEMPLATES = 16;
 /** As StderrPrefixParser: the prefix is matched on a line's first 4096 characters (longer lines are not templates). */
 const HEAD_CHARS = 4096;
 /** stderr: lines of other backends looked past, at most, when the prefix cannot tell a message's own lines apart (%l). */
@@ -32,9 +39,10 @@ const TAB = 0x09;
 export const REPEATS_BATCH = 4096;
 /** decideRepeats: no template decides this candidate (multiNeedle.c's UNDECIDED). */
 export const UNDECIDED = 0xff;
-/** multiNeedle.c's MAX_TEMPLATES, TEMPLATE_BYTES, MAX_MARKERS, MARKER_BYTES. */
-const NATIVE_TEMPLATES = 16;
+/** multiNeedle.c's MAX_TEMPLATES, TEMPLATE_BYTES, MAX_SPANS, MAX_MARKERS, MARKER_BYTES. */
+const NATIVE_TEMPLATES = 64;
 const NATIVE_TEMPLATE_BYTES = 1024;
+const NATIVE_SPANS = 8;
 const NATIVE_MARKERS = 128;
 const NATIVE_MARKER_BYTES = 64;
 
@@ -61,8 +69,9 @@ export class RecordReader {
   private view: DataView = new DataView(new ArrayBuffer(0));
   /** readStderr's further lines ([start, end) pairs), reused from one candidate to the next. */
   private readonly further: number[] = [];
-  /** stderr: first lines read before, by their shape (shapeOf; see LineTemplate). */
-  private readonly templates = new Map<number, LineTemplate>();
+  /** stderr: first lines read before, by their shape (shapeOf; see LineTemplate), newest first; how many in all. */
+  private readonly templates = new Map<number, LineTemplate[]>();
+  private kept = 0;
   /** The template the last line decided by one matched. */
   private lastTemplate: LineTemplate | undefined;
   /** Whether this prefix lets lines stand for one another (see LineTemplate). */
@@ -97,8 +106,9 @@ export class RecordReader {
       this.stderr = {
         parser: new StderrPrefixParser(logLinePrefix, source, sink),
         matcher,
-        // The same expression, telling where each field was found (for templates).
-        spanMatcher: new RegExp(matcher.source, matcher.flags + 'd'),
+        // The same expression, telling where each field was found, the fields no record field is
+        // read from too (%r, %c, %x, ...: see LineTemplate).
+        spanMatcher: spanMatcherOf(logLinePrefix),
         sameMessagePrefix: !/%-?\d*l/.test(logLinePrefix),
       };
     }
@@ -127,7 +137,7 @@ export class RecordReader {
       if (!instance || bytes.buffer !== instance.memory) return undefined;
       this.native = nativeRepeats(instance.exports, instance.memory);
       if (!this.native) return undefined;
-      for (const template of this.templates.values()) if (template.used) this.unsent.push(template);
+      for (const ofShape of this.templates.values()) for (const template of ofShape) if (template.used) this.unsent.push(template);
     }
     const native = this.native;
     if (bytes.buffer !== native.memory) return undefined;
@@ -215,8 +225,7 @@ export class RecordReader {
     let shape = 0;
     if (!template?.matches(bytes, view, start, lineEnd)) {
       shape = this.templatable ? shapeOf(bytes, start, lineEnd) : 0;
-      template = this.templates.get(shape);
-      if (!template?.matches(bytes, view, start, lineEnd)) template = undefined;
+      template = this.templates.get(shape)?.find((one) => one.matches(bytes, view, start, lineEnd));
     }
     if (template) {
       this.lastTemplate = template;
@@ -283,8 +292,18 @@ export class RecordReader {
     if (!spans) return;
     const template = LineTemplate.make(bytes.subarray(start, lineEnd), spans, prefixBytes, wantDetail, alone, decided);
     if (!template) return;
-    if (this.templates.size >= MAX_TEMPLATES) this.templates.clear();
-    this.templates.set(shape, template);
+    if (this.kept >= MAX_TEMPLATES) {
+      this.templates.clear();
+      this.kept = 0;
+    }
+    const ofShape = this.templates.get(shape);
+    if (!ofShape) this.templates.set(shape, [template]);
+    else {
+      ofShape.unshift(template);
+      if (ofShape.length > SHAPE_TEMPLATES) ofShape.pop();
+      else this.kept++;
+    }
+    if (!ofShape) this.kept++;
     this.made++;
   }
 
@@ -420,13 +439,21 @@ function prefixLength(matcher: RegExp, line: string, lineBytes: number): number 
   return line.length === lineBytes && line.lastIndexOf('\uFFFD', at) === -1 ? at : Buffer.byteLength(line.slice(0, at));
 }
 
+/** The prefix's expression with the places of its fields (RegExp `d` flag), those no record field is read from too. */
+function spanMatcherOf(logLinePrefix: string): RegExp {
+  const matcher = compileLogLinePrefix(logLinePrefix, { unreadGroups: true });
+  return new RegExp(matcher.source, matcher.flags + 'd');
+}
+
 /**
- * The time's and the pid's spans in a line's characters as spans in its UTF-8 bytes; undefined when
- * either holds a character that is not ASCII (a template reads them as bytes, one a character).
+ * The spans of the time, the pid and the unread fields in a line's characters as spans in its UTF-8
+ * bytes; undefined when one holds a character that is not ASCII (a template reads them as bytes, one
+ * a character).
  */
 function spansInBytes(line: string, spans: Record<string, [number, number] | undefined>): Record<string, [number, number] | undefined> | undefined {
   const inBytes: Record<string, [number, number] | undefined> = {};
-  for (const name of ['time', 'pid'] as const) {
+  for (const name of Object.keys(spans)) {
+    if (name !== 'time' && name !== 'pid' && !name.startsWith(UNREAD_GROUP)) continue;
     const span = spans[name];
     if (!span) continue;
     const from = Buffer.byteLength(line.slice(0, span[0]));
@@ -479,7 +506,7 @@ function nativeRepeats(exports: SearchExports, memory: ArrayBuffer): NativeRepea
   });
   exports.set_marker_count(SECONDARY_MARKER_LIST.length);
   // No template in any slot until one is sent (a length no line has).
-  for (let t = 0; t < NATIVE_TEMPLATES; t++) exports.set_template(t, 0xffffffff, 0, 0, 0, 0, 0, 0);
+  for (let t = 0; t < NATIVE_TEMPLATES; t++) exports.set_template(t, 0xffffffff, 0, 0, 0);
   return {
     exports,
     memory,
@@ -537,7 +564,9 @@ function shapeOf(bytes: Buffer, start: number, end: number): number {
 
 /**
  * A stderr line read by the parser, standing for the lines that differ from it only in digits of
- * its time and pid (the repeats of one error in a busy log: every candidate line of one shape).
+ * its time, its pid and the prefix's fields no record field is read from (%r: a pooled
+ * connection's port, %c, %x, ...: compileLogLinePrefix's unread groups): the repeats of one error
+ * in a busy log.
  *
  * Why such a line is read as the template was, field for field: the prefix expression
  * (compileLogLinePrefix) tests a character that is a digit only with classes that hold all ten
@@ -545,8 +574,9 @@ function shapeOf(bytes: Buffer, start: number, end: number): number {
  * (then no templates: RecordReader.templatable) and the digit of DEBUG1..DEBUG5, which is reached
  * only right after `DEBUG` (a template with a varying digit there is not made). So the expression
  * runs on the line exactly as on the template: the same fields at the same places, every field but
- * the time and the pid the same text, the same severity and message, the same decision (detection
- * does not read the time or the pid) and the same prefix length for the lines after it.
+ * the time, the pid and the unread ones the same text, the same severity and message, the same
+ * decision (detection reads neither the time nor the pid, and nothing reads the unread fields) and
+ * the same prefix length for the lines after it.
  */
 class LineTemplate {
   /** A line was found to match it. */
@@ -555,19 +585,19 @@ class LineTemplate {
   /** Its bytes, compared 4 at a time (sameBytes). */
   private readonly view: DataView;
 
-  /** Writes it into multiNeedle.c's template `slot` (false: longer than a slot holds, not sent). */
+  /** Writes it into multiNeedle.c's template `slot` (false: longer, or of more spans, than a slot holds: not sent). */
   sendTo(native: NativeRepeats, slot: number): boolean {
     const { bytes, spans } = this;
-    if (bytes.length > NATIVE_TEMPLATE_BYTES) return false;
+    if (bytes.length > NATIVE_TEMPLATE_BYTES || spans.length > 2 * NATIVE_SPANS) return false;
     native.heap.set(bytes, native.exports.template_bytes(slot));
-    const at = (k: number) => spans[k] ?? bytes.length;
-    native.exports.set_template(slot, bytes.length, at(0), at(1), at(2), at(3), this.prefixBytes, this.wantDetail ? 1 : 0);
+    new Uint32Array(native.memory, native.exports.template_spans(slot), spans.length).set(spans);
+    native.exports.set_template(slot, bytes.length, spans.length / 2, this.prefixBytes, this.wantDetail ? 1 : 0);
     return true;
   }
 
   private constructor(
     private readonly bytes: Buffer,
-    /** [start, end) of the time and the pid in the line, ascending; the digits in them may differ. */
+    /** [start, end) of the time, the pid and the fields no record field is read from, ascending; the digits in them may differ. */
     private readonly spans: number[],
     readonly time: [number, number] | undefined,
     private readonly pid: [number, number] | undefined,
@@ -590,6 +620,7 @@ class LineTemplate {
     const spans: Array<[number, number]> = [];
     if (groups.time && record.logTime !== undefined) spans.push(groups.time);
     if (groups.pid && record.pid !== undefined) spans.push(groups.pid);
+    for (const [name, span] of Object.entries(groups)) if (span && name.startsWith(UNREAD_GROUP)) spans.push(span);
     spans.sort((a, b) => a[0] - b[0]);
     for (const [from, to] of spans) {
       for (let at = from; at < to; at++) {

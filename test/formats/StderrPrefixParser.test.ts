@@ -37,6 +37,17 @@ describe('compileLogLinePrefix', () => {
     expect(m?.groups).toMatchObject({ sqlstate: '23505', application: 'psql, the shell', user: 'gotrs', database: 'gotrs', message: 'dup' });
   });
 
+  it("with unreadGroups, also groups the fields no record field is read from (replay's templates let their digits differ)", () => {
+    const prefix = '%t [%p-%l] %c %x/%v %e app=%a,host=%h,remote=%r %% %-10u|%5d ';
+    const line =
+      '2026-11-27 10:00:00 UTC [12-3] 656f1a2b.c 991/7/123 23505 app=psql, the shell,host=10.0.0.1,remote=10.0.0.1(5544) % gotrs     |gotrs ERROR:  dup';
+    const groups = compileLogLinePrefix(prefix, { unreadGroups: true }).exec(line)?.groups;
+    // %l, %c, %x, %v, %h, %r in turn; the fields records are made of as without the option.
+    expect(groups).toMatchObject({ unread0: '3', unread1: '656f1a2b.c', unread2: '991', unread3: '7/123', unread4: '10.0.0.1', unread5: '10.0.0.1(5544)' });
+    expect(groups).toMatchObject({ ...compileLogLinePrefix(prefix).exec(line)?.groups });
+    expect(Object.keys(compileLogLinePrefix(prefix).exec(line)?.groups ?? {}).some((name) => name.startsWith('unread'))).toBe(false);
+  });
+
   it('rejects a prefix that ends in a lone %', () => {
     expect(() => compileLogLinePrefix('%m %')).toThrow(/lone '%'/);
   });

@@ -163,15 +163,16 @@ uint32_t count_pair(uint32_t base, uint32_t len, uint32_t p, uint32_t q, uint32_
 // ---------------------------------------------------------------------------------------------
 // Replay's repeats (src/replay/recordAt.ts, RecordReader.decideRepeats): a busy log's candidate
 // lines are mostly repeats of one error, each a line like one the parser read before (a template)
-// but for the digits of its time and pid. For a chunk's candidates, this decides here which ones a
+// but for the digits of its time, its pid and the prefix's fields no record field is read from. For a chunk's candidates, this decides here which ones a
 // template stands for, as LineTemplate.matches and RecordReader.furtherLines decide in JavaScript
 // (test/replay/recordAt.unit.test.ts holds the two to the parser's answer): that line with no
 // further line that detection reads. What is left (no template, or lines that may change the
 // record) is read by JavaScript as before. One call a chunk instead of ~10 calls and compares of
 // JavaScript a candidate.
 
-#define MAX_TEMPLATES 16
+#define MAX_TEMPLATES 64
 #define TEMPLATE_BYTES 1024
+#define MAX_SPANS 8
 #define MAX_MARKERS 128
 #define MARKER_BYTES 64
 #define MAX_STARTS 4096
@@ -181,8 +182,8 @@ uint32_t count_pair(uint32_t base, uint32_t len, uint32_t p, uint32_t q, uint32_
 enum { MARKER_KEEP = 0, MARKER_PASS = 1, MARKER_DETAIL = 2 };
 
 typedef struct {
-  /** The line's length; [s0, e0) and [s1, e1) (ascending; empty as len, len) hold the time and the pid, whose digits may differ. */
-  uint32_t len, s0, e0, s1, e1;
+  /** The line's length; its spans [start, end), ascending, whose digits may differ (the time, the pid, ...): how many. */
+  uint32_t len, spans;
   /** The bytes of the prefix (before the severity word), which the record's further lines repeat. */
   uint32_t prefix;
   /** A DETAIL line changes the record (a replication conflict's message). */
@@ -191,6 +192,7 @@ typedef struct {
 
 static Template templates[MAX_TEMPLATES];
 static uint8_t template_pool[MAX_TEMPLATES][TEMPLATE_BYTES];
+static uint32_t template_span_pool[MAX_TEMPLATES][2 * MAX_SPANS];
 static uint32_t marker_len[MAX_MARKERS], marker_class[MAX_MARKERS];
 static uint8_t marker_pool[MAX_MARKERS][MARKER_BYTES];
 static uint32_t marker_count;
@@ -200,11 +202,12 @@ static uint8_t marker_next[MAX_MARKERS];
 static uint32_t starts[MAX_STARTS];
 static uint8_t decided[MAX_STARTS];
 
-/** Where the caller writes template t's bytes (TEMPLATE_BYTES at most), then calls set_template. */
+/** Where the caller writes template t's bytes (TEMPLATE_BYTES at most) and its spans' starts and ends (MAX_SPANS at most), then calls set_template. */
 uint8_t *template_bytes(uint32_t t) { return template_pool[t]; }
+uint32_t *template_spans(uint32_t t) { return template_span_pool[t]; }
 
-void set_template(uint32_t t, uint32_t len, uint32_t s0, uint32_t e0, uint32_t s1, uint32_t e1, uint32_t prefix, uint32_t want_detail) {
-  templates[t] = (Template){len, s0, e0, s1, e1, prefix, want_detail};
+void set_template(uint32_t t, uint32_t len, uint32_t spans, uint32_t prefix, uint32_t want_detail) {
+  templates[t] = (Template){len, spans, prefix, want_detail};
 }
 
 /** Where the caller writes marker m's bytes (MARKER_BYTES at most): `DETAIL:  `, `ANWEISUNG:  `, ... */
@@ -253,10 +256,16 @@ static inline int digits_alike(const uint8_t *line, const uint8_t *own, uint32_t
   return 1;
 }
 
-/** LineTemplate.matches: the template's line but for digits in place of digits in the time and the pid. */
-static int matches(const uint8_t *line, uint32_t len, const Template *t, const uint8_t *own) {
-  return len == t->len && same_bytes(line, own, t->s0) && digits_alike(line, own, t->s0, t->e0) && same_bytes(line + t->e0, own + t->e0, t->s1 - t->e0) &&
-         digits_alike(line, own, t->s1, t->e1) && same_bytes(line + t->e1, own + t->e1, len - t->e1);
+/** LineTemplate.matches: the template's line but for digits in place of digits in its spans. */
+static int matches(const uint8_t *line, uint32_t len, const Template *t, const uint8_t *own, const uint32_t *spans) {
+  if (len != t->len) return 0;
+  uint32_t from = 0;
+  for (uint32_t s = 0; s < t->spans; s++) {
+    uint32_t start = spans[2 * s], end = spans[2 * s + 1];
+    if (!same_bytes(line + from, own + from, start - from) || !digits_alike(line, own, start, end)) return 0;
+    from = end;
+  }
+  return same_bytes(line + from, own + from, len - from);
 }
 
 /** The class of the secondary marker at d[at] (the first listed that is there whole, below `limit`), or -1. */
@@ -311,7 +320,7 @@ uint32_t repeats(uint32_t base, uint32_t n, uint32_t limit, uint32_t reach) {
     // The template the candidate before matched first (most are repeats of one error), then the others.
     uint32_t t = last;
     for (uint32_t tried = 0; tried < MAX_TEMPLATES; tried++, t = (t + 1) % MAX_TEMPLATES) {
-      if (!matches(d + start, len, &templates[t], template_pool[t])) continue;
+      if (!matches(d + start, len, &templates[t], template_pool[t], template_span_pool[t])) continue;
       last = t;
       if (!keeps_further(d, start, line_end, end, limit, templates[t].prefix, templates[t].want_detail)) {
         decided[k] = (uint8_t)t;

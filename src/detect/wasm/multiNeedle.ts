@@ -84,7 +84,8 @@ export interface SearchExports {
   resume(): number;
   count_pair(base: number, length: number, p: number, q: number, a: number, b: number): number;
   template_bytes(t: number): number;
-  set_template(t: number, length: number, s0: number, e0: number, s1: number, e1: number, prefix: number, wantDetail: number): void;
+  template_spans(t: number): number;
+  set_template(t: number, length: number, spans: number, prefix: number, wantDetail: number): void;
   marker_bytes(m: number): number;
   set_marker(m: number, length: number, cls: number): void;
   set_marker_count(n: number): void;
