@@ -12,7 +12,7 @@ CLANG=${CLANG:-clang-14}
   -Wl,--no-entry -Wl,--strip-all \
   -Wl,--import-memory -Wl,-z,stack-size=65536 -Wl,--initial-memory=196608 \
   -Wl,--export=needle_bytes -Wl,--export=set_needle -Wl,--export=set_count -Wl,--export=last_needle \
-  -Wl,--export=find -Wl,--export=line_hits -Wl,--export=count_pair -Wl,--export=hits_ptr -Wl,--export=resume \
+  -Wl,--export=find -Wl,--export=line_hits -Wl,--export=count_pair -Wl,--export=count_byte -Wl,--export=hits_ptr -Wl,--export=resume \
   -Wl,--export=template_bytes -Wl,--export=template_spans -Wl,--export=set_template -Wl,--export=marker_bytes -Wl,--export=set_marker -Wl,--export=set_marker_count \
   -Wl,--export=starts_ptr -Wl,--export=decided_ptr -Wl,--export=repeats \
   -o multiNeedle.wasm multiNeedle.c

@@ -144,6 +144,28 @@ uint32_t line_hits(uint32_t base, uint32_t from, uint32_t to) {
   return n;
 }
 
+/**
+ * How many times `byte` occurs in d[from, to) (d: a memory offset): csvlog's quotes in replay's
+ * chunks, counted where they were read (countByte.ts copies what is not in a module's memory).
+ * Each block's matches are subtracted (a match is -1) into byte counters, added up every 255 blocks.
+ */
+uint32_t count_byte(uint32_t base, uint32_t from, uint32_t to, uint32_t byte) {
+  const uint8_t *d = (const uint8_t *)base;
+  v128_t b = wasm_i8x16_splat((int8_t)byte);
+  uint32_t n = 0;
+  uint32_t k = from;
+  while (k < to && to - k >= 16) {
+    v128_t counts = wasm_i8x16_splat(0);
+    uint32_t blocks = (to - k) / 16;
+    if (blocks > 255) blocks = 255;
+    for (uint32_t i = 0; i < blocks; i++, k += 16) counts = wasm_i8x16_sub(counts, wasm_i8x16_eq(wasm_v128_load(d + k), b));
+    v128_t sums = wasm_u32x4_extadd_pairwise_u16x8(wasm_u16x8_extadd_pairwise_u8x16(counts));
+    n += wasm_i32x4_extract_lane(sums, 0) + wasm_i32x4_extract_lane(sums, 1) + wasm_i32x4_extract_lane(sums, 2) + wasm_i32x4_extract_lane(sums, 3);
+  }
+  for (; k < to; k++) n += d[k] == (uint8_t)byte;
+  return n;
+}
+
 /** How many k < len - q have d[k + p] == a and d[k + q] == b (the sample's count of a filter's matches). */
 uint32_t count_pair(uint32_t base, uint32_t len, uint32_t p, uint32_t q, uint32_t a, uint32_t b) {
   const uint8_t *d = (const uint8_t *)base;

@@ -83,6 +83,7 @@ export interface SearchExports {
   hits_ptr(): number;
   resume(): number;
   count_pair(base: number, length: number, p: number, q: number, a: number, b: number): number;
+  count_byte(base: number, from: number, to: number, byte: number): number;
   template_bytes(t: number): number;
   template_spans(t: number): number;
   set_template(t: number, length: number, spans: number, prefix: number, wantDetail: number): void;

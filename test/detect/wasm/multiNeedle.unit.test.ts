@@ -168,6 +168,24 @@ describe('the WebAssembly multi-needle search finds what a naive search finds', 
     }
   });
 
+  it.runIf(wasmSimdAvailable())("count_byte (csvlog's quotes in replay's chunks, counted where they were read) counts as a plain loop does", () => {
+    const next = random(91);
+    const search = createMultiNeedleSearch(['duplicate key'], { buffers: [70_000] });
+    const [buffer] = search.buffers;
+    search.lineHits(buffer!.subarray(0, 64));
+    const { exports } = search.instance!;
+    for (let round = 0; round < 200; round++) {
+      // Quotes dense or sparse; ranges of every alignment, empty ones, and longer than 255 blocks.
+      const density = next() < 0.5 ? 0.95 : 0.01;
+      for (let i = 0; i < buffer!.length; i++) buffer![i] = next() < density ? 0x22 : 0x61;
+      const from = Math.floor(next() * 100);
+      const to = round % 3 === 0 ? from + Math.floor(next() * 40) : from + Math.floor(next() * (buffer!.length - from));
+      let expected = 0;
+      for (let i = from; i < to; i++) if (buffer![i] === 0x22) expected++;
+      expect(exports.count_byte(buffer!.byteOffset, from, to, 0x22), `${from}..${to}`).toBe(expected);
+    }
+  });
+
   it('refuses what it cannot search: too many needles, needles too short or too long', () => {
     expect(() => createMultiNeedleSearch(Array.from({ length: 17 }, (_, i) => `n${i}`))).toThrow(/at most 16/);
     expect(() => createMultiNeedleSearch(['a'])).toThrow(/2 to 64/);
