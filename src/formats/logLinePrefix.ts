@@ -14,8 +14,7 @@ const ZONE = '(?: [^\\s\\]]{1,64})?';
 /**
  * What each escape can expand to. Named groups capture the fields the pipeline uses; `unread`: no
  * record field is read from it (replay's templates let its digits differ, see compileLogLinePrefix).
- * Every part
- * has a bound (PostgreSQL's own: names are at most NAMEDATALEN-1 = 63 bytes, application_name is
+ * Every part has a bound (PostgreSQL's own: names are at most NAMEDATALEN-1 = 63 bytes, application_name is
  * cut there too, and PG 16+ writes its non-ASCII bytes as \xNN, up to 4 characters each; a host
  * name is at most NI_MAXHOST): with only bounded parts before the message, the
  * expression's backtracking is bounded by the prefix, whatever a line holds, and a line costs

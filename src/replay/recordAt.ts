@@ -18,7 +18,7 @@ import { MAX_LINE_BYTES } from '../sources/maxLineBytes.js';
  * found; ~15 ms more on the 1 GiB bench log, for the longer carry-over between chunks).
  */
 export const RECORD_REACH = MAX_LINE_BYTES;
-/** First lines kept as templates (the shapes of the errors of a log: its users, databases, pid lengths). */
+/** First lines kept as templates, of all shapes (the errors of a log: its users, databases, pid lengths, names). */
 const MAX_TEMPLATES = 512;
 /**
  * Templates kept of one shape, newest first: lines of one shape that differ in digits no template
@@ -296,14 +296,11 @@ export class RecordReader {
       this.templates.clear();
       this.kept = 0;
     }
-    const ofShape = this.templates.get(shape);
-    if (!ofShape) this.templates.set(shape, [template]);
-    else {
-      ofShape.unshift(template);
-      if (ofShape.length > SHAPE_TEMPLATES) ofShape.pop();
-      else this.kept++;
-    }
-    if (!ofShape) this.kept++;
+    const ofShape = this.templates.get(shape) ?? [];
+    if (ofShape.length === 0) this.templates.set(shape, ofShape);
+    ofShape.unshift(template);
+    if (ofShape.length > SHAPE_TEMPLATES) ofShape.pop();
+    else this.kept++;
     this.made++;
   }
 
