@@ -614,11 +614,13 @@ class LineTemplate {
     record: LogRecord,
     decided: Incident | undefined,
   ): LineTemplate | undefined {
-    const spans: Array<[number, number]> = [];
-    if (groups.time && record.logTime !== undefined) spans.push(groups.time);
-    if (groups.pid && record.pid !== undefined) spans.push(groups.pid);
-    for (const [name, span] of Object.entries(groups)) if (span && name.startsWith(UNREAD_GROUP)) spans.push(span);
-    spans.sort((a, b) => a[0] - b[0]);
+    const found: Array<[number, number]> = [];
+    if (groups.time && record.logTime !== undefined) found.push(groups.time);
+    if (groups.pid && record.pid !== undefined) found.push(groups.pid);
+    for (const [name, span] of Object.entries(groups)) if (span && name.startsWith(UNREAD_GROUP)) found.push(span);
+    // Ascending and apart, as matches() and multiNeedle.c walk them: a field that printed nothing
+    // (%v of a process without one) has no digits, and may begin where the next field does.
+    const spans = found.filter(([from, to]) => to > from).sort((a, b) => a[0] - b[0]);
     for (const [from, to] of spans) {
       for (let at = from; at < to; at++) {
         if (!isDigit(line[at]!)) continue;

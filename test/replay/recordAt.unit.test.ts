@@ -252,6 +252,8 @@ describe("replay's stderr fast path says what the parser says", () => {
     ],
     // A transaction id right after a user named DEBUG, where the severity word may begin (as %p above).
     ['%u%x:  ', (_t, p, u) => `${u}${p.slice(-1)}:  `],
+    // A field that prints nothing (%v of a process without a virtual transaction) where the pid begins.
+    ['%m %v%p ', (t, p) => `${t} UTC ${p} `],
   ];
   it("a translated server's repeated error (not ASCII: FEHLER:  doppelter Schlüsselwert …) is decided by a template too", () => {
     const next = random(11);

@@ -229,6 +229,14 @@ uint8_t *template_bytes(uint32_t t) { return template_pool[t]; }
 uint32_t *template_spans(uint32_t t) { return template_span_pool[t]; }
 
 void set_template(uint32_t t, uint32_t len, uint32_t spans, uint32_t prefix, uint32_t want_detail) {
+  // Spans out of order or past the line would have matches() read outside the line: such a
+  // template stands for no line (a length no line has).
+  uint32_t from = 0;
+  for (uint32_t s = 0; s < spans && s < MAX_SPANS; s++) {
+    if (template_span_pool[t][2 * s] < from || template_span_pool[t][2 * s + 1] < template_span_pool[t][2 * s]) len = 0xffffffff;
+    from = template_span_pool[t][2 * s + 1];
+  }
+  if (spans > MAX_SPANS || from > len || len > TEMPLATE_BYTES) len = 0xffffffff;
   templates[t] = (Template){len, spans, prefix, want_detail};
 }
 
