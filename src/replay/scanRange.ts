@@ -205,7 +205,10 @@ export class ChunkScan {
         // The quotes up to this line: inside a quoted field it is a value's text, and its record began before.
         if (this.quotes(bytes, counted, hit) & 1) this.quoted = !this.quoted;
         counted = hit;
-        if (this.quoted) start = this.scanner.quotedRecordStart(bytes, hit, 0);
+        // Walked back no further than the candidate before: reached with the quotes still odd, this
+        // line is inside the same quoted field as that one, whose record is `last` (or before it).
+        // (Walked back 128 KiB for each, a statement of pasted csvlog lines took ~1 ms a line.)
+        if (this.quoted) start = this.scanner.quotedRecordStart(bytes, hit, i > 0 ? starts[i - 1]! : 0);
         if (start <= last) continue;
         last = start;
       }

@@ -112,6 +112,33 @@ describe('the logs that once made replay disagree with the full parser', () => {
     }
   });
 
+  it(
+    "a csvlog statement of 30,000 pasted csvlog lines, each an error's look-alike: the error after it found, none of them, in time linear in its lines",
+    { timeout: 2_000 },
+    async () => {
+      // Found by a field trial's bulk INSERTs: each pasted line's hit walked back line by line
+      // (128 KiB at most) to where the quotes are even, ~5 s for these 4 MiB; a GiB took minutes.
+      const record = (severity: string, code: string, message: string) =>
+        `2026-11-27 10:00:00.123 UTC,"gotrs","gotrs",4242,"10.0.0.7:5432",6756a1b2.1092,1,"INSERT",2026-11-27 10:00:00 UTC,3/4,0,${severity},${code},"${message}",,,,,,,,,"psql","client backend",,0`;
+      const pasted = '2026-11-27 10:00:00.123 UTC,""gotrs"",""gotrs"",4242,,,,,,,,ERROR,23505,""duplicate key value violates unique constraint fake_pkey"",';
+      const text = [
+        record('LOG', '00000', `statement: INSERT INTO notes (body) VALUES ('${Array<string>(30_000).fill(pasted).join('\n')}')`),
+        record('ERROR', '23505', 'duplicate key value violates unique constraint ""users_login_key""'),
+        '',
+      ].join('\n');
+      const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-found-')), 'log.csv');
+      writeFileSync(path, text);
+      const handle = await open(path, 'r');
+      try {
+        const found: Incident[] = [];
+        await scanFileRange(handle, 0, (await handle.stat()).size, { format: 'postgres-csv', logLinePrefix: '', source: path }, (i) => void found.push(i));
+        expect(found.map((incident) => incident.constraint)).toEqual(['users_login_key']);
+      } finally {
+        await handle.close();
+      }
+    },
+  );
+
   it('with %e after %q the verbose code is a needle too (the live daemon passes over lines by the same needles)', () => {
     expect(scannerNeedles('postgres-stderr', E_AFTER_Q)).toEqual(expect.arrayContaining(['23505: ', '2200H: ']));
     expect(scannerNeedles('postgres-stderr', '%m [%p] %e %q%u@%d ')).not.toContain('23505: ');
