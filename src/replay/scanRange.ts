@@ -142,6 +142,8 @@ export class ChunkScan {
   private quoted = false;
   /** stderr: repeats are decided a batch of candidates at a time, in the search's module (a candidate is its line's start). */
   private readonly decidesRepeats: boolean;
+  /** stderr: a line that begins with a TAB goes on with the record before it. */
+  private readonly tabContinues: boolean;
 
   /** Candidates at absolute offsets from `rangeEnd` on are not this scan's. */
   constructor(
@@ -153,6 +155,7 @@ export class ChunkScan {
     this.reader = tools.reader;
     this.framedByQuotes = tools.scan.format === 'postgres-csv';
     this.decidesRepeats = tools.scan.format === 'postgres-stderr';
+    this.tabContinues = tools.scan.format === 'postgres-stderr';
   }
 
   /**
@@ -234,7 +237,10 @@ export class ChunkScan {
         slot === UNDECIDED ? this.reader.incidentAt(bytes, start, length, base + start) : this.reader.repeatIncident(slot, bytes, start, base + start);
       // (A candidate that holds no incident leaves the run open: a DETAIL line with %e's SQLSTATE.)
       if (!incident) {
-        if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
+        // A stderr TAB line here goes on with a record that began before the chunk: one longer than
+        // a chunk, cut inside (no record began in its last 10,000 lines), passed over as over-long.
+        if (this.reader.unrecognised && this.tabContinues && bytes[start] === TAB) this.counters.oversized++;
+        else if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
         continue;
       }
       this.counters.incidents++;
@@ -276,6 +282,7 @@ export class ChunkScan {
 }
 
 const QUOTE = 0x22;
+const TAB = 0x09;
 
 /** The text of the line at bytes[start] (its first 4 KiB at most), without its newline. */
 function lineText(bytes: Buffer, start: number, end: number): string {

@@ -139,6 +139,39 @@ describe('the logs that once made replay disagree with the full parser', () => {
     },
   );
 
+  it("a stderr statement longer than replay's chunks, of pasted error lines: the error after it found, and its lines passed over as over-long, not as lines of another format", async () => {
+    // A field trial's bulk INSERT of 6 MiB: the chunk was cut inside it (no record begins in its
+    // last 10,000 lines), and the next chunk's first lines, its TAB lines, were said to be "no
+    // postgres-stderr records … give --format the log's", which was wrong advice.
+    const head = '2026-11-27 10:00:00.000 UTC [4242] gotrs@gotrs ';
+    const pasted = '\t2026-11-27 10:00:00.123 UTC [4242] gotrs@gotrs ERROR:  duplicate key value violates unique constraint "fake_pkey"';
+    const text =
+      [
+        `${head}LOG:  statement: INSERT INTO notes (body) VALUES ('`,
+        ...Array<string>(60_000).fill(pasted),
+        "\t')",
+        `${head}ERROR:  duplicate key value violates unique constraint "users_login_key"`,
+      ].join('\n') + '\n';
+    const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-found-')), 'log');
+    writeFileSync(path, text);
+    const handle = await open(path, 'r');
+    try {
+      const found: Incident[] = [];
+      const counters = await scanFileRange(
+        handle,
+        0,
+        (await handle.stat()).size,
+        { format: 'postgres-stderr', logLinePrefix: '%m [%p] %q%u@%d ', source: path },
+        (i) => void found.push(i),
+      );
+      expect(found.map((incident) => incident.constraint)).toEqual(['users_login_key']);
+      expect(counters.unreadable).toBe(0);
+      expect(counters.oversized).toBeGreaterThan(0);
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('with %e after %q the verbose code is a needle too (the live daemon passes over lines by the same needles)', () => {
     expect(scannerNeedles('postgres-stderr', E_AFTER_Q)).toEqual(expect.arrayContaining(['23505: ', '2200H: ']));
     expect(scannerNeedles('postgres-stderr', '%m [%p] %e %q%u@%d ')).not.toContain('23505: ');
