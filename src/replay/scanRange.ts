@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { IncidentScanner, type ScannedFormat } from '../detect/scanner.js';
 import { countByte } from '../detect/wasm/countByte.js';
+import type { MultiNeedleSearch } from '../detect/wasm/multiNeedle.js';
 import { LogTimes } from './logTimes.js';
 import { RECORD_REACH, RecordReader, REPEATS_BATCH, UNDECIDED } from './recordAt.js';
 
@@ -140,10 +141,13 @@ export class ChunkScan {
   private readonly framedByQuotes: boolean;
   /** csvlog: the quotes before the next byte to scan are odd (it lies inside a quoted field). */
   private quoted = false;
-  /** stderr: repeats are decided a batch of candidates at a time, in the search's module (a candidate is its line's start). */
-  private readonly decidesRepeats: boolean;
-  /** stderr: a line that begins with a TAB goes on with the record before it. */
-  private readonly tabContinues: boolean;
+  /**
+   * stderr: repeats are decided a batch of candidates at a time, in the search's module (a candidate
+   * is its line's start); a line that begins with a TAB goes on with the record before it.
+   */
+  private readonly stderr: boolean;
+  /** csvlog: the search's module, once it searched, where chunks read into its memory have their quotes counted. */
+  private inPlace: MultiNeedleSearch['instance'];
 
   /** Candidates at absolute offsets from `rangeEnd` on are not this scan's. */
   constructor(
@@ -154,8 +158,7 @@ export class ChunkScan {
     this.scanner = tools.scanner;
     this.reader = tools.reader;
     this.framedByQuotes = tools.scan.format === 'postgres-csv';
-    this.decidesRepeats = tools.scan.format === 'postgres-stderr';
-    this.tabContinues = tools.scan.format === 'postgres-stderr';
+    this.stderr = tools.scan.format === 'postgres-stderr';
   }
 
   /**
@@ -164,7 +167,7 @@ export class ChunkScan {
    * own: the copies had cost a csvlog replay ~0.12 s a GiB, as much as the counting.
    */
   private quotes(bytes: Buffer, from: number, to: number): number {
-    const instance = this.scanner.search?.instance;
+    const instance = (this.inPlace ??= this.scanner.search?.instance);
     return instance && bytes.buffer === instance.memory ? instance.exports.count_byte(bytes.byteOffset, from, to, QUOTE) : countByte(bytes, from, to, QUOTE);
   }
 
@@ -221,7 +224,7 @@ export class ChunkScan {
         return;
       }
       this.counters.candidates++;
-      if (this.decidesRepeats && i % REPEATS_BATCH === 0) {
+      if (this.stderr && i % REPEATS_BATCH === 0) {
         // A run is a slot's: the module's slots may hold other templates from the next batch on
         // (a field trial's log had hits of one constraint counted under another's).
         this.endRun(bytes);
@@ -239,7 +242,7 @@ export class ChunkScan {
       if (!incident) {
         // A stderr TAB line here goes on with a record that began before the chunk: one longer than
         // a chunk, cut inside (no record began in its last 10,000 lines), passed over as over-long.
-        if (this.reader.unrecognised && this.tabContinues && bytes[start] === TAB) this.counters.oversized++;
+        if (this.reader.unrecognised && this.stderr && bytes[start] === TAB) this.counters.oversized++;
         else if (this.reader.unrecognised) noteUnreadable(this.counters, lineText(bytes, start, length));
         continue;
       }
