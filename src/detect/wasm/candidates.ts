@@ -3,6 +3,7 @@ import type { MultiNeedleSearch } from './multiNeedle.js';
 /** What the scanner's answers are built from besides the search: where a hit's record begins (IncidentScanner.recordStart). */
 export interface RecordStarts {
   recordStart(bytes: Buffer, lineStart: number, floor: number): number;
+  recordStartAfter(bytes: Buffer, lineStart: number, lastLine: number, lastStart: number): number;
 }
 
 const NEWLINE = 0x0a;
@@ -41,12 +42,7 @@ export class MultiNeedleCandidates {
     let lastStart = -1;
     for (const hit of this.search.lineHits(region)) {
       const lineStart = region.lastIndexOf(NEWLINE, hit) + 1;
-      // stderr: a record's TAB lines are walked back no further than the hit before; reached, the
-      // record is that one's. (Walked back whole for each hit, a statement of 50,000 lines of pasted
-      // log text took ~17 s: a field trial's bulk INSERT.) csvlog walks back by its own rule.
-      const stderrFloor = this.csv || lastLine === -1 ? 0 : lastLine;
-      let start = this.scanner.recordStart(region, lineStart, stderrFloor);
-      if (!this.csv && start === lastLine) start = lastStart;
+      const start = this.scanner.recordStartAfter(region, lineStart, lastLine, lastStart);
       lastLine = lineStart;
       lastStart = start;
       push(from + start);
