@@ -120,7 +120,7 @@ export function busyReplayBlock(from, count, counts) {
 }
 
 /** Writes a busy log of about `bytes`; returns what it holds. */
-async function generate(path, bytes) {
+export async function generate(path, bytes) {
   const out = createWriteStream(path, { highWaterMark: 8 * 1024 * 1024 });
   let written = 0;
   let n = 0;

@@ -3,11 +3,12 @@ import { benchFix } from './fix.mjs';
 import { benchHeal } from './heal.mjs';
 import { benchLive } from './live.mjs';
 import { benchReplay } from './replay.mjs';
+import { benchReplayGzip } from './replayGzip.mjs';
 import { benchStartup } from './startup.mjs';
 import { benchWatch } from './watch.mjs';
 
 const only = process.argv.slice(2);
-const all = { heal: benchHeal, live: benchLive, fix: benchFix, startup: benchStartup, replay: benchReplay, watch: benchWatch };
+const all = { heal: benchHeal, live: benchLive, fix: benchFix, startup: benchStartup, replay: benchReplay, 'replay-gzip': benchReplayGzip, watch: benchWatch };
 for (const [name, bench] of Object.entries(all)) {
   if (only.length > 0 && !only.includes(name)) continue;
   const { result, file } = await bench();

@@ -6,7 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
 import { scannerNeedles, type ScannedFormat } from '../../src/detect/scanner.js';
 import { scanInParallel, ScanThreads } from '../../src/replay/parallel.js';
-import { scanFileRange } from '../../src/replay/scanRange.js';
+import { scanFileRange, scanStream } from '../../src/replay/scanRange.js';
+import { draws } from '../helpers/random.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
 
 /*
@@ -169,6 +170,56 @@ describe('the logs that once made replay disagree with the full parser', () => {
       expect(counters.oversized).toBeGreaterThan(0);
     } finally {
       await handle.close();
+    }
+  });
+
+  it("a stream (a .gz, a pipe) finds what the file's scan finds, whatever the sizes of its parts, lines longer than a chunk among them", async () => {
+    // scanStream gathers the parts into one buffer of its own (a chunk and what the one before
+    // carries over): parts that straddle its end, and lines too long for it, must lose nothing.
+    const prefix = '%m [%p] %q%u@%d ';
+    const head = (n: number) => `2026-11-27 10:00:${String(n % 60).padStart(2, '0')}.${String(n % 1000).padStart(3, '0')} UTC [${4000 + (n % 7)}] gotrs@gotrs `;
+    const lines: string[] = [];
+    for (let n = 0; n < 90_000; n++) {
+      if (n % 9 === 4)
+        lines.push(`${head(n)}ERROR:  duplicate key value violates unique constraint "t${n % 5}_pkey"`, `${head(n)}DETAIL:  Key (id)=(${n}) already exists.`);
+      else if (n % 251 === 7) lines.push(`${head(n)}ERROR:  relation "h${n % 3}_id_seq" does not exist`);
+      else lines.push(`${head(n)}LOG:  duration: 0.${n % 1000} ms  statement: SELECT ${n}`);
+      // A line of 5 MiB (longer than a chunk, shorter than the buffer) and one of 7 MiB (longer than both).
+      if (n === 30_000) lines.push(`${head(n)}LOG:  statement: SELECT '${'x'.repeat(5 * 2 ** 20)}'`);
+      if (n === 60_000) lines.push(`${head(n)}LOG:  statement: SELECT '${'y'.repeat(7 * 2 ** 20)}'`);
+    }
+    const text = Buffer.from(lines.join('\n') + '\n');
+    const path = join(mkdtempSync(join(tmpdir(), 'seqwatch-found-')), 'log');
+    writeFileSync(path, text);
+    const scan = { format: 'postgres-stderr' as const, logLinePrefix: prefix, source: path };
+    const handle = await open(path, 'r');
+    const reference: Incident[] = [];
+    try {
+      await scanFileRange(handle, 0, text.length, scan, (i) => void reference.push(i));
+    } finally {
+      await handle.close();
+    }
+    expect(reference.length).toBeGreaterThan(10_000);
+    const d = draws(20261203);
+    const partSizes: Array<[string, () => number]> = [
+      ['1 MiB (gunzip)', () => 2 ** 20],
+      ['64 KiB (a pipe)', () => 64 * 1024],
+      ['1 byte to 300 KiB', () => d.int(1, 300 * 1024)],
+      ['1 KiB to 9 MiB', () => d.int(1024, 9 * 2 ** 20)],
+      ['one part', () => text.length],
+    ];
+    for (const [name, size] of partSizes) {
+      const parts = async function* () {
+        for (let at = 0; at < text.length;) {
+          const next = Math.min(text.length, at + size());
+          yield text.subarray(at, next);
+          at = next;
+        }
+      };
+      const found: Incident[] = [];
+      const counters = await scanStream(parts(), scan, (i) => void found.push(i));
+      expect(same(found), name).toEqual(same(reference));
+      expect(counters.bytes, name).toBe(text.length);
     }
   });
 
