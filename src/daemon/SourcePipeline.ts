@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { SourceConfig } from '../config/config.js';
 import { detectIncident, firstLineDecision, unreadErrorSample, type Incident } from '../detect/detectIncident.js';
-import { IncidentScanner, scannerNeedles } from '../detect/scanner.js';
+import { holdsStderrNeedle, IncidentScanner } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
 import { lineSkippingFor } from '../formats/passOver.js';
 import type { LogRecord } from '../formats/LogRecord.js';
@@ -319,12 +319,10 @@ function lastBytesOf(path: string): Buffer {
  * unseen (nothing being assembled, or only records its marks find) and tells it how many it did.
  */
 function lineSkipping(source: SourceConfig): { interesting: (line: string) => boolean; forFollower: (parser: RecordParser) => LineSkipping | undefined } {
-  // The scanner's needles as a stderr line carries them (also inside docker-json and cri): the same
-  // list the follower skips by, so the parser never passes over a line the scanner kept (a verbose
-  // `FEHLER:  23505: ` message without %e was lost here to a list of English words).
-  const needles = scannerNeedles('postgres-stderr', source.log_line_prefix);
   return {
-    interesting: (line) => needles.some((needle) => line.includes(needle)),
+    // The scanner's needles (a verbose `FEHLER:  23505: ` message without %e was lost here to a
+    // list of English words, before the pre-check was the scanner's).
+    interesting: holdsStderrNeedle(source.log_line_prefix),
     // The shared scanner names the lines that may matter; the format frames what may be passed over
     // (formats/passOver.ts: csvlog only whole records, stderr past other backends' lines).
     forFollower: (parser) => {

@@ -101,6 +101,17 @@ export function scannerNeedles(format: ScannedFormat, logLinePrefix: string): st
   }
 }
 
+/**
+ * The string pre-check a stderr parser passes lines over by (StderrPrefixParser's `interesting`):
+ * whether a line holds one of the scanner's needles, as a stderr line carries them (inside
+ * docker-json and CRI entries too). The daemon and replay's line-by-line formats use this one, so
+ * that the parser never passes over a line the scanner keeps.
+ */
+export function holdsStderrNeedle(logLinePrefix: string): (line: string) => boolean {
+  const needles = scannerNeedles('postgres-stderr', logLinePrefix);
+  return (line) => needles.some((needle) => line.includes(needle));
+}
+
 /** Whether the prefix's %e comes after its %q (so lines of background processes do not print it). */
 function sqlstateAfterQ(prefix: string): boolean {
   const q = prefix.indexOf('%q');

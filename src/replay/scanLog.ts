@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { pipeline, Readable } from 'node:stream';
-import { detectIncident } from '../detect/detectIncident.js';
-import { isScannedFormat } from '../detect/scanner.js';
+import { detectIncident, firstLineDecision } from '../detect/detectIncident.js';
+import { holdsStderrNeedle, isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
 import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type IncidentSink, type RangeScan, type ScanCounters } from './scanRange.js';
@@ -133,7 +133,11 @@ export async function threadsFor(files: string[], threads: number, format?: stri
 
 /**
  * Any other format (syslog, docker json-file, CRI, CloudNativePG, application logs, auto): every
- * line goes through that format's parser, as in the daemon. Slower than the scanned formats, as exact.
+ * line goes through that format's parser, as in the daemon, and as there a stderr parser (docker
+ * json-file's and CRI's inside) passes over the lines without a needle while no record is being
+ * assembled, and does not keep a record its ERROR line decided (firstLineDecision) open for its
+ * DETAIL and STATEMENT. (Without them a 93 MiB docker json-file log took 1.7 s, against 1.1 s.)
+ * Slower than the scanned formats, as exact.
  */
 async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format: Format, options: ScanOptions, onProgress: () => void): Promise<ScanCounters> {
   // Loaded only here: the scanned formats read records with replay's own reader (recordAt.ts).
@@ -141,7 +145,13 @@ async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format
   const counters = newScanCounters();
   const parser = createParser(
     format,
-    { source: file, logLinePrefix: options.logLinePrefix, ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}) },
+    {
+      source: file,
+      logLinePrefix: options.logLinePrefix,
+      ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}),
+      interesting: holdsStderrNeedle(options.logLinePrefix),
+      onRecordStart: (record) => firstLineDecision(record)?.settled === true,
+    },
     (record) => {
       counters.candidates++;
       const incident = detectIncident(record);
