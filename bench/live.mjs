@@ -47,14 +47,24 @@ function blocks(format, at, mib, from = 0) {
   const counts = {};
   const out = [];
   let bytes = 0;
-  const perBlock = { stderr: 7_000, csvlog: 4_000, jsonlog: 2_500 }[format];
+  const perBlock = { stderr: 7_000, csvlog: 4_000, jsonlog: 2_500, docker: 5_000 }[format];
   let n = from;
   for (; bytes < mib * 2 ** 20; n += perBlock) {
-    const block = Buffer.from(busyRecords(format, n, perBlock, counts, at));
+    const block = Buffer.from(
+      format === 'docker' ? dockerJson(busyRecords('stderr', n, perBlock, counts, at), at) : busyRecords(format, n, perBlock, counts, at),
+    );
     bytes += block.length;
     out.push(block);
   }
   return { blocks: out, bytes, counts, next: n };
+}
+
+/** The stderr log's lines as Docker's json-file driver writes a container's (gotrs-postgres's) output, each line an entry. */
+function dockerJson(text, at) {
+  const time = new Date(at).toISOString();
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  return lines.map((line) => `${JSON.stringify({ log: `${line}\n`, stream: 'stderr', time })}\n`).join('');
 }
 
 /** Appends the blocks at MB_PER_S, as a busy server would; returns the seconds it took. */
@@ -75,7 +85,12 @@ async function writePaced(path, data) {
 async function seqwatch(dir, url, path, format) {
   const port = await freePort();
   const config = join(dir, `seqwatch-${port}.yaml`);
-  const source = format === 'stderr' ? `{path: ${path}, log_line_prefix: '${STDERR_PREFIX}'}` : `{path: ${path}, format: ${FORMAT_OF[format]}}`;
+  const source =
+    format === 'stderr'
+      ? `{path: ${path}, log_line_prefix: '${STDERR_PREFIX}'}`
+      : format === 'docker'
+        ? `{path: ${path}, format: docker-json, inner_format: postgres-stderr, log_line_prefix: '${STDERR_PREFIX}'}`
+        : `{path: ${path}, format: ${FORMAT_OF[format]}}`;
   writeFileSync(
     config,
     `database: {url: '${url}'}\nsources: [${source}]\naudit: {path: ${join(dir, `audit-${port}.jsonl`)}}\nstate_dir: ${join(dir, `state-${port}`)}\nmetrics: {listen: '127.0.0.1:${port}'}\n`,
@@ -182,7 +197,12 @@ async function benchCase(name, dir, url) {
       `from ready ${fromReady.seqwatch.toFixed(2)} vs ${fromReady.tail_grep.toFixed(2)}: ${(fromReady.seqwatch / fromReady.tail_grep).toFixed(2)}x\n`,
   );
   return {
-    format: format === 'stderr' ? `postgres-stderr (log_line_prefix '${STDERR_PREFIX}')` : FORMAT_OF[format],
+    format:
+      format === 'stderr'
+        ? `postgres-stderr (log_line_prefix '${STDERR_PREFIX}')`
+        : format === 'docker'
+          ? `docker-json, postgres-stderr inside (log_line_prefix '${STDERR_PREFIX}')`
+          : FORMAT_OF[format],
     ...(name.endsWith('-stale') ? { records_older_than_stale_after: true } : {}),
     log_mib: mib,
     warmup_mib: warmupMib,

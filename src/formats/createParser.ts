@@ -5,6 +5,7 @@ import { CsvlogParser } from './CsvlogParser.js';
 import { JsonlogParser, parseObject } from './JsonlogParser.js';
 import type { LogRecord } from './LogRecord.js';
 import { compileLogLinePrefix } from './logLinePrefix.js';
+import { dockerMarks } from './passOver.js';
 import { bounded, newCounters, type LinePosition, type ParserCounters, type RecordParser, type RecordSink } from './RecordParser.js';
 import { StderrPrefixParser } from './StderrPrefixParser.js';
 import { splitSyslogLine, SyslogParser } from './SyslogParser.js';
@@ -92,6 +93,19 @@ export class DockerJsonParser implements RecordParser {
 
   flush(): void {
     this.inner.flush();
+  }
+
+  /** Between lines of the output (no entry of a split line pending) and the parser inside may pass over lines. */
+  canPassOver(): boolean {
+    return this.partial === '' && (this.inner.canPassOver?.() ?? false);
+  }
+
+  openRecordMarks(): readonly Buffer[] | undefined {
+    return this.partial === '' ? dockerMarks(this.inner.openRecordMarks?.()) : undefined;
+  }
+
+  passedOverLines(lines: number): void {
+    this.inner.passedOverLines?.(lines);
   }
 }
 

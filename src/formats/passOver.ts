@@ -11,11 +11,91 @@ export interface CandidateFinder {
 /** csvlog's quote: its records are framed by it (a quoted field may hold newlines). */
 const CSV_QUOTE = 0x22;
 
+const NEWLINE = 0x0a;
+const BACKSLASH = 0x5c;
+const LETTER_N = 0x6e;
+/** How Docker's json-file driver begins an entry, and one whose line begins with a TAB (a stderr record's continuation). */
+const DOCKER_ENTRY = Buffer.from('{"log":"');
+const DOCKER_TAB_ENTRY = Buffer.from('{"log":"\\t');
+/** What follows an entry's `log` value: Docker writes log, stream, (attrs,) time, in that order. */
+const DOCKER_STREAM = Buffer.from('","stream":"');
+/** TAB entries looked back over for the line they continue (a statement's lines: more are handed out one by one). */
+const MAX_ENTRIES_BACK = 128;
+
+/** Whether bytes[start, end) hold `prefix` at `start` (compared here: a call into Buffer's native code cost more, for 8-10 bytes). */
+function startsWith(bytes: Buffer, start: number, end: number, prefix: Buffer): boolean {
+  if (end - start < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[start + i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Where the Docker json-file entry at bytes[start, end) has its `log` value end (the quote before
+ * `","stream":"`), or -1 when it is no entry. Inside the value a quote is always escaped, so that
+ * text cannot occur there: its first occurrence is the value's end.
+ */
+function logValueEnd(bytes: Buffer, start: number, end: number): number {
+  if (!startsWith(bytes, start, end, DOCKER_ENTRY)) return -1;
+  const key = bytes.indexOf(DOCKER_STREAM, start + DOCKER_ENTRY.length);
+  // Found past the entry's end (it has no stream: no entry of the driver's), or not at all.
+  return key === -1 || key >= end ? -1 : key;
+}
+
+/**
+ * Whether the `log` value ending at `quote` ends a line of the container's output: an escaped
+ * newline (`\n`, its backslash not itself escaped: an odd run of backslashes). A line longer
+ * than 16 KiB is split into entries only the last of which does.
+ */
+function endsWithNewline(bytes: Buffer, start: number, quote: number): boolean {
+  if (bytes[quote - 1] !== LETTER_N || bytes[quote - 2] !== BACKSLASH) return false;
+  let run = 0;
+  for (let at = quote - 2; at >= start && bytes[at] === BACKSLASH; at--) run++;
+  return run % 2 === 1;
+}
+
+/** Whether the entry at `start` holds a line beginning with a TAB: a stderr record's continuation. */
+const continuesRecord = (bytes: Buffer, start: number): boolean => startsWith(bytes, start, bytes.length, DOCKER_TAB_ENTRY);
+
+/**
+ * Docker's json-file entries (LineSkipping.wrapped): a run passed over holds only entries that end
+ * a line of the output, so a line the runtime split into entries is handed out whole, from its
+ * first (a needle may be cut in two by the split: each entry is looked at, the search does not see
+ * it); and it ends before an entry whose line is no TAB line (a record's TAB lines are handed out
+ * from the line they continue), as a stderr log's runs do.
+ */
+export const DOCKER_ENTRIES = {
+  continues: continuesRecord,
+  boundary(bytes: Buffer, start: number, until: number): number {
+    let end = start;
+    while (end < until) {
+      const newline = bytes.indexOf(NEWLINE, end);
+      if (newline === -1 || newline >= until) break;
+      const quote = logValueEnd(bytes, end, newline);
+      if (quote === -1 || !endsWithNewline(bytes, end, quote)) break;
+      end = newline + 1;
+    }
+    for (let entries = 0; end > start && continuesRecord(bytes, end) && entries < MAX_ENTRIES_BACK; entries++) {
+      end = end - 1 > start ? Math.max(start, bytes.lastIndexOf(NEWLINE, end - 2) + 1) : start;
+    }
+    return continuesRecord(bytes, end) ? start : end;
+  },
+};
+
+/** Bytes that Docker's json-file driver writes escaped (JSON's quote, backslash and controls, and <, > and &): a mark holding one is not found as it is. */
+const escapedInJson = (mark: Buffer) =>
+  mark.some((byte) => byte < 0x20 || byte === 0x22 || byte === BACKSLASH || byte === 0x3c || byte === 0x3e || byte === 0x26);
+
+/** Marks of records being assembled, as Docker's json-file entries carry them: undefined when one would be written escaped. */
+export function dockerMarks(marks: readonly Buffer[] | undefined): readonly Buffer[] | undefined {
+  return marks?.some(escapedInJson) ? undefined : marks;
+}
+
 /**
  * How a source of `format` may pass over lines unseen, with `parser` reading it: only between
  * records (or, for stderr, past other backends' lines while records wait for their next line), only
- * up to the next line the scanner names, and for csvlog only where the quotes balance. Undefined
- * for the formats whose parser cannot say when that is safe (wrappers, syslog, application logs).
+ * up to the next line the scanner names, for csvlog only where the quotes balance, and for Docker's
+ * json-file (a stderr log inside) only after an entry that ends a line of the output. Undefined for
+ * the formats whose parser cannot say when that is safe (CRI, syslog, application logs).
  */
 export function lineSkippingFor(format: Format, parser: RecordParser, candidates: CandidateFinder): LineSkipping | undefined {
   const { canPassOver, passedOverLines } = parser;
@@ -25,5 +105,6 @@ export function lineSkippingFor(format: Format, parser: RecordParser, candidates
     ...(format === 'postgres-csv' ? { quote: CSV_QUOTE } : {}),
     canSkip: () => canPassOver.call(parser) || (parser.openRecordMarks?.() ?? false),
     onSkipped: (lines) => passedOverLines.call(parser, lines),
+    ...(format === 'docker-json' ? { wrapped: DOCKER_ENTRIES } : {}),
   };
 }

@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { pipeline, Readable } from 'node:stream';
 import { detectIncident, firstLineDecision } from '../detect/detectIncident.js';
-import { holdsStderrNeedle, isScannedFormat } from '../detect/scanner.js';
+import { holdsStderrNeedle, IncidentScanner, isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
 import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type IncidentSink, type RangeScan, type ScanCounters } from './scanRange.js';
@@ -141,7 +141,11 @@ export async function threadsFor(files: string[], threads: number, format?: stri
  */
 async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format: Format, options: ScanOptions, onProgress: () => void): Promise<ScanCounters> {
   // Loaded only here: the scanned formats read records with replay's own reader (recordAt.ts).
-  const [{ createParser }, { LineSplitter }] = await Promise.all([import('../formats/createParser.js'), import('../sources/LineSplitter.js')]);
+  const [{ createParser }, { LineSplitter }, { lineSkippingFor }] = await Promise.all([
+    import('../formats/createParser.js'),
+    import('../sources/LineSplitter.js'),
+    import('../formats/passOver.js'),
+  ]);
   const counters = newScanCounters();
   const parser = createParser(
     format,
@@ -160,6 +164,12 @@ async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format
       options.onIncident(incident);
     },
   );
+  // Docker's json-file with a stderr log inside: the entries without a needle are passed over
+  // unseen, as the daemon's follower does (formats/passOver.ts).
+  const skipping =
+    format === 'docker-json' && (options.innerFormat ?? 'postgres-stderr') === 'postgres-stderr'
+      ? lineSkippingFor(format, parser, new IncidentScanner('postgres-stderr', options.logLinePrefix))
+      : undefined;
   const lines = new LineSplitter(
     4 * 1024 * 1024,
     (line, position) => {
@@ -169,6 +179,8 @@ async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format
       if (parser.counters.unrecognisedLines !== unrecognised) noteUnreadable(counters, text);
     },
     () => counters.oversized++,
+    0,
+    skipping,
   );
   for await (const chunk of stream) {
     options.signal?.throwIfAborted();

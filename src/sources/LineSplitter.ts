@@ -35,6 +35,17 @@ export interface LineSkipping {
   canSkip(): boolean | readonly Buffer[];
   /** `lines` complete lines were passed over. */
   onSkipped(lines: number): void;
+  /**
+   * Lines that are a container runtime's entries, each wrapping a line of the log inside (Docker's
+   * json-file): whether the entry at `start` holds a line going on with the record before it
+   * (inside, a stderr TAB line: handed out after a line handed out, as a TAB line is), and the latest
+   * entry start at or before `until` where passing over may stop (never between the entries the
+   * runtime split one long line into).
+   */
+  wrapped?: {
+    continues(bytes: Buffer, start: number): boolean;
+    boundary(bytes: Buffer, start: number, until: number): number;
+  };
 }
 
 const NEWLINE = 0x0a;
@@ -69,7 +80,12 @@ export class LineSplitter {
   ) {
     this.lineStart = start;
     this.lineNumber = start === 0 ? 1 : undefined;
+    const wrapped = skipping?.wrapped;
+    this.continues = wrapped ? (bytes, at) => wrapped.continues(bytes, at) : (bytes, at) => bytes[at] === TAB;
   }
+
+  /** Whether the line at `start` goes on with the record of the line before (see LineSkipping.wrapped). */
+  private readonly continues: (bytes: Buffer, start: number) => boolean;
 
   /**
    * Starts over at `offset` (a truncated file, a resumed one); line numbers only from 0. `boundary`
@@ -91,7 +107,7 @@ export class LineSplitter {
     // still shows; a line right after one handed out that starts with a TAB may continue its record.
     let handedOut = false;
     for (;;) {
-      if (this.skipping && handedOut && this.partialBytes === 0 && !this.discarding && bytes[start] !== TAB) {
+      if (this.skipping && handedOut && this.partialBytes === 0 && !this.discarding && !this.continues(bytes, start)) {
         start = this.skipTo(bytes, at, start);
       }
       const newline = bytes.indexOf(NEWLINE, start);
@@ -156,6 +172,7 @@ export class LineSplitter {
       }
     }
     if (skipping.quote !== undefined && until > start) until = balancedUntil(bytes, start, until, skipping.quote);
+    if (skipping.wrapped && until > start) until = skipping.wrapped.boundary(bytes, start, until);
     if (until <= start) return start;
     let lines = 0;
     for (let newline = bytes.indexOf(NEWLINE, start); newline !== -1 && newline < until; newline = bytes.indexOf(NEWLINE, newline + 1)) lines++;

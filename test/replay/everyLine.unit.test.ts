@@ -7,6 +7,7 @@ import type { Incident } from '../../src/detect/detectIncident.js';
 import type { Format } from '../../src/formats/formatNames.js';
 import { scanLog } from '../../src/replay/scanLog.js';
 import { randomLog, variantOf } from '../helpers/randomLog.js';
+import { liveExpected, viaPipeline } from '../helpers/fastPaths.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
 
 /*
@@ -78,7 +79,18 @@ describe('replay of container logs (read line by line) finds what the full parse
       writeFileSync(file, content);
       const found: Incident[] = [];
       await scanLog(file, { format, logLinePrefix: variant.prefix, innerFormat: 'postgres-stderr', onIncident: (i) => void found.push(i) });
-      expect.soft(what(found), `seed ${seed}, ${name}`).toEqual(expected);
+      expect.soft(what(found), `seed ${seed}, replay, ${name}`).toEqual(expected);
+    }
+    // The daemon's follower passes over Docker's entries the same way: what its parser inside
+    // finds, with the first-line decisions it acts on at once (liveExpected).
+    const live = what(liveExpected('postgres-stderr', variant.prefix, inner));
+    for (const max of [16 * 1024, 100]) {
+      const file = join(dir, `${seed}-live.log`);
+      const content = dockerJson(lines, max);
+      writeFileSync(file, content);
+      expect
+        .soft(what(await viaPipeline(file, 'docker-json', variant.prefix, Buffer.byteLength(content))), `seed ${seed}, the daemon, docker-json split at ${max}`)
+        .toEqual(live);
     }
   });
 });
