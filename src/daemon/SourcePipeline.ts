@@ -326,9 +326,9 @@ function lineSkipping(source: SourceConfig): { interesting: (line: string) => bo
     // The shared scanner names the lines that may matter; the format frames what may be passed over
     // (formats/passOver.ts: csvlog only whole records, stderr past other backends' lines).
     forFollower: (parser) => {
-      // Docker's json-file entries carry a stderr log's needles as its lines do (none holds a
-      // character JSON escapes): the scanner searches the entries as they are.
-      const inside = source.format === 'docker-json' ? (source.inner_format ?? 'postgres-stderr') : undefined;
+      // A container runtime's entries carry a stderr log's needles as its lines do (CRI writes the
+      // text as it is; none holds a character JSON escapes): the scanner searches them as they are.
+      const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : undefined;
       if (inside !== undefined && inside !== 'postgres-stderr') return undefined;
       const scanner = new IncidentScanner(inside ?? source.format, source.log_line_prefix);
       if (!scanner.filters) return undefined;

@@ -57,4 +57,18 @@ export class CriParser implements RecordParser {
   flush(): void {
     this.inner.flush();
   }
+
+  /** Between lines of the output (no P entry of either stream pending) and the parser inside may pass over lines. */
+  canPassOver(): boolean {
+    return this.partial.stdout === '' && this.partial.stderr === '' && (this.inner.canPassOver?.() ?? false);
+  }
+
+  /** The marks of the records inside: CRI writes a line's text as it is. */
+  openRecordMarks(): readonly Buffer[] | undefined {
+    return this.partial.stdout === '' && this.partial.stderr === '' ? this.inner.openRecordMarks?.() : undefined;
+  }
+
+  passedOverLines(lines: number): void {
+    this.inner.passedOverLines?.(lines);
+  }
 }

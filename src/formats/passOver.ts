@@ -66,20 +66,85 @@ const continuesRecord = (bytes: Buffer, start: number): boolean => startsWith(by
 export const DOCKER_ENTRIES = {
   continues: continuesRecord,
   boundary(bytes: Buffer, start: number, until: number): number {
-    let end = start;
-    while (end < until) {
-      const newline = bytes.indexOf(NEWLINE, end);
-      if (newline === -1 || newline >= until) break;
-      const quote = logValueEnd(bytes, end, newline);
-      if (quote === -1 || !endsWithNewline(bytes, end, quote)) break;
-      end = newline + 1;
-    }
-    for (let entries = 0; end > start && continuesRecord(bytes, end) && entries < MAX_ENTRIES_BACK; entries++) {
-      end = end - 1 > start ? Math.max(start, bytes.lastIndexOf(NEWLINE, end - 2) + 1) : start;
-    }
-    return continuesRecord(bytes, end) ? start : end;
+    const ends = (from: number, newline: number) => {
+      const quote = logValueEnd(bytes, from, newline);
+      return quote !== -1 && endsWithNewline(bytes, from, quote);
+    };
+    return wrappedBoundary(bytes, start, until, ends, continuesRecord);
   },
 };
+
+const SPACE = 0x20;
+const TAB = 0x09;
+const COLON = 0x3a;
+/** What CRI's timestamp is at most (RFC 3339 with nanoseconds and an offset: 35). */
+const CRI_TIME_MAX = 40;
+const STDOUT = Buffer.from('stdout');
+const STDERR = Buffer.from('stderr');
+/** criContent: the entry is a partial one (P), or no CRI entry. */
+const CRI_PARTIAL = -2;
+const NOT_AN_ENTRY = -1;
+
+/**
+ * Where the content of the CRI entry at bytes[start, end) begins (`<time> <stdout|stderr> <F|P>[:flags] <content>`)
+ * when it is a full one (F: it ends a line of the output); CRI_PARTIAL for a P entry, NOT_AN_ENTRY
+ * for a line that is none. Read byte by byte: the head is ~40 bytes.
+ */
+function criContent(bytes: Buffer, start: number, end: number): number {
+  let space = start;
+  const timeEnd = Math.min(end, start + CRI_TIME_MAX);
+  while (space < timeEnd && bytes[space] !== SPACE) space++;
+  if (space === timeEnd || space === start) return NOT_AN_ENTRY;
+  const stream = space + 1;
+  if (stream + 8 >= end || !(startsWith(bytes, stream, end, STDERR) || startsWith(bytes, stream, end, STDOUT)) || bytes[stream + 6] !== SPACE)
+    return NOT_AN_ENTRY;
+  const tag = bytes[stream + 7];
+  if (tag !== 0x46 && tag !== 0x50) return NOT_AN_ENTRY;
+  let after = stream + 8;
+  if (bytes[after] === COLON) while (after < end && bytes[after] !== SPACE) after++;
+  else if (after < end && bytes[after] !== SPACE) return NOT_AN_ENTRY;
+  return tag === 0x50 ? CRI_PARTIAL : Math.min(end, after + 1);
+}
+
+/**
+ * Kubernetes' CRI entries (LineSkipping.wrapped), as Docker's: a run passed over holds only full
+ * entries (F), so a line the runtime split into P entries and a last F is handed out whole, from
+ * its first; and it ends before an entry whose line is no TAB line.
+ */
+export const CRI_ENTRIES = {
+  continues(bytes: Buffer, start: number): boolean {
+    const end = bytes.indexOf(NEWLINE, start);
+    const content = criContent(bytes, start, end === -1 ? bytes.length : end);
+    return content >= 0 && bytes[content] === TAB;
+  },
+  boundary(bytes: Buffer, start: number, until: number): number {
+    return wrappedBoundary(bytes, start, until, (from, newline) => criContent(bytes, from, newline) >= 0, CRI_ENTRIES.continues);
+  },
+};
+
+/**
+ * The end of a run passed over, for entries that wrap lines of the output: past the entries from
+ * `start` that each end a line of the output (`ends`), up to `until`, then back before the entries
+ * whose line is a TAB line (`continues`), to the line they continue.
+ */
+function wrappedBoundary(
+  bytes: Buffer,
+  start: number,
+  until: number,
+  ends: (start: number, newline: number) => boolean,
+  continues: (bytes: Buffer, start: number) => boolean,
+): number {
+  let end = start;
+  while (end < until) {
+    const newline = bytes.indexOf(NEWLINE, end);
+    if (newline === -1 || newline >= until || !ends(end, newline)) break;
+    end = newline + 1;
+  }
+  for (let entries = 0; end > start && continues(bytes, end) && entries < MAX_ENTRIES_BACK; entries++) {
+    end = end - 1 > start ? Math.max(start, bytes.lastIndexOf(NEWLINE, end - 2) + 1) : start;
+  }
+  return continues(bytes, end) ? start : end;
+}
 
 /** Bytes that Docker's json-file driver writes escaped (JSON's quote, backslash and controls, and <, > and &): a mark holding one is not found as it is. */
 const escapedInJson = (mark: Buffer) =>
@@ -93,9 +158,10 @@ export function dockerMarks(marks: readonly Buffer[] | undefined): readonly Buff
 /**
  * How a source of `format` may pass over lines unseen, with `parser` reading it: only between
  * records (or, for stderr, past other backends' lines while records wait for their next line), only
- * up to the next line the scanner names, for csvlog only where the quotes balance, and for Docker's
- * json-file (a stderr log inside) only after an entry that ends a line of the output. Undefined for
- * the formats whose parser cannot say when that is safe (CRI, syslog, application logs).
+ * up to the next line the scanner names, for csvlog only where the quotes balance, and for a
+ * container runtime's entries (Docker's json-file, CRI; a stderr log inside) only after an entry that
+ * ends a line of the output. Undefined for the formats whose parser cannot say when that is safe
+ * (syslog, application logs).
  */
 export function lineSkippingFor(format: Format, parser: RecordParser, candidates: CandidateFinder): LineSkipping | undefined {
   const { canPassOver, passedOverLines } = parser;
@@ -105,6 +171,6 @@ export function lineSkippingFor(format: Format, parser: RecordParser, candidates
     ...(format === 'postgres-csv' ? { quote: CSV_QUOTE } : {}),
     canSkip: () => canPassOver.call(parser) || (parser.openRecordMarks?.() ?? false),
     onSkipped: (lines) => passedOverLines.call(parser, lines),
-    ...(format === 'docker-json' ? { wrapped: DOCKER_ENTRIES } : {}),
+    ...(format === 'docker-json' ? { wrapped: DOCKER_ENTRIES } : format === 'cri' ? { wrapped: CRI_ENTRIES } : {}),
   };
 }

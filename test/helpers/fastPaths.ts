@@ -171,7 +171,7 @@ export function viaLive(format: ScannedFormat, prefix: string, bytes: Buffer, si
 const quiet = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} } as unknown as Logger;
 
 /** The daemon's own SourcePipeline following the file from its beginning (its FileFollower, scanner, parser), no database: what it routes. */
-export async function viaPipeline(path: string, format: ScannedFormat | 'docker-json', prefix: string, size: number): Promise<Incident[]> {
+export async function viaPipeline(path: string, format: ScannedFormat | 'docker-json' | 'cri', prefix: string, size: number): Promise<Incident[]> {
   const dir = mkdtempSync(join(tmpdir(), 'seqwatch-differential-live-'));
   const yaml = `database: { url: "postgresql://seqwatch@db/gotrs" }\nsources: [{ path: ${JSON.stringify(path)}, format: ${format}, log_line_prefix: ${JSON.stringify(prefix)}, start_at: beginning }]\n`;
   const routed: Incident[] = [];

@@ -81,15 +81,19 @@ describe('replay of container logs (read line by line) finds what the full parse
       await scanLog(file, { format, logLinePrefix: variant.prefix, innerFormat: 'postgres-stderr', onIncident: (i) => void found.push(i) });
       expect.soft(what(found), `seed ${seed}, replay, ${name}`).toEqual(expected);
     }
-    // The daemon's follower passes over Docker's entries the same way: what its parser inside
+    // The daemon's follower passes over the entries the same way: what its parser inside
     // finds, with the first-line decisions it acts on at once (liveExpected).
     const live = what(liveExpected('postgres-stderr', variant.prefix, inner));
-    for (const max of [16 * 1024, 100]) {
+    for (const [format, max] of [
+      ['docker-json', 16 * 1024],
+      ['docker-json', 100],
+      ['cri', 100],
+    ] as const) {
       const file = join(dir, `${seed}-live.log`);
-      const content = dockerJson(lines, max);
+      const content = format === 'cri' ? cri(lines, max) : dockerJson(lines, max);
       writeFileSync(file, content);
       expect
-        .soft(what(await viaPipeline(file, 'docker-json', variant.prefix, Buffer.byteLength(content))), `seed ${seed}, the daemon, docker-json split at ${max}`)
+        .soft(what(await viaPipeline(file, format, variant.prefix, Buffer.byteLength(content))), `seed ${seed}, the daemon, ${format} split at ${max}`)
         .toEqual(live);
     }
   });
