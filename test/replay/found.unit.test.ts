@@ -2,10 +2,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Incident } from '../../src/detect/detectIncident.js';
 import { scannerNeedles, type ScannedFormat } from '../../src/detect/scanner.js';
 import { scanInParallel, ScanThreads } from '../../src/replay/parallel.js';
+import { scanLog } from '../../src/replay/scanLog.js';
 import { scanFileRange, scanStream } from '../../src/replay/scanRange.js';
 import { draws } from '../helpers/random.js';
 import { incidentsOf } from '../helpers/scannedSamples.js';
@@ -220,6 +222,40 @@ describe('the logs that once made replay disagree with the full parser', () => {
       const counters = await scanStream(parts(), scan, (i) => void found.push(i));
       expect(same(found), name).toEqual(same(reference));
       expect(counters.bytes, name).toBe(text.length);
+    }
+  });
+
+  it('a .gz that ends in damage (trailing garbage, a bad checksum): the errors before its last 4 KiB found, then the error said', async () => {
+    // A field trial's (stop 28): zcat shows the whole log and says "trailing garbage ignored";
+    // Node.js's zlib drops what the call that met the damage had decompressed (up to a part: 1 MiB
+    // lost, 554 of these errors, before the file was decompressed again in 4 KiB parts).
+    const head = (n: number) => `2026-11-27 10:00:${String(n % 60).padStart(2, '0')}.000 UTC [${4000 + (n % 7)}] gotrs@gotrs `;
+    const lines: string[] = [];
+    for (let n = 0; n < 40_000; n++) {
+      lines.push(n % 5 === 0 ? `${head(n)}ERROR:  duplicate key value violates unique constraint "t${n}_pkey"` : `${head(n)}LOG:  statement: SELECT ${n}`);
+    }
+    const text = Buffer.from(lines.join('\n') + '\n');
+    const errors = lines.filter((line) => line.includes('ERROR')).length;
+    /** The errors that end before the log's last 4 KiB (scanLog's RECOVERY_PART): none of them may be lost. */
+    let offset = 0;
+    const beforeLast4KiB = lines.filter((line) => (offset += line.length + 1) < text.length - 4096 && line.includes('ERROR')).length;
+    const folder = mkdtempSync(join(tmpdir(), 'seqwatch-found-'));
+    const compressed = gzipSync(text);
+    const badChecksum = Buffer.from(compressed);
+    badChecksum[badChecksum.length - 8]! ^= 0xff;
+    for (const [name, bytes] of [
+      ['trailing garbage', Buffer.concat([compressed, Buffer.from('junk\n')])],
+      ['a bad checksum', badChecksum],
+    ] as const) {
+      const path = join(folder, `${name.replace(/ /g, '-')}.log.gz`);
+      writeFileSync(path, bytes);
+      const found: Incident[] = [];
+      await expect(
+        scanLog(path, { format: 'postgres-stderr', logLinePrefix: '%m [%p] %q%u@%d ', onIncident: (i) => void found.push(i) }),
+        name,
+      ).rejects.toThrow();
+      expect(found.length, name).toBeGreaterThanOrEqual(beforeLast4KiB);
+      expect(found.length, name).toBeLessThanOrEqual(errors);
     }
   });
 
