@@ -6,7 +6,16 @@ import { detectIncident, firstLineDecision } from '../detect/detectIncident.js';
 import { holdsStderrNeedle, IncidentScanner, isScannedFormat } from '../detect/scanner.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
-import { newScanCounters, noteUnreadable, scanFileRange, scanStream, type IncidentSink, type RangeScan, type ScanCounters } from './scanRange.js';
+import {
+  newScanCounters,
+  noteUnreadable,
+  PartlyScanned,
+  scanFileRange,
+  scanStream,
+  type IncidentSink,
+  type RangeScan,
+  type ScanCounters,
+} from './scanRange.js';
 import { isGzip } from '../util/gzip.js';
 
 export type { ScanCounters } from './scanRange.js';
@@ -220,11 +229,19 @@ async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format
     0,
     skipping,
   );
-  for await (const chunk of stream) {
-    options.signal?.throwIfAborted();
-    lines.push(chunk, counters.bytes);
-    counters.bytes += chunk.length;
-    onProgress();
+  try {
+    for await (const chunk of stream) {
+      options.signal?.throwIfAborted();
+      lines.push(chunk, counters.bytes);
+      counters.bytes += chunk.length;
+      onProgress();
+    }
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    // A damaged stream: what it gave up to there is read to its end, then said with what was scanned.
+    lines.end();
+    parser.flush();
+    throw new PartlyScanned(error as Error, counters);
   }
   lines.end();
   parser.flush();

@@ -71,6 +71,19 @@ export function keeping(into: Found[], runs: boolean): IncidentSink {
   return sink;
 }
 
+/**
+ * A scan that failed part way (a .gz cut short or damaged, a read error): what it found up to there
+ * was handed on, and these are its counts; `cause` is why it stopped.
+ */
+export class PartlyScanned extends Error {
+  constructor(
+    override readonly cause: Error,
+    readonly counters: ScanCounters,
+  ) {
+    super(cause.message, { cause });
+  }
+}
+
 export const newScanCounters = (): ScanCounters => ({ bytes: 0, candidates: 0, incidents: 0, oversized: 0, unreadable: 0 });
 
 /** Adds `from`'s counts to `into` (the first unreadable line stays the first). */
@@ -527,9 +540,10 @@ export async function scanStream(
     }
   } catch (error) {
     // A damaged stream (a truncated .gz): what it gave up to there is scanned all the same (lose
-    // nothing), then the error is the caller's to say.
-    if (gathered > 0 && !signal?.aborted) scanGathered(true);
-    throw error;
+    // nothing), then the error is the caller's to say, with what was scanned.
+    if (signal?.aborted) throw error;
+    if (gathered > 0) scanGathered(true);
+    throw new PartlyScanned(error as Error, chunks.counters);
   }
   if (gathered > 0) scanGathered(true);
   return chunks.counters;

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -394,11 +394,19 @@ describe('seqwatch replay', () => {
     expect(row('article_pkey')).toMatchObject({ errors: 2 });
     // Read oldest first: the cut .gz (09:20) after the log (09:00), the missing file (no time) last.
     expect(report.unread).toEqual([
-      { file: cut, error: expect.stringMatching(/unexpected end of file/) },
+      { file: cut, error: expect.stringMatching(/unexpected end of file/), scanned_bytes: expect.any(Number) },
       { file: missing, error: expect.stringMatching(/ENOENT/) },
     ]);
+    // A field trial (stop 28): what the cut .gz held was counted in the rows, not in what was
+    // scanned ("in 0 file(s) (1 not read), 0.0 MiB scanned").
+    const partly = report.unread[0].scanned_bytes as number;
+    expect(partly).toBeGreaterThan(100_000);
+    expect(report.scanned.bytes).toBe(statSync(log).size + partly);
     expect(stderr).toContain(`${missing}: `);
-    expect(stderr).toContain(`${cut}: `);
+    expect(stderr).toContain(`${cut}: unexpected end of file after `);
+    expect(stderr).toMatch(/ MiB \(decompressed\): what it held up to there is counted, the rest could not be read$/m);
+    const { stdout: shown } = await run(process.execPath, [CLI, 'replay', '-c', config, missing, log, cut]).catch((error: { stdout: string }) => error);
+    expect(shown).toContain('in 2 file(s) (1 not read, 1 read in part: below)');
   });
 
   // The field (stop 23): a log the user may not read said EACCES and nothing more.

@@ -12,7 +12,7 @@ import type { ScanThreads } from '../../replay/parallel.js';
 import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import type { UntoldErrors } from '../../replay/untoldErrors.js';
-import { addScanCounters, newScanCounters, type RepeatRun } from '../../replay/scanRange.js';
+import { addScanCounters, newScanCounters, PartlyScanned, type RepeatRun } from '../../replay/scanRange.js';
 import { FORMATS, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
 import { printsSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
@@ -239,7 +239,7 @@ async function replay(
   /** Incidents by family (unique violations, each sequence error of the runbook, replication conflicts). */
   const kinds: Partial<Record<Incident['kind'], number>> = {};
   /** Files, or parts of them, that could not be read: said after the report of the rest, and replay ends 1. */
-  const unread: Array<{ file: string; error: string }> = [];
+  const unread: Array<{ file: string; error: string; scanned_bytes?: number }> = [];
   const problems: string[] = [];
   const innerFormat = config.sources[0]?.inner_format;
   // Rotated files are named, and globbed, newest first: read oldest first, as they were written.
@@ -294,8 +294,14 @@ async function replay(
       }
       // One file that cannot be read (or a .gz cut short: what it held up to there is counted) does
       // not take the others' report with it.
-      unread.push({ file, error: (error as Error).message });
-      problems.push(unreadFileProblem(file, error as NodeJS.ErrnoException));
+      const partly = error instanceof PartlyScanned && error.counters.bytes > 0 ? error.counters : undefined;
+      unread.push({ file, error: (error as Error).message, ...(partly ? { scanned_bytes: partly.bytes } : {}) });
+      if (partly) {
+        addScanCounters(totals, partly);
+        problems.push(
+          `${file}: ${(error as Error).message} after ${(partly.bytes / 1048576).toFixed(1)} MiB${file.endsWith('.gz') ? ' (decompressed)' : ''}: what it held up to there is counted, the rest could not be read`,
+        );
+      } else problems.push(unreadFileProblem(file, error as NodeJS.ErrnoException));
       continue;
     }
     progress.done();
@@ -420,10 +426,11 @@ async function replay(
     ),
   );
   const mib = totals.bytes / 1048576;
+  const notRead = unread.filter((u) => u.scanned_bytes === undefined).length;
   const uniqueNames = [...tallies.values()].filter((t) => t.kind === 'unique_violation').length;
   const others = Object.entries(routed).filter(([kind]) => kind !== 'unique_violation');
   process.stdout.write(
-    `\n${bold(`${routed.unique_violation ?? 0} duplicate key errors`)} on ${uniqueNames} constraints in ${files.length - unread.length} file(s)${unread.length ? ` (${unread.length} not read: below)` : ''}` +
+    `\n${bold(`${routed.unique_violation ?? 0} duplicate key errors`)} on ${uniqueNames} constraints in ${files.length - notRead} file(s)${unreadSaid(notRead, unread.length - notRead)}` +
       `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
@@ -433,6 +440,12 @@ async function replay(
   );
   sayProblems(problems);
   return exitLeavingConnections(db);
+}
+
+/** The footer's word on the files not read, or read only in part (said below it). */
+function unreadSaid(notRead: number, partly: number): string {
+  const parts = [...(notRead ? [`${notRead} not read`] : []), ...(partly ? [`${partly} read in part`] : [])];
+  return parts.length > 0 ? ` (${parts.join(', ')}: below)` : '';
 }
 
 /** A sequence's NOW cell: where its read-only check found it. */
