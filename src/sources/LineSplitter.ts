@@ -44,7 +44,8 @@ export interface LineSkipping {
    */
   wrapped?: {
     continues(bytes: Buffer, start: number): boolean;
-    boundary(bytes: Buffer, start: number, until: number): number;
+    /** `end`: where the run stops; `lines`: the entries in bytes[start, end), which it has walked. */
+    boundary(bytes: Buffer, start: number, until: number): { end: number; lines: number };
   };
 }
 
@@ -172,10 +173,13 @@ export class LineSplitter {
       }
     }
     if (skipping.quote !== undefined && until > start) until = balancedUntil(bytes, start, until, skipping.quote);
-    if (skipping.wrapped && until > start) until = skipping.wrapped.boundary(bytes, start, until);
+    let lines = -1;
+    if (skipping.wrapped && until > start) ({ end: until, lines } = skipping.wrapped.boundary(bytes, start, until));
     if (until <= start) return start;
-    let lines = 0;
-    for (let newline = bytes.indexOf(NEWLINE, start); newline !== -1 && newline < until; newline = bytes.indexOf(NEWLINE, newline + 1)) lines++;
+    if (lines === -1) {
+      lines = 0;
+      for (let newline = bytes.indexOf(NEWLINE, start); newline !== -1 && newline < until; newline = bytes.indexOf(NEWLINE, newline + 1)) lines++;
+    }
     if (this.lineNumber !== undefined) this.lineNumber += lines;
     this.lineStart = at + until;
     skipping.onSkipped(lines);

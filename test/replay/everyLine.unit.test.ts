@@ -29,14 +29,17 @@ const what = (incidents: Incident[]) =>
     )
     .sort();
 
-/** Docker's json-file: an entry a line, a line longer than `max` characters split into entries only the last of which ends in \n. */
-function dockerJson(lines: string[], max: number): string {
+/**
+ * Docker's json-file: an entry a line, a line longer than `max` characters split into entries only
+ * the last of which ends in \n; `attrs` as `--log-opt labels=...` adds them, between stream and time.
+ */
+function dockerJson(lines: string[], max: number, attrs?: Record<string, string>): string {
   const out: string[] = [];
   lines.forEach((line, i) => {
     const time = new Date(Date.UTC(2026, 11, 3, 10) + i).toISOString();
     for (let at = 0; at === 0 || at < line.length; at += max) {
       const last = at + max >= line.length;
-      out.push(JSON.stringify({ log: line.slice(at, at + max) + (last ? '\n' : ''), stream: 'stderr', time }));
+      out.push(JSON.stringify({ log: line.slice(at, at + max) + (last ? '\n' : ''), stream: 'stderr', ...(attrs ? { attrs } : {}), time }));
     }
   });
   return out.join('\n') + '\n';
@@ -71,6 +74,7 @@ describe('replay of container logs (read line by line) finds what the full parse
     const cases: Array<{ name: string; format: Format; content: string | Buffer }> = [
       { name: 'docker-json', format: 'docker-json', content: dockerJson(lines, 16 * 1024) },
       { name: 'docker-json, lines split at 100 characters', format: 'docker-json', content: dockerJson(lines, 100) },
+      { name: 'docker-json with attrs, split at 100', format: 'docker-json', content: dockerJson(lines, 100, { tag: 'gotrs-postgres', stream: 'x\n' }) },
       { name: 'cri, lines split at 100 characters', format: 'cri', content: cri(lines, 100) },
       { name: 'docker-json, gzip-compressed', format: 'docker-json', content: gzipSync(dockerJson(lines, 16 * 1024)) },
     ];
