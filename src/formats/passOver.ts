@@ -14,9 +14,13 @@ const CSV_QUOTE = 0x22;
 const NEWLINE = 0x0a;
 const BACKSLASH = 0x5c;
 const LETTER_N = 0x6e;
-/** How Docker's json-file driver begins an entry, and one whose line begins with a TAB (a stderr record's continuation). */
+/**
+ * How Docker's json-file driver begins an entry, and one whose line begins with a TAB (a stderr
+ * record's continuation): Docker writes a TAB as `\u0009` (moby's ffjsonWriteJSONBytesAsString
+ * writes only \n and \r short), other writers as `\t`.
+ */
 const DOCKER_ENTRY = Buffer.from('{"log":"');
-const DOCKER_TAB_ENTRY = Buffer.from('{"log":"\\t');
+const DOCKER_TAB_ENTRIES = [Buffer.from('{"log":"\\u0009'), Buffer.from('{"log":"\\t')];
 /** What follows an entry's `log` value: Docker writes log, stream, (attrs,) time, in that order. */
 const DOCKER_STREAM = Buffer.from('","stream":"');
 /** TAB entries looked back over for the line they continue (a statement's lines: more are handed out one by one). */
@@ -84,7 +88,7 @@ function endsWithNewline(bytes: Buffer, start: number, quote: number): boolean {
 }
 
 /** Whether the entry at `start` holds a line beginning with a TAB: a stderr record's continuation. */
-const continuesRecord = (bytes: Buffer, start: number): boolean => startsWith(bytes, start, bytes.length, DOCKER_TAB_ENTRY);
+const continuesRecord = (bytes: Buffer, start: number): boolean => DOCKER_TAB_ENTRIES.some((entry) => startsWith(bytes, start, bytes.length, entry));
 
 /**
  * Docker's json-file entries (LineSkipping.wrapped): a run passed over holds only entries that end

@@ -33,16 +33,31 @@ const what = (incidents: Incident[]) =>
  * Docker's json-file: an entry a line, a line longer than `max` characters split into entries only
  * the last of which ends in \n; `attrs` as `--log-opt labels=...` adds them, between stream and time.
  */
-function dockerJson(lines: string[], max: number, attrs?: Record<string, string>): string {
+function dockerJson(lines: string[], max: number, attrs?: Record<string, string>, encode = goString): string {
   const out: string[] = [];
   lines.forEach((line, i) => {
     const time = new Date(Date.UTC(2026, 11, 3, 10) + i).toISOString();
     for (let at = 0; at === 0 || at < line.length; at += max) {
       const last = at + max >= line.length;
-      out.push(JSON.stringify({ log: line.slice(at, at + max) + (last ? '\n' : ''), stream: 'stderr', ...(attrs ? { attrs } : {}), time }));
+      const log = encode(line.slice(at, at + max) + (last ? '\n' : ''));
+      out.push(`{"log":${log},"stream":"stderr",${attrs ? `"attrs":${JSON.stringify(attrs)},` : ''}"time":"${time}"}`);
     }
   });
   return out.join('\n') + '\n';
+}
+
+/**
+ * A string as Docker writes it (moby's ffjsonWriteJSONBytesAsString): \n and \r short, every other
+ * control character as \u00XX (a TAB too), and <, > and & as \u003c, \u003e and \u0026.
+ */
+function goString(text: string): string {
+  const escaped = text.replace(/["\\\u0000-\u001f<>&]/g, (c) => {
+    if (c === '"' || c === '\\') return `\\${c}`;
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+  return `"${escaped}"`;
 }
 
 /** Kubernetes' CRI: `<time> <stream> <P|F> <text>`, a line longer than `max` characters in P pieces and a last F one. */
@@ -75,6 +90,7 @@ describe('replay of container logs (read line by line) finds what the full parse
       { name: 'docker-json', format: 'docker-json', content: dockerJson(lines, 16 * 1024) },
       { name: 'docker-json, lines split at 100 characters', format: 'docker-json', content: dockerJson(lines, 100) },
       { name: 'docker-json with attrs, split at 100', format: 'docker-json', content: dockerJson(lines, 100, { tag: 'gotrs-postgres', stream: 'x\n' }) },
+      { name: 'docker-json as JSON.stringify writes it (TAB as \\t), split at 100', format: 'docker-json', content: dockerJson(lines, 100, undefined, JSON.stringify) },
       { name: 'cri, lines split at 100 characters', format: 'cri', content: cri(lines, 100) },
       { name: 'docker-json, gzip-compressed', format: 'docker-json', content: gzipSync(dockerJson(lines, 16 * 1024)) },
     ];
