@@ -31,6 +31,16 @@ const UNPARSED_MS = 60 * 60_000;
  */
 const MAX_DECIDED_EARLY = 8_192;
 
+/**
+ * How long the records still being assembled wait, once the source is read to its end, before
+ * they are emitted without the lines that may still come. A container runtime writes each line of a
+ * message apart (Docker's json-file: a field trial's follower read an apply worker's ERROR, caught
+ * up and emitted it as a unique violation, healed by a setval on the subscriber, before the CONTEXT
+ * that makes it a replication conflict, a stuck subscription, was written). A session's unique
+ * violation is acted on at its first line (decidedByFirstLine): its heal does not wait for this.
+ */
+const IDLE_FLUSH_MS = 500;
+
 /** What a record's first line decided (decidedByFirstLine), and its message then when the record so far said the same. */
 interface EarlyDecision {
   incident: Incident;
@@ -94,6 +104,8 @@ export class SourcePipeline {
    * A record starting while the slot is taken moves the slot's decision to the Map.
    */
   private lastEarly: { record: LogRecord; early: EarlyDecision } | undefined;
+  /** The flush of the records still being assembled, due IDLE_FLUSH_MS after the source was read to its end. */
+  private idleFlush: NodeJS.Timeout | undefined;
   /** The outcome the last incident taken waits for, and that incident's offset (see take). */
   private lastOutcome: { done: Promise<void>; offset: number } | undefined;
 
@@ -205,7 +217,12 @@ export class SourcePipeline {
         if (this.parser.counters.unrecognisedLines !== unrecognised) this.noteUnparsed(text, position);
       },
       onIdle: () => {
-        this.flush();
+        // Not at once: a record's later lines may still be on their way (see IDLE_FLUSH_MS).
+        this.idleFlush ??= setTimeout(() => {
+          this.idleFlush = undefined;
+          this.flush();
+          this.tracker.request();
+        }, IDLE_FLUSH_MS);
         this.tracker.request();
       },
       onWarning: (message: string) => this.context.logger.warn({ source: this.config.path }, message),
@@ -241,6 +258,8 @@ export class SourcePipeline {
 
   /** No longer followed (gone from a glob, idle, or removed by a reload): stops, with a last checkpoint. */
   async close(): Promise<void> {
+    clearTimeout(this.idleFlush);
+    this.idleFlush = undefined;
     await this.follower.stop();
     this.tracker.close();
   }

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -126,6 +126,62 @@ describe('SourcePipeline: incidents of one outcome', () => {
     await until('the checkpoint at the end', () => offsetSaved() === Buffer.byteLength(first + between + second) + line('LOG:  checkpoint complete').length);
     expect(pipeline.unfinishedIncidents).toBe(0);
   });
+});
+
+describe('SourcePipeline: a record whose lines come apart', () => {
+  const pipelines: SourcePipeline[] = [];
+  afterEach(async () => void (await Promise.all(pipelines.splice(0).map((p) => p.close()))));
+
+  // A field trial (stop 28): Docker's json-file driver writes each line of a message apart, so the
+  // follower read an apply worker's ERROR, caught up and flushed it before its CONTEXT came: a
+  // unique violation, which the daemon healed with a setval on the subscriber, instead of the
+  // replication conflict (a stuck subscription: an alert) its CONTEXT says it is.
+  it.each(['postgres-stderr', 'docker-json'])(
+    "%s: an apply worker's ERROR read before its CONTEXT is written is still the replication conflict it is",
+    async (format) => {
+      const dir = mkdtempSync(join(tmpdir(), 'seqwatch-pipeline-'));
+      const log = join(dir, 'postgresql.log');
+      const at = (text: string) => `2026-12-02 10:00:00.000 UTC [4343] ${text}`;
+      const write = (lines: string[]) =>
+        appendFileSync(
+          log,
+          lines
+            .map((text) =>
+              format === 'docker-json' ? `${JSON.stringify({ log: `${text}\n`, stream: 'stderr', time: '2026-12-02T10:00:00.000000000Z' })}\n` : `${text}\n`,
+            )
+            .join(''),
+        );
+      writeFileSync(log, '');
+      const yaml = `database: { url: "postgresql://seqwatch@db/gotrs" }\nsources: [{ path: ${JSON.stringify(log)}, format: ${format}, log_line_prefix: "%m [%p] %q%u@%d ", start_at: beginning }]\n`;
+      const routed: Incident[] = [];
+      const pipeline = new SourcePipeline(parseConfig(yaml, join(dir, 'seqwatch.yaml')).sources[0]!, {
+        logger,
+        checkpoints: new CheckpointStore(join(dir, 'state')),
+        route: (incident) => {
+          routed.push(incident);
+          return Promise.resolve();
+        },
+        isRepeat: () => false,
+        backpressure: () => undefined,
+        onEnd: () => {},
+      });
+      pipelines.push(pipeline);
+      await pipeline.start();
+      write([at('ERROR:  duplicate key value violates unique constraint "article_pkey"'), at('DETAIL:  Key (id)=(5) already exists.')]);
+      await until('the ERROR and DETAIL read', () => pipeline.metrics().bytes > 0 && pipeline.metrics().bytes === Buffer.byteLength(readFileSync(log)));
+      // Caught up: the follower is idle now, as it was between Docker's writes under load.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      write([
+        at(
+          'CONTEXT:  processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.article" in transaction 748, finished at 0/177C240',
+        ),
+        at('LOG:  background worker "logical replication apply worker" (PID 4343) exited with exit code 1'),
+      ]);
+      await until('an incident routed', () => routed[0], 5_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(routed.map((incident) => incident.kind)).toEqual(['replication_conflict']);
+    },
+  );
 });
 
 describe('SourcePipeline: records settled by their ERROR line', () => {
