@@ -72,6 +72,29 @@ describe('seqwatch replay', () => {
     expect(rows[0]).toEqual({ v: '1', is_called: false });
   });
 
+  // A field trial (stop 28): a stuck subscription's errors were shown as 'heal (70 checks)',
+  // though the daemon alerts on them and never runs setval.
+  it("a logical-replication apply worker's conflict: shown as the alert the daemon raises, never as a heal", async () => {
+    const worker = join(dir, 'subscriber.log');
+    const at = (text: string) => `2026-11-27 10:00:00.000 UTC [4343] ${text}`;
+    writeFileSync(
+      worker,
+      [
+        at('ERROR:  duplicate key value violates unique constraint "ticket_pkey"'),
+        at('DETAIL:  Key (id)=(5) already exists.'),
+        at(
+          'CONTEXT:  processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.ticket" in transaction 748, finished at 0/177C240',
+        ),
+        '',
+      ].join('\n'),
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, worker, '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.constraints).toHaveLength(1);
+    expect(report.constraints[0]).toMatchObject({ constraint: 'ticket_pkey', kind: 'replication_conflict', errors: 1, sequence: null });
+    expect(report.constraints[0].would).toMatch(/^alert: /);
+  });
+
   it('reads well in a terminal', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, log], { env: { ...process.env, NO_COLOR: '1' } });
     expect(stdout).toMatch(/^CONSTRAINT\s+ERRORS\s+FIRST\s+LAST\s+TABLE\s+SEQUENCE\s+THE DAEMON WOULD\s+NOW$/m);

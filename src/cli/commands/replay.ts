@@ -356,6 +356,18 @@ async function replay(
       continue;
     }
     const resolution = resolutions.get(t.constraint)!;
+    if (t.kind === 'replication_conflict') {
+      // The daemon's rule (Remediator): an alert for a person, never a setval (a subscriber's row is in the way, not a sequence).
+      const table = typeof resolution === 'string' ? null : (resolution.targets[0]?.table ?? resolution.nonSequence[0]?.table ?? null);
+      rows.push({
+        ...base,
+        table,
+        sequence: null,
+        would: 'alert: logical replication is stuck on a row the subscriber already has (a person decides: setval cannot fix it)',
+        now: null,
+      });
+      continue;
+    }
     if (typeof resolution === 'string') {
       rows.push({ ...base, table: null, sequence: null, would: 'unknown', now: resolution });
       continue;
