@@ -51,6 +51,7 @@ function dockerJson(lines: string[], max: number, attrs?: Record<string, string>
  * control character as \u00XX (a TAB too), and <, > and & as \u003c, \u003e and \u0026.
  */
 function goString(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the control characters are what Go escapes
   const escaped = text.replace(/["\\\u0000-\u001f<>&]/g, (c) => {
     if (c === '"' || c === '\\') return `\\${c}`;
     if (c === '\n') return '\\n';
@@ -90,7 +91,11 @@ describe('replay of container logs (read line by line) finds what the full parse
       { name: 'docker-json', format: 'docker-json', content: dockerJson(lines, 16 * 1024) },
       { name: 'docker-json, lines split at 100 characters', format: 'docker-json', content: dockerJson(lines, 100) },
       { name: 'docker-json with attrs, split at 100', format: 'docker-json', content: dockerJson(lines, 100, { tag: 'gotrs-postgres', stream: 'x\n' }) },
-      { name: 'docker-json as JSON.stringify writes it (TAB as \\t), split at 100', format: 'docker-json', content: dockerJson(lines, 100, undefined, JSON.stringify) },
+      {
+        name: 'docker-json as JSON.stringify writes it (TAB as \\t), split at 100',
+        format: 'docker-json',
+        content: dockerJson(lines, 100, undefined, JSON.stringify),
+      },
       { name: 'cri, lines split at 100 characters', format: 'cri', content: cri(lines, 100) },
       { name: 'docker-json, gzip-compressed', format: 'docker-json', content: gzipSync(dockerJson(lines, 16 * 1024)) },
     ];
