@@ -167,11 +167,18 @@ describe('SourcePipeline: a record whose lines come apart', () => {
       });
       pipelines.push(pipeline);
       await pipeline.start();
-      write([at('ERROR:  duplicate key value violates unique constraint "article_pkey"'), at('DETAIL:  Key (id)=(5) already exists.')]);
+      // With another backend's statement, whose TAB line comes after the pause too (it had been an orphan line).
+      const session = (text: string) => `2026-12-02 10:00:00.000 UTC [4444] gotrs@gotrs ${text}`;
+      write([
+        at('ERROR:  duplicate key value violates unique constraint "article_pkey"'),
+        at('DETAIL:  Key (id)=(5) already exists.'),
+        session('LOG:  statement: SELECT a,'),
+      ]);
       await until('the ERROR and DETAIL read', () => pipeline.metrics().bytes > 0 && pipeline.metrics().bytes === Buffer.byteLength(readFileSync(log)));
       // Caught up: the follower is idle now, as it was between Docker's writes under load.
       await new Promise((resolve) => setTimeout(resolve, 150));
       write([
+        '\tb FROM t',
         at(
           'CONTEXT:  processing remote data for replication origin "pg_16394" during message type "INSERT" for replication target relation "public.article" in transaction 748, finished at 0/177C240',
         ),
@@ -180,6 +187,7 @@ describe('SourcePipeline: a record whose lines come apart', () => {
       await until('an incident routed', () => routed[0], 5_000);
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(routed.map((incident) => incident.kind)).toEqual(['replication_conflict']);
+      expect(pipeline.metrics().oddities.orphan).toBe(0);
     },
   );
 });
