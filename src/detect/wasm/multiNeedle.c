@@ -1,12 +1,12 @@
 // Single-pass multi-needle search (WebAssembly SIMD128), for seqwatch's byte-level scanner.
 //
-// Every needle is found by two of its bytes at fixed offsets i < j (chosen by multiNeedle.ts as
-// rare together in the log's first bytes): for 16 candidate start positions at a time, the bytes
-// at +i and at +j are compared with the needle's two bytes across 16-byte vectors (Wojciech Mula's
-// "generic SIMD" strstr), all needles' results ORed. That loop (filter) is generated per needle set
-// by multiNeedle.ts; here, a block where some needle's pair matches is looked at position by
-// position, each candidate verified whole, and the per-line walk of line_hits. So the data is read
-// once, whatever the number of needles, instead of once per needle.
+// Every needle is found by two adjacent bytes of it at offsets i and j = i + 1 (chosen by
+// multiNeedle.ts as rare together in the log's first bytes). The filter loop, generated per needle
+// set by multiNeedle.ts (a Teddy filter: the pairs of all needles looked up at once in nibble
+// tables, 16 positions at a time), says where some needle may start; here, those starts are looked
+// at position by position (each needle's two bytes compared across 16-byte vectors, Wojciech Mula's
+// "generic SIMD" strstr), each candidate verified whole, and the per-line walk of line_hits. So the
+// data is read once, whatever the number of needles, instead of once per needle.
 //
 // Reads go up to 32 + 64 bytes past `to`: the caller keeps SLACK readable bytes after every area
 // it searches (candidates past `to` are never reported).
@@ -85,10 +85,10 @@ static int32_t verify_block(const uint8_t *d, uint32_t k, uint32_t to, uint32_t 
 }
 
 // The filter loop, generated for each set of needles by multiNeedle.ts (filterModule): from p on,
-// 16 positions at a time, the first block where a needle's two filter bytes match (those of
-// verify_block), or -1 when there is none before `end`. Generated rather than compiled here so that
-// the needles' bytes and offsets are constants in its code: one instruction a load, no loop over
-// the needles, each byte compared once however many needles share it.
+// 16 positions at a time, at the first block where a needle's two filter bytes (those of
+// verify_block) may lie, the first of the 32 needle starts to verify (never before p: up to 16
+// before the block, for the needles whose bytes lie that far into them), or -1 when there is none
+// before `end`. Generated rather than compiled here so that its tables are constants.
 __attribute__((import_module("env"), import_name("filter"))) int32_t filter(uint32_t p, uint32_t end);
 
 /** The start of the earliest needle occurrence wholly inside d[from, to) (d: a memory offset), or -1; last_needle() says which. */
@@ -99,7 +99,7 @@ int32_t find(uint32_t base, uint32_t from, uint32_t to) {
     int32_t p = filter(base + k, base + to);
     if (p < 0) return -1;
     k = (uint32_t)p - base;
-    // The 32 positions from the filter's block on (no start in them verified: none is a match).
+    // The 32 starts from where the filter says (no start in them verified: none is a match).
     int32_t at = verify_block(d, k, to, count);
     if (at >= 0) return at;
   }

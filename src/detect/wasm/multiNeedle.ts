@@ -2,9 +2,9 @@ import { MULTI_NEEDLE_WASM } from './multiNeedleWasm.js';
 
 /**
  * A search for up to 16 needles (byte strings of 2 to 64 bytes) in one pass over the data, in
- * WebAssembly SIMD128: each needle filtered by two of its bytes that are rare together in the log,
- * 16 positions at a time (a loop generated for the needle set, filterModule), candidates then
- * verified whole (multiNeedle.c). The byte-level scanner's alternative to one native indexOf pass
+ * WebAssembly SIMD128: each needle filtered by two adjacent bytes of it that are rare together in
+ * the log, all needles at once, 16 positions at a time (a Teddy filter generated for the needle
+ * set, filterModule), candidates then verified whole (multiNeedle.c). The byte-level scanner's alternative to one native indexOf pass
  * per needle (MultiNeedleCandidates, candidates.ts; measured by bench/needles.mjs).
  *
  * The data is searched where it lies when it is inside the module's memory (`buffers`: read into
@@ -58,8 +58,8 @@ const FIRST_PIECE = 16 * 1024;
 const PAGE = 65536;
 /** The pages multiNeedle.c's data and stack take (its --initial-memory in scripts/build-wasm.sh). */
 const OWN_PAGES = 3;
-/** Room for the filter's constants: 16 bytes for each distinct byte it compares (2 a needle at most). */
-const TABLE = 16 * 2 * MAX_NEEDLES;
+/** Room for the filter's constants: four nibble tables of 16 bytes (filterModule). */
+const TABLE = 64;
 const NEWLINE = 0x0a;
 
 /** The little of the WebAssembly API used here (its types come with TypeScript's DOM library, which this project does not load). */
@@ -185,15 +185,17 @@ class WasmSearch implements MultiNeedleSearch {
     // memory): the instance that searches imports the filter generated from them.
     const counter = new WASM!.Instance(module, { env: { memory, filter: () => -1 } }).exports as Exports;
     new Uint8Array(this.bytes, this.scratch, sample.length).set(sample);
-    const pairs = filterPairs(needles, sample, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
-    const generated = filterModule(needles, pairs, this.table);
-    generated.bytes.forEach((byte, k) => new Uint8Array(this.bytes, this.table + 16 * k, 16).fill(byte));
+    const anchors = filterAnchors(needles, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
+    const generated = filterModule(needles, anchors, this.table);
+    new Uint8Array(this.bytes, this.table, generated.tables.length).set(generated.tables);
     const filter = new WASM!.Instance(new WASM!.Module(generated.module), { env: { memory } }).exports as { filter: unknown };
     const made = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
     const heap = new Uint8Array(this.bytes);
     needles.forEach((needle, n) => {
       heap.set(needle, made.needle_bytes(n));
-      made.set_needle(n, needle.length, pairs[n]![0], pairs[n]![1]);
+      // Verified by the same two bytes (multiNeedle.c's verify_block: a needle start is looked at
+      // where they match, then compared whole).
+      made.set_needle(n, needle.length, anchors[n]!, anchors[n]! + 1);
     });
     made.set_count(needles.length);
     this.made = made;
@@ -344,96 +346,129 @@ const PRIOR =
   '{"timestamp":"2026-11-27 10:00:00.126 UTC","user":"app","dbname":"app","pid":4245,"error_severity":"LOG","state_code":"00000","message":"duration: 0.7 ms"}\n';
 
 /**
- * The two offsets i < j of each needle whose bytes the filter compares: few matches in the sample
- * at that distance (each costs a look at a block of 32 positions), and where it costs little in
- * selectivity, offsets and bytes another needle's filter already compares (each distinct offset is
- * a load, each distinct offset and byte a comparison, for every 16 bytes of data).
+ * How far into a needle its filter bytes may begin (its anchor). The filter reports a block of 16
+ * anchor positions as the start of the 32 needle starts multiNeedle.c verifies: from the largest
+ * anchor before the block, so that they hold every start whose anchor is in the block or in the
+ * positions up to the next block the filter looks at (the 32nd start after the reported one).
  */
-function filterPairs(needles: readonly Buffer[], sample: Buffer, countPair: (p: number, q: number, a: number, b: number) => number): Array<[number, number]> {
-  const counts = new Uint32Array(256);
-  for (let at = 0; at < sample.length; at++) counts[sample[at]!]!++;
-  const loads = new Set<number>();
-  const compares = new Set<string>();
-  const pairs: Array<[number, number]> = [];
-  /** What a block's look costs against a filter's instructions per 32 bytes (both roughly, in instructions). */
-  const LOOK = 300;
-  // The shortest needles first: they have the fewest pairs to choose from.
-  const order = [...needles.keys()].sort((a, b) => needles[a]!.length - needles[b]!.length);
-  for (const n of order) {
-    const needle = needles[n]!;
-    const positions = [...needle.keys()].sort((a, b) => counts[needle[a]!]! - counts[needle[b]!]! || a - b).slice(0, 6);
-    let best: { i: number; j: number; cost: number } | undefined;
-    for (const p of positions) {
-      for (const q of positions) {
-        if (q <= p) continue;
-        const matches = 0.5 + countPair(p, q, needle[p]!, needle[q]!);
-        const ops =
-          4 + (loads.has(p) ? 0 : 2) + (loads.has(q) ? 0 : 2) + (compares.has(`${p}:${needle[p]}`) ? 0 : 2) + (compares.has(`${q}:${needle[q]}`) ? 0 : 2);
-        const cost = ops + ((32 * matches) / sample.length) * LOOK;
-        if (!best || cost < best.cost) best = { i: p, j: q, cost };
-      }
+const MAX_ANCHOR = 16;
+/** The filter's buckets: a bit of a byte per needle group (the tables hold 8 bits). */
+const BUCKETS = 8;
+
+/**
+ * For each needle, the offset o of the two adjacent bytes the filter compares (needle[o] and
+ * needle[o + 1], o <= MAX_ANCHOR): the pair least often found in the sample, the first such. Two
+ * adjacent bytes, as one load at p and one at p + 1 serve every needle (the filter's lanes are
+ * anchor positions, not needle starts).
+ */
+function filterAnchors(needles: readonly Buffer[], countPair: (p: number, q: number, a: number, b: number) => number): number[] {
+  return needles.map((needle) => {
+    let best = 0;
+    let fewest = Infinity;
+    for (let o = 0; o <= Math.min(MAX_ANCHOR, needle.length - 2); o++) {
+      const matches = countPair(o, o + 1, needle[o]!, needle[o + 1]!);
+      if (matches < fewest) [best, fewest] = [o, matches];
     }
-    const { i, j } = best ?? { i: 0, j: 1 };
-    loads.add(i).add(j);
-    compares.add(`${i}:${needle[i]}`).add(`${j}:${needle[j]}`);
-    pairs[n] = [i, j];
-  }
-  return pairs;
+    return best;
+  });
 }
 
 /**
- * The filter loop as a WebAssembly module of its own, for these needles and pairs: it imports the
- * memory (env.memory) and exports filter(p, end): the first of p, p + 16, ... below `end` where,
- * for some needle and some k < 16, bytes p + k + i and p + k + j are the needle's bytes at its
- * pair's offsets i and j; -1 if none. Each distinct offset is loaded once per 16 bytes, each
- * distinct offset and byte compared once. The bytes compared with are loaded from a table (16
- * copies of each at table + 16 * index, which the caller writes: `bytes`): one instruction where
- * a splat held in a register is spilled or made anew, three, once there are more than registers
- * (V8's code for the 6 needles of stderr; 16 bytes a turn measured faster than 32 for the same reason).
+ * The needles' filter pairs (needle[o], needle[o + 1]) in at most BUCKETS groups, as bit masks of
+ * needle indexes: one group a distinct pair while they fit, else the groups whose pairs share a
+ * byte merged first (a group's pairs are matched as any of its first bytes' nibbles with any of
+ * its second bytes': bytes shared add fewer false blocks, which the verification then rejects).
  */
-function filterModule(needles: readonly Buffer[], pairs: ReadonlyArray<[number, number]>, table: number): { module: Uint8Array; bytes: number[] } {
+function filterBuckets(needles: readonly Buffer[], anchors: readonly number[]): Array<Array<[number, number]>> {
+  const groups: Array<Array<[number, number]>> = [];
+  const seen = new Set<number>();
+  needles.forEach((needle, n) => {
+    const pair: [number, number] = [needle[anchors[n]!]!, needle[anchors[n]! + 1]!];
+    const key = pair[0] * 256 + pair[1];
+    if (!seen.has(key)) groups.push([pair]);
+    seen.add(key);
+  });
+  while (groups.length > BUCKETS) {
+    let merge: [number, number] = [0, 1];
+    let bestShared = -1;
+    for (let a = 0; a < groups.length; a++) {
+      for (let b = a + 1; b < groups.length; b++) {
+        const shared = groups[a]!.some(([x0, x1]) => groups[b]!.some(([y0, y1]) => Number(x0 === y0) + Number(x1 === y1) > 0)) ? 1 : 0;
+        if (shared > bestShared) [merge, bestShared] = [[a, b], shared];
+      }
+    }
+    groups[merge[0]]!.push(...groups[merge[1]]!);
+    groups.splice(merge[1], 1);
+  }
+  return groups;
+}
+
+/**
+ * The filter loop as a WebAssembly module of its own (a Teddy filter, as in Hyperscan and Rust's
+ * aho-corasick): it imports the memory (env.memory) and exports filter(p, end). From p on, 16
+ * positions at a time, it looks each byte and the byte after it up in nibble tables (i8x16.swizzle:
+ * a bit per bucket for the byte's low and high four bits), and returns at the first block where
+ * some position holds a bucket's pair: where its needles may start, from MAX_ANCHOR (the largest
+ * anchor used) before the block, but not before the p it was called with; -1 when none before
+ * `end`. Two loads and four table lookups a block, whatever the number of needles (the pairwise
+ * compares it replaced took two each: 4.1 GB/s on the replay bench's log, this 5.8; bench/needles.mjs).
+ * The tables (64 bytes: low and high nibbles of the first byte, then of the second) are written at
+ * `table` by the caller (`tables`).
+ */
+function filterModule(needles: readonly Buffer[], anchors: readonly number[], table: number): { module: Uint8Array; tables: Uint8Array } {
+  const tables = new Uint8Array(64);
+  filterBuckets(needles, anchors).forEach((group, bucket) => {
+    for (const pair of group) {
+      pair.forEach((byte, q) => {
+        tables[32 * q + (byte & 15)]! |= 1 << bucket;
+        tables[32 * q + 16 + (byte >> 4)]! |= 1 << bucket;
+      });
+    }
+  });
+  const back = Math.max(...anchors);
   const P = 0;
   const END = 1;
-  let locals = 2;
-  const bytes: number[] = [];
-  const constant = (byte: number) => (bytes.includes(byte) ? bytes.indexOf(byte) : bytes.push(byte) - 1);
-  const load = new Map<number, number>();
-  const equal = new Map<string, number>();
+  const FIRST = 2;
+  const NIBBLE = 3;
+  const BYTES = 4;
   const body: number[] = [];
   const simd = (op: number) => body.push(0xfd, ...uleb(op));
-  /** Pushes the comparison of the 16 bytes at p + offset with `byte` (a local once made). */
-  const compare = (offset: number, byte: number) => {
-    const key = `${offset}:${byte}`;
-    if (equal.has(key)) return body.push(0x20, ...uleb(equal.get(key)!)); // local.get
-    if (load.has(offset)) body.push(0x20, ...uleb(load.get(offset)!));
-    else {
-      body.push(0x20, P);
-      simd(0x00); // v128.load offset=offset
-      body.push(0x00, ...uleb(offset));
-      load.set(offset, locals++);
-      body.push(0x22, ...uleb(load.get(offset)!)); // local.tee
-    }
-    body.push(0x41, ...sleb(table + 16 * constant(byte)));
-    simd(0x00); // v128.load of the byte's 16 copies
+  const tableAt = (offset: number) => {
+    body.push(0x41, ...sleb(table + offset));
+    simd(0x00); // v128.load, aligned
     body.push(0x04, 0x00);
-    simd(0x23); // i8x16.eq
-    equal.set(key, locals++);
-    return body.push(0x22, ...uleb(equal.get(key)!));
   };
+  body.push(0x20, P, 0x21, FIRST); // first = p
+  body.push(0x41, 0x0f);
+  simd(0x0f); // i8x16.splat 0x0f
+  body.push(0x21, NIBBLE);
   body.push(0x03, 0x40); // loop
   body.push(0x20, P, 0x20, END, 0x4f, 0x04, 0x40, 0x41, 0x7f, 0x0f, 0x0b); // if p >= end: return -1
-  for (const [n, [i, j]] of pairs.entries()) {
-    compare(i, needles[n]![i]!);
-    compare(j, needles[n]![j]!);
-    simd(0x4e); // v128.and
-    if (n > 0) simd(0x50); // v128.or
+  for (let q = 0; q < 2; q++) {
+    body.push(0x20, P);
+    simd(0x00); // v128.load offset=q
+    body.push(0x00, q, 0x21, BYTES);
+    tableAt(32 * q);
+    body.push(0x20, BYTES, 0x20, NIBBLE);
+    simd(0x4e); // v128.and: the low nibbles
+    simd(0x0e); // i8x16.swizzle
+    tableAt(32 * q + 16);
+    body.push(0x20, BYTES, 0x41, 4);
+    simd(0x8d); // i16x8.shr_u 4
+    body.push(0x20, NIBBLE);
+    simd(0x4e); // v128.and: the high nibbles
+    simd(0x0e); // i8x16.swizzle
+    simd(0x4e); // v128.and: the buckets both nibbles of this byte are in
+    if (q > 0) simd(0x4e); // v128.and: and of the byte before
   }
   simd(0x53); // v128.any_true
-  body.push(0x04, 0x40, 0x20, P, 0x0f, 0x0b); // if: return p
+  // if: return max(p - back, first)
+  body.push(0x04, 0x40, 0x20, FIRST, 0x20, P, 0x41, ...sleb(back), 0x6b, 0x22, P, 0x20, P, 0x20, FIRST, 0x49, 0x1b, 0x0f, 0x0b);
   body.push(0x20, P, 0x41, 16, 0x6a, 0x21, P); // p += 16
   body.push(0x0c, 0x00, 0x0b); // br loop; end
   body.push(0x41, 0x7f, 0x0b); // -1; end
-  return { module: oneFunctionModule('filter', [0x01, ...uleb(locals - 2), 0x7b, ...body]), bytes };
+  // Locals: first (i32), then nibble and bytes (v128).
+  return { module: oneFunctionModule('filter', [0x02, 0x01, 0x7f, 0x02, 0x7b, ...body]), tables };
 }
 
 /**
