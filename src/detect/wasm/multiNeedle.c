@@ -1,7 +1,7 @@
 // Single-pass multi-needle search (WebAssembly SIMD128), for seqwatch's byte-level scanner.
 //
-// Every needle is found by two adjacent bytes of it at offsets i and j = i + 1 (chosen by
-// multiNeedle.ts as rare together in the log's first bytes). The filter loop, generated per needle
+// Every needle is found by two of its bytes at offsets i < j, j - i the same for all needles (chosen
+// by multiNeedle.ts as rare together in the log's first bytes). The filter loop, generated per needle
 // set by multiNeedle.ts (a Teddy filter: the pairs of all needles looked up at once in nibble
 // tables, 16 positions at a time), says where some needle may start; here, those starts are looked
 // at position by position (each needle's two bytes compared across 16-byte vectors, Wojciech Mula's

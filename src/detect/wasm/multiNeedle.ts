@@ -2,10 +2,11 @@ import { MULTI_NEEDLE_WASM } from './multiNeedleWasm.js';
 
 /**
  * A search for up to 16 needles (byte strings of 2 to 64 bytes) in one pass over the data, in
- * WebAssembly SIMD128: each needle filtered by two adjacent bytes of it that are rare together in
- * the log, all needles at once, 16 positions at a time (a Teddy filter generated for the needle
- * set, filterModule), candidates then verified whole (multiNeedle.c). The byte-level scanner's alternative to one native indexOf pass
- * per needle (MultiNeedleCandidates, candidates.ts; measured by bench/needles.mjs).
+ * WebAssembly SIMD128: each needle filtered by two bytes of it, 1 to 3 apart, that are rare
+ * together in the log, all needles at once, 16 positions at a time (a Teddy filter generated for
+ * the needle set, filterModule), candidates then verified whole (multiNeedle.c). The byte-level
+ * scanner's alternative to one native indexOf pass per needle (MultiNeedleCandidates,
+ * candidates.ts; measured by bench/needles.mjs).
  *
  * The data is searched where it lies when it is inside the module's memory (`buffers`: read into
  * them), and copied in, in pieces of 16 KiB doubling to 256 KiB, when it is not. Without
@@ -185,8 +186,8 @@ class WasmSearch implements MultiNeedleSearch {
     // memory): the instance that searches imports the filter generated from them.
     const counter = new WASM!.Instance(module, { env: { memory, filter: () => -1 } }).exports as Exports;
     new Uint8Array(this.bytes, this.scratch, sample.length).set(sample);
-    const anchors = filterAnchors(needles, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
-    const generated = filterModule(needles, anchors, this.table);
+    const filtered = filterBytes(needles, (p, q, a, b) => counter.count_pair(this.scratch, sample.length, p, q, a, b));
+    const generated = filterModule(needles, filtered, this.table);
     new Uint8Array(this.bytes, this.table, generated.tables.length).set(generated.tables);
     const filter = new WASM!.Instance(new WASM!.Module(generated.module), { env: { memory } }).exports as { filter: unknown };
     const made = new WASM!.Instance(module, { env: { memory, filter: filter.filter } }).exports as Exports;
@@ -195,7 +196,7 @@ class WasmSearch implements MultiNeedleSearch {
       heap.set(needle, made.needle_bytes(n));
       // Verified by the same two bytes (multiNeedle.c's verify_block: a needle start is looked at
       // where they match, then compared whole).
-      made.set_needle(n, needle.length, anchors[n]!, anchors[n]! + 1);
+      made.set_needle(n, needle.length, filtered.anchors[n]!, filtered.anchors[n]! + filtered.distance);
     });
     made.set_count(needles.length);
     this.made = made;
@@ -355,35 +356,52 @@ const MAX_ANCHOR = 16;
 /** The filter's buckets: a bit of a byte per needle group (the tables hold 8 bits). */
 const BUCKETS = 8;
 
-/**
- * For each needle, the offset o of the two adjacent bytes the filter compares (needle[o] and
- * needle[o + 1], o <= MAX_ANCHOR): the pair least often found in the sample, the first such. Two
- * adjacent bytes, as one load at p and one at p + 1 serve every needle (the filter's lanes are
- * anchor positions, not needle starts).
- */
-function filterAnchors(needles: readonly Buffer[], countPair: (p: number, q: number, a: number, b: number) => number): number[] {
-  return needles.map((needle) => {
-    let best = 0;
-    let fewest = Infinity;
-    for (let o = 0; o <= Math.min(MAX_ANCHOR, needle.length - 2); o++) {
-      const matches = countPair(o, o + 1, needle[o]!, needle[o + 1]!);
-      if (matches < fewest) [best, fewest] = [o, matches];
-    }
-    return best;
-  });
+/** The distances between a needle's two filter bytes tried (the same for all needles: one load each). */
+const MAX_DISTANCE = 3;
+
+/** Where each needle's two filter bytes lie: needle[o] and needle[o + distance], o = anchors[n]. */
+interface FilterBytes {
+  distance: number;
+  anchors: number[];
 }
 
 /**
- * The needles' filter pairs (needle[o], needle[o + 1]) in at most BUCKETS groups, as bit masks of
+ * For each needle, the offset o <= MAX_ANCHOR of its two filter bytes: the pair least often found
+ * in the sample, the first such; and their distance, the same for every needle (one load at p and
+ * one at p + distance serve them all: the filter's lanes are anchor positions, not needle starts),
+ * the one whose pairs are found least in all (1 to MAX_DISTANCE, as the shortest needle allows).
+ */
+function filterBytes(needles: readonly Buffer[], countPair: (p: number, q: number, a: number, b: number) => number): FilterBytes {
+  const shortest = Math.min(...needles.map((needle) => needle.length));
+  let best: (FilterBytes & { matches: number }) | undefined;
+  for (let distance = 1; distance <= Math.min(MAX_DISTANCE, shortest - 1); distance++) {
+    let total = 0;
+    const anchors = needles.map((needle) => {
+      let anchor = 0;
+      let fewest = Infinity;
+      for (let o = 0; o <= Math.min(MAX_ANCHOR, needle.length - 1 - distance); o++) {
+        const matches = countPair(o, o + distance, needle[o]!, needle[o + distance]!);
+        if (matches < fewest) [anchor, fewest] = [o, matches];
+      }
+      total += fewest;
+      return anchor;
+    });
+    if (!best || total < best.matches) best = { distance, anchors, matches: total };
+  }
+  return { distance: best!.distance, anchors: best!.anchors };
+}
+
+/**
+ * The needles' filter pairs (needle[o], needle[o + distance]) in at most BUCKETS groups, as bit masks of
  * needle indexes: one group a distinct pair while they fit, else the groups whose pairs share a
  * byte merged first (a group's pairs are matched as any of its first bytes' nibbles with any of
  * its second bytes': bytes shared add fewer false blocks, which the verification then rejects).
  */
-function filterBuckets(needles: readonly Buffer[], anchors: readonly number[]): Array<Array<[number, number]>> {
+function filterBuckets(needles: readonly Buffer[], { distance, anchors }: FilterBytes): Array<Array<[number, number]>> {
   const groups: Array<Array<[number, number]>> = [];
   const seen = new Set<number>();
   needles.forEach((needle, n) => {
-    const pair: [number, number] = [needle[anchors[n]!]!, needle[anchors[n]! + 1]!];
+    const pair: [number, number] = [needle[anchors[n]!]!, needle[anchors[n]! + distance]!];
     const key = pair[0] * 256 + pair[1];
     if (!seen.has(key)) groups.push([pair]);
     seen.add(key);
@@ -406,7 +424,7 @@ function filterBuckets(needles: readonly Buffer[], anchors: readonly number[]): 
 /**
  * The filter loop as a WebAssembly module of its own (a Teddy filter, as in Hyperscan and Rust's
  * aho-corasick): it imports the memory (env.memory) and exports filter(p, end). From p on, 16
- * positions at a time, it looks each byte and the byte after it up in nibble tables (i8x16.swizzle:
+ * positions at a time, it looks each byte and the byte `distance` after it up in nibble tables (i8x16.swizzle:
  * a bit per bucket for the byte's low and high four bits), and returns at the first block where
  * some position holds a bucket's pair: where its needles may start, from MAX_ANCHOR (the largest
  * anchor used) before the block, but not before the p it was called with; -1 when none before
@@ -415,9 +433,9 @@ function filterBuckets(needles: readonly Buffer[], anchors: readonly number[]): 
  * The tables (64 bytes: low and high nibbles of the first byte, then of the second) are written at
  * `table` by the caller (`tables`).
  */
-function filterModule(needles: readonly Buffer[], anchors: readonly number[], table: number): { module: Uint8Array; tables: Uint8Array } {
+function filterModule(needles: readonly Buffer[], filtered: FilterBytes, table: number): { module: Uint8Array; tables: Uint8Array } {
   const tables = new Uint8Array(64);
-  filterBuckets(needles, anchors).forEach((group, bucket) => {
+  filterBuckets(needles, filtered).forEach((group, bucket) => {
     for (const pair of group) {
       pair.forEach((byte, q) => {
         tables[32 * q + (byte & 15)]! |= 1 << bucket;
@@ -425,7 +443,7 @@ function filterModule(needles: readonly Buffer[], anchors: readonly number[], ta
       });
     }
   });
-  const back = Math.max(...anchors);
+  const back = Math.max(...filtered.anchors);
   const P = 0;
   const END = 1;
   const FIRST = 2;
@@ -446,8 +464,8 @@ function filterModule(needles: readonly Buffer[], anchors: readonly number[], ta
   body.push(0x20, P, 0x20, END, 0x4f, 0x04, 0x40, 0x41, 0x7f, 0x0f, 0x0b); // if p >= end: return -1
   for (let q = 0; q < 2; q++) {
     body.push(0x20, P);
-    simd(0x00); // v128.load offset=q
-    body.push(0x00, q, 0x21, BYTES);
+    simd(0x00); // v128.load offset=0, then distance
+    body.push(0x00, q * filtered.distance, 0x21, BYTES);
     tableAt(32 * q);
     body.push(0x20, BYTES, 0x20, NIBBLE);
     simd(0x4e); // v128.and: the low nibbles
