@@ -146,7 +146,10 @@ export class Databases {
       }
       return context.remediator.handle(incident);
     }
-    if (this.contexts.length > 1 && !this.databaseUnknownSaid.has(incident.source)) {
+    // The remediator's own promise, shared by the errors one check answers: the pipeline then holds
+    // one checkpoint for all of them, not one each (a wrapper per record held 10,000 in a storm).
+    if (this.contexts.length === 1) return this.contexts[0]!.remediator.handle(incident);
+    if (!this.databaseUnknownSaid.has(incident.source)) {
       // The checks' records name the database each ran in, not the error's: say so, once per source.
       this.databaseUnknownSaid.add(incident.source);
       const names = this.names;

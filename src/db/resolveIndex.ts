@@ -219,6 +219,12 @@ export interface IndexResolverOptions {
   batchSize?: number;
 }
 
+/** A name's lookup in the cache: its promise, and its answer once it came. */
+interface Lookup {
+  answer: Promise<Resolution>;
+  resolution?: Resolution;
+}
+
 /**
  * resolveIndex with a cache per name. Found names are kept longer than unknown ones, so an index
  * created after its first error is still found soon. New names are looked up together: names that
@@ -235,7 +241,7 @@ export class IndexResolver {
    * rehearsal of the fix path reads (Database.rehearsal). Empty before a warm() or when there are none.
    */
   rehearsalTargets: SequenceTarget[] = [];
-  private readonly cache: TtlCache<Promise<Resolution>>;
+  private readonly cache: TtlCache<Lookup>;
   private readonly limiter: RateLimiter;
   private readonly waiting = new Map<string, { resolve: (r: Resolution) => void; reject: (e: Error) => void }>();
   private flushing = false;
@@ -258,11 +264,12 @@ export class IndexResolver {
 
   resolve(indexName: string): Promise<Resolution> {
     const cached = this.cache.get(indexName);
-    if (cached) return cached;
-    const lookup = new Promise<Resolution>((resolve, reject) => this.waiting.set(indexName, { resolve, reject }));
+    if (cached) return cached.answer;
+    const lookup: Lookup = { answer: new Promise<Resolution>((resolve, reject) => this.waiting.set(indexName, { resolve, reject })) };
     this.cache.set(indexName, lookup, this.options.unknownTtlMs ?? 30_000);
-    lookup.then(
+    lookup.answer.then(
       (resolution) => {
+        lookup.resolution = resolution;
         const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
         if (found && this.cache.get(indexName) === lookup) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
       },
@@ -272,7 +279,15 @@ export class IndexResolver {
       },
     );
     if (!this.flushing) void this.flush();
-    return lookup;
+    return lookup.answer;
+  }
+
+  /**
+   * The answer for this name when it is at hand (looked up, not expired), without waiting: the
+   * errors of a name already known go straight to their checks (Remediator.handle).
+   */
+  known(indexName: string): Resolution | undefined {
+    return this.cache.get(indexName)?.resolution;
   }
 
   /**
@@ -299,7 +314,11 @@ export class IndexResolver {
         if (this.waiting.has(name)) continue;
         if (rehearsal.length < REHEARSAL_CANDIDATES) rehearsal.push(...resolution.targets.filter((t) => !needsFullScan(t)));
         const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
-        this.cache.set(name, Promise.resolve(resolution), found ? (this.options.foundTtlMs ?? 10 * 60_000) : (this.options.unknownTtlMs ?? 30_000));
+        this.cache.set(
+          name,
+          { answer: Promise.resolve(resolution), resolution },
+          found ? (this.options.foundTtlMs ?? 10 * 60_000) : (this.options.unknownTtlMs ?? 30_000),
+        );
       }
     }
     this.rehearsalTargets = rehearsal;

@@ -10,6 +10,7 @@ import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySeque
 import { traceHeal } from '../metrics/healTrace.js';
 import { LogTimes } from '../replay/logTimes.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
 import { SequenceChecks } from './SequenceChecks.js';
@@ -45,7 +46,7 @@ export interface RemediationSettings {
 export interface RemediatorOptions extends RemediationSettings {
   db: RemediationDatabase;
   /** The catalog's answers (IndexResolver); the warm-up's answers for its made-up name (warmUp.ts). */
-  resolver: Pick<IndexResolver, 'resolve' | 'forget'>;
+  resolver: Pick<IndexResolver, 'resolve' | 'known' | 'forget'>;
   audit: AuditWriter;
   /** How often the same skip (same constraint, same reason) is audited at most. */
   repeatAuditMs?: number;
@@ -80,6 +81,15 @@ const EXPECTED_SQLSTATE: Record<Exclude<Incident['kind'], 'replication_conflict'
 /** A MAX that reads a whole table is cut off after this long (ms): it fails and says so. */
 const FULL_SCAN_TIMEOUT_MS = 5_000;
 
+/** A name being looked up: the incidents counted into its lookup, and the promise they share. */
+interface PendingName {
+  extra: number;
+  done: Promise<void>;
+}
+
+/** What an incident with nothing to wait for settles with (one promise for all of them). */
+const SETTLED = Promise.resolve();
+
 /**
  * From incidents to checks. An incident is taken in (handle), judged (another database's, a
  * replication conflict, a SQLSTATE that is not the error, a sequence error to verify, a stale
@@ -92,9 +102,14 @@ const FULL_SCAN_TIMEOUT_MS = 5_000;
  */
 export class Remediator {
   readonly counters: RemediatorCounters = { incidents: 0, checks: 0, remediated: 0, failed: 0, sweeps: 0 };
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Work under way (handled incidents, sweeps' checks): what drain waits for. */
+  private inFlight = 0;
+  /** Settled when the last work under way ends (a drain waits on it). */
+  private idle: Deferred | undefined;
+  /** A check's promise, as tracked once for all the errors it answers (checkKnown). */
+  private readonly trackedChecks = new WeakMap<Promise<void>, Promise<void>>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
-  private readonly resolving = new Map<string, { extra: number; done: Promise<void> }>();
+  private readonly resolving = new Map<string, PendingName>();
   /** Stale records' checks under way, by name (see handle). */
   private readonly staleChecks = new Map<string, Promise<void>>();
   /** Cut short when the stop's grace period is over: waiting for the database. */
@@ -200,6 +215,8 @@ export class Remediator {
       return pending.done;
     }
     const trigger = triggerOf(incident);
+    const known = this.options.resolver.known(incident.constraint);
+    if (known !== undefined) return this.checkKnown(known, incident.constraint, trigger);
     if (this.resolving.size >= (this.options.maxPendingNames ?? 10_000)) {
       this.throttle.once(
         'skipped',
@@ -209,9 +226,9 @@ export class Remediator {
       );
       return Promise.resolve();
     }
-    const entry = { extra: 0, done: Promise.resolve() };
+    const entry = { extra: 0, done: SETTLED };
     this.resolving.set(incident.constraint, entry);
-    entry.done = this.track(this.route(incident, trigger, entry).finally(() => this.release(incident.constraint, entry)));
+    entry.done = this.track(this.route(incident.constraint, trigger, entry));
     return entry.done;
   }
 
@@ -236,10 +253,11 @@ export class Remediator {
   /** Waits until every check under way has finished (or the time is up); true when all finished. */
   async drain(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.inFlight.size > 0) {
+    while (this.inFlight > 0) {
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await Promise.race([Promise.allSettled([...this.inFlight]), sleep(left)]);
+      this.idle ??= deferred();
+      await Promise.race([this.idle.promise, sleep(left)]);
     }
     return true;
   }
@@ -262,12 +280,26 @@ export class Remediator {
     return finished;
   }
 
+  /**
+   * Counts `work` as under way until it settles; the promise returned never rejects (an error is
+   * an internal one, logged). The two handlers are the same for all work: a storm of distinct
+   * names waiting for the catalog holds no closures of their own here.
+   */
   private track(work: Promise<void>): Promise<void> {
-    const tracked = work.catch((error: Error) => this.options.onWarning?.(`internal error: ${error.stack ?? error.message}`));
-    this.inFlight.add(tracked);
-    void tracked.finally(() => this.inFlight.delete(tracked));
-    return tracked;
+    this.inFlight++;
+    return work.then(this.ended, this.failed);
   }
+
+  private readonly ended = (): void => {
+    if (--this.inFlight > 0 || this.idle === undefined) return;
+    this.idle.resolve();
+    this.idle = undefined;
+  };
+
+  private readonly failed = (error: Error): void => {
+    this.options.onWarning?.(`internal error: ${error.stack ?? error.message}`);
+    this.ended();
+  };
 
   private whenAvailable<T>(work: () => Promise<T>, description: WorkDescription): Promise<T | undefined> {
     return whenAvailable(this.outage, work, description);
@@ -314,7 +346,7 @@ export class Remediator {
   }
 
   /** Lets the next incident of this name start its own handling (once resolved, or failed). */
-  private release(constraint: string, entry: { extra: number; done: Promise<void> }): void {
+  private release(constraint: string, entry: PendingName): void {
     if (this.resolving.get(constraint) === entry) this.resolving.delete(constraint);
   }
 
@@ -349,17 +381,37 @@ export class Remediator {
     }
   }
 
-  private async route(incident: Incident, trigger: Trigger, entry: { extra: number; done: Promise<void> }): Promise<void> {
-    const resolution = await this.whenAvailable(() => this.options.resolver.resolve(incident.constraint), {
-      trigger,
-      what: `looking up ${JSON.stringify(incident.constraint)}`,
-    });
-    if (!resolution) return;
-    traceHeal('resolved', { constraint: incident.constraint });
-    this.skipNonTargets(resolution, trigger, incident.constraint);
+  /**
+   * Looks the name up, then hands what it resolved to to the checks. The lookup is asked for
+   * directly (no outage wait: nothing is built per name beyond its promise, and a storm of distinct
+   * names waits by the thousand); only a failed one goes through whenAvailable, which audits it and
+   * waits out an outage. The name is released on every path (release is a no-op once done).
+   */
+  private route(constraint: string, trigger: Trigger, entry: PendingName): Promise<void> {
+    return this.options.resolver.resolve(constraint).then(
+      (resolution) => this.resolved(resolution, constraint, trigger, entry),
+      () => this.routeAfterFailure(constraint, trigger, entry),
+    );
+  }
+
+  private async routeAfterFailure(constraint: string, trigger: Trigger, entry: PendingName): Promise<void> {
+    try {
+      const resolution = await this.whenAvailable(() => this.options.resolver.resolve(constraint), {
+        trigger,
+        what: `looking up ${JSON.stringify(constraint)}`,
+      });
+      if (resolution) await this.resolved(resolution, constraint, trigger, entry);
+    } finally {
+      this.release(constraint, entry);
+    }
+  }
+
+  private resolved(resolution: Resolution, constraint: string, trigger: Trigger, entry: PendingName): Promise<void> {
+    traceHeal('resolved', { constraint });
     // From here on, further incidents of this name go to the sequences' single flights themselves.
-    this.release(incident.constraint, entry);
-    await this.dispatch(resolution, trigger, entry.extra + 1);
+    this.release(constraint, entry);
+    this.skipNonTargets(resolution, trigger, constraint);
+    return this.dispatch(resolution, trigger, entry.extra + 1);
   }
 
   /**
@@ -388,7 +440,31 @@ export class Remediator {
     }
   }
 
+  /**
+   * A name whose answer is at hand (looked up before, or warmed): its errors go straight to their
+   * checks, with nothing of their own to wait for. The errors one check answers share its promise,
+   * tracked once: a storm of a known name holds nothing per error until that check.
+   */
+  private checkKnown(resolution: Resolution, constraint: string, trigger: Trigger): Promise<void> {
+    traceHeal('resolved', { constraint });
+    this.skipNonTargets(resolution, trigger, constraint);
+    const checks = this.enqueueChecks(resolution, trigger, 1);
+    if (checks.length === 0) return SETTLED;
+    const work = checks.length === 1 ? checks[0]! : Promise.all(checks).then(() => {});
+    let tracked = this.trackedChecks.get(work);
+    if (tracked === undefined) {
+      tracked = this.track(work);
+      this.trackedChecks.set(work, tracked);
+    }
+    return tracked;
+  }
+
   private async dispatch(resolution: Resolution, trigger: Trigger, incidents: number): Promise<void> {
+    await Promise.all(this.enqueueChecks(resolution, trigger, incidents));
+  }
+
+  /** Hands the resolved targets the policy allows to their checks (the others audited as excluded). */
+  private enqueueChecks(resolution: Resolution, trigger: Trigger, incidents: number): Array<Promise<void>> {
     const checks: Array<Promise<void>> = [];
     for (const target of resolution.targets) {
       if (!this.allowed(target)) {
@@ -401,7 +477,7 @@ export class Remediator {
       }
       checks.push(this.checks.enqueue(target, trigger, incidents));
     }
-    await Promise.all(checks);
+    return checks;
   }
 
   /** Whether the policy lets this table and its sequence be acted on (and read for a rehearsal). */

@@ -1,5 +1,4 @@
 import { setMaxListeners } from 'node:events';
-import pDebounce from 'p-debounce';
 import type { AuditWriter, Trigger } from '../audit/AuditLog.js';
 import type { AuditThrottle } from '../audit/AuditThrottle.js';
 import { describeOutcome, type Outcome } from '../audit/writeSequenceOutcome.js';
@@ -7,6 +6,7 @@ import { needsFullScan, type SequenceState } from '../db/guardedSetval.js';
 import type { SequenceTarget } from '../db/resolveIndex.js';
 import { traceHeal } from '../metrics/healTrace.js';
 import { systemClock, type Clock } from '../util/clock.js';
+import { deferred, type Deferred } from '../util/deferred.js';
 import { fullScan, quietChecks, recurringDrift } from './advice.js';
 import { HOUR, type FixBudget } from './FixBudget.js';
 
@@ -47,8 +47,13 @@ interface SequenceSlot {
   /** Incidents since the last check started, and the first of them. */
   waiting: number;
   trigger: Trigger | undefined;
-  /** The single flight: one check at a time, and at most one more for whatever arrives meanwhile. */
-  run: () => Promise<void>;
+  /**
+   * The incidents waiting for the next check, all answered by one promise: a storm of one name
+   * holds nothing per error while it waits (10,000 errors held ~30 MB when each had its own).
+   */
+  next: Deferred | undefined;
+  /** A check, or the pause after it, is under way: whatever arrives waits for the next check. */
+  busy: boolean;
   /** The last check found the sequence in sync (its in-sync records may then be quiet). */
   inSync: boolean;
   /**
@@ -64,9 +69,11 @@ interface SequenceSlot {
 
 /**
  * The checks of each sequence an incident named. Every sequence (and table) has its own single
- * flight (p-debounce's promise mode with `after`): the first incident is checked at once, checks of
- * one sequence never overlap, and everything that arrives while a check runs or during the pause
- * after it (the debounce window) makes at most one more check. After a check that changed nothing,
+ * flight: the first incident is checked at once, checks of one sequence never overlap, and
+ * everything that arrives while a check runs or during the pause after it (the debounce window)
+ * makes at most one more check. An incident's promise settles once the check that saw it is
+ * audited, not after the pause that follows (a hold-off lasts the cooldown: a storm's promises
+ * would be held that long). After a check that changed nothing,
  * the pause is the cooldown (the hold-off): errors on a healthy table (forged ones) cost one check
  * per cooldown, not one per debounce. A fix within the cooldown of the last one waits for its end;
  * past the hourly cap, nothing is fixed and one alert says so. Each check is audited (detected, then
@@ -93,7 +100,7 @@ export class SequenceChecks {
     const key = `${target.sequenceOid}:${target.tableOid}:${target.column}`;
     let slot = this.slots.get(key);
     if (!slot) {
-      const created: SequenceSlot = {
+      slot = {
         target,
         waiting: 0,
         trigger: undefined,
@@ -101,23 +108,39 @@ export class SequenceChecks {
         holdOff: false,
         quiet: { checks: 0, since: 0 },
         lastAuditAt: 0,
-        run: pDebounce.promise(
-          async () => {
-            await this.check(created);
-            // The hold-off: after a check that changed nothing, the next waits the cooldown too.
-            const { debounceMs, cooldownMs } = this.options.settings();
-            await this.clock.sleep(Math.max(debounceMs, created.holdOff ? (cooldownMs ?? 0) : 0), this.pauses.signal);
-          },
-          { after: true },
-        ),
+        next: undefined,
+        busy: false,
       };
-      slot = created;
       this.slots.set(key, slot);
     }
     slot.target = target;
     slot.waiting += incidents;
     slot.trigger ??= trigger;
-    return slot.run();
+    slot.next ??= deferred();
+    const { promise } = slot.next;
+    if (!slot.busy) void this.run(slot);
+    return promise;
+  }
+
+  /** Checks while incidents wait, each check followed by its pause (the debounce, or the cooldown after a check that changed nothing). */
+  private async run(slot: SequenceSlot): Promise<void> {
+    slot.busy = true;
+    try {
+      while (slot.next !== undefined) {
+        const answered = slot.next;
+        slot.next = undefined;
+        try {
+          await this.check(slot);
+          answered.resolve();
+        } catch (error) {
+          answered.reject(error as Error);
+        }
+        const { debounceMs, cooldownMs } = this.options.settings();
+        await this.clock.sleep(Math.max(debounceMs, slot.holdOff ? (cooldownMs ?? 0) : 0), this.pauses.signal);
+      }
+    } finally {
+      slot.busy = false;
+    }
   }
 
   /** For a stop: no more pauses (debounce, hold-off, cooldown); waiting incidents are checked at once. */

@@ -50,7 +50,7 @@ export async function warmHealPath(db: RemediationDatabase, target: SequenceTarg
     cooldownMs: 0,
     staleAfterMs: undefined,
     db: readOnlyDatabase(db),
-    resolver: { resolve: () => Promise.resolve(answer), forget: () => {} },
+    resolver: { resolve: () => Promise.resolve(answer), known: () => answer, forget: () => {} },
     audit,
   });
   const record: LogRecord = {

@@ -61,6 +61,13 @@ describe('Databases.route', () => {
     ]);
     expect(written.filter((r) => r.fields.reason === 'database_unknown')).toHaveLength(1);
   });
+
+  it("with one database, a record that names none gets the remediator's own promise (the pipeline holds one checkpoint for the errors one check answers)", async () => {
+    const { databases } = await open('database:\n  url: postgresql://seqwatch@db/gotrs');
+    const shared = Promise.resolve();
+    databases.contexts[0]!.remediator.handle = () => shared;
+    expect(databases.route(incident())).toBe(shared);
+  });
 });
 
 describe('the rehearsal of a fix on each new connection', () => {

@@ -59,6 +59,21 @@ describe('Remediator', () => {
     expect(audit.find((a) => a.event === 'remediated')).toMatchObject({ before: '1', after: '100', max_id: '100' });
   });
 
+  it('a name already looked up: the errors one check answers share one promise (nothing is held per error while the check waits)', async () => {
+    const { remediator: r, records } = remediator({ debounceMs: 200 });
+    await r.handle(incident('article_pkey'));
+    // As a log is read: a chunk of lines at a time, the name's lookup settled in between.
+    const waiting: Array<Promise<void>> = [];
+    for (let chunk = 0; chunk < 10; chunk++) {
+      for (let i = 0; i < 100; i++) waiting.push(r.handle(incident('article_pkey')));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(new Set(waiting).size).toBe(1);
+    await Promise.all(waiting);
+    const detected = records().filter((a) => a.event === 'detected');
+    expect(detected.reduce((sum, a) => sum + (a.incidents as number), 0)).toBe(1001);
+  });
+
   it('in a dry run plans and changes nothing', async () => {
     await db.pool.query('INSERT INTO article (id) VALUES (40)');
     const { remediator: r, records } = remediator({ dryRun: true });

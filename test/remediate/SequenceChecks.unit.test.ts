@@ -85,11 +85,31 @@ describe('SequenceChecks (no server)', () => {
       { act: true, at: 0 },
       { act: true, at: 100 },
     ]);
-    // Each incident's promise settles after the check that saw it and the pause after that check.
-    await clock.advance(100);
     await Promise.all(handled);
     expect(records.filter((r) => r.event === 'remediated')).toHaveLength(1);
     expect(records.filter((r) => r.event === 'detected').map((r) => r.incidents)).toEqual([1, 999]);
+  });
+
+  it('the incidents one check answers share one promise, settled once that check is audited, not after the pause: a storm holds nothing per error', async () => {
+    const { part, clock, calls } = checks({ debounceMs: 10, cooldownMs: 1_000 });
+    const settled = new Set<Promise<void>>();
+    const watch = (p: Promise<void>) => void p.then(() => settled.add(p));
+    const first = part.enqueue(target, trigger, 1);
+    watch(first);
+    const waiting = Array.from({ length: 1000 }, () => part.enqueue(target, trigger, 1));
+    expect(new Set(waiting).size).toBe(1);
+    watch(waiting[0]!);
+    // The first check finds the sequence in sync: the next waits the cooldown (the hold-off).
+    await clock.advance(0);
+    expect(settled.has(first)).toBe(true);
+    await clock.advance(500);
+    const later = part.enqueue(target, trigger, 1);
+    expect(later).toBe(waiting[0]);
+    await clock.advance(499);
+    expect(settled.has(waiting[0]!)).toBe(false);
+    await clock.advance(1);
+    expect(calls.map((c) => c.at)).toEqual([0, 1_000]);
+    expect(settled.has(waiting[0]!)).toBe(true);
   });
 
   it('debounce: an error after the window is checked at once', async () => {
