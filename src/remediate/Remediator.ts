@@ -106,8 +106,8 @@ export class Remediator {
   private inFlight = 0;
   /** Settled when the last work under way ends (a drain waits on it). */
   private idle: Deferred | undefined;
-  /** A check's promise, as tracked once for all the errors it answers (checkKnown). */
-  private readonly trackedChecks = new WeakMap<Promise<void>, Promise<void>>();
+  /** The checks' promises of a known name, tracked once for all the errors they answer (checkKnown). */
+  private readonly trackedChecks = new WeakMap<Promise<void>, { checks: Array<Promise<void>>; tracked: Promise<void> }>();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, PendingName>();
   /** Stale records' checks under way, by name (see handle). */
@@ -450,12 +450,11 @@ export class Remediator {
     this.skipNonTargets(resolution, trigger, constraint);
     const checks = this.enqueueChecks(resolution, trigger, 1);
     if (checks.length === 0) return SETTLED;
-    const work = checks.length === 1 ? checks[0]! : Promise.all(checks).then(() => {});
-    let tracked = this.trackedChecks.get(work);
-    if (tracked === undefined) {
-      tracked = this.track(work);
-      this.trackedChecks.set(work, tracked);
-    }
+    // Keyed by the first check's promise; an index that feeds several sequences shares the whole set.
+    const known = this.trackedChecks.get(checks[0]!);
+    if (known !== undefined && known.checks.length === checks.length && known.checks.every((check, i) => check === checks[i])) return known.tracked;
+    const tracked = this.track(checks.length === 1 ? checks[0]! : Promise.all(checks).then(() => {}));
+    this.trackedChecks.set(checks[0]!, { checks, tracked });
     return tracked;
   }
 

@@ -63,6 +63,8 @@ interface SequenceSlot {
   holdOff: boolean;
   /** Checks found in sync and not yet audited one by one (see writeQuiet). */
   quiet: { checks: number; since: number };
+  /** Cancels the timer that writes the counted checks at their window's end. */
+  cancelQuiet: (() => void) | undefined;
   /** When a record about this slot was last written. */
   lastAuditAt: number;
 }
@@ -107,6 +109,7 @@ export class SequenceChecks {
         inSync: false,
         holdOff: false,
         quiet: { checks: 0, since: 0 },
+        cancelQuiet: undefined,
         lastAuditAt: 0,
         next: undefined,
         busy: false,
@@ -207,7 +210,11 @@ export class SequenceChecks {
     }
     if (quiet && state.verdict === 'in_sync') {
       slot.holdOff = true;
-      if (slot.quiet.checks === 0) slot.quiet.since = now;
+      if (slot.quiet.checks === 0) {
+        slot.quiet.since = now;
+        // Written at the window's end even when no check follows (it had waited for the next one or the stop).
+        slot.cancelQuiet = this.clock.setTimer(() => this.writeQuiet(slot), windowMs);
+      }
       slot.quiet.checks++;
       return;
     }
@@ -230,6 +237,8 @@ export class SequenceChecks {
    * record of that sequence, at the window's end, or at the stop.
    */
   private writeQuiet(slot: SequenceSlot): void {
+    slot.cancelQuiet?.();
+    slot.cancelQuiet = undefined;
     const { quiet, target } = slot;
     if (quiet.checks === 0) return;
     const since = new Date(quiet.since).toISOString();

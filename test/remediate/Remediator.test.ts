@@ -74,6 +74,21 @@ describe('Remediator', () => {
     expect(detected.reduce((sum, a) => sum + (a.incidents as number), 0)).toBe(1001);
   });
 
+  it('an index two sequences feed: its errors one pair of checks answers share one promise too', async () => {
+    await db.pool.query('CREATE TABLE two_fed (a bigserial, b bigserial, UNIQUE (a, b))');
+    const { remediator: r, records } = remediator({ debounceMs: 200 });
+    await r.handle(incident('two_fed_a_b_key'));
+    const waiting: Array<Promise<void>> = [];
+    for (let chunk = 0; chunk < 10; chunk++) {
+      for (let i = 0; i < 100; i++) waiting.push(r.handle(incident('two_fed_a_b_key')));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(new Set(waiting).size).toBe(1);
+    await Promise.all(waiting);
+    const detected = records().filter((a) => a.event === 'detected');
+    expect(new Set(detected.map((a) => a.sequence))).toEqual(new Set(['public.two_fed_a_seq', 'public.two_fed_b_seq']));
+  });
+
   it('in a dry run plans and changes nothing', async () => {
     await db.pool.query('INSERT INTO article (id) VALUES (40)');
     const { remediator: r, records } = remediator({ dryRun: true });

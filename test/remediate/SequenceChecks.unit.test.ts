@@ -160,6 +160,23 @@ describe('SequenceChecks (no server)', () => {
     expect(records.filter((r) => r.event === 'in_sync').at(-1)).toMatchObject({ checks: 1, trigger: { source: 'summary' } });
   });
 
+  it('the in-sync checks counted within the repeat window are written at its end, with no further check and no stop', async () => {
+    const { part, clock, calls, records } = checks({ debounceMs: 10, cooldownMs: 1_000 });
+    void part.enqueue(target, trigger, 1);
+    await clock.advance(5);
+    void part.enqueue(target, trigger, 1);
+    await clock.advance(2_000);
+    expect(calls.map((c) => c.at)).toEqual([0, 1_000]);
+    expect(records.filter((r) => r.event === 'in_sync')).toHaveLength(1);
+    // The second check (at 1 s) was counted: its record is due when its window ends, 60 s later.
+    await clock.advance(58_994);
+    expect(records.filter((r) => r.event === 'in_sync')).toHaveLength(1);
+    await clock.advance(1);
+    expect(records.filter((r) => r.event === 'in_sync').at(-1)).toMatchObject({ checks: 1, trigger: { source: 'summary' } });
+    part.flush();
+    expect(records.filter((r) => r.event === 'in_sync')).toHaveLength(2);
+  });
+
   it('hourly cap: past it, no check and one alert until the oldest fix leaves the hour', async () => {
     const { part, clock, records, calls, counters, drift, at } = checks({ debounceMs: 0, cooldownMs: 0, maxFixesPerHour: 2 });
     const first = clock.now();
