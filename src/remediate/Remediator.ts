@@ -406,12 +406,10 @@ export class Remediator {
     }
   }
 
-  private resolved(resolution: Resolution, constraint: string, trigger: Trigger, entry: PendingName): Promise<void> {
-    traceHeal('resolved', { constraint });
+  private async resolved(resolution: Resolution, constraint: string, trigger: Trigger, entry: PendingName): Promise<void> {
     // From here on, further incidents of this name go to the sequences' single flights themselves.
     this.release(constraint, entry);
-    this.skipNonTargets(resolution, trigger, constraint);
-    return this.dispatch(resolution, trigger, entry.extra + 1);
+    await Promise.all(this.toChecks(resolution, constraint, trigger, entry.extra + 1));
   }
 
   /**
@@ -446,9 +444,7 @@ export class Remediator {
    * tracked once: a storm of a known name holds nothing per error until that check.
    */
   private checkKnown(resolution: Resolution, constraint: string, trigger: Trigger): Promise<void> {
-    traceHeal('resolved', { constraint });
-    this.skipNonTargets(resolution, trigger, constraint);
-    const checks = this.enqueueChecks(resolution, trigger, 1);
+    const checks = this.toChecks(resolution, constraint, trigger, 1);
     if (checks.length === 0) return SETTLED;
     // Keyed by the first check's promise; an index that feeds several sequences shares the whole set.
     const known = this.trackedChecks.get(checks[0]!);
@@ -458,12 +454,14 @@ export class Remediator {
     return tracked;
   }
 
-  private async dispatch(resolution: Resolution, trigger: Trigger, incidents: number): Promise<void> {
-    await Promise.all(this.enqueueChecks(resolution, trigger, incidents));
-  }
-
-  /** Hands the resolved targets the policy allows to their checks (the others audited as excluded). */
-  private enqueueChecks(resolution: Resolution, trigger: Trigger, incidents: number): Array<Promise<void>> {
+  /**
+   * What a name resolved to, to its checks: what is not a sequence to check is audited as skipped,
+   * the targets the policy excludes as excluded, the others handed to their single flights (whose
+   * promises are returned).
+   */
+  private toChecks(resolution: Resolution, constraint: string, trigger: Trigger, incidents: number): Array<Promise<void>> {
+    traceHeal('resolved', { constraint });
+    this.skipNonTargets(resolution, trigger, constraint);
     const checks: Array<Promise<void>> = [];
     for (const target of resolution.targets) {
       if (!this.allowed(target)) {

@@ -45,6 +45,16 @@ const incident = (constraint: string, database?: string) => ({
   ...(database ? { database } : {}),
 });
 
+/** 1,000 errors of one name, as a log is read: 100 lines at a time, whatever settled in between. */
+async function handleInChunks(r: Remediator, constraint: string): Promise<Array<Promise<void>>> {
+  const waiting: Array<Promise<void>> = [];
+  for (let chunk = 0; chunk < 10; chunk++) {
+    for (let i = 0; i < 100; i++) waiting.push(r.handle(incident(constraint)));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  return waiting;
+}
+
 describe('Remediator', () => {
   it('turns a burst of 1,000 errors for one table into one fix and at most one more check', async () => {
     await db.pool.query('INSERT INTO ticket (id) SELECT generate_series(1, 100)');
@@ -62,12 +72,7 @@ describe('Remediator', () => {
   it('a name already looked up: the errors one check answers share one promise (nothing is held per error while the check waits)', async () => {
     const { remediator: r, records } = remediator({ debounceMs: 200 });
     await r.handle(incident('article_pkey'));
-    // As a log is read: a chunk of lines at a time, the name's lookup settled in between.
-    const waiting: Array<Promise<void>> = [];
-    for (let chunk = 0; chunk < 10; chunk++) {
-      for (let i = 0; i < 100; i++) waiting.push(r.handle(incident('article_pkey')));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const waiting = await handleInChunks(r, 'article_pkey');
     expect(new Set(waiting).size).toBe(1);
     await Promise.all(waiting);
     const detected = records().filter((a) => a.event === 'detected');
@@ -78,11 +83,7 @@ describe('Remediator', () => {
     await db.pool.query('CREATE TABLE two_fed (a bigserial, b bigserial, UNIQUE (a, b))');
     const { remediator: r, records } = remediator({ debounceMs: 200 });
     await r.handle(incident('two_fed_a_b_key'));
-    const waiting: Array<Promise<void>> = [];
-    for (let chunk = 0; chunk < 10; chunk++) {
-      for (let i = 0; i < 100; i++) waiting.push(r.handle(incident('two_fed_a_b_key')));
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    const waiting = await handleInChunks(r, 'two_fed_a_b_key');
     expect(new Set(waiting).size).toBe(1);
     await Promise.all(waiting);
     const detected = records().filter((a) => a.event === 'detected');
