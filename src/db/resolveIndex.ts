@@ -58,6 +58,11 @@ export interface Resolution {
   refused?: RefusedColumn[];
 }
 
+/** Whether a name resolved to any unique index at all (a target, a key no sequence feeds, or a refused one). */
+export function namesAnIndex(resolution: Resolution): boolean {
+  return resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
+}
+
 /** Columns warm() keeps for a rehearsal, so that one the policy allows is likely among them. */
 const REHEARSAL_CANDIDATES = 20;
 
@@ -270,7 +275,7 @@ export class IndexResolver {
     lookup.answer.then(
       (resolution) => {
         lookup.resolution = resolution;
-        const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
+        const found = namesAnIndex(resolution);
         if (found && this.cache.get(indexName) === lookup) this.cache.set(indexName, lookup, this.options.foundTtlMs ?? 10 * 60_000);
       },
       // A failed lookup (database down) must be retried, not remembered.
@@ -313,7 +318,7 @@ export class IndexResolver {
         // A lookup under way for this name answers for itself.
         if (this.waiting.has(name)) continue;
         if (rehearsal.length < REHEARSAL_CANDIDATES) rehearsal.push(...resolution.targets.filter((t) => !needsFullScan(t)));
-        const found = resolution.targets.length + resolution.nonSequence.length + (resolution.refused?.length ?? 0) > 0;
+        const found = namesAnIndex(resolution);
         this.cache.set(
           name,
           { answer: Promise.resolve(resolution), resolution },

@@ -4,7 +4,7 @@ import type { AuditWriter, Trigger } from '../audit/AuditLog.js';
 import { AuditThrottle } from '../audit/AuditThrottle.js';
 import type { Incident } from '../detect/detectIncident.js';
 import { guardedSetvalExclusive, type SequenceState, type Transactional } from '../db/guardedSetval.js';
-import type { IndexResolver, Resolution, SequenceTarget } from '../db/resolveIndex.js';
+import { namesAnIndex, type IndexResolver, type Resolution, type SequenceTarget } from '../db/resolveIndex.js';
 import { refusalText } from '../db/trustRule.js';
 import { SequenceErrorVerifier, type SequenceErrorKind } from '../db/verifySequenceError.js';
 import { traceHeal } from '../metrics/healTrace.js';
@@ -417,7 +417,7 @@ export class Remediator {
    * sequence feeds, or a key whose DEFAULT names a sequence the trust rule refuses.
    */
   private skipNonTargets(resolution: Resolution, trigger: Trigger, constraint: string): void {
-    if (resolution.targets.length === 0 && resolution.nonSequence.length === 0 && !resolution.refused?.length) {
+    if (!namesAnIndex(resolution)) {
       this.throttle.once(
         'skipped',
         trigger,
