@@ -16,7 +16,7 @@ import { FixBudget, HOUR } from './FixBudget.js';
 import { SequenceChecks } from './SequenceChecks.js';
 import { Sweeper } from './Sweeper.js';
 import type { TablePolicy } from './TablePolicy.js';
-import { whenAvailable, type OutageWait, type WorkDescription } from './whenAvailable.js';
+import { OutageWaits, whenAvailable, type OutageWait, type WorkDescription } from './whenAvailable.js';
 
 /** What remediation needs of the database: transactions, and a way to wait out an outage. */
 export interface RemediationDatabase extends Transactional {
@@ -136,7 +136,7 @@ export class Remediator {
     const settings = () => this.settings;
     this.throttle = new AuditThrottle(audit, { windowMs: options.repeatAuditMs ?? 60_000, clock: this.clock });
     this.budget = new FixBudget(this.settings, this.clock);
-    this.outage = { db, audit, giveUp: this.giveUp.signal, onFailure: () => this.counters.failed++ };
+    this.outage = { db, audit, waits: new OutageWaits(audit, () => this.clock.now()), giveUp: this.giveUp.signal, onFailure: () => this.counters.failed++ };
     this.checks = new SequenceChecks({
       check: (target, act, trigger) =>
         this.whenAvailable(() => guardedSetvalExclusive(db, target, act, this.guard, { fullScanTimeoutMs }), {
@@ -277,6 +277,7 @@ export class Remediator {
     // Last: the names whose lookups finished during the drain belong in the summary too.
     this.throttle.flush();
     this.checks.flush();
+    this.outage.waits.flush();
     return finished;
   }
 

@@ -1,13 +1,16 @@
 import type { AuditWriter, Trigger } from '../audit/AuditLog.js';
+import { DISTINCT_PER_WINDOW } from '../audit/AuditThrottle.js';
 import { isUnavailable } from '../db/Database.js';
 
 /** What waiting out an outage needs: the database to wait for, the audit, and when to give up. */
 export interface OutageWait {
   db: { waitUntilAvailable(signal?: AbortSignal): Promise<void> };
   audit: AuditWriter;
+  /** What of the waits of an outage is audited one by one (see OutageWaits). */
+  waits: OutageWaits;
   /** Aborted when the daemon stops and will not wait any longer. */
   giveUp: AbortSignal;
-  /** Called for each `failed` record written (the remediator's `failed` counter). */
+  /** Called for each piece of work that failed, audited one by one or not (the remediator's `failed` counter). */
   onFailure: () => void;
 }
 
@@ -23,31 +26,31 @@ export interface WorkDescription {
 
 /**
  * Runs `work`, waiting out database outages (standby, failover, restart) instead of failing: the
- * first failure of an outage is audited as `failed` with `retrying: true`, then the work runs again
- * once the database answers. A failure that is not an outage is handed back; a stop while waiting
- * is audited as `skipped` (reason `shutdown`) and gives undefined.
+ * first failure of an outage is audited as `failed` with `retrying: true` (see OutageWaits), then
+ * the work runs again once the database answers. A failure that is not an outage is handed back; a
+ * stop while waiting is audited as `skipped` (reason `shutdown`) and gives undefined.
  */
-export async function attempt<T>(wait: OutageWait, work: () => Promise<T>, { trigger, names = {}, what }: WorkDescription): Promise<Attempt<T>> {
-  let audited = false;
+export async function attempt<T>(wait: OutageWait, work: () => Promise<T>, description: WorkDescription): Promise<Attempt<T>> {
+  let waited = false;
   for (;;) {
     try {
-      return { ok: await work() };
+      const ok = await work();
+      if (waited) wait.waits.ended();
+      return { ok };
     } catch (error) {
-      const message = (error as Error).message;
-      if (!isUnavailable(error)) return { error: error as Error };
-      if (!audited) {
-        audited = true;
+      if (!isUnavailable(error)) {
+        if (waited) wait.waits.ended();
+        return { error: error as Error };
+      }
+      if (!waited) {
+        waited = true;
         wait.onFailure();
-        wait.audit.write(
-          'failed',
-          { ...names, trigger, error: message, retrying: true },
-          `${what}: the database is not available (${message}); waiting for it and trying again`,
-        );
+        wait.waits.waiting(description, (error as Error).message);
       }
       try {
         await wait.db.waitUntilAvailable(wait.giveUp);
       } catch {
-        wait.audit.write('skipped', { ...names, trigger, reason: 'shutdown' }, `${what}: given up, the daemon is stopping and the database is still away`);
+        wait.waits.gaveUp(description);
         return undefined;
       }
     }
@@ -63,4 +66,93 @@ export async function whenAvailable<T>(wait: OutageWait, work: () => Promise<T>,
   wait.onFailure();
   wait.audit.write('failed', { ...(description.names ?? {}), trigger: description.trigger, error: message }, `${description.what} failed: ${message}`);
   return undefined;
+}
+
+/** The waits of one outage past those audited one by one: counted, with a few examples. */
+interface Unaudited {
+  since: number;
+  count: number;
+  examples: string[];
+}
+
+/**
+ * What of an outage's waits reaches the audit. Each piece of work that meets the outage (a check,
+ * a lookup, a sweep) waits for the database on its own, and a storm of distinct names meets it
+ * with thousands of lookups at once: audited one by one, they were 2,301 `failed` records in one
+ * millisecond of a field trial, each saying the same thing. So the first DISTINCT_PER_WINDOW waits
+ * of an outage are audited one by one (`failed`, `retrying: true`), the others counted; once the
+ * database answers one of them again, one record says how many more had waited since when. The
+ * same holds for the waits given up at a stop (`skipped`, reason `shutdown`), summed up by flush().
+ * An outage ends when a wait ends (the work ran, or failed for another reason).
+ */
+export class OutageWaits {
+  /** Waits audited one by one in this outage, and those only counted (undefined: none yet). */
+  private audited = 0;
+  private waited: Unaudited | undefined;
+  private givenUpAudited = 0;
+  private givenUp: Unaudited | undefined;
+
+  constructor(
+    private readonly audit: AuditWriter,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** A piece of work met the outage and waits for the database. */
+  waiting({ trigger, names = {}, what }: WorkDescription, error: string): void {
+    if (this.audited < DISTINCT_PER_WINDOW) {
+      this.audited++;
+      this.audit.write(
+        'failed',
+        { ...names, trigger, error, retrying: true },
+        `${what}: the database is not available (${error}); waiting for it and trying again`,
+      );
+      return;
+    }
+    this.waited = counted(this.waited, what, this.now());
+  }
+
+  /** A wait ended (the database answered): the outage is over, and its uncounted waits are written. */
+  ended(): void {
+    this.audited = 0;
+    const waited = this.waited;
+    this.waited = undefined;
+    if (!waited) return;
+    const since = new Date(waited.since).toISOString();
+    this.audit.write(
+      'failed',
+      { trigger: { source: 'summary' }, retrying: false, waited: waited.count, examples: waited.examples, since },
+      `${waited.count} more lookups and checks waited for the database since ${since}, beyond the ${DISTINCT_PER_WINDOW} audited one by one ` +
+        `(e.g. ${waited.examples.join('; ')}): it answers again, and each goes on as those did`,
+    );
+  }
+
+  /** A wait was given up: the daemon stops and the database is still away. */
+  gaveUp({ trigger, names = {}, what }: WorkDescription): void {
+    if (this.givenUpAudited < DISTINCT_PER_WINDOW) {
+      this.givenUpAudited++;
+      this.audit.write('skipped', { ...names, trigger, reason: 'shutdown' }, `${what}: given up, the daemon is stopping and the database is still away`);
+      return;
+    }
+    this.givenUp = counted(this.givenUp, what, this.now());
+  }
+
+  /** At a stop: the waits given up past those audited one by one, in one record. */
+  flush(): void {
+    const givenUp = this.givenUp;
+    this.givenUp = undefined;
+    if (!givenUp) return;
+    this.audit.write(
+      'skipped',
+      { reason: 'shutdown', trigger: { source: 'summary' }, given_up: givenUp.count, examples: givenUp.examples },
+      `${givenUp.count} more lookups and checks given up, beyond the ${DISTINCT_PER_WINDOW} audited one by one (e.g. ${givenUp.examples.join('; ')}): ` +
+        'the daemon is stopping and the database is still away: nothing was done for them',
+    );
+  }
+}
+
+function counted(unaudited: Unaudited | undefined, what: string, now: number): Unaudited {
+  const entry = unaudited ?? { since: now, count: 0, examples: [] };
+  entry.count++;
+  if (entry.examples.length < 5) entry.examples.push(what);
+  return entry;
 }

@@ -12,11 +12,14 @@ import { waitUntil } from '../helpers/daemon.js';
  */
 class CoalescingProxy {
   hold = false;
+  /** Drops each new connection at once: an outage. */
+  refuse = false;
   private held: { socket: Socket; chunks: Buffer[]; ended: boolean }[] = [];
   private server: Server;
 
   constructor(private target: { host: string; port: number }) {
     this.server = createServer((client) => {
+      if (this.refuse) return void client.destroy();
       const upstream = connect(this.target.port, this.target.host);
       const entry = { socket: client, chunks: [] as Buffer[], ended: false };
       this.held.push(entry);
@@ -187,6 +190,39 @@ describe('Database', () => {
     } finally {
       await database.close();
       dropper.close();
+    }
+  });
+
+  it('says an outage once, however many wait it out together; a new outage is said again', async () => {
+    const said: string[] = [];
+    const database = new Database({ url: proxyUrl, retryInitialMs: 50, retryMaxMs: 100, onEvent: (event) => said.push(event) });
+    const giveUp = new AbortController();
+    const unavailable = () => said.filter((event) => event === 'unavailable').length;
+    try {
+      proxy.refuse = true;
+      // A storm of distinct names meets the outage: each lookup waits on its own.
+      const waits = Array.from({ length: 200 }, () => database.waitUntilAvailable(giveUp.signal));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(unavailable()).toBe(1);
+      proxy.refuse = false;
+      await Promise.all(waits);
+      expect(said.filter((event) => event === 'connected')).toHaveLength(1);
+
+      proxy.refuse = true;
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', ['seqwatch']);
+      await admin.end();
+      const again = Array.from({ length: 200 }, () => database.waitUntilAvailable(giveUp.signal).catch(() => 'given up'));
+      await new Promise((r) => setTimeout(r, 500));
+      // The pool's drop says it, then the waits: once between them.
+      expect(unavailable()).toBeLessThanOrEqual(3);
+      expect(unavailable()).toBeGreaterThanOrEqual(2);
+      giveUp.abort();
+      expect(new Set(await Promise.all(again))).toEqual(new Set(['given up']));
+    } finally {
+      proxy.refuse = false;
+      await database.close();
     }
   });
 });

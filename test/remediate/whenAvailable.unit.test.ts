@@ -1,15 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent, AuditFields } from '../../src/audit/AuditLog.js';
 import { DatabaseUnavailable } from '../../src/db/Database.js';
-import { whenAvailable, type OutageWait } from '../../src/remediate/whenAvailable.js';
+import { OutageWaits, whenAvailable, type OutageWait } from '../../src/remediate/whenAvailable.js';
 
 function outage(waitUntilAvailable: (signal?: AbortSignal) => Promise<void> = async () => {}) {
   const records: Array<AuditFields & { event: AuditEvent; msg: string }> = [];
   const giveUp = new AbortController();
   let failures = 0;
+  const audit = { write: (event: AuditEvent, fields: AuditFields, msg: string) => void records.push({ event, ...fields, msg }) };
   const wait: OutageWait = {
     db: { waitUntilAvailable },
-    audit: { write: (event, fields, msg) => records.push({ event, ...fields, msg }) },
+    audit,
+    waits: new OutageWaits(audit),
     giveUp: giveUp.signal,
     onFailure: () => failures++,
   };
@@ -59,5 +61,58 @@ describe('whenAvailable (no server)', () => {
       ['failed', undefined],
       ['skipped', 'shutdown'],
     ]);
+  });
+
+  it('a storm of waits in one outage: 20 audited one by one, the others in one record once the database answers', async () => {
+    let answer = () => {};
+    const answers = new Promise<void>((resolve) => (answer = resolve));
+    const { wait, records, failures } = outage(() => answers);
+    let up = false;
+    const work = async () => {
+      if (!up) throw new DatabaseUnavailable('connection refused');
+      return 'done';
+    };
+    const results = Array.from({ length: 100 }, (_, i) => whenAvailable(wait, work, { trigger: { source: 'test.log' }, what: `looking up "n${i}"` }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(records.filter((r) => r.event === 'failed' && r.retrying === true)).toHaveLength(20);
+    expect(failures()).toBe(100);
+    up = true;
+    answer();
+    expect(await Promise.all(results)).toEqual(Array.from({ length: 100 }, () => 'done'));
+    expect(records).toHaveLength(21);
+    expect(records[20]).toMatchObject({
+      event: 'failed',
+      retrying: false,
+      waited: 80,
+      trigger: { source: 'summary' },
+      examples: ['looking up "n20"', 'looking up "n21"', 'looking up "n22"', 'looking up "n23"', 'looking up "n24"'],
+    });
+    expect(records[20]!.msg).toMatch(/^80 more lookups and checks waited for the database since \S+, beyond the 20 audited one by one/);
+
+    // The next outage is audited one by one again.
+    up = false;
+    expect(await whenAvailable(wait, async () => (up ? 'again' : ((up = true), Promise.reject(new DatabaseUnavailable('refused')))), description)).toBe(
+      'again',
+    );
+    expect(records.slice(21)).toEqual([expect.objectContaining({ event: 'failed', retrying: true, table: 'public.t' })]);
+  });
+
+  it('a stop while a storm waits: 20 given up one by one, the others in one record at the flush', async () => {
+    const { wait, records, giveUp } = outage(
+      (signal) =>
+        new Promise((_, reject) => {
+          if (signal!.aborted) reject(new Error('aborted'));
+          signal!.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+    );
+    const results = Array.from({ length: 50 }, (_, i) =>
+      whenAvailable(wait, async () => Promise.reject(new DatabaseUnavailable('shutting down')), { trigger: { source: 'test.log' }, what: `checking s${i}` }),
+    );
+    giveUp.abort();
+    expect(await Promise.all(results)).toEqual(Array.from({ length: 50 }, () => undefined));
+    wait.waits.flush();
+    expect(records.filter((r) => r.event === 'skipped' && r.trigger?.source === 'test.log')).toHaveLength(20);
+    expect(records.at(-1)).toMatchObject({ event: 'skipped', reason: 'shutdown', given_up: 30, trigger: { source: 'summary' } });
+    expect(records).toHaveLength(20 + 20 + 1);
   });
 });

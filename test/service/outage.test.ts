@@ -15,6 +15,7 @@ describe.runIf(findLocalBinaries())('database outage', () => {
   let server: ThrowawayPostgres;
   let daemon: RunningDaemon | undefined;
   let listener: NotifyListener | undefined;
+  let appLog = '';
 
   beforeAll(async () => {
     server = await startLocalPostgres({ logLinePrefix: '%m [%p] ' });
@@ -30,7 +31,7 @@ describe.runIf(findLocalBinaries())('database outage', () => {
     await admin.connect();
     await admin.query('CREATE TABLE ticket (id bigserial PRIMARY KEY); INSERT INTO ticket (id) SELECT generate_series(1, 500)');
     await admin.end();
-    const appLog = join(mkdtempSync(join(tmpdir(), 'seqwatch-outage-')), 'app.log');
+    appLog = join(mkdtempSync(join(tmpdir(), 'seqwatch-outage-')), 'app.log');
     writeFileSync(appLog, '');
     listener = await startNotifyListener();
     daemon = await startDaemon(
@@ -86,5 +87,32 @@ describe.runIf(findLocalBinaries())('database outage', () => {
     await app.connect();
     expect((await app.query('INSERT INTO ticket DEFAULT VALUES RETURNING id::text AS id')).rows[0].id).toBe('501');
     await app.end();
+  });
+
+  it('a storm of distinct names during an outage: 20 waits audited one by one, the rest in one record once the server is back; its log says the outage once', async () => {
+    const d = daemon!;
+    const audited = d.audit().length;
+    const logged = d.stderr().length;
+    const sinceOutage = () => d.audit().slice(audited);
+    await server.stopServer();
+    // Names no index has (a forged or garbled log, or many tables at once): each is looked up, and each lookup waits.
+    appendFileSync(appLog, Array.from({ length: 300 }, (_, i) => duplicateKeyLine(`gone_${i}_key`)).join(''));
+    await waitFor('20 waits audited', () => sinceOutage().filter((r) => r.event === 'failed').length >= 20, 15_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(sinceOutage().filter((r) => r.event === 'failed' && r.retrying === true)).toHaveLength(20);
+
+    await server.startServer();
+    const summary = await d.waitForAudit('the waits summed up', (r) => r.event === 'failed' && r.trigger?.source === 'summary', 30_000);
+    expect(summary).toMatchObject({ waited: 280, retrying: false });
+    expect(String(summary.msg)).toMatch(/^280 more lookups and checks waited for the database/);
+    expect(sinceOutage().filter((r) => r.event === 'failed')).toHaveLength(21);
+    const said = d
+      .stderr()
+      .slice(logged)
+      .split('\n')
+      .filter((line) => line.includes('database unavailable; waiting for it'));
+    // The pool's drop says it, and the first wait: not one line per waiting name.
+    expect(said.length).toBeLessThanOrEqual(2);
+    expect(d.alive()).toBe(true);
   });
 });
