@@ -19,6 +19,7 @@ import { Remediator, type RemediationSettings, type RemediatorCounters } from '.
 import { TablePolicy } from '../remediate/TablePolicy.js';
 import { warmHealPath } from '../remediate/warmUp.js';
 import { databaseProblem, type HealthProblem } from '../service/health.js';
+import { SharedAll } from '../util/sharedAll.js';
 
 /** Distinct names waiting for the catalog past which files are not read on (see SourcePipelines.backpressure). */
 const PENDING_NAMES_HIGH = 2_000;
@@ -98,6 +99,8 @@ export class Databases {
   private otherDatabase = 0;
   /** Sources whose errors name no database while several are watched, already said in the audit. */
   private readonly databaseUnknownSaid = new Set<string>();
+  /** A record that names no database, with several: the promises of its checks in each, shared by the records they answer. */
+  private readonly sharedRoutes = new SharedAll();
   /** Each database's server settings that decide what its log says, from its last answer to the heartbeat. */
   private readonly logSettings = new Map<DatabaseContext, ServerLogSettings>();
 
@@ -147,7 +150,8 @@ export class Databases {
       return context.remediator.handle(incident);
     }
     // The remediator's own promise, shared by the errors one check answers: the pipeline then holds
-    // one checkpoint for all of them, not one each (a wrapper per record held 10,000 in a storm).
+    // one checkpoint for all of them, not one each (a wrapper per record held 10,000 in a storm);
+    // with several databases, one promise for the same checks in each (SharedAll).
     if (this.contexts.length === 1) return this.contexts[0]!.remediator.handle(incident);
     if (!this.databaseUnknownSaid.has(incident.source)) {
       // The checks' records name the database each ran in, not the error's: say so, once per source.
@@ -159,7 +163,7 @@ export class Databases {
         `${incident.source} names no database (a server log whose log_line_prefix has no %d, or an application log): the database of its errors cannot be known: checked in each of ${names.join(', ')}, healed where drift is verified; for a server log, add %d to log_line_prefix (server and config) to route each error to its database`,
       );
     }
-    return Promise.all(this.contexts.map((c) => c.remediator.handle(incident))).then(() => {});
+    return this.sharedRoutes.all(this.contexts.map((c) => c.remediator.handle(incident)));
   }
 
   /** Counters of all databases together. */

@@ -11,6 +11,7 @@ import { traceHeal } from '../metrics/healTrace.js';
 import { LogTimes } from '../replay/logTimes.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { deferred, type Deferred } from '../util/deferred.js';
+import { SharedAll } from '../util/sharedAll.js';
 import { replicationConflict, SEQUENCE_ERROR_ADVICE, sqlstateMismatch, staleRecord, unverifiedSequenceError } from './advice.js';
 import { FixBudget, HOUR } from './FixBudget.js';
 import { SequenceChecks } from './SequenceChecks.js';
@@ -107,7 +108,7 @@ export class Remediator {
   /** Settled when the last work under way ends (a drain waits on it). */
   private idle: Deferred | undefined;
   /** The checks' promises of a known name, tracked once for all the errors they answer (checkKnown). */
-  private readonly trackedChecks = new WeakMap<Promise<void>, { checks: Array<Promise<void>>; tracked: Promise<void> }>();
+  private readonly trackedChecks = new SharedAll();
   /** Constraint names being handled, with how many more incidents named them meanwhile. */
   private readonly resolving = new Map<string, PendingName>();
   /** Stale records' checks under way, by name (see handle). */
@@ -447,12 +448,8 @@ export class Remediator {
   private checkKnown(resolution: Resolution, constraint: string, trigger: Trigger): Promise<void> {
     const checks = this.toChecks(resolution, constraint, trigger, 1);
     if (checks.length === 0) return SETTLED;
-    // Keyed by the first check's promise; an index that feeds several sequences shares the whole set.
-    const known = this.trackedChecks.get(checks[0]!);
-    if (known !== undefined && known.checks.length === checks.length && known.checks.every((check, i) => check === checks[i])) return known.tracked;
-    const tracked = this.track(checks.length === 1 ? checks[0]! : Promise.all(checks).then(() => {}));
-    this.trackedChecks.set(checks[0]!, { checks, tracked });
-    return tracked;
+    // An index that feeds several sequences shares the whole set.
+    return this.trackedChecks.all(checks, (all) => this.track(all.length === 1 ? all[0]! : Promise.all(all).then(() => {})));
   }
 
   /**

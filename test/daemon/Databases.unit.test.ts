@@ -68,6 +68,19 @@ describe('Databases.route', () => {
     databases.contexts[0]!.remediator.handle = () => shared;
     expect(databases.route(incident())).toBe(shared);
   });
+
+  it('with several databases, the records that name none and that the same checks answer share one promise', async () => {
+    const { databases } = await open('databases:\n  - url: postgresql://seqwatch@db/gotrs\n  - url: postgresql://seqwatch@db/otrs');
+    const [gotrs, otrs] = [Promise.resolve(), Promise.resolve()];
+    databases.contexts[0]!.remediator.handle = () => gotrs;
+    databases.contexts[1]!.remediator.handle = () => otrs;
+    const first = databases.route(incident());
+    expect(databases.route(incident())).toBe(first);
+    // Another check in one of them: another promise.
+    databases.contexts[1]!.remediator.handle = () => Promise.resolve();
+    expect(databases.route(incident())).not.toBe(first);
+    await first;
+  });
 });
 
 describe('the rehearsal of a fix on each new connection', () => {
