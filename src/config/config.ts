@@ -5,7 +5,7 @@ import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { AUDIT_EVENTS } from '../audit/events.js';
-import { FORMATS, INNER_FORMATS } from '../formats/formatNames.js';
+import { FORMATS, INNER_FORMATS, type Format } from '../formats/formatNames.js';
 import { compileLogLinePrefix, LogLinePrefixError, printsSqlstate } from '../formats/logLinePrefix.js';
 
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
@@ -311,13 +311,18 @@ function passwordFileWarning(file: string): string | undefined {
   return undefined;
 }
 
+/** The format of a source's records: a container log's (docker-json, cri) is the one it wraps. */
+export function recordFormatOf(source: Pick<SourceConfig, 'format' | 'inner_format'>): Exclude<Format, 'docker-json' | 'cri'> {
+  return source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+}
+
 /**
  * Whether a source's records carry the SQLSTATE, by which a translated message is recognised
  * (csvlog, jsonlog, CloudNativePG's JSON, a prefix with %e; a container's log by what it wraps);
  * undefined where it is not the server's own log (app-text) or its format is found at run time (auto).
  */
 export function sourceGivesSqlstate(source: SourceConfig): boolean | undefined {
-  const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+  const inside = recordFormatOf(source);
   if (inside === 'app-text' || inside === 'auto') return undefined;
   return ['postgres-csv', 'postgres-json', 'cnpg-json'].includes(inside) || printsSqlstate(source.log_line_prefix);
 }
@@ -329,7 +334,7 @@ export function configWarnings(file: string, config: Config): string[] {
   const hasPassword = databasesOf(config).some((d) => /:\/\/[^/@?]*:[^/@?]+@|[?&]password=/.test(d.url ?? ''));
   for (const source of config.sources) {
     // A container log is judged by what it wraps; an application's log by what applications write.
-    const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+    const inside = recordFormatOf(source);
     if (inside === 'app-text') {
       warnings.push(
         `${source.path}: an application log: duplicate key errors are found by their English message, a "(SQLSTATE 23505)" after the message (pgx) or the error's code and constraint fields (structured loggers); a translated message with neither is missed (see docs/app-logs.md)`,
@@ -350,7 +355,7 @@ export function configWarnings(file: string, config: Config): string[] {
   if (databases > 1) {
     for (const source of config.sources) {
       // csvlog and jsonlog always carry the database; a prefix carries it only with %d.
-      const inside = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+      const inside = recordFormatOf(source);
       const prefixed = inside === 'postgres-stderr' || inside === 'syslog';
       if (prefixed && !source.log_line_prefix.includes('%d')) {
         warnings.push(

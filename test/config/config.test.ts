@@ -75,6 +75,32 @@ describe('config', () => {
     expect(result.stdout).not.toContain('secret');
   });
 
+  it('seqwatch config check: a log_line_prefix only for the sources that read one (a container log by what it wraps)', async () => {
+    const yaml = [
+      'database:',
+      '  url: postgresql://seqwatch@127.0.0.1:5432/gotrs',
+      'sources:',
+      '  - path: /var/log/postgresql/postgresql-15-main.log',
+      "    log_line_prefix: '%m [%p] %q%u@%d '",
+      '  - path: /var/log/gotrs/app.log',
+      '    format: app-text',
+      '  - path: /var/lib/docker/containers/x/x-json.log',
+      '    format: docker-json',
+      '  - path: /var/log/pods/cnpg.log',
+      '    format: cri',
+      '    inner_format: cnpg-json',
+    ].join('\n');
+    const result = await cli('config', 'check', '-c', configFile(yaml));
+    expect(result.code).toBe(0);
+    const sources = result.stdout.split('\n').filter((line) => line.startsWith('  source:'));
+    expect(sources).toEqual([
+      `  source:   /var/log/postgresql/postgresql-15-main.log (postgres-stderr, log_line_prefix "%m [%p] %q%u@%d ", start at end)`,
+      '  source:   /var/log/gotrs/app.log (app-text, start at end)',
+      `  source:   /var/lib/docker/containers/x/x-json.log (docker-json of postgres-stderr, log_line_prefix "%m [%p] ", start at end)`,
+      '  source:   /var/log/pods/cnpg.log (cri of cnpg-json, start at end)',
+    ]);
+  });
+
   it('seqwatch config check: exit 1 with file:line:column on an invalid file', async () => {
     const path = configFile(VALID.replace('dry_run: false', 'dry_run: maybe'));
     const result = await cli('config', 'check', '-c', path);

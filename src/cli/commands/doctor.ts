@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, readdirSync, readFileSync, statfsSyn
 import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { databasesOf, loadConfig, type Config, type SourceConfig } from '../../config/config.js';
+import { databasesOf, loadConfig, recordFormatOf, type Config, type SourceConfig } from '../../config/config.js';
 import { serverRoles, type Database } from '../../db/Database.js';
 import { listFullScanColumns, listRefusedColumns, listSequenceColumns } from '../../db/listSequenceColumns.js';
 import { recognise, type Format } from '../../formats/createParser.js';
@@ -288,9 +288,8 @@ type ServerLog = 'stderr' | 'csvlog' | 'jsonlog' | 'syslog' | 'journald';
 
 function serverLogOf(source: SourceConfig): ServerLog | undefined {
   if (source.journal_unit !== undefined) return 'journald';
-  const format: Format | undefined = source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
   return ({ 'postgres-stderr': 'stderr', 'postgres-csv': 'csvlog', 'postgres-json': 'jsonlog', syslog: 'syslog' } as Partial<Record<Format, ServerLog>>)[
-    format!
+    recordFormatOf(source)
   ];
 }
 
