@@ -68,8 +68,9 @@ export async function whenAvailable<T>(wait: OutageWait, work: () => Promise<T>,
   return undefined;
 }
 
-/** The waits of one outage past those audited one by one: counted, with a few examples. */
+/** The waits past those audited one by one: counted, with a few examples. */
 interface Unaudited {
+  /** When the outage's first wait began (for those given up: the first of them). */
   since: number;
   count: number;
   examples: string[];
@@ -86,8 +87,9 @@ interface Unaudited {
  * An outage ends when a wait ends (the work ran, or failed for another reason).
  */
 export class OutageWaits {
-  /** Waits audited one by one in this outage, and those only counted (undefined: none yet). */
+  /** Waits audited one by one in this outage, when its first began, and those only counted. */
   private audited = 0;
+  private outageSince = 0;
   private waited: Unaudited | undefined;
   private givenUpAudited = 0;
   private givenUp: Unaudited | undefined;
@@ -100,7 +102,7 @@ export class OutageWaits {
   /** A piece of work met the outage and waits for the database. */
   waiting({ trigger, names = {}, what }: WorkDescription, error: string): void {
     if (this.audited < DISTINCT_PER_WINDOW) {
-      this.audited++;
+      if (this.audited++ === 0) this.outageSince = this.now();
       this.audit.write(
         'failed',
         { ...names, trigger, error, retrying: true },
@@ -108,7 +110,7 @@ export class OutageWaits {
       );
       return;
     }
-    this.waited = counted(this.waited, what, this.now());
+    this.waited = counted(this.waited, what, this.outageSince);
   }
 
   /** A wait ended (the database answered): the outage is over, and its uncounted waits are written. */

@@ -7,15 +7,16 @@ function outage(waitUntilAvailable: (signal?: AbortSignal) => Promise<void> = as
   const records: Array<AuditFields & { event: AuditEvent; msg: string }> = [];
   const giveUp = new AbortController();
   let failures = 0;
+  const clock = { now: Date.parse('2026-12-04T03:00:00Z') };
   const audit = { write: (event: AuditEvent, fields: AuditFields, msg: string) => void records.push({ event, ...fields, msg }) };
   const wait: OutageWait = {
     db: { waitUntilAvailable },
     audit,
-    waits: new OutageWaits(audit),
+    waits: new OutageWaits(audit, () => clock.now),
     giveUp: giveUp.signal,
     onFailure: () => failures++,
   };
-  return { wait, records, giveUp, failures: () => failures };
+  return { wait, records, giveUp, clock, failures: () => failures };
 }
 
 const description = { trigger: { source: 'test.log' }, names: { table: 'public.t' }, what: 'checking public.t_id_seq' };
@@ -66,13 +67,18 @@ describe('whenAvailable (no server)', () => {
   it('a storm of waits in one outage: 20 audited one by one, the others in one record once the database answers', async () => {
     let answer = () => {};
     const answers = new Promise<void>((resolve) => (answer = resolve));
-    const { wait, records, failures } = outage(() => answers);
+    const { wait, records, failures, clock } = outage(() => answers);
     let up = false;
     const work = async () => {
       if (!up) throw new DatabaseUnavailable('connection refused');
       return 'done';
     };
-    const results = Array.from({ length: 100 }, (_, i) => whenAvailable(wait, work, { trigger: { source: 'test.log' }, what: `looking up "n${i}"` }));
+    const lookUp = (i: number) => whenAvailable(wait, work, { trigger: { source: 'test.log' }, what: `looking up "n${i}"` });
+    const results = [lookUp(0)];
+    await new Promise((resolve) => setImmediate(resolve));
+    // The summary says since when the database was away: from the outage's first wait.
+    clock.now += 5_000;
+    for (let i = 1; i < 100; i++) results.push(lookUp(i));
     await new Promise((resolve) => setImmediate(resolve));
     expect(records.filter((r) => r.event === 'failed' && r.retrying === true)).toHaveLength(20);
     expect(failures()).toBe(100);
@@ -85,6 +91,7 @@ describe('whenAvailable (no server)', () => {
       retrying: false,
       waited: 80,
       trigger: { source: 'summary' },
+      since: '2026-12-04T03:00:00.000Z',
       examples: ['looking up "n20"', 'looking up "n21"', 'looking up "n22"', 'looking up "n23"', 'looking up "n24"'],
     });
     expect(records[20]!.msg).toMatch(/^80 more lookups and checks waited for the database since \S+, beyond the 20 audited one by one/);
