@@ -257,7 +257,10 @@ export class Daemon {
       const watchesStopped = this.watches.stop();
       await this.pipelines.stopReading();
       this.pipelines.flush();
-      const finished = await this.databases.stop(STOP_GRACE_MS);
+      // The last checkpoints are saved once the checks under way finished, or, when some still wait
+      // for the database after the grace period, before those are given up: the errors given up
+      // then hold each checkpoint back, and are read again at the next start.
+      const finished = await this.databases.stop(STOP_GRACE_MS, () => this.pipelines.saveCheckpoints());
       // A round still waiting for a database that is away is not waited for past the grace period.
       await Promise.race([watchesStopped, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref())]);
       this.pipelines.saveCheckpoints();

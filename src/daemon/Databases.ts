@@ -282,9 +282,16 @@ export class Databases {
   }
 
   /** Lets checks under way finish within `graceMs`; false when some were given up. */
-  async stop(graceMs: number): Promise<boolean> {
+  /** Each database's remediator stops (Remediator.stop); `beforeGivingUp` runs before the first gives anything up. */
+  async stop(graceMs: number, beforeGivingUp?: () => void): Promise<boolean> {
     clearInterval(this.warmTimer);
-    return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs)))).every(Boolean);
+    let said = false;
+    const once = () => {
+      if (said) return;
+      said = true;
+      beforeGivingUp?.();
+    };
+    return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs, once)))).every(Boolean);
   }
 
   async close(): Promise<void> {

@@ -251,9 +251,9 @@ export class SourcePipeline {
     return this.follower.stop();
   }
 
-  /** A checkpoint now (at stop, once the checks under way finished or were given up). */
+  /** The last checkpoint (at stop, once the checks under way finished, or before those still waiting are given up); then none. */
   saveCheckpoint(): void {
-    this.tracker.saveNow();
+    this.tracker.close();
   }
 
   /** No longer followed (gone from a glob, idle, or removed by a reload): stops, with a last checkpoint. */

@@ -155,7 +155,7 @@ export class SourcePipelines {
     for (const pipeline of this.running.values()) pipeline.flush();
   }
 
-  /** At stop, last (after the checks under way): where each source resumes. */
+  /** At stop, last (after the checks under way, or before those still waiting are given up): where each source resumes; then no more. */
   saveCheckpoints(): void {
     for (const pipeline of this.running.values()) pipeline.saveCheckpoint();
   }

@@ -266,12 +266,14 @@ export class Remediator {
   /**
    * For a stop: skips the debounce pauses, lets checks under way finish within `graceMs`, then
    * gives up on those still waiting for the database (each audited as `skipped`, reason `shutdown`).
-   * True when nothing had to be given up.
+   * `beforeGivingUp` runs first (the daemon saves its checkpoints then, held back by the errors
+   * about to be given up: they are read again at the next start). True when nothing had to be given up.
    */
-  async stop(graceMs: number): Promise<boolean> {
+  async stop(graceMs: number, beforeGivingUp?: () => void): Promise<boolean> {
     this.checks.stopPausing();
     const finished = await this.drain(graceMs);
     if (!finished) {
+      beforeGivingUp?.();
       this.giveUp.abort();
       await this.drain(2_000);
     }

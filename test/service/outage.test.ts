@@ -115,4 +115,35 @@ describe.runIf(findLocalBinaries())('database outage', () => {
     expect(said.length).toBeLessThanOrEqual(2);
     expect(d.alive()).toBe(true);
   });
+
+  it('stopped while its checks wait for the database: they are given up, and their errors read again at the next start (lose nothing)', async () => {
+    await daemon!.stop('SIGKILL');
+    const state = join(mkdtempSync(join(tmpdir(), 'seqwatch-outage-state-')), 'state');
+    const config = {
+      database: { url: server.url },
+      sources: [{ path: appLog, log_line_prefix: '%m [%p] ' }],
+      remediation: { debounce_ms: 100, dry_run: false },
+      state_dir: state,
+    };
+    const first = await startDaemon(config);
+    daemon = first;
+    await waitFor('the catalog warm-up', () => first.stderr().includes('catalog warmed'), 10_000);
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query(`SELECT setval('ticket_id_seq', 1)`);
+    await admin.end();
+    await server.stopServer();
+    appendFileSync(appLog, duplicateKeyLine('ticket_pkey'));
+    await first.waitForAudit('the check waits', (r) => r.event === 'failed' && r.retrying === true && r.sequence === 'public.ticket_id_seq', 15_000);
+    // The stop's grace period (10 s) passes with the database still away: the check is given up.
+    expect(await first.stop('SIGTERM')).toBe(0);
+    expect(first.audit().filter((r) => r.event === 'skipped' && r.reason === 'shutdown')).toHaveLength(1);
+
+    await server.startServer();
+    const second = await startDaemon(config);
+    daemon = second;
+    // Its checkpoint was held by the error given up: read again, and healed.
+    const healed = await second.waitForAudit('healed at the next start', (r) => r.event === 'remediated' && r.table === 'public.ticket', 20_000);
+    expect(healed).toMatchObject({ before: '1', trigger: { constraint: 'ticket_pkey' } });
+  }, 60_000);
 });
