@@ -5,7 +5,7 @@ import { LineCounter, parseDocument, isMap, isScalar, type Node } from 'yaml';
 import { en } from 'zod/locales';
 import * as z from 'zod/mini';
 import { AUDIT_EVENTS } from '../audit/events.js';
-import { FORMATS, INNER_FORMATS, type Format } from '../formats/formatNames.js';
+import { FORMATS, INNER_FORMATS, readsLogLinePrefix, type Format } from '../formats/formatNames.js';
 import { compileLogLinePrefix, LogLinePrefixError, printsSqlstate } from '../formats/logLinePrefix.js';
 
 export const DEFAULT_LOG_LINE_PREFIX = '%m [%p] ';
@@ -300,9 +300,14 @@ export async function readPasswordFile(config: Config | DatabaseConfig): Promise
  * (when the file belongs to another user, the group is how seqwatch reads it, and that is fine).
  */
 function passwordFileWarning(file: string): string | undefined {
+  const euid = process.geteuid?.();
+  // Root reading its own file is an operator running a command (config check, fix), not the
+  // service: a root-owned file readable by its group is how a service user of that group reads it
+  // (a Kubernetes secret with fsGroup), and chmod g-r would lock the service out.
+  if (euid === 0) return undefined;
   try {
     const stats = statSync(file);
-    if ((stats.mode & 0o040) !== 0 && (stats.mode & 0o004) === 0 && stats.uid === process.geteuid?.()) {
+    if ((stats.mode & 0o040) !== 0 && (stats.mode & 0o004) === 0 && stats.uid === euid) {
       return `${file}: database.password_file is readable by its group (mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}), which seqwatch, its owner, does not need: chmod g-r ${file}`;
     }
   } catch {
@@ -314,6 +319,12 @@ function passwordFileWarning(file: string): string | undefined {
 /** The format of a source's records: a container log's (docker-json, cri) is the one it wraps. */
 export function recordFormatOf(source: Pick<SourceConfig, 'format' | 'inner_format'>): Exclude<Format, 'docker-json' | 'cri'> {
   return source.format === 'docker-json' || source.format === 'cri' ? (source.inner_format ?? 'postgres-stderr') : source.format;
+}
+
+/** A source's format as a person reads it: a container log's with the format it wraps (`docker-json of postgres-stderr`). */
+export function formatNameOf(source: Pick<SourceConfig, 'format' | 'inner_format'>): string {
+  const records = recordFormatOf(source);
+  return records === source.format ? source.format : `${source.format} of ${records}`;
 }
 
 /**
@@ -343,7 +354,7 @@ export function configWarnings(file: string, config: Config): string[] {
     }
     if (sourceGivesSqlstate(source) === false) {
       warnings.push(
-        `${source.path}: ${source.format} gives no SQLSTATE${source.format === 'postgres-stderr' || source.format === 'syslog' ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only (or with log_error_verbosity = verbose, which writes the SQLSTATE before the message): keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
+        `${source.path}: ${formatNameOf(source)} gives no SQLSTATE${readsLogLinePrefix(inside) ? ' (no %e in log_line_prefix)' : ''}, so duplicate key errors are recognised by their English message only (or with log_error_verbosity = verbose, which writes the SQLSTATE before the message): keep lc_messages = 'C' (or English) on the server, or add %e to log_line_prefix`,
       );
     }
   }

@@ -99,6 +99,8 @@ describe('config', () => {
       `  source:   /var/lib/docker/containers/x/x-json.log (docker-json of postgres-stderr, log_line_prefix "%m [%p] ", start at end)`,
       '  source:   /var/log/pods/cnpg.log (cri of cnpg-json, start at end)',
     ]);
+    // The warnings name a container log the same way (it said "docker-json gives no SQLSTATE").
+    expect(result.stderr).toContain('/var/lib/docker/containers/x/x-json.log: docker-json of postgres-stderr gives no SQLSTATE (no %e in log_line_prefix), so');
   });
 
   it('seqwatch config check: exit 1 with file:line:column on an invalid file', async () => {

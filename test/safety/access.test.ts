@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,30 +58,46 @@ describe('least privilege', () => {
     }
   });
 
-  it.runIf(asRoot)('database.password_file: refused when every user can read it, a warning when its group can although seqwatch owns it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-pwfile-'));
-    const file = join(dir, 'password');
-    writeFileSync(file, 'secret\n', { mode: 0o644 });
-    const config = join(dir, 'seqwatch.yaml');
-    writeFileSync(
-      config,
-      stringify({
-        database: { url: 'postgresql://seqwatch@127.0.0.1:1/gotrs', password_file: file },
-        sources: [{ path: join(dir, 'x.log') }],
-        audit: { path: join(dir, 'audit.jsonl') },
-        state_dir: join(dir, 'state'),
-      }),
-    );
-    const open = await runCli('run', '-c', config);
-    expect(open.code).toBe(1);
-    expect(open.stderr).toContain(`${file}: database.password_file is readable by every user (mode 0644): chmod o-rwx ${file}`);
-    expect(open.stderr).not.toContain('secret');
-    chmodSync(file, 0o640);
-    expect((await runCli('config', 'check', '-c', config)).stderr).toContain(
-      `database.password_file is readable by its group (mode 0640), which seqwatch, its owner, does not need: chmod g-r ${file}`,
-    );
-    // Owned by another user and read through the group: that is what the group is for.
-    chownSync(file, 65534, 0);
-    expect((await runCli('config', 'check', '-c', config)).stderr).not.toContain('password_file');
-  });
+  it.runIf(asRoot)(
+    'database.password_file: refused when every user can read it, a warning when its group can although seqwatch owns it, none when root owns it (the group is how seqwatch reads it)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'seqwatch-pwfile-'));
+      const file = join(dir, 'password');
+      writeFileSync(file, 'secret\n', { mode: 0o644 });
+      const config = join(dir, 'seqwatch.yaml');
+      writeFileSync(
+        config,
+        stringify({
+          database: { url: 'postgresql://seqwatch@127.0.0.1:1/gotrs', password_file: file },
+          sources: [{ path: join(dir, 'x.log') }],
+          audit: { path: join(dir, 'audit.jsonl') },
+          state_dir: join(dir, 'state'),
+        }),
+      );
+      const open = await runCli('run', '-c', config);
+      expect(open.code).toBe(1);
+      expect(open.stderr).toContain(`${file}: database.password_file is readable by every user (mode 0644): chmod o-rwx ${file}`);
+      expect(open.stderr).not.toContain('secret');
+      chmodSync(file, 0o640);
+      // Root owns it, and a service user of its group reads it (a Kubernetes secret with fsGroup, a
+      // unit without LoadCredential=): root checking the config must not be told to take the group's
+      // read away (it was, and chmod g-r would have locked the service out).
+      expect((await runCli('config', 'check', '-c', config)).stderr).not.toContain('password_file');
+      // Owned by the user seqwatch runs as, readable by its group too: that the owner does not need.
+      for (const path of [dir, config, file]) chownSync(path, 65534, 65534);
+      const asOwner = spawnSync(process.execPath, [repoRootPath('dist/cli/main.js'), 'config', 'check', '-c', config], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+        env: { ...process.env, NO_COLOR: '1' },
+      });
+      expect(asOwner.status).toBe(0);
+      expect(asOwner.stderr).toContain(
+        `database.password_file is readable by its group (mode 0640), which seqwatch, its owner, does not need: chmod g-r ${file}`,
+      );
+      // Owned by another user and read through the group: that is what the group is for.
+      chownSync(file, 0, 0);
+      expect((await runCli('config', 'check', '-c', config)).stderr).not.toContain('password_file');
+    },
+  );
 });

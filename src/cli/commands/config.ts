@@ -22,7 +22,7 @@ settings that are allowed but unwise. Examples:
   seqwatch config check -c ./seqwatch.yaml && systemctl reload seqwatch`,
     )
     .action(async (options: { config: string }) => {
-      const { configWarnings, databasesOf, loadConfig, recordFormatOf, redactUrl } = await import('../../config/config.js');
+      const { configWarnings, databasesOf, formatNameOf, loadConfig, recordFormatOf, redactUrl } = await import('../../config/config.js');
       const { readsLogLinePrefix } = await import('../../formats/formatNames.js');
       const config = await loadConfig(options.config);
       for (const warning of configWarnings(options.config, config)) process.stderr.write(`warning: ${warning}\n`);
@@ -33,10 +33,8 @@ settings that are allowed but unwise. Examples:
             `  database: ${redactUrl(d.url)}${d.password_credential ? ` (password from the credential ${d.password_credential} under systemd${d.password_file ? `, else ${d.password_file}` : ''})` : d.password_file ? ` (password from ${d.password_file})` : ''}`,
         ),
         ...config.sources.map((s) => {
-          const records = recordFormatOf(s);
-          const format = records === s.format ? s.format : `${s.format} of ${records}`;
-          const prefix = readsLogLinePrefix(records) ? `, log_line_prefix ${JSON.stringify(s.log_line_prefix)}` : '';
-          return `  source:   ${s.path} (${format}${prefix}, start at ${s.start_at})`;
+          const prefix = readsLogLinePrefix(recordFormatOf(s)) ? `, log_line_prefix ${JSON.stringify(s.log_line_prefix)}` : '';
+          return `  source:   ${s.path} (${formatNameOf(s)}${prefix}, start at ${s.start_at})`;
         }),
         `  remediation: debounce ${config.remediation.debounce_ms} ms${config.remediation.dry_run ? ', DRY RUN (nothing is changed)' : ''}`,
         `  audit:    ${config.audit.path}`,
