@@ -267,7 +267,9 @@ export class Daemon {
       this.audit.write(
         'stopped',
         { reason, unfinished_checks: !finished, counters: this.databases.counters() },
-        finished ? `stopped (${reason})` : `stopped (${reason}); checks still waiting for the database after ${STOP_GRACE_MS} ms were given up`,
+        finished
+          ? `stopped (${reason})`
+          : `stopped (${reason}); checks still waiting for the database after ${STOP_GRACE_MS} ms were given up (their errors are read again at the next start)`,
       );
       await this.notifier?.flush(5_000);
       this.audit.close();
