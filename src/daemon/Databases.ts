@@ -281,17 +281,14 @@ export class Databases {
     );
   }
 
-  /** Lets checks under way finish within `graceMs`; false when some were given up. */
-  /** Each database's remediator stops (Remediator.stop); `beforeGivingUp` runs before the first gives anything up. */
+  /**
+   * Lets checks under way finish within `graceMs` (Remediator.stop); false when some were given up.
+   * `beforeGivingUp` runs before each database gives anything up: the daemon's last save of the
+   * checkpoints, which only the first call does (the trackers are closed after it).
+   */
   async stop(graceMs: number, beforeGivingUp?: () => void): Promise<boolean> {
     clearInterval(this.warmTimer);
-    let said = false;
-    const once = () => {
-      if (said) return;
-      said = true;
-      beforeGivingUp?.();
-    };
-    return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs, once)))).every(Boolean);
+    return (await Promise.all(this.contexts.map((c) => c.remediator.stop(graceMs, beforeGivingUp)))).every(Boolean);
   }
 
   async close(): Promise<void> {

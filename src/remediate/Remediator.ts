@@ -451,7 +451,7 @@ export class Remediator {
     const checks = this.toChecks(resolution, constraint, trigger, 1);
     if (checks.length === 0) return SETTLED;
     // An index that feeds several sequences shares the whole set.
-    return this.trackedChecks.all(checks, (all) => this.track(all.length === 1 ? all[0]! : Promise.all(all).then(() => {})));
+    return this.trackedChecks.all(checks, (all) => this.track(all));
   }
 
   /**

@@ -75,10 +75,37 @@ export async function whenAvailable<T>(wait: OutageWait, work: () => Promise<T>,
 
 /** The waits past those audited one by one: counted, with a few examples. */
 interface Unaudited {
-  /** When the outage's first wait began (for those given up: the first of them). */
+  /** When the first of the run was audited (an outage's first wait). */
   since: number;
   count: number;
   examples: string[];
+}
+
+/** A run of waits (one outage's, or those given up at a stop): the first DISTINCT_PER_WINDOW audited one by one, the rest counted. */
+class AuditedFirst {
+  private audited = 0;
+  private since = 0;
+  private rest: Unaudited | undefined;
+
+  /** True when this wait is audited on its own; otherwise it is counted (`what` kept as an example). */
+  admit(what: string, now: number): boolean {
+    if (this.audited < DISTINCT_PER_WINDOW) {
+      if (this.audited++ === 0) this.since = now;
+      return true;
+    }
+    this.rest ??= { since: this.since, count: 0, examples: [] };
+    this.rest.count++;
+    if (this.rest.examples.length < 5) this.rest.examples.push(what);
+    return false;
+  }
+
+  /** The run is over: what was only counted, if anything; the next run starts afresh. */
+  end(): Unaudited | undefined {
+    const rest = this.rest;
+    this.audited = 0;
+    this.rest = undefined;
+    return rest;
+  }
 }
 
 /**
@@ -92,12 +119,8 @@ interface Unaudited {
  * An outage ends when a wait ends (the work ran, or failed for another reason).
  */
 export class OutageWaits {
-  /** Waits audited one by one in this outage, when its first began, and those only counted. */
-  private audited = 0;
-  private outageSince = 0;
-  private waited: Unaudited | undefined;
-  private givenUpAudited = 0;
-  private givenUp: Unaudited | undefined;
+  private readonly waits = new AuditedFirst();
+  private readonly givenUp = new AuditedFirst();
 
   constructor(
     private readonly audit: AuditWriter,
@@ -106,23 +129,17 @@ export class OutageWaits {
 
   /** A piece of work met the outage and waits for the database. */
   waiting({ trigger, names = {}, what }: WorkDescription, error: string): void {
-    if (this.audited < DISTINCT_PER_WINDOW) {
-      if (this.audited++ === 0) this.outageSince = this.now();
-      this.audit.write(
-        'failed',
-        { ...names, trigger, error, retrying: true },
-        `${what}: the database is not available (${error}); waiting for it and trying again`,
-      );
-      return;
-    }
-    this.waited = counted(this.waited, what, this.outageSince);
+    if (!this.waits.admit(what, this.now())) return;
+    this.audit.write(
+      'failed',
+      { ...names, trigger, error, retrying: true },
+      `${what}: the database is not available (${error}); waiting for it and trying again`,
+    );
   }
 
   /** A wait ended (the database answered): the outage is over, and its uncounted waits are written. */
   ended(): void {
-    this.audited = 0;
-    const waited = this.waited;
-    this.waited = undefined;
+    const waited = this.waits.end();
     if (!waited) return;
     const since = new Date(waited.since).toISOString();
     this.audit.write(
@@ -135,22 +152,17 @@ export class OutageWaits {
 
   /** A wait was given up: the daemon stops and the database is still away. */
   gaveUp({ trigger, names = {}, what }: WorkDescription): void {
-    if (this.givenUpAudited < DISTINCT_PER_WINDOW) {
-      this.givenUpAudited++;
-      this.audit.write(
-        'skipped',
-        { ...names, trigger, reason: 'shutdown' },
-        `${what}: given up, the daemon is stopping and the database is still away: done at the next start`,
-      );
-      return;
-    }
-    this.givenUp = counted(this.givenUp, what, this.now());
+    if (!this.givenUp.admit(what, this.now())) return;
+    this.audit.write(
+      'skipped',
+      { ...names, trigger, reason: 'shutdown' },
+      `${what}: given up, the daemon is stopping and the database is still away: done at the next start`,
+    );
   }
 
   /** At a stop: the waits given up past those audited one by one, in one record. */
   flush(): void {
-    const givenUp = this.givenUp;
-    this.givenUp = undefined;
+    const givenUp = this.givenUp.end();
     if (!givenUp) return;
     this.audit.write(
       'skipped',
@@ -159,11 +171,4 @@ export class OutageWaits {
         'the daemon is stopping and the database is still away: nothing was done for them yet, their errors are read again at the next start',
     );
   }
-}
-
-function counted(unaudited: Unaudited | undefined, what: string, now: number): Unaudited {
-  const entry = unaudited ?? { since: now, count: 0, examples: [] };
-  entry.count++;
-  if (entry.examples.length < 5) entry.examples.push(what);
-  return entry;
 }

@@ -7,13 +7,13 @@
 export class SharedAll {
   private readonly combined = new WeakMap<Promise<void>, { promises: Array<Promise<void>>; all: Promise<void> }>();
 
-  /** `combine` makes the one promise (default: all of them, settled with undefined). */
-  all(promises: Array<Promise<void>>, combine: (promises: Array<Promise<void>>) => Promise<void> = allOf): Promise<void> {
+  /** `around` wraps the one promise once, as it is made (the remediator tracks it as work under way). */
+  all(promises: Array<Promise<void>>, around: (all: Promise<void>) => Promise<void> = (all) => all): Promise<void> {
     const first = promises[0];
-    if (first === undefined) return combine(promises);
+    if (first === undefined) return around(allOf(promises));
     const known = this.combined.get(first);
     if (known !== undefined && known.promises.length === promises.length && known.promises.every((p, i) => p === promises[i])) return known.all;
-    const all = combine(promises);
+    const all = around(allOf(promises));
     this.combined.set(first, { promises, all });
     return all;
   }
