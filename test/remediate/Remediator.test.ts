@@ -7,7 +7,7 @@ import { Database } from '../../src/db/Database.js';
 import { IndexResolver } from '../../src/db/resolveIndex.js';
 import { Remediator } from '../../src/remediate/Remediator.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { readAudit } from '../helpers/daemon.js';
+import { readAudit, type AuditRecord } from '../helpers/daemon.js';
 
 let db: TestDatabase;
 
@@ -45,14 +45,20 @@ const incident = (constraint: string, database?: string) => ({
   ...(database ? { database } : {}),
 });
 
-/** 1,000 errors of one name, as a log is read: 100 lines at a time, whatever settled in between. */
-async function handleInChunks(r: Remediator, constraint: string): Promise<Array<Promise<void>>> {
+/**
+ * A name looked up (its first error handled), then 1,000 more of its errors as a log is read: 100
+ * lines at a time, whatever settled in between. Their promises, and the detected records once all settled.
+ */
+async function errorsOfALookedUpName(constraint: string): Promise<{ waiting: Array<Promise<void>>; detected: AuditRecord[] }> {
+  const { remediator: r, records } = remediator({ debounceMs: 200 });
+  await r.handle(incident(constraint));
   const waiting: Array<Promise<void>> = [];
   for (let chunk = 0; chunk < 10; chunk++) {
     for (let i = 0; i < 100; i++) waiting.push(r.handle(incident(constraint)));
     await new Promise((resolve) => setImmediate(resolve));
   }
-  return waiting;
+  await Promise.all(waiting);
+  return { waiting, detected: records().filter((a) => a.event === 'detected') };
 }
 
 describe('Remediator', () => {
@@ -70,23 +76,15 @@ describe('Remediator', () => {
   });
 
   it('a name already looked up: the errors one check answers share one promise (nothing is held per error while the check waits)', async () => {
-    const { remediator: r, records } = remediator({ debounceMs: 200 });
-    await r.handle(incident('article_pkey'));
-    const waiting = await handleInChunks(r, 'article_pkey');
+    const { waiting, detected } = await errorsOfALookedUpName('article_pkey');
     expect(new Set(waiting).size).toBe(1);
-    await Promise.all(waiting);
-    const detected = records().filter((a) => a.event === 'detected');
     expect(detected.reduce((sum, a) => sum + (a.incidents as number), 0)).toBe(1001);
   });
 
   it('an index two sequences feed: its errors one pair of checks answers share one promise too', async () => {
     await db.pool.query('CREATE TABLE two_fed (a bigserial, b bigserial, UNIQUE (a, b))');
-    const { remediator: r, records } = remediator({ debounceMs: 200 });
-    await r.handle(incident('two_fed_a_b_key'));
-    const waiting = await handleInChunks(r, 'two_fed_a_b_key');
+    const { waiting, detected } = await errorsOfALookedUpName('two_fed_a_b_key');
     expect(new Set(waiting).size).toBe(1);
-    await Promise.all(waiting);
-    const detected = records().filter((a) => a.event === 'detected');
     expect(new Set(detected.map((a) => a.sequence))).toEqual(new Set(['public.two_fed_a_seq', 'public.two_fed_b_seq']));
   });
 
