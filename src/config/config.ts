@@ -365,10 +365,9 @@ export function configWarnings(file: string, config: Config): string[] {
   const databases = databasesOf(config).length;
   if (databases > 1) {
     for (const source of config.sources) {
-      // csvlog and jsonlog always carry the database; a prefix carries it only with %d.
-      const inside = recordFormatOf(source);
-      const prefixed = inside === 'postgres-stderr' || inside === 'syslog';
-      if (prefixed && !source.log_line_prefix.includes('%d')) {
+      // csvlog and jsonlog always carry the database; a prefix carries it only with %d (auto reads
+      // one when the log turns out to be the server's stderr log).
+      if (readsLogLinePrefix(recordFormatOf(source)) && !source.log_line_prefix.includes('%d')) {
         warnings.push(
           `${source.path}: its log_line_prefix has no %d, and this config watches ${databases} databases: the database an error came from cannot be known, so each error is checked in every one and the audit says the database is unknown; add %d to log_line_prefix (server and config)`,
         );

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/config.js';
+import { ConfigError, configWarnings, parseConfig } from '../../src/config/config.js';
 import { runCli as cli } from '../helpers/daemon.js';
 import { repoRoot } from '../helpers/db.js';
 
@@ -101,6 +101,21 @@ describe('config', () => {
     ]);
     // The warnings name a container log the same way (it said "docker-json gives no SQLSTATE").
     expect(result.stderr).toContain('/var/lib/docker/containers/x/x-json.log: docker-json of postgres-stderr gives no SQLSTATE (no %e in log_line_prefix), so');
+  });
+
+  it('several databases: a log_line_prefix without %d is warned of wherever the prefix is read (auto too, not csvlog)', () => {
+    const withFormat = (format: string) =>
+      parseConfig(
+        `databases:\n  - url: postgresql://a@127.0.0.1/one\n  - url: postgresql://a@127.0.0.1/two\nsources:\n  - path: /var/log/postgresql/pg.log\n    format: ${format}\n    log_line_prefix: '%m [%p] '\n`,
+        'c.yaml',
+      );
+    const noDatabase = (format: string) => configWarnings('c.yaml', withFormat(format)).filter((w) => w.includes('has no %d'));
+    expect(noDatabase('postgres-stderr')).toHaveLength(1);
+    expect(noDatabase('syslog')).toHaveLength(1);
+    // auto reads the prefix when the log turns out to be the server's stderr log (formatNames.readsLogLinePrefix).
+    expect(noDatabase('auto')).toHaveLength(1);
+    expect(noDatabase('postgres-csv')).toHaveLength(0);
+    expect(noDatabase('postgres-json')).toHaveLength(0);
   });
 
   it('seqwatch config check: exit 1 with file:line:column on an invalid file', async () => {
