@@ -61,8 +61,9 @@ const VERIFY_MISSING_SQL = `
 WITH wanted AS (
   SELECT w.kind, w.name FROM unnest($1::text[], $2::text[]) AS w(kind, name)
 )
-SELECT w.kind, w.name, w.name, format('%I.%I', n.nspname, t.relname || '_' || a.attname || '_seq'), NULL, NULL, NULL,
-       format('%I.%I', n.nspname, t.relname), quote_ident(a.attname)
+SELECT w.kind, w.name, format('%I.%I', n.nspname, t.relname || '_' || a.attname || '_seq') AS sequence,
+       NULL AS sequence_type, NULL AS "limit", NULL AS increment,
+       format('%I.%I', n.nspname, t.relname) AS table_q, quote_ident(a.attname) AS column_q
 FROM wanted w
 JOIN pg_catalog.pg_class t ON t.relkind IN ('r', 'p') AND NOT t.relispartition
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace

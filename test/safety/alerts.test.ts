@@ -38,7 +38,8 @@ describe.runIf(findLocalBinaries())('sequence-error alerts', () => {
       CREATE SEQUENCE huge_seq AS bigint START 9223372036854775806; CREATE TABLE huge (id bigint PRIMARY KEY DEFAULT nextval('huge_seq'));
       ALTER SEQUENCE huge_seq OWNED BY huge.id;
       INSERT INTO huge DEFAULT VALUES; INSERT INTO huge DEFAULT VALUES;
-      CREATE TABLE ticket (id serial PRIMARY KEY);`);
+      CREATE TABLE ticket (id serial PRIMARY KEY);
+      CREATE TABLE legacy (id bigint PRIMARY KEY);`);
   });
 
   afterAll(async () => {
@@ -98,6 +99,25 @@ describe.runIf(findLocalBinaries())('sequence-error alerts', () => {
     expect(env).toContain('SEQWATCH_EVENT=alert');
     expect(env).not.toContain('hunter2');
     expect(env).not.toMatch(/^PG/m);
+  });
+
+  it('a missing sequence whose column the catalog finds: an alert naming the table and column, with the advice to recreate it', async () => {
+    // Found by a field trial: the catalog's answer for this case had no column names, and the
+    // daemon logged an internal error (sqlLiteral of undefined) for each such error, no alert.
+    await daemon?.stop('SIGKILL');
+    daemon = await startDaemon({
+      database: { url: server.url.replace(/\/postgres$/, '/shop') },
+      sources: [{ path: server.logPath!, log_line_prefix: SERVER_PREFIX }],
+      remediation: { debounce_ms: 50 },
+    });
+    // A table restored without its sequence (a partial pg_restore), the sequence asked for by name.
+    await expect(shop.query("SELECT nextval('legacy_id_seq')")).rejects.toThrow(/"legacy_id_seq" does not exist/);
+    const alert = await daemon.waitForAudit('the missing sequence alerted', (r) => r.event === 'alert' && r.reason === 'sequence_missing', 20_000);
+    expect(alert).toMatchObject({ sequence: 'public.legacy_id_seq', table: 'public.legacy', verified: 'catalog' });
+    expect(alert.msg).toContain(
+      "CREATE SEQUENCE public.legacy_id_seq OWNED BY public.legacy.id; ALTER TABLE public.legacy ALTER COLUMN id SET DEFAULT nextval('public.legacy_id_seq')",
+    );
+    expect(daemon.stderr()).not.toContain('internal error');
   });
 });
 
