@@ -84,6 +84,20 @@ const SEQUENCE_ERRORS: Array<{ kind: SequenceErrorKind; sqlstate: string; englis
   },
 ];
 
+/** The SQLSTATE of each kind of incident the daemon acts on (a replication conflict's varies). */
+export function expectedSqlstate(kind: Exclude<Incident['kind'], 'replication_conflict'>): string {
+  return kind === 'unique_violation' ? UNIQUE_VIOLATION : SEQUENCE_ERRORS.find((e) => e.kind === kind)!.sqlstate;
+}
+
+/**
+ * Whether a record's own SQLSTATE says it is not the error its words read as: a RAISE of them (a
+ * plain RAISE is P0001). The one rule for the daemon, which skips it (sqlstate_mismatch), and for
+ * replay, which passes over it. A record without a SQLSTATE (a prefix without %e) cannot say.
+ */
+export function sqlstateContradicts(incident: Pick<Incident, 'kind' | 'sqlstate'>): boolean {
+  return incident.kind !== 'replication_conflict' && incident.sqlstate !== undefined && incident.sqlstate !== expectedSqlstate(incident.kind);
+}
+
 const ENGLISH_UNIQUE = 'duplicate key value violates unique constraint "';
 /** PostgreSQL 18's apply worker: `conflict detected on relation "public.t": conflict=insert_exists`. */
 const ENGLISH_CONFLICT = 'conflict detected on relation ';

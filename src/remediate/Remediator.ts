@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuditWriter, Trigger } from '../audit/AuditLog.js';
 import { AuditThrottle } from '../audit/AuditThrottle.js';
-import type { Incident } from '../detect/detectIncident.js';
+import { expectedSqlstate, sqlstateContradicts, type Incident } from '../detect/detectIncident.js';
 import { guardedSetvalExclusive, type SequenceState, type Transactional } from '../db/guardedSetval.js';
 import { namesAnIndex, type IndexResolver, type Resolution, type SequenceTarget } from '../db/resolveIndex.js';
 import { refusalText } from '../db/trustRule.js';
@@ -69,15 +69,6 @@ export interface RemediatorCounters {
   failed: number;
   sweeps: number;
 }
-
-/** SQLSTATE of each kind of incident: a record whose format gives another (a plain RAISE is P0001) is not that error. */
-const EXPECTED_SQLSTATE: Record<Exclude<Incident['kind'], 'replication_conflict'>, string> = {
-  unique_violation: '23505',
-  sequence_exhausted: '2200H',
-  sequence_missing: '42P01',
-  sequence_permission_denied: '42501',
-  setval_out_of_bounds: '22003',
-};
 
 /** A MAX that reads a whole table is cut off after this long (ms): it fails and says so. */
 const FULL_SCAN_TIMEOUT_MS = 5_000;
@@ -192,9 +183,13 @@ export class Remediator {
       this.reportReplicationConflict(incident, triggerOf(incident));
       return Promise.resolve();
     }
-    const expected = EXPECTED_SQLSTATE[incident.kind];
-    if (incident.sqlstate !== undefined && incident.sqlstate !== expected) {
-      this.throttle.once('skipped', triggerOf(incident), 'sqlstate_mismatch', sqlstateMismatch(incident.kind, expected, incident.sqlstate));
+    if (sqlstateContradicts(incident)) {
+      this.throttle.once(
+        'skipped',
+        triggerOf(incident),
+        'sqlstate_mismatch',
+        sqlstateMismatch(incident.kind, expectedSqlstate(incident.kind), incident.sqlstate!),
+      );
       return Promise.resolve();
     }
     if (incident.kind !== 'unique_violation') {

@@ -94,4 +94,46 @@ describe('sequence errors written by a real server (English, no %e)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("replay leaves out what the daemon skips: a RAISE of an error's words, whose SQLSTATE (P0001) says it is not that error", async () => {
+    // Found by a field trial: csvlog's RAISEs of "duplicate key ... ticket_pkey" and "reached maximum
+    // value" were counted as those errors (and shown as the daemon's alert) while the daemon, over the
+    // same file, skipped each as sqlstate_mismatch.
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    try {
+      await client.query('CREATE TABLE ticket (id serial PRIMARY KEY)');
+      await client.query('INSERT INTO ticket (id) VALUES (1), (2)');
+      await expect(client.query('INSERT INTO ticket DEFAULT VALUES')).rejects.toMatchObject({ code: '23505' });
+      for (const words of ['duplicate key value violates unique constraint "ticket_pkey"', 'nextval: reached maximum value of sequence "ticket_id_seq" (3)']) {
+        await expect(client.query(`DO $$ BEGIN RAISE EXCEPTION '${words}'; END $$`)).rejects.toMatchObject({ code: 'P0001' });
+      }
+      await client.query("SELECT 'raised'");
+    } finally {
+      await client.end();
+    }
+    await waitUntil(
+      'the server wrote the RAISEs to csvlog',
+      async () => existsSync(files.csv) && readFileSync(files.csv, 'utf8').includes('reached maximum value of sequence ""ticket_id_seq""'),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
+    try {
+      const config = join(dir, 'seqwatch.yaml');
+      writeFileSync(
+        config,
+        stringify({ database: { url: server.url }, sources: [{ path: files.csv, format: 'postgres-csv' }], audit: { path: join(dir, 'audit.jsonl') } }),
+      );
+      const result = await runCli('replay', '-c', config, files.csv, '--json');
+      const report = JSON.parse(result.stdout) as { other_sqlstate: number; constraints: Array<{ constraint: string; kind: string; errors: number }> };
+      // The real duplicate key error only (the first test's errors are of other names).
+      expect(report.constraints.filter((c) => ['ticket_pkey', 'ticket_id_seq'].includes(c.constraint))).toEqual([
+        expect.objectContaining({ constraint: 'ticket_pkey', kind: 'unique_violation', errors: 1 }),
+      ]);
+      expect(report.other_sqlstate).toBe(2);
+      const text = await runCli('replay', '-c', config, files.csv);
+      expect(text.stdout).toContain('2 errors whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

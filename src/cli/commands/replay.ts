@@ -6,7 +6,7 @@ import type { CheckedSequence } from '../../db/checkSequences.js';
 import type { Database } from '../../db/Database.js';
 import type { Resolution, SequenceTarget } from '../../db/resolveIndex.js';
 import type { SequenceErrorKind, VerifiedSequenceError } from '../../db/verifySequenceError.js';
-import type { Incident } from '../../detect/detectIncident.js';
+import { sqlstateContradicts, type Incident } from '../../detect/detectIncident.js';
 import { LogTimes } from '../../replay/logTimes.js';
 import type { ScanThreads } from '../../replay/parallel.js';
 import { orderFiles } from '../../replay/fileOrder.js';
@@ -142,6 +142,8 @@ async function replay(
   /** What the scan found before the database was chosen (whose records are another database's?): incidents, and runs of repeats. */
   const early: Array<Incident | RepeatRun> = [];
   let otherDatabase = 0;
+  /** Errors whose record's SQLSTATE says they are not that error (a RAISE of its words): passed over, as the daemon skips them. */
+  let otherSqlstate = 0;
   const window = config.remediation.debounce_ms;
   const times = new LogTimes();
   // The catalog's work is done while the scan runs, one statement at a time: each name looked up
@@ -200,6 +202,11 @@ async function replay(
     // The daemon's rule (Databases.route): records that name another database are not this one's.
     if (namesOtherDatabase(incident, db!.name)) {
       otherDatabase += errors;
+      return;
+    }
+    // The daemon's rule (Remediator.handle): a record whose SQLSTATE contradicts its words is skipped.
+    if (sqlstateContradicts(incident)) {
+      otherSqlstate += errors;
       return;
     }
     routed[incident.kind] = (routed[incident.kind] ?? 0) + errors;
@@ -406,6 +413,7 @@ async function replay(
             scanned: { ...totals, seconds, kinds },
             ...(unread.length > 0 ? { unread } : {}),
             other_database: otherDatabase,
+            other_sqlstate: otherSqlstate,
             untallied_errors: untallied.errors,
             constraints: rows,
           },
@@ -446,6 +454,7 @@ async function replay(
       `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
+      `${otherSqlstate ? `; ${otherSqlstate} errors whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does` : ''}` +
       `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
       `${others.length ? `; ${others.reduce((sum, [, n]) => sum + n, 0)} other errors (${others.map(([kind, n]) => `${n} ${kind}`).join(', ')})` : ''}` +
       `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
