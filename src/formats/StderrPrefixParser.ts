@@ -153,6 +153,17 @@ export class StderrPrefixParser implements RecordParser {
     return withVerboseSqlstate(this.newRecord(g, marked.severity, marked.message + line.slice(head.length), position));
   }
 
+  /**
+   * Whether `line` is a secondary line of this format (its prefix, then DETAIL, STATEMENT, ...):
+   * one that goes on with the record before it, not one recordOfLine reads a record from. Its words
+   * are that record's (a STATEMENT quoting an error's text), not a sign of a prefix that is not the log's.
+   */
+  isSecondaryLine(line: string): boolean {
+    const g = this.matcher.exec(line.length > HEAD_CHARS ? line.slice(0, HEAD_CHARS) : line)?.groups;
+    const marked = g && markerOf(g);
+    return marked !== undefined && SECONDARY.has(marked.severity);
+  }
+
   /** A record from a first line's prefix fields, severity and message. */
   private newRecord(g: Record<string, string | undefined>, severity: string, message: string, position: LinePosition): LogRecord {
     const record: LogRecord = { source: this.source, severity, message: '' };

@@ -193,7 +193,9 @@ export class RecordReader {
     else this.readStderr(bytes, start, end, offset);
     const record = recordAtOffset(this.found, offset);
     if (!record) {
-      this.unrecognised = true;
+      // A stderr line that goes on with the record before it (a STATEMENT quoting an error's words) is the log's.
+      const newline = bytes.indexOf(NEWLINE, start);
+      this.unrecognised = !this.stderr?.parser.isSecondaryLine(lineAt(bytes, start, newline === -1 || newline >= end ? end : newline));
       return undefined;
     }
     return detectIncident(record);
@@ -244,7 +246,7 @@ export class RecordReader {
     const first = lineAt(bytes, start, lineEnd);
     const alone = this.stderr!.parser.recordOfLine(first, { offset });
     if (!alone) {
-      this.unrecognised = true;
+      this.unrecognised = !this.stderr!.parser.isSecondaryLine(first);
       return undefined;
     }
     const prefixBytes = prefixLength(this.stderr!.matcher, first, lineEnd - start);

@@ -136,4 +136,40 @@ describe('sequence errors written by a real server (English, no %e)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("replay of the stderr log: a STATEMENT line that quotes an error's words is its record's, not a line of another format", async () => {
+    // Found by a field trial: an INSERT whose text held the duplicate key message failed, and the
+    // server's STATEMENT line under the ERROR was counted as "no postgres-stderr record": replay
+    // ended 1 telling the operator to fix a log_line_prefix that was right.
+    const words = 'duplicate key value violates unique constraint "note_pkey"';
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    try {
+      await client.query('CREATE TABLE note (id int PRIMARY KEY, title text)');
+      await client.query("INSERT INTO note VALUES (1, 'first')");
+      await expect(client.query(`INSERT INTO note VALUES (1, '${words}')`)).rejects.toMatchObject({ code: '23505' });
+      // Another error whose statement quotes the words (a NOT NULL violation: no incident at all).
+      await expect(client.query(`INSERT INTO note VALUES (NULL, '${words}')`)).rejects.toMatchObject({ code: '23502' });
+      await client.query("SELECT 'noted'");
+    } finally {
+      await client.end();
+    }
+    await waitUntil('the server wrote the STATEMENT lines', async () =>
+      readFileSync(files.stderr, 'utf8').includes(`STATEMENT:  INSERT INTO note VALUES (NULL, '${words}')`),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
+    try {
+      const config = join(dir, 'seqwatch.yaml');
+      writeFileSync(
+        config,
+        stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+      );
+      const result = await runCli('replay', '-c', config, files.stderr, '--json');
+      expect(result.stderr).not.toContain('no postgres-stderr records');
+      const report = JSON.parse(result.stdout) as { constraints: Array<{ constraint: string; errors: number }> };
+      expect(report.constraints.find((c) => c.constraint === 'note_pkey')).toMatchObject({ errors: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
