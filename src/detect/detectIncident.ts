@@ -282,6 +282,17 @@ export function firstLineDecision(record: LogRecord): { incident: Incident; sett
 }
 
 /**
+ * Whether a stderr record's first line already rules out an incident, whatever lines follow: it is
+ * no ERROR (a LOG of a statement, a NOTICE). Its severity and SQLSTATE are on that line (the prefix's
+ * %e, a verbose message's code), and the lines after it add DETAIL, CONTEXT, STATEMENT or the
+ * message's TAB lines, never those: replay need not read the rest of a long statement whose text
+ * quotes an error's words (log_statement = 'all').
+ */
+export function ruledOutByFirstLine(record: LogRecord): boolean {
+  return !isError(record);
+}
+
+/**
  * Written by a session: its backend type says so, or (without one) the prefix printed %u or %d,
  * which PostgreSQL prints only for sessions (MyProcPort), never for a background worker such as a
  * logical-replication apply worker. So a session's record is never a replication conflict by its

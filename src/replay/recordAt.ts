@@ -1,4 +1,4 @@
-import { detectIncident, type Incident } from '../detect/detectIncident.js';
+import { detectIncident, ruledOutByFirstLine, type Incident } from '../detect/detectIncident.js';
 import type { ScannedFormat } from '../detect/scanner.js';
 import type { MultiNeedleSearch, SearchExports } from '../detect/wasm/multiNeedle.js';
 import { CsvlogParser } from '../formats/CsvlogParser.js';
@@ -238,6 +238,7 @@ export class RecordReader {
         // module holds few, and most templates made stand for no other line.
         if (this.native) this.unsent.push(template);
       }
+      if (template.ruledOut) return undefined;
       if (this.furtherLines(bytes, start, lineEnd, end, template.prefixBytes, template.wantDetail).length === 0) {
         return template.decided && template.incident(bytes, start, offset);
       }
@@ -253,6 +254,7 @@ export class RecordReader {
     const wantDetail = first.includes('conflict=');
     const decided = detectIncident(alone);
     this.remember(shape, bytes, start, lineEnd, first, prefixBytes, wantDetail, alone, decided);
+    if (ruledOutByFirstLine(alone)) return undefined;
     if (this.furtherLines(bytes, start, lineEnd, end, prefixBytes, wantDetail).length === 0) return decided;
     return this.readAgain(first, bytes, start, offset);
   }
@@ -505,7 +507,7 @@ function nativeRepeats(exports: SearchExports, memory: ArrayBuffer): NativeRepea
   });
   exports.set_marker_count(SECONDARY_MARKER_LIST.length);
   // No template in any slot until one is sent (a length no line has).
-  for (let t = 0; t < NATIVE_TEMPLATES; t++) exports.set_template(t, 0xffffffff, 0, 0, 0);
+  for (let t = 0; t < NATIVE_TEMPLATES; t++) exports.set_template(t, 0xffffffff, 0, 0, 0, 0);
   return {
     exports,
     memory,
@@ -590,7 +592,7 @@ class LineTemplate {
     if (bytes.length > NATIVE_TEMPLATE_BYTES || spans.length > 2 * NATIVE_SPANS) return false;
     native.heap.set(bytes, native.exports.template_bytes(slot));
     new Uint32Array(native.memory, native.exports.template_spans(slot), spans.length).set(spans);
-    native.exports.set_template(slot, bytes.length, spans.length / 2, this.prefixBytes, this.wantDetail ? 1 : 0);
+    native.exports.set_template(slot, bytes.length, spans.length / 2, this.prefixBytes, this.wantDetail ? 1 : 0, this.ruledOut ? 1 : 0);
     return true;
   }
 
@@ -604,6 +606,8 @@ class LineTemplate {
     readonly wantDetail: boolean,
     /** What detectIncident said of the template's record read alone (undefined: no incident); its source, database, SQLSTATE are every match's. */
     readonly decided: Incident | undefined,
+    /** Its record is no ERROR (detectIncident.ruledOutByFirstLine): neither is any match's, whatever lines follow. */
+    readonly ruledOut: boolean,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -638,6 +642,7 @@ class LineTemplate {
       prefixBytes,
       wantDetail,
       decided,
+      ruledOutByFirstLine(record),
     );
   }
 

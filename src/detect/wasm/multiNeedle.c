@@ -210,6 +210,8 @@ typedef struct {
   uint32_t prefix;
   /** A DETAIL line changes the record (a replication conflict's message). */
   uint32_t want_detail;
+  /** Its record is no ERROR (a LOG of a statement): no line after it makes a match's an incident. */
+  uint32_t ruled_out;
 } Template;
 
 static Template templates[MAX_TEMPLATES];
@@ -228,7 +230,7 @@ static uint8_t decided[MAX_STARTS];
 uint8_t *template_bytes(uint32_t t) { return template_pool[t]; }
 uint32_t *template_spans(uint32_t t) { return template_span_pool[t]; }
 
-void set_template(uint32_t t, uint32_t len, uint32_t spans, uint32_t prefix, uint32_t want_detail) {
+void set_template(uint32_t t, uint32_t len, uint32_t spans, uint32_t prefix, uint32_t want_detail, uint32_t ruled_out) {
   // Spans out of order or past the line would have matches() read outside the line: such a
   // template stands for no line (a length no line has).
   uint32_t from = 0;
@@ -237,7 +239,7 @@ void set_template(uint32_t t, uint32_t len, uint32_t spans, uint32_t prefix, uin
     from = template_span_pool[t][2 * s + 1];
   }
   if (spans > MAX_SPANS || from > len || len > TEMPLATE_BYTES) len = 0xffffffff;
-  templates[t] = (Template){len, spans, prefix, want_detail};
+  templates[t] = (Template){len, spans, prefix, want_detail, ruled_out};
 }
 
 /** Where the caller writes marker m's bytes (MARKER_BYTES at most): `DETAIL:  `, `ANWEISUNG:  `, ... */
@@ -333,7 +335,8 @@ static int keeps_further(const uint8_t *d, uint32_t start, uint32_t first_end, u
 /**
  * For the n candidates starts_ptr()[0, n) of d = memory[base, base + limit) (each the start of a
  * line, its record read no further than `reach` bytes on), decided_ptr()[k]: the template that
- * stands for it, when its line matches one and no further line changes its record; else UNDECIDED.
+ * stands for it, when its line matches one and no further line changes its record (or its record
+ * is no ERROR, ruled out by its first line); else UNDECIDED.
  * Returns how many were decided.
  */
 uint32_t repeats(uint32_t base, uint32_t n, uint32_t limit, uint32_t reach) {
@@ -352,7 +355,9 @@ uint32_t repeats(uint32_t base, uint32_t n, uint32_t limit, uint32_t reach) {
     for (uint32_t tried = 0; tried < MAX_TEMPLATES; tried++, t = (t + 1) % MAX_TEMPLATES) {
       if (!matches(d + start, len, &templates[t], template_pool[t], template_span_pool[t])) continue;
       last = t;
-      if (!keeps_further(d, start, line_end, end, limit, templates[t].prefix, templates[t].want_detail)) {
+      // A LOG of a long statement quoting an error's words is decided by its first line: its
+      // further lines are not walked (RecordReader.stderrIncident does the same).
+      if (templates[t].ruled_out || !keeps_further(d, start, line_end, end, limit, templates[t].prefix, templates[t].want_detail)) {
         decided[k] = (uint8_t)t;
         found++;
       }

@@ -87,7 +87,7 @@ export interface SearchExports {
   count_byte(base: number, from: number, to: number, byte: number): number;
   template_bytes(t: number): number;
   template_spans(t: number): number;
-  set_template(t: number, length: number, spans: number, prefix: number, wantDetail: number): void;
+  set_template(t: number, length: number, spans: number, prefix: number, wantDetail: number, ruledOut: number): void;
   marker_bytes(m: number): number;
   set_marker(m: number, length: number, cls: number): void;
   set_marker_count(n: number): void;
