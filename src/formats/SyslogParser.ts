@@ -28,20 +28,29 @@ export function splitSyslogLine(line: string): { pid: string; chunk: string; res
  * apart whatever the prefix holds.
  */
 export class SyslogParser implements RecordParser {
-  readonly counters: ParserCounters = newCounters();
+  private readonly own: ParserCounters = newCounters();
   private readonly inner: StderrPrefixParser;
 
   constructor(logLinePrefix: string, source: string, onRecord: RecordSink) {
     this.inner = new StderrPrefixParser(`[%p] ${logLinePrefix}`, source, (record) => {
-      this.counters.records++;
+      this.own.records++;
       onRecord(record);
     });
+  }
+
+  /**
+   * The lines that were no syslog line, and those the format inside left out (read afresh, as each
+   * line is read: auto tells by them whether a line holding an error was read).
+   */
+  get counters(): ParserCounters {
+    const inner = this.inner.counters;
+    return { ...this.own, unrecognisedLines: this.own.unrecognisedLines + inner.unrecognisedLines, orphanLines: this.own.orphanLines + inner.orphanLines };
   }
 
   push(line: string, position?: LinePosition): void {
     const parts = splitSyslogLine(line);
     if (!parts) {
-      this.counters.unrecognisedLines++;
+      this.own.unrecognisedLines++;
       return;
     }
     const { pid, chunk, rest } = parts;
@@ -56,9 +65,5 @@ export class SyslogParser implements RecordParser {
 
   flush(): void {
     this.inner.flush();
-    this.counters.unrecognisedLines += this.inner.counters.unrecognisedLines;
-    this.counters.orphanLines += this.inner.counters.orphanLines;
-    this.inner.counters.unrecognisedLines = 0;
-    this.inner.counters.orphanLines = 0;
   }
 }

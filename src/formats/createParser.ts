@@ -111,13 +111,31 @@ export class DockerJsonParser implements RecordParser {
 
 /** Lines looked at before settling for app-text. */
 const AUTO_LINES = 50;
-/** Lines holding a duplicate key error in a row without a record of one from the chosen format before auto says so and chooses again. */
+/**
+ * Lines holding a duplicate key error that the chosen format took into no record, with no error it
+ * did read after them, before auto says so and chooses again.
+ */
 const MISREAD_LINES = 3;
 /** Lines kept since the choice, to be read again when it was wrong (lose nothing). */
 const KEPT_LINES = 500;
 const KEPT_CHARS = 4 * 1024 * 1024;
-/** What a line holding a duplicate key error holds, in any format. */
-const ERROR_NEEDLES = ['duplicate key', '23505'];
+/**
+ * Whether a line holds a duplicate key error, in any format: its English words, or its SQLSTATE
+ * standing alone (not 23505 inside a longer number or word: an id, 123505).
+ */
+function holdsError(line: string): boolean {
+  if (line.includes('duplicate key')) return true;
+  for (let i = line.indexOf('23505'); i !== -1; i = line.indexOf('23505', i + 5)) {
+    if (!isWordChar(line.charCodeAt(i - 1)) && !isWordChar(line.charCodeAt(i + 5))) return true;
+  }
+  return false;
+}
+
+/** 0-9, A-Z, a-z (NaN, outside the line: no). */
+const isWordChar = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+
+/** Lines a format took into no record (they went unrecognised, or had no record to belong to). */
+const unreadLines = (counters: ParserCounters): number => counters.unrecognisedLines + counters.orphanLines;
 
 type Waiting = { line: string; position: LinePosition | undefined };
 /** Where a line or record is in its source, to tell which lines come after a record; -1 when unknown. */
@@ -128,13 +146,29 @@ const at = (where: LinePosition): number => where.offset ?? where.line ?? -1;
  * whole shape (a PostgreSQL stderr line with the configured prefix, a csvlog record, jsonlog,
  * syslog, Docker json-file, Kubernetes CRI, CloudNativePG); if none is after 50 lines, or when the
  * source goes idle first, it is an application log. A container log's inside is detected the same
- * way. When the chosen format gives no record for lines that hold a duplicate key error, auto says
+ * way. When the chosen format takes lines that hold a duplicate key error into no record, auto says
  * so (onMisread, the misread counter) and chooses again without that format, reading again the
  * lines since its choice or since the last error it did read.
+ *
+ * A line the format does read, into any record, is no misread whatever it holds (found by a field
+ * trial: on a busy server's jsonlog and stderr file, records whose vxid was "5/23505" or line_num
+ * 23505, statements with an id 123505 or quoting the words in their TAB lines were counted, and
+ * auto fell back to app-text: wrong counts, no times). Each line is counted after the format has
+ * read it; an error record the format reads forgives the lines counted before it in the log, not
+ * those after it (a stderr record is emitted at its backend's next line, or by the flush below).
  */
 export class AutoParser implements RecordParser {
   private chosen:
-    { format: Exclude<Format, 'auto'>; parser: RecordParser; errorLines: number; lastErrorAt: number; kept: Waiting[]; keptChars: number } | undefined;
+    | {
+        format: Exclude<Format, 'auto'>;
+        parser: RecordParser;
+        /** Where the lines holding an error it took into no record are (-1: unknown), since the last error it read. */
+        unread: number[];
+        lastErrorAt: number;
+        kept: Waiting[];
+        keptChars: number;
+      }
+    | undefined;
   private waiting: Waiting[] = [];
   private readonly stderr: RegExp;
   private readonly own = newCounters();
@@ -161,18 +195,17 @@ export class AutoParser implements RecordParser {
       this.keep(chosen, line, position);
       // app-text is the last resort, and a container log's inside is checked by the auto inside it.
       const checked = chosen.format !== 'app-text' && chosen.format !== 'docker-json' && chosen.format !== 'cri';
-      // A csvlog line inside a record's quoted field (a statement's text, a value) is that record's,
-      // whatever words it holds: only a line the record framing starts at can be an error it missed.
-      const inQuotedField = chosen.format === 'postgres-csv' && !(chosen.parser.canPassOver?.() ?? true);
-      const holdsError = checked && !inQuotedField && ERROR_NEEDLES.some((needle) => line.includes(needle));
+      const unreadBefore = checked ? unreadLines(chosen.parser.counters) : 0;
       chosen.parser.push(line, position);
-      if (holdsError && ++chosen.errorLines >= MISREAD_LINES) {
+      // A line the format took into a record (its first line, a field's line, a TAB line, a csvlog
+      // line inside a quoted field) is that record's, whatever it holds: only a line it left out
+      // can be an error it missed.
+      if (!checked || unreadLines(chosen.parser.counters) === unreadBefore || !holdsError(line)) return;
+      chosen.unread.push(at(position ?? {}));
+      if (chosen.unread.length >= MISREAD_LINES) {
         // Records may still be assembling (stderr keeps one per backend until its next line): emit them first.
         chosen.parser.flush();
-        if (chosen.errorLines >= MISREAD_LINES) {
-          this.misread(chosen);
-          return;
-        }
+        if (chosen.unread.length >= MISREAD_LINES) this.misread(chosen);
       }
       return;
     }
@@ -204,11 +237,13 @@ export class AutoParser implements RecordParser {
           onDetected: (inner) => this.options.onDetected?.(format, inner),
         }
       : this.options;
-    const chosen = { format, parser: undefined as unknown as RecordParser, errorLines: 0, lastErrorAt: -1, kept: [] as Waiting[], keptChars: 0 };
+    const chosen = { format, parser: undefined as unknown as RecordParser, unread: [] as number[], lastErrorAt: -1, kept: [] as Waiting[], keptChars: 0 };
     chosen.parser = createParser(format, options, (record) => {
       if (record.sqlstate === '23505' || record.message.includes('duplicate key')) {
-        chosen.errorLines = 0;
-        chosen.lastErrorAt = Math.max(chosen.lastErrorAt, at(record));
+        // An error it read: the lines it missed before it are forgiven, not those after it (where known).
+        const where = at(record);
+        chosen.unread = where === -1 ? [] : chosen.unread.filter((u) => u !== -1 && u > where);
+        chosen.lastErrorAt = Math.max(chosen.lastErrorAt, where);
       }
       this.onRecord(record);
     });
@@ -218,9 +253,9 @@ export class AutoParser implements RecordParser {
   }
 
   private misread(chosen: NonNullable<AutoParser['chosen']>): void {
-    this.options.onMisread?.(chosen.format, chosen.errorLines);
+    this.options.onMisread?.(chosen.format, chosen.unread.length);
     for (const key of Object.keys(this.own) as Array<keyof ParserCounters>) this.own[key] += chosen.parser.counters[key];
-    this.own.misreadLines += chosen.errorLines;
+    this.own.misreadLines += chosen.unread.length;
     this.excluded.add(chosen.format);
     this.chosen = undefined;
     // Not the lines of the errors it did read (where the source says where lines are).

@@ -3,6 +3,7 @@ import { configWarnings, parseConfig } from '../../src/config/config.js';
 import { detectIncident } from '../../src/detect/detectIncident.js';
 import { createParser, type Format, type FormatOptions } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
+import { holdsStderrNeedle } from '../../src/detect/scanner.js';
 
 function parse(format: Format, lines: string[], options: Partial<FormatOptions> = {}) {
   const records: LogRecord[] = [];
@@ -204,5 +205,131 @@ describe('auto: reading again after a misread', () => {
     ]);
     expect(misread).toEqual([['postgres-stderr', 3]]);
     expect(incidents.map((i) => i.constraint)).toEqual(['a_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey', 'b_pkey']);
+  });
+});
+
+/*
+ * Found by a field trial: on a busy server's jsonlog and on the logging collector's stderr file,
+ * auto dropped the right format for app-text (wrong counts, no times). It counted every line holding
+ * "23505" or "duplicate key" that gave no duplicate key record, though the format read those lines
+ * as other records: a jsonlog record's vxid ("5/23505") or line_num (23505), a statement's ids
+ * (t.id = 123505) or text ('%duplicate key ...%') in a LOG record and its TAB lines. And a jsonlog
+ * error it did read still counted one: the record reset the count before its line was counted.
+ */
+describe('auto on a busy server log: a line its format reads is no misread, whatever it holds', () => {
+  const json = (fields: Record<string, unknown>) =>
+    JSON.stringify({
+      timestamp: '2026-12-04 15:29:37.400 UTC',
+      user: 'gotrs',
+      dbname: 'gotrs',
+      pid: 2618,
+      session_id: '6b12dc55.a3a',
+      line_num: 23502,
+      ps: 'idle',
+      vxid: '5/23503',
+      txid: 0,
+      error_severity: 'LOG',
+      message: 'statement: SELECT 1',
+      application_name: 'pgbench',
+      backend_type: 'client backend',
+      ...fields,
+    });
+  const jsonError = (login: string) =>
+    json({
+      pid: 2705,
+      ps: 'INSERT',
+      error_severity: 'ERROR',
+      state_code: '23505',
+      message: dup('users_login_key'),
+      detail: `Key (login)=(${login}) already exists.`,
+      statement: `INSERT INTO users (login) VALUES ('${login}');`,
+    });
+
+  it('jsonlog: keeps postgres-json through vxids, line numbers and ids holding 23505', () => {
+    const lines = [
+      json({ message: 'statement: SELECT id, login FROM users WHERE login = $1' }),
+      jsonError('user-46'),
+      json({ vxid: '5/23505', message: 'statement: SELECT last_value, is_called FROM ticket_id_seq;' }),
+      json({ line_num: 23505, message: 'statement: SELECT t.id, t.tn FROM ticket t WHERE t.id = 1' }),
+      json({ line_num: 23506, message: 'statement: SELECT t.id, t.tn FROM ticket t\n WHERE t.id = 123505' }),
+      jsonError('user-380'),
+      json({ message: `statement: SELECT '${dup('users_login_key')}' AS pasted` }),
+      json({ vxid: '4/23505', message: 'statement: SELECT 1' }),
+      jsonError('user-381'),
+    ];
+    const { detected, misread, counters, incidents } = parse('auto', lines, { logLinePrefix: '%m [%p] %q%u@%d ' });
+    expect(detected).toEqual(['postgres-json']);
+    expect(misread).toEqual([]);
+    expect(counters.misreadLines).toBe(0);
+    expect(incidents.map((i) => i.constraint)).toEqual(['users_login_key', 'users_login_key', 'users_login_key']);
+    // Read as jsonlog: with their times (app-text has none).
+    expect(incidents.map((i) => i.logTime)).toEqual(Array(3).fill('2026-12-04 15:29:37.400 UTC'));
+  });
+
+  const PREFIX = '%m [%p] %q%u@%d ';
+  const at = (time: string, pid: number, text: string) => `2026-12-04 15:29:${time} UTC [${pid}] ${pid === 2569 ? '' : 'gotrs@gotrs '}${text}`;
+  const stderrError = (time: string, pid: number, login: string) => [
+    at(time, pid, `ERROR:  ${dup('users_login_key')}`),
+    at(time, pid, `DETAIL:  Key (login)=(${login}) already exists.`),
+    at(time, pid, `STATEMENT:  INSERT INTO users (login) VALUES ('${login}');`),
+  ];
+  const dashboard = (time: string, pid: number, id: number) => [
+    at(time, pid, 'LOG:  statement: SELECT t.id, t.tn, t.title, t.queue_id  -- dashboard: open tickets by queue'),
+    '\t  FROM ticket t',
+    `\t WHERE t.id BETWEEN ${id} AND ${id} + 50`,
+    "\t   AND t.title NOT LIKE '%duplicate key value violates unique constraint%'",
+    '\t ORDER BY t.id DESC LIMIT 5;',
+  ];
+  const stderrLines = [
+    at('15.863', 2569, 'LOG:  starting PostgreSQL 15.18 (Debian 15.18-0+deb12u1) on x86_64-pc-linux-gnu'),
+    ...dashboard('25.079', 2617, 119619),
+    ...stderrError('39.906', 2705, 'user-46'),
+    ...dashboard('39.907', 2616, 123505),
+    at('39.908', 2618, "LOG:  statement: UPDATE ticket SET title = 'x' WHERE id = 235051;"),
+    ...dashboard('39.909', 2617, 23505),
+    ...stderrError('39.910', 2705, 'user-380'),
+    at('39.911', 2618, `LOG:  statement: SELECT '${dup('users_login_key')}' AS pasted, nextval('article_id_seq');`),
+    at('39.912', 2618, 'LOG:  statement: SELECT 23505'),
+    ...dashboard('39.913', 2616, 123505),
+    ...stderrError('39.914', 2705, 'user-381'),
+  ];
+
+  it.each([
+    ['every line parsed', {}],
+    ["with replay's and the daemon's pre-check", { interesting: holdsStderrNeedle(PREFIX) }],
+  ])("the logging collector's stderr file: keeps postgres-stderr through statements holding 23505 and the words (%s)", (_name, options) => {
+    const { detected, misread, counters, incidents } = parse('auto', stderrLines, { logLinePrefix: PREFIX, ...options });
+    expect(detected).toEqual(['postgres-stderr']);
+    expect(misread).toEqual([]);
+    expect(counters.misreadLines).toBe(0);
+    expect(incidents.map((i) => [i.constraint, i.logTime])).toEqual([
+      ['users_login_key', '2026-12-04 15:29:39.906 UTC'],
+      ['users_login_key', '2026-12-04 15:29:39.910 UTC'],
+      ['users_login_key', '2026-12-04 15:29:39.914 UTC'],
+    ]);
+  });
+
+  it('still chooses again when the stderr prefix is not the one the server wrote (its errors then give no record)', () => {
+    // The server's lines carry %q%u@%d; auto was told '%m [%p] ': the postmaster's first line
+    // matches, its backends' lines do not.
+    // (Not the statement holding an error's text: app-text, chosen then, cannot tell it from one.)
+    const lines = stderrLines.filter((line) => !line.includes('AS pasted'));
+    const { detected, misread, incidents } = parse('auto', lines, { logLinePrefix: '%m [%p] ' });
+    expect(detected).toEqual(['postgres-stderr', 'app-text']);
+    expect(misread).toEqual([['postgres-stderr', 3]]);
+    expect(incidents.map((i) => i.constraint)).toEqual(['users_login_key', 'users_login_key', 'users_login_key']);
+  });
+
+  it('still chooses again when syslog lines do not have the prefix it was told', () => {
+    const lines = [
+      'Dec  4 15:29:15 db1 postgres[2569]: [1-1] 2026-12-04 15:29:15.863 UTC [2569] LOG:  starting PostgreSQL 15.18',
+      ...[1, 2, 3, 4].map(
+        (n) => `Dec  4 15:29:39 db1 postgres[2705]: [${n + 1}-1] 2026-12-04 15:29:39.90${n} UTC [2705] gotrs@gotrs ERROR:  ${dup('users_login_key')}`,
+      ),
+    ];
+    const { detected, misread, incidents } = parse('auto', lines, { logLinePrefix: '%m [%p] ' });
+    expect(detected[0]).toBe('syslog');
+    expect(misread).toEqual([['syslog', 3]]);
+    expect(incidents.map((i) => i.constraint)).toEqual(['users_login_key', 'users_login_key', 'users_login_key', 'users_login_key']);
   });
 });
