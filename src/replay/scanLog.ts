@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { pipeline, Readable } from 'node:stream';
 import { detectIncident, firstLineDecision } from '../detect/detectIncident.js';
 import { holdsStderrNeedle, IncidentScanner, isScannedFormat } from '../detect/scanner.js';
+import type { FormatOptions } from '../formats/createParser.js';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
 import {
@@ -26,6 +27,10 @@ export interface ScanOptions {
   format?: Format;
   /** For docker-json and cri: the format inside. */
   innerFormat?: InnerFormat;
+  /** For auto (also inside a container log): told which format it chose, as the daemon logs it. */
+  onDetected?: FormatOptions['onDetected'];
+  /** For auto: told when the format it chose gave no record for lines holding a duplicate key error (it then chooses again). */
+  onMisread?: FormatOptions['onMisread'];
   /**
    * Threads to scan one plain file with (default 1: replay runs beside the database it serves).
    * The output is the same whatever the number: pieces are cut where records begin and their
@@ -200,6 +205,8 @@ async function scanEveryLine(stream: AsyncIterable<Buffer>, file: string, format
       source: file,
       logLinePrefix: options.logLinePrefix,
       ...(options.innerFormat ? { innerFormat: options.innerFormat } : {}),
+      ...(options.onDetected ? { onDetected: options.onDetected } : {}),
+      ...(options.onMisread ? { onMisread: options.onMisread } : {}),
       interesting: holdsStderrNeedle(options.logLinePrefix),
       onRecordStart: (record) => firstLineDecision(record)?.settled === true,
     },

@@ -3,12 +3,15 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { gzipSync } from 'node:zlib';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localBinariesMajor, type ThrowawayPostgres } from '../../src/devtools/throwawayPostgres.js';
 import { scanLog } from '../../src/replay/scanLog.js';
+import { startCollectorServer, type CollectorFiles } from '../helpers/collector.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { CLI } from '../helpers/daemon.js';
+import { CLI, runCli, waitUntil } from '../helpers/daemon.js';
 import { createServiceUser, isRoot } from '../helpers/hostSetup.js';
 
 const run = promisify(execFile);
@@ -475,5 +478,71 @@ describe('seqwatch replay', () => {
     expect(report.untallied_errors).toBe(100_001 - 10_000);
     expect(new Set(report.constraints.map((c) => c.constraint)).size).toBe(10_000);
     expect(seconds).toBeLessThan(60);
+  });
+});
+
+/*
+ * Found by a field trial: replay --format auto on a busy server's jsonlog and on the logging
+ * collector's stderr file fell back to app-text part way (wrong counts, no times), and said nothing
+ * of it: records whose statement, vxid or line number held 23505, and statements quoting the words,
+ * were taken for errors the format could not read. The same server's three files, each read with
+ * --format auto and with its format named: the same report, and replay says what auto chose.
+ */
+describe.runIf((localBinariesMajor() ?? 0) >= 15)('seqwatch replay --format auto on a real server log', () => {
+  let server: ThrowawayPostgres | undefined;
+  let files: CollectorFiles;
+  let config: string;
+
+  beforeAll(async () => {
+    ({ server, files } = await startCollectorServer('stderr,csvlog,jsonlog', { logLinePrefix: PREFIX, settings: { log_statement: 'all', lc_messages: 'C' } }));
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-replay-auto-'));
+    config = join(dir, 'seqwatch.yaml');
+    writeFileSync(
+      config,
+      stringify({ database: { url: server.url }, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
+    );
+    const client = new pg.Client({ connectionString: server.url });
+    await client.connect();
+    try {
+      await client.query(
+        "CREATE TABLE users (id bigserial PRIMARY KEY, login text UNIQUE); INSERT INTO users (login) SELECT 'user-' || g FROM generate_series(1, 50) g",
+      );
+      for (let i = 1; i <= 6; i++) {
+        await expect(client.query(`INSERT INTO users (login) VALUES ('user-${i}')`)).rejects.toMatchObject({ code: '23505' });
+        // Statements the format reads as records of their own, holding 23505 and the words.
+        await client.query('SELECT 23505 AS answer');
+        await client.query('SELECT id FROM users WHERE id = 123505');
+        await client.query("SELECT login FROM users\n WHERE login <> 'duplicate key value violates unique constraint'\n   AND id <> 123505");
+      }
+      await client.query("SELECT 'the end'");
+    } finally {
+      await client.end();
+    }
+    await waitUntil(
+      'the collector wrote all three files',
+      async () => [files.stderr, files.csv, files.json].every((file) => existsSync(file) && readFileSync(file, 'utf8').includes('the end')),
+      20_000,
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  it.each([
+    ['stderr', 'postgres-stderr'],
+    ['csv', 'postgres-csv'],
+    ['json', 'postgres-json'],
+  ] as const)('%s: the same report as --format %s, and says which format it chose', async (destination, format) => {
+    const file = files[destination];
+    const replay = async (as: string) => {
+      const { code, stdout, stderr } = await runCli('replay', '-c', config, '--format', as, '--json', file);
+      return { code, stderr, constraints: JSON.parse(stdout).constraints as Array<{ constraint: string; errors: number; first?: string }> };
+    };
+    const [auto, named] = await Promise.all([replay('auto'), replay(format)]);
+    expect(named.constraints).toEqual([expect.objectContaining({ constraint: 'users_login_key', errors: 6, first: expect.stringMatching(/^\d{4}-/) })]);
+    expect(auto.constraints).toEqual(named.constraints);
+    expect(auto.code).toBe(named.code);
+    expect(auto.stderr.split('\n')).toContain(`seqwatch: ${file}: format detected: ${format}`);
+    expect(auto.stderr).not.toMatch(/looked like/);
   });
 });

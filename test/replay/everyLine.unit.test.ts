@@ -123,3 +123,30 @@ describe('replay of container logs (read line by line) finds what the full parse
     }
   });
 });
+
+describe('replay with --format auto', () => {
+  // Found by a field trial: replay's line-by-line path told auto's choice to no one (the daemon logs it).
+  it('tells which format auto chose, and when it chose again', async () => {
+    const dup = 'duplicate key value violates unique constraint "ticket_pkey"';
+    const file = join(dir, 'auto.log');
+    // A Go service whose lines begin like PostgreSQL's: taken for the server's stderr, whose parser reads none of its errors.
+    writeFileSync(
+      file,
+      [
+        '2026-12-02 06:00:00.123 UTC [4242] LOG:  worker started',
+        ...[1, 2, 3, 4].map((n) => `2026-12-02 06:00:0${n}.123 UTC [4242] ERROR: create ticket: pq: ${dup}`),
+      ].join('\n') + '\n',
+    );
+    const told: string[] = [];
+    const found: Incident[] = [];
+    await scanLog(file, {
+      format: 'auto',
+      logLinePrefix: '%m [%p] ',
+      onIncident: (incident) => void found.push(incident),
+      onDetected: (format, inner) => told.push(`detected ${format}${inner ? `/${inner}` : ''}`),
+      onMisread: (format, lines) => told.push(`misread ${format} ${lines}`),
+    });
+    expect(told).toEqual(['detected postgres-stderr', 'misread postgres-stderr 3', 'detected app-text']);
+    expect(found).toHaveLength(4);
+  });
+});

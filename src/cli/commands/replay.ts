@@ -264,12 +264,24 @@ async function replay(
     // Looked for in the file's first MiB while the scan runs.
     const untold = format === 'postgres-stderr' ? import('../../replay/untoldErrors.js').then((m) => m.untoldErrors(file, prefix)) : undefined;
     untold?.catch(() => {});
+    // What auto chose for this file, and when it chose again: said on stderr once the file is read
+    // (not under its progress bar), as the daemon logs it; not a problem (the report is whole).
+    const choices: string[] = [];
+    const sayChoices = () => {
+      for (const choice of choices.splice(0)) process.stderr.write(`seqwatch: ${choice}\n`);
+    };
     let counters: ScanCounters;
     try {
       counters = await scanLog(file, {
         logLinePrefix: prefix,
         format,
         ...(innerFormat ? { innerFormat } : {}),
+        onDetected: (chosen, inner) => choices.push(`${file}: format detected: ${chosen}${inner ? ` (${inner} inside)` : ''}`),
+        onMisread: (chosen, lines) =>
+          choices.push(
+            `${file} looked like ${chosen}, but ${lines} lines holding a duplicate key error gave no record in that format: ` +
+              `detecting the format again from those lines (give --format the log's to be sure)`,
+          ),
         threads,
         ...(pool ? { pool } : {}),
         signal: stop.signal,
@@ -293,6 +305,7 @@ async function replay(
       });
     } catch (error) {
       progress.done();
+      sayChoices();
       if (stop.signal.aborted) {
         // The database could not be chosen: that, not the scan it stopped.
         await reachable;
@@ -312,6 +325,7 @@ async function replay(
       continue;
     }
     progress.done();
+    sayChoices();
     addScanCounters(totals, counters);
     if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, format, prefix));
     const told = await untold;
