@@ -297,6 +297,16 @@ export class Remediator {
 
   private readonly failed = (error: Error): void => {
     this.options.onWarning?.(`internal error: ${error.stack ?? error.message}`);
+    // In the audit too, once an hour: what the operator reviews must show that an error was left
+    // unhandled (a field trial's daemon only logged it, for each missing sequence's error).
+    this.throttle.once(
+      'alert',
+      { source: 'seqwatch' },
+      'internal_error',
+      `seqwatch failed inside while handling an error from the logs, which was not acted on: ${error.name}: ${error.message} (a bug: the daemon's log has where; please report it)`,
+      {},
+      { subject: 'internal', windowMs: 3_600_000 },
+    );
     this.ended();
   };
 

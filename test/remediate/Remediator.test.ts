@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/audit/AuditLog.js';
 import { Database } from '../../src/db/Database.js';
 import { IndexResolver } from '../../src/db/resolveIndex.js';
+import type { SequenceErrorVerifier } from '../../src/db/verifySequenceError.js';
 import { Remediator } from '../../src/remediate/Remediator.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { readAudit, type AuditRecord } from '../helpers/daemon.js';
@@ -22,7 +23,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?: IndexResolver } = {}) {
+function remediator(
+  options: { dryRun?: boolean; debounceMs?: number; resolver?: IndexResolver; verifier?: SequenceErrorVerifier; onWarning?: (message: string) => void } = {},
+) {
   const database = new Database({ url: db.url });
   databases.push(database);
   const auditPath = join(mkdtempSync(join(tmpdir(), 'seqwatch-rem-')), 'audit.jsonl');
@@ -34,6 +37,8 @@ function remediator(options: { dryRun?: boolean; debounceMs?: number; resolver?:
     database: db.name,
     dryRun: options.dryRun ?? false,
     debounceMs: options.debounceMs ?? 100,
+    ...(options.verifier ? { verifier: options.verifier } : {}),
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
   return { remediator, records: () => readAudit(auditPath), database };
 }
@@ -190,5 +195,20 @@ describe('Remediator', () => {
     const { remediator: r } = remediator();
     await Promise.all([r.handle(incident('shared_a_pkey')), r.handle(incident('shared_b_pkey'))]);
     expect((await db.pool.query(`SELECT last_value::text AS v FROM shared_seq`)).rows[0].v).toBe('70');
+  });
+
+  it('an internal error (a bug) is said in the audit too, once an hour, not only in the daemon log', async () => {
+    // A field trial's missing sequence (a catalog answer without its column names) made the daemon
+    // log "internal error" for each such error and audit nothing: an operator reviewing the audit
+    // saw no sign of errors left unhandled.
+    const verifier = { verify: () => Promise.resolve([{}]) } as unknown as SequenceErrorVerifier;
+    const warnings: string[] = [];
+    const { remediator: r, records } = remediator({ verifier, debounceMs: 0, onWarning: (message) => warnings.push(message) });
+    const missing = (name: string) => ({ kind: 'sequence_missing' as const, constraint: name, source: 'test' });
+    await Promise.all([r.handle(missing('a_id_seq')), r.handle(missing('b_id_seq'))]);
+    expect(warnings.filter((w) => w.startsWith('internal error'))).toHaveLength(2);
+    const alerts = records().filter((a) => a.event === 'alert' && a.reason === 'internal_error');
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0]!.msg).toMatch(/not acted on.*TypeError/);
   });
 });
