@@ -126,10 +126,27 @@ export const repoRootPath = (path: string): string => join(repoRoot, path);
 
 /** One value of the daemon's /metrics (a metric without labels, or the sum over its labels). */
 export async function metricValue(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await scrape(`http://127.0.0.1:${port}/metrics`);
   let sum = 0;
   for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum += Number(match[1]);
   return sum;
+}
+
+/**
+ * A page of the daemon's metrics server. A connection reset is tried again, twice: fetch reuses a
+ * keep-alive socket, which the server may be closing (idle, or its slow-client timeouts running
+ * late after a storm held its event loop: seen once in a CI run, the storm test's scrape). A daemon
+ * that is gone refuses the connection instead, and that fails at once.
+ */
+async function scrape(url: string): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await (await fetch(url)).text();
+    } catch (error) {
+      if (attempt >= 2 || (error as { cause?: { code?: string } }).cause?.code !== 'ECONNRESET') throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** The resident memory of a process, in MiB (Linux). */
