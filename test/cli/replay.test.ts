@@ -305,6 +305,8 @@ describe('seqwatch replay', () => {
       table: 'public.small',
       sequence: 'public.small_id_seq',
       would: 'alert: sequence exhausted (a person decides: setval cannot fix it)',
+      // What the catalog's verification found just now (a field trial's row said "-").
+      now: 'EXHAUSTED',
     });
     expect(rows.find((r) => r.constraint === 'ticket_id_seq')).toMatchObject({
       kind: 'sequence_permission_denied',

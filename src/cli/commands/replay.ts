@@ -372,7 +372,8 @@ async function replay(
           table: f.table ?? null,
           sequence: f.sequence,
           would: `alert: ${SEQUENCE_ERROR_WORDS[t.kind]} (a person decides: setval cannot fix it)`,
-          now: null,
+          // The verification is of now: an exhausted sequence is still at its limit, a missing one still missing.
+          now: SEQUENCE_ERROR_NOW[t.kind] ?? null,
         });
       continue;
     }
@@ -499,6 +500,9 @@ const SEQUENCE_ERROR_WORDS: Record<SequenceErrorKind, string> = {
 };
 
 const isSequenceError = (kind: Incident['kind']): kind is SequenceErrorKind => kind in SEQUENCE_ERROR_WORDS;
+
+/** Where a sequence the catalog confirmed an error of stands now, where the verification says (check's word for an exhausted one). */
+const SEQUENCE_ERROR_NOW: Partial<Record<SequenceErrorKind, string>> = { sequence_exhausted: 'EXHAUSTED', sequence_missing: 'MISSING' };
 
 const UNREACHABLE = 'database not reachable: ';
 /** A NOW cell in the table: why the database could not answer is said once, below it, not on every row. */
