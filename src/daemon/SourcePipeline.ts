@@ -3,6 +3,7 @@ import type { SourceConfig } from '../config/config.js';
 import { detectIncident, firstLineDecision, unreadErrorSample, type Incident } from '../detect/detectIncident.js';
 import { holdsStderrNeedle, IncidentScanner } from '../detect/scanner.js';
 import { createParser } from '../formats/createParser.js';
+import { detectedText, misreadText } from '../formats/formatNames.js';
 import { lineSkippingFor } from '../formats/passOver.js';
 import type { LogRecord } from '../formats/LogRecord.js';
 import type { RecordParser } from '../formats/RecordParser.js';
@@ -125,16 +126,8 @@ export class SourcePipeline {
         source: config.path,
         logLinePrefix: config.log_line_prefix,
         ...(config.inner_format ? { innerFormat: config.inner_format } : {}),
-        onDetected: (format, inner) =>
-          logger.info(
-            { source: config.path, format, ...(inner ? { inner_format: inner } : {}) },
-            `format detected: ${format}${inner ? ` (${inner} inside)` : ''}`,
-          ),
-        onMisread: (format, lines) =>
-          logger.warn(
-            { source: config.path, format, lines },
-            `${config.path} looked like ${format}, but ${lines} lines holding a duplicate key error gave no record in that format: detecting the format again from those lines (set format in the config to be sure)`,
-          ),
+        onDetected: (format, inner) => logger.info({ source: config.path, format, ...(inner ? { inner_format: inner } : {}) }, detectedText(format, inner)),
+        onMisread: (format, lines) => logger.warn({ source: config.path, format, lines }, misreadText(config.path!, format, lines, 'set format in the config')),
         interesting: skipping.interesting,
         // What the ERROR line already decides is acted on at once, not when its DETAIL and STATEMENT
         // lines and the next record's prefix have come (decidedByFirstLine). When the record so far

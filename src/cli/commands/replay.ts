@@ -13,7 +13,7 @@ import { orderFiles } from '../../replay/fileOrder.js';
 import { scanLog, threadsFor, type ScanCounters } from '../../replay/scanLog.js';
 import type { UntoldErrors } from '../../replay/untoldErrors.js';
 import { addScanCounters, newScanCounters, PartlyScanned, type RepeatRun } from '../../replay/scanRange.js';
-import { FORMATS, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
+import { detectedText, FORMATS, misreadText, readsLogLinePrefix, type Format } from '../../formats/formatNames.js';
 import { printsSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
 import { CommandFailure, EXIT } from '../exit.js';
@@ -276,12 +276,8 @@ async function replay(
         logLinePrefix: prefix,
         format,
         ...(innerFormat ? { innerFormat } : {}),
-        onDetected: (chosen, inner) => choices.push(`${file}: format detected: ${chosen}${inner ? ` (${inner} inside)` : ''}`),
-        onMisread: (chosen, lines) =>
-          choices.push(
-            `${file} looked like ${chosen}, but ${lines} lines holding a duplicate key error gave no record in that format: ` +
-              `detecting the format again from those lines (give --format the log's to be sure)`,
-          ),
+        onDetected: (chosen, inner) => choices.push(`${file}: ${detectedText(chosen, inner)}`),
+        onMisread: (chosen, lines) => choices.push(misreadText(file, chosen, lines, "give --format the log's")),
         threads,
         ...(pool ? { pool } : {}),
         signal: stop.signal,
