@@ -29,6 +29,18 @@ describe('sequence errors written by a real server (English, no %e)', () => {
     await server?.destroy();
   });
 
+  /** replay's config for one source of this server, in a directory of its own, removed after `body`. */
+  async function withReplayConfig(source: Record<string, string>, body: (config: string) => Promise<void>): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
+    try {
+      const config = join(dir, 'seqwatch.yaml');
+      writeFileSync(config, stringify({ database: { url: server.url }, sources: [source], audit: { path: join(dir, 'audit.jsonl') } }));
+      await body(config);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   it('a missing sequence asked for by name, in a query and as a parameter: found in stderr as in csvlog', async () => {
     const client = new pg.Client({ connectionString: server.url });
     await client.connect();
@@ -74,13 +86,7 @@ describe('sequence errors written by a real server (English, no %e)', () => {
       expect(found, format).toEqual(expected);
     }
     // replay, the built CLI, on each log.
-    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
-    try {
-      const config = join(dir, 'seqwatch.yaml');
-      writeFileSync(
-        config,
-        stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
-      );
+    await withReplayConfig({ path: files.stderr, log_line_prefix: PREFIX }, async (config) => {
       for (const [format, file] of [
         ['postgres-stderr', files.stderr],
         ['postgres-csv', files.csv],
@@ -90,9 +96,7 @@ describe('sequence errors written by a real server (English, no %e)', () => {
         const report = JSON.parse(result.stdout) as { scanned: { kinds: Record<string, number> } };
         expect(report.scanned.kinds, format).toEqual({ sequence_missing: 2, sequence_exhausted: 1 });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("replay leaves out what the daemon skips: a RAISE of an error's words, whose SQLSTATE (P0001) says it is not that error", async () => {
@@ -116,13 +120,7 @@ describe('sequence errors written by a real server (English, no %e)', () => {
       'the server wrote the RAISEs to csvlog',
       async () => existsSync(files.csv) && readFileSync(files.csv, 'utf8').includes('reached maximum value of sequence ""ticket_id_seq""'),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
-    try {
-      const config = join(dir, 'seqwatch.yaml');
-      writeFileSync(
-        config,
-        stringify({ database: { url: server.url }, sources: [{ path: files.csv, format: 'postgres-csv' }], audit: { path: join(dir, 'audit.jsonl') } }),
-      );
+    await withReplayConfig({ path: files.csv, format: 'postgres-csv' }, async (config) => {
       const result = await runCli('replay', '-c', config, files.csv, '--json');
       const report = JSON.parse(result.stdout) as { other_sqlstate: number; constraints: Array<{ constraint: string; kind: string; errors: number }> };
       // The real duplicate key error only (the first test's errors are of other names).
@@ -132,9 +130,7 @@ describe('sequence errors written by a real server (English, no %e)', () => {
       expect(report.other_sqlstate).toBe(2);
       const text = await runCli('replay', '-c', config, files.csv);
       expect(text.stdout).toContain('2 errors whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("replay of the stderr log: a STATEMENT line that quotes an error's words is its record's, not a line of another format", async () => {
@@ -157,19 +153,11 @@ describe('sequence errors written by a real server (English, no %e)', () => {
     await waitUntil('the server wrote the STATEMENT lines', async () =>
       readFileSync(files.stderr, 'utf8').includes(`STATEMENT:  INSERT INTO note VALUES (NULL, '${words}')`),
     );
-    const dir = mkdtempSync(join(tmpdir(), 'seqwatch-sequence-errors-'));
-    try {
-      const config = join(dir, 'seqwatch.yaml');
-      writeFileSync(
-        config,
-        stringify({ database: { url: server.url }, sources: [{ path: files.stderr, log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }),
-      );
+    await withReplayConfig({ path: files.stderr, log_line_prefix: PREFIX }, async (config) => {
       const result = await runCli('replay', '-c', config, files.stderr, '--json');
       expect(result.stderr).not.toContain('no postgres-stderr records');
       const report = JSON.parse(result.stdout) as { constraints: Array<{ constraint: string; errors: number }> };
       expect(report.constraints.find((c) => c.constraint === 'note_pkey')).toMatchObject({ errors: 1 });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
