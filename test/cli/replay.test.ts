@@ -104,7 +104,7 @@ describe('seqwatch replay', () => {
     expect(stdout).toMatch(
       /^ticket_pkey\s+3\s+2026-11-27 09:00:01.000 UTC\s+2026-11-27 09:10:00.000 UTC\s+public\.ticket\s+public\.ticket_id_seq\s+heal \(3 checks\)\s+BEHIND by 100$/m,
     );
-    expect(stdout).toMatch(/6 duplicate key errors on 4 constraints in 1 file\(s\)/);
+    expect(stdout).toMatch(/6 duplicate key errors on 4 constraints in 1 file,/);
     expect(stdout).toContain('1 errors of other databases ignored');
   });
 
@@ -321,7 +321,7 @@ describe('seqwatch replay', () => {
     });
     expect(rows.find((r) => r.constraint === 'ticket_pkey')).toMatchObject({ kind: 'unique_violation', errors: 1 });
     const { stdout: text } = await run(process.execPath, [CLI, 'replay', '-c', config, seqlog], { env: { ...process.env, NO_COLOR: '1' } });
-    expect(text).toMatch(/1 duplicate key errors on 1 constraints in 1 file\(s\).*; 4 other errors \(3 sequence_exhausted, 1 sequence_permission_denied\)/);
+    expect(text).toMatch(/\b1 duplicate key error on 1 constraint in 1 file,.*; 4 other errors \(3 sequence_exhausted, 1 sequence_permission_denied\)/);
   });
 
   // The field (stop 23): files given newest first (the help's own example, a shell glob) said
@@ -347,7 +347,7 @@ describe('seqwatch replay', () => {
       would: 'heal (5 checks)',
     });
     const { stdout: text } = await run(process.execPath, [CLI, 'replay', '-c', config, newer, middle, older], { env: { ...process.env, NO_COLOR: '1' } });
-    expect(text).toContain('in 3 file(s), read oldest first (rotated.log.2.gz, rotated.log.1, rotated.log)');
+    expect(text).toContain('in 3 files, read oldest first (rotated.log.2.gz, rotated.log.1, rotated.log)');
   });
 
   // The field (stop 26): a server whose log_timezone is not UTC writes `... CET` (and %n epoch
@@ -426,7 +426,7 @@ describe('seqwatch replay', () => {
       { file: missing, error: expect.stringMatching(/ENOENT/) },
     ]);
     // A field trial (stop 28): what the cut .gz held was counted in the rows, not in what was
-    // scanned ("in 0 file(s) (1 not read), 0.0 MiB scanned").
+    // scanned ("in 0 files (1 not read), 0.0 MiB scanned").
     const partly = report.unread[0].scanned_bytes as number;
     expect(partly).toBeGreaterThan(100_000);
     expect(report.scanned.bytes).toBe(statSync(log).size + partly);
@@ -434,7 +434,7 @@ describe('seqwatch replay', () => {
     expect(stderr).toContain(`${cut}: unexpected end of file after `);
     expect(stderr).toMatch(/ MiB \(decompressed\): what it held up to there is counted, the rest could not be read$/m);
     const { stdout: shown } = await run(process.execPath, [CLI, 'replay', '-c', config, missing, log, cut]).catch((error: { stdout: string }) => error);
-    expect(shown).toContain('in 2 file(s) (1 not read, 1 read in part: below)');
+    expect(shown).toContain('in 2 files (1 not read, 1 read in part: below)');
   });
 
   // The field (stop 23): a log the user may not read said EACCES and nothing more.

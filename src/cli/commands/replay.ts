@@ -18,7 +18,7 @@ import { printsSqlstate } from '../../formats/logLinePrefix.js';
 import { isEnglish } from '../../formats/severity.js';
 import { CommandFailure, EXIT } from '../exit.js';
 import { withoutFetchLoading } from '../fetchLoading.js';
-import { bold, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
+import { bold, counted, dim, green, printable, printableJson, Progress, red, table, yellow } from '../output.js';
 import { namesOtherDatabase } from '../../detect/otherDatabase.js';
 import { readDenial } from '../../util/readDenial.js';
 
@@ -461,7 +461,7 @@ async function replay(
   const uniqueNames = [...tallies.values()].filter((t) => t.kind === 'unique_violation').length;
   const others = Object.entries(routed).filter(([kind]) => kind !== 'unique_violation');
   process.stdout.write(
-    `\n${bold(`${routed.unique_violation ?? 0} duplicate key errors`)} on ${uniqueNames} constraints in ${files.length - notRead} file(s)${unreadSaid(notRead, unread.length - notRead)}` +
+    `\n${bold(counted(routed.unique_violation ?? 0, 'duplicate key error'))} on ${counted(uniqueNames, 'constraint')} in ${counted(files.length - notRead, 'file')}${unreadSaid(notRead, unread.length - notRead)}` +
       `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
