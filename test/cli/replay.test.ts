@@ -63,6 +63,7 @@ describe('seqwatch replay', () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, log, `${log}.1.gz`, '--json']);
     const report = JSON.parse(stdout);
     const row = (constraint: string) => report.constraints.find((r: { constraint: string }) => r.constraint === constraint);
+    expect(report).toMatchObject({ format: 'postgres-stderr', log_line_prefix: PREFIX });
     // 3 in the plain file, 2 in the compressed one; two bursts in the plain file, the gz one overlaps them.
     expect(row('ticket_pkey')).toMatchObject({ errors: 5, table: 'public.ticket', sequence: 'public.ticket_id_seq', now: 'BEHIND by 100' });
     expect(row('ticket_pkey').would).toMatch(/^heal \(\d checks?\)$/);
@@ -246,6 +247,8 @@ describe('seqwatch replay', () => {
     const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'postgres-json', json, '--json']);
     const report = JSON.parse(stdout);
     expect(report.constraints).toEqual([expect.objectContaining({ constraint: 'ticket_pkey', errors: 2, table: 'public.ticket' })]);
+    // The format read; a jsonlog has no log_line_prefix to report (a field trial's --json gave the config's).
+    expect(report).toMatchObject({ format: 'postgres-json', log_line_prefix: null });
   });
 
   // The field (stop 23): `zcat x.gz | replay -c C /dev/stdin` and `replay <(...)` failed (ESPIPE),

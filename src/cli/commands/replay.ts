@@ -103,7 +103,7 @@ async function replay(
   /** -c was not given: without the default config (logs copied to another machine), the defaults. */
   defaultConfig: boolean,
 ): Promise<void> {
-  const { DEFAULT_LOG_LINE_PREFIX, loadConfig, parseConfig } = await import('../../config/config.js');
+  const { DEFAULT_LOG_LINE_PREFIX, loadConfig, parseConfig, recordFormatOf } = await import('../../config/config.js');
   let config: Config;
   if (defaultConfig && !existsSync(options.config)) {
     config = parseConfig('sources: []\n', options.config);
@@ -420,7 +420,9 @@ async function replay(
           {
             files: ordered,
             database: db.name,
-            log_line_prefix: prefix,
+            format,
+            // Only where the records begin with it (a csvlog or jsonlog has none).
+            log_line_prefix: readsLogLinePrefix(recordFormatOf({ format, inner_format: innerFormat })) ? prefix : null,
             scanned: { ...totals, seconds, kinds },
             ...(unread.length > 0 ? { unread } : {}),
             other_database: otherDatabase,
