@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { LogTimes } from './logTimes.js';
 import { isGzip } from '../util/gzip.js';
@@ -73,6 +73,8 @@ async function firstTime(file: string, head: Buffer, options: FileOrderOptions):
 export async function readHead(file: string, bytes = HEAD_BYTES): Promise<Buffer> {
   // Standard input and pipes are read once, by their scan: nothing of them is read ahead.
   if (file === '-') return Buffer.alloc(0);
+  // Not opened unless a regular file: a named pipe opened and closed again would lose its writer.
+  if (!(await stat(file)).isFile()) return Buffer.alloc(0);
   const handle = await open(file, 'r');
   let raw: Buffer;
   try {

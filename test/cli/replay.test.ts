@@ -282,6 +282,12 @@ describe('seqwatch replay', () => {
       const { stdout } = await run('bash', ['-c', command]);
       expect(ticketErrors(stdout), command).toBe(3);
     }
+    // A named pipe (mkfifo), among other files, with threads: opened once. (Opened and closed again
+    // first, to order the files and choose threads, it lost its writer: replay waited for ever.)
+    const fifo = join(dir, 'named.fifo');
+    const named = `rm -f ${fifo}; mkfifo ${fifo}; (gzip -c ${log} > ${fifo} &); ${cli} --threads 2 ${fifo} ${log}`;
+    const { stdout } = await run('bash', ['-c', named], { timeout: 20_000 });
+    expect(ticketErrors(stdout), named).toBe(6);
   });
 
   // The field (stop 23): an exhausted sequence showed as a constraint "skip: no such index", and

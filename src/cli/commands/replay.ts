@@ -267,6 +267,8 @@ async function replay(
     // What auto chose for this file, and when it chose again: said on stderr once the file is read
     // (not under its progress bar), as the daemon logs it; not a problem (the report is whole).
     const choices: string[] = [];
+    /** The format auto chose last (its lines unread are said as that format's). */
+    let chosen: Format | undefined;
     const sayChoices = () => {
       for (const choice of choices.splice(0)) process.stderr.write(`seqwatch: ${choice}\n`);
     };
@@ -276,7 +278,10 @@ async function replay(
         logLinePrefix: prefix,
         format,
         ...(innerFormat ? { innerFormat } : {}),
-        onDetected: (chosen, inner) => choices.push(`${file}: ${detectedText(chosen, inner)}`),
+        onDetected: (detected, inner) => {
+          chosen = detected;
+          choices.push(`${file}: ${detectedText(detected, inner)}`);
+        },
         onMisread: (chosen, lines) => choices.push(misreadText(file, chosen, lines, "give --format the log's")),
         threads,
         ...(pool ? { pool } : {}),
@@ -323,7 +328,7 @@ async function replay(
     progress.done();
     sayChoices();
     addScanCounters(totals, counters);
-    if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, format, prefix));
+    if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, chosen ?? format, prefix));
     const told = await untold;
     if (told) problems.push(...untoldErrorsProblems(file, told, prefix));
     untoldFound ||= told?.noSqlstate !== undefined;
