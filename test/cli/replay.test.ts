@@ -223,6 +223,34 @@ describe('seqwatch replay', () => {
     }
   });
 
+  // The field (stop 32): a format read line by line hands a record on once its backend's next line
+  // comes (a sequence error is not decided by its first line), or at the file's end: out of the
+  // file's order. FIRST and LAST were the first and last handed on, here swapped.
+  it('a format read line by line: FIRST and LAST are the earliest and latest times, whatever order the records came in', async () => {
+    const entry = (time: string, pid: number, text: string) =>
+      JSON.stringify({ log: `2026-11-27 ${time} UTC [${pid}] app@${db.name} ${text}\n`, stream: 'stderr', time: `2026-11-27T${time}Z` });
+    const docker = join(dir, 'container-json.log');
+    writeFileSync(
+      docker,
+      [
+        // Backend 41 writes nothing more: its record is handed on at the file's end.
+        entry('10:00:00.000', 41, 'ERROR:  setval: value 10 is out of bounds for sequence "s_seq" (1..3)'),
+        entry('10:00:05.000', 42, 'ERROR:  setval: value 10 is out of bounds for sequence "s_seq" (1..3)'),
+        entry('10:00:06.000', 42, 'LOG:  statement: SELECT 1'),
+      ].join('\n') + '\n',
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'replay', '-c', config, '--format', 'docker-json', docker, '--json']);
+    expect(JSON.parse(stdout).constraints).toEqual([
+      expect.objectContaining({
+        constraint: 's_seq',
+        kind: 'setval_out_of_bounds',
+        errors: 2,
+        first: '2026-11-27 10:00:00.000 UTC',
+        last: '2026-11-27 10:00:05.000 UTC',
+      }),
+    ]);
+  });
+
   it('replays the other formats too: jsonlog, gzip-compressed', async () => {
     const entry = (time: string, constraint: string, dbname: string) =>
       JSON.stringify({

@@ -37,8 +37,16 @@ interface ConstraintTally {
   errors: number;
   /** Bursts further apart than the debounce window: each would have been one check. */
   checks: number;
+  /**
+   * The earliest and latest times of its errors (and where the earliest is), with their epochs: a
+   * format read line by line hands a record on once its backend's next line comes, or at the
+   * file's end, so not always in the file's order.
+   */
   first?: string;
+  firstEpoch?: number;
   last?: string;
+  latestEpoch?: number;
+  /** The time of the error counted last, which bursts are measured from (countError). */
   lastEpoch?: number;
   inBurst: number;
   where: string;
@@ -585,14 +593,31 @@ function tally(
     t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
     tallies.set(key, t);
   }
-  countError(t, incident.logTime ? times.gapEpochOf(incident.logTime) : NaN, windowMs);
-  t.first ??= incident.logTime;
-  t.last = incident.logTime;
+  const epoch = incident.logTime ? times.gapEpochOf(incident.logTime) : NaN;
+  countError(t, epoch, windowMs);
+  noteTime(t, incident.logTime, epoch, `${incident.source}@${incident.offset ?? 0}`);
   if (run) {
     for (let k = 0; k < run.count; k++) countError(t, run.epochs[k]!, windowMs);
-    t.last = run.lastTime;
+    if (run.count > 0) noteTime(t, run.lastTime, run.epochs[run.count - 1]!);
   }
   return named;
+}
+
+/**
+ * A tally's FIRST (and where it is) and LAST: the earliest and latest of its times. Without a
+ * parsable time (NaN), the first and last handed on, as before.
+ */
+function noteTime(t: ConstraintTally, time: string | undefined, epoch: number, where?: string): void {
+  if (time === undefined) return;
+  if (t.first === undefined || epoch < t.firstEpoch!) {
+    t.first = time;
+    t.firstEpoch = epoch;
+    if (where !== undefined) t.where = where;
+  }
+  if (t.last === undefined || !(epoch < t.latestEpoch!)) {
+    t.last = time;
+    t.latestEpoch = epoch;
+  }
 }
 
 /** One more error in a tally, at `epoch` (NaN: no time), into its bursts. */
