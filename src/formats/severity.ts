@@ -133,6 +133,36 @@ export const TRANSLATED_SECONDARY_MARKERS: Readonly<Record<string, string>> = {
   '位置:  ': 'LOCATION',
 };
 
+/**
+ * How the LOG messages of log_statement and log_min_duration_statement begin on a translated
+ * server (`statement: `, `duration: `), from the same catalogs: a busy log's first lines say its
+ * language with them before any error does (replay: a log whose errors, without %e, it cannot
+ * recognise; untoldErrors). test/formats/languages.test.ts checks them against the catalogs.
+ */
+export const TRANSLATED_LOG_STARTS: readonly string[] = [
+  'Anweisung: ',
+  'Dauer: ',
+  'sentencia: ',
+  'duración: ',
+  'instruction : ',
+  'durée : ',
+  'istruzione: ',
+  'durata: ',
+  '文: ',
+  '期間: ',
+  'ოპერატორი: ',
+  'ხანგრძლივობა: ',
+  '명령 구문: ',
+  '실행시간: ',
+  'оператор: ',
+  'продолжительность: ',
+  'sats: ',
+  'varaktighet ',
+  'тривалість: ',
+  '语句: ',
+  '执行时间: ',
+];
+
 /** English severities (the words error_severity() prints; DEBUG1-5 are printed as DEBUG). */
 export const ENGLISH_SEVERITIES = ['DEBUG', 'INFO', 'NOTICE', 'WARNING', 'ERROR', 'LOG', 'FATAL', 'PANIC'] as const;
 /** English markers of a message's further lines. */

@@ -1,11 +1,13 @@
 import { detectIncident, TRANSLATED_UNIQUE_VIOLATIONS } from '../detect/detectIncident.js';
-import { compileLogLinePrefix, markerOf } from '../formats/logLinePrefix.js';
-import { severityMarkers } from '../formats/severity.js';
+import { compileLogLinePrefix, markerOf, printsSqlstate } from '../formats/logLinePrefix.js';
+import { severityMarkers, TRANSLATED_LOG_STARTS } from '../formats/severity.js';
 import { StderrPrefixParser } from '../formats/StderrPrefixParser.js';
 import { readHead } from './fileOrder.js';
 
 /** What is looked at of each file: a log's language is the same throughout, unless lc_messages changed. */
 export const UNTOLD_HEAD_BYTES = 1024 * 1024;
+/** What of it is read line by line for the language its records are written in (a few hundred records). */
+const LANGUAGE_HEAD_BYTES = 64 * 1024;
 /**
  * The needles, as the log's bytes hold them, each with its first byte that is not ASCII (Italian's
  * has none): a head without that byte (an English log's) cannot hold the needle, and a search for
@@ -22,6 +24,12 @@ export interface UntoldErrors {
   noSqlstate?: Found;
   /** Error lines the prefix does not match (the server's prefix changed while the file was written). */
   unmatched?: Found;
+  /**
+   * Without %e and without those: records written in another language (a translated marker, a
+   * statement's or duration's LOG in its words) among the file's first records. Its errors, further
+   * on, would be none of detection's either: a report of none must not look healthy.
+   */
+  translated?: Found;
 }
 
 interface Found {
@@ -44,10 +52,52 @@ const ERROR_MARKERS = severityMarkers()
  * English ones are counted by the scan, unreadableLinesProblem). Looked for in the file's first MiB
  * (decompressed), each line holding a translated message read by the daemon's parser: the error's
  * own line, not a statement that quotes it, and not a verbose message (its SQLSTATE before the
- * text: recognised). Undefined when there are none.
+ * text: recognised). Without either, and without %e: whether the file's first records are written
+ * in another language (translatedIn), its errors further on then not recognised either. Undefined
+ * when there is nothing to say.
  */
 export async function untoldErrors(file: string, logLinePrefix: string): Promise<UntoldErrors | undefined> {
   const head = await readHead(file, UNTOLD_HEAD_BYTES).catch(() => Buffer.alloc(0));
+  const untold = errorsIn(head, file, logLinePrefix);
+  if (untold || printsSqlstate(logLinePrefix)) return untold;
+  const translated = translatedIn(head.subarray(0, LANGUAGE_HEAD_BYTES), logLinePrefix);
+  return translated && { translated };
+}
+
+/**
+ * The records among `head`'s lines written in another language: their marker translated
+ * (`FEHLER:  `, `ANWEISUNG:  `), or a LOG of a statement or duration in its words (`Anweisung: `),
+ * with the first one's marker and words (no statement text). None when the records carry their
+ * SQLSTATE in a verbose message (`FEHLER:  23505: `): detection recognises them by it.
+ */
+function translatedIn(head: Buffer, logLinePrefix: string): Found | undefined {
+  const matcher = compileLogLinePrefix(logLinePrefix);
+  let found: Found | undefined;
+  for (let start = 0; start < head.length;) {
+    const newline = head.indexOf(NEWLINE, start);
+    // The last line, cut short by the head's end: left out.
+    if (newline === -1) break;
+    const groups = matcher.exec(head.toString('utf8', start, Math.min(newline, start + 4096)))?.groups;
+    start = newline + 1;
+    const marker = groups && markerOf(groups);
+    if (!marker) continue;
+    if (VERBOSE.test(marker.message)) return undefined;
+    // The marker as printed: the separator's spaces past it belong to the message (markerOf).
+    const separator = groups.separator ?? '';
+    const printed = `${groups.severity ?? ''}${separator.slice(0, separator.length - (marker.message.length - (groups.message ?? '').length))}`;
+    const words = marker.severity === 'LOG' ? TRANSLATED_LOG_STARTS.find((text) => marker.message.startsWith(text)) : undefined;
+    if (groups.severity === marker.severity && words === undefined) continue;
+    found ??= { errors: 0, sample: `${printed}${words ?? ''}` };
+    found.errors++;
+  }
+  return found;
+}
+
+/** A verbose message's SQLSTATE before its text (log_error_verbosity = verbose). */
+const VERBOSE = /^[0-9A-Z]{5}: /;
+
+/** untoldErrors's noSqlstate and unmatched, among `head`'s lines. */
+function errorsIn(head: Buffer, file: string, logLinePrefix: string): UntoldErrors | undefined {
   const lineStarts = new Set<number>();
   const holds = new Map<number, boolean>();
   for (const { bytes, lead } of TEXTS) {

@@ -251,6 +251,30 @@ describe('seqwatch replay', () => {
     ]);
   });
 
+  // The field (stop 32): a German server's stderr log without %e, its errors after its first MiB
+  // (a busy log_statement log), replayed once the server spoke English again: "0 duplicate key
+  // errors", nothing said, exit 0. Its first records' words say the language.
+  it('a log in another language, without %e, its errors past its first MiB: said, from its first records, and it ends 1', async () => {
+    const german = join(dir, 'de-late.log');
+    const at = (pid: number, text: string) => `2026-12-04 18:05:44.639 UTC [${pid}] postgres@${db.name} ${text}\n`;
+    writeFileSync(
+      german,
+      at(16678, 'LOG:  Anweisung: select pg_rotate_logfile()') +
+        at(16684, "LOG:  Anweisung: SELECT 'padding padding padding padding padding padding padding padding padding padding' AS p;").repeat(8000) +
+        at(16709, 'FEHLER:  doppelter Schlüsselwert verletzt Unique-Constraint »ticket_pkey«') +
+        at(16709, 'DETAIL:  Schlüssel »(id)=(1)« existiert bereits.') +
+        at(16711, 'FEHLER:  nextval: Maximalwert von Sequenz »tiny_id_seq« erreicht (3)'),
+    );
+    const failed = await run(process.execPath, [CLI, 'replay', '-c', config, german]).catch((error: { code: number; stdout: string; stderr: string }) => error);
+    expect(failed).toMatchObject({ code: 1 });
+    const { stdout, stderr } = failed as { stdout: string; stderr: string };
+    expect(stdout).toMatch(/^0 duplicate key errors/m);
+    expect(stderr).toContain(
+      `seqwatch: ${german}: its first records are written in another language (the first begins "LOG:  Anweisung: "), and log_line_prefix "${PREFIX}" has no %e:`,
+    );
+    expect(stderr).toContain('this report may miss them');
+  });
+
   it('replays the other formats too: jsonlog, gzip-compressed', async () => {
     const entry = (time: string, constraint: string, dbname: string) =>
       JSON.stringify({

@@ -25,8 +25,8 @@ function hasLocale(name: string): boolean {
 }
 
 const LANGUAGES = [
-  { lc: 'de_DE.UTF-8', error: 'FEHLER', unique: 'doppelter Schlüsselwert verletzt Unique-Constraint »' },
-  { lc: 'fr_FR.UTF-8', error: 'ERREUR', unique: "la valeur d'une clé dupliquée rompt la contrainte unique « " },
+  { lc: 'de_DE.UTF-8', error: 'FEHLER', statement: 'ANWEISUNG:  ', unique: 'doppelter Schlüsselwert verletzt Unique-Constraint »' },
+  { lc: 'fr_FR.UTF-8', error: 'ERREUR', statement: 'INSTRUCTION :  ', unique: "la valeur d'une clé dupliquée rompt la contrainte unique « " },
 ] as const;
 const PREFIX = '%m [%p] %e %q%u@%d ';
 
@@ -224,16 +224,18 @@ describe.runIf(findSystemBinaries())('translated servers, end to end', () => {
             `${log}: 1 duplicate key error(s) in another language among its first MiB are no records with log_line_prefix "${PREFIX}"`,
           );
           expect(unmatched.code).toBe(1);
-          // A log of this server without such an error at its head (the errors of a day come later): the server's lc_messages says it.
+          // A log of this server without such an error at its head (the errors of a day come later):
+          // its first records' words say its language (the RAISE's STATEMENT line, as the server writes it).
+          const lines = readFileSync(log, 'utf8').split('\n');
           const quiet = join(dir, 'quiet.log');
-          writeFileSync(
-            quiet,
-            readFileSync(log, 'utf8')
-              .split('\n')
-              .filter((line) => line.includes('untold_end'))
-              .join('\n') + '\n',
-          );
-          const told = await runCli('replay', '-c', config, quiet);
+          writeFileSync(quiet, lines.filter((line) => line.includes('untold_end')).join('\n') + '\n');
+          const said = await runCli('replay', '-c', config, quiet);
+          expect(said.stderr).toContain(`${quiet}: its first records are written in another language (the first begins "${language.statement}")`);
+          expect(said.code).toBe(1);
+          // Nor those (only the RAISE's own words): the server's lc_messages says it.
+          const quieter = join(dir, 'quieter.log');
+          writeFileSync(quieter, lines.filter((line) => line.includes('untold_end') && !line.includes('RAISE')).join('\n') + '\n');
+          const told = await runCli('replay', '-c', config, quieter);
           expect(told.stderr).toContain(
             `the server's lc_messages is '${language.lc}': it writes its errors in another language, and log_line_prefix "${prefix}" has no %e`,
           );

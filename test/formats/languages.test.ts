@@ -5,7 +5,13 @@ import { detectIncident, type Incident } from '../../src/detect/detectIncident.j
 import { createParser, type Format } from '../../src/formats/createParser.js';
 import type { LogRecord } from '../../src/formats/LogRecord.js';
 import { markerOf } from '../../src/formats/logLinePrefix.js';
-import { ENGLISH_SEVERITIES, SECONDARY_SEVERITIES, TRANSLATED_SECONDARY_MARKERS, TRANSLATED_SEVERITIES } from '../../src/formats/severity.js';
+import {
+  ENGLISH_SEVERITIES,
+  SECONDARY_SEVERITIES,
+  TRANSLATED_LOG_STARTS,
+  TRANSLATED_SECONDARY_MARKERS,
+  TRANSLATED_SEVERITIES,
+} from '../../src/formats/severity.js';
 import { postgresCatalogs } from '../helpers/messageCatalogs.js';
 
 function records(format: Format, prefix: string, lines: string[]): LogRecord[] {
@@ -102,6 +108,11 @@ describe('translated servers', () => {
       }
       const location = catalog.messages.get('LOCATION:  %s, %s:%d\n');
       if (location) expect(TRANSLATED_SECONDARY_MARKERS[location.split('%s')[0]!], `${catalog.language}: LOCATION`).toBe('LOCATION');
+      // log_statement's and log_min_duration_statement's LOG messages, up to what they print.
+      for (const msgid of ['statement: %s', 'duration: %s ms']) {
+        const translated = catalog.messages.get(msgid);
+        if (translated) expect(TRANSLATED_LOG_STARTS, `${catalog.language}: ${msgid}`).toContain(translated.split('%s')[0]);
+      }
     }
   });
 

@@ -59,4 +59,23 @@ describe('untoldErrors: duplicate key errors in another language that a prefix w
     expect(await untoldErrors(file('late.log', late), PREFIX)).toBeUndefined();
     expect(await untoldErrors(join(dir, 'gone.log'), PREFIX)).toBeUndefined();
   });
+
+  // The field (stop 32): a German server's log without %e whose errors came after its first MiB
+  // (a busy log_statement log), replayed once the server spoke English again: a clean report of 0.
+  // Its first lines say the language all the same.
+  it("a log in another language without such an error at its head: its first records' words say so (markers, a statement's or duration's LOG)", async () => {
+    const statement = (pid: number) => line(pid, "LOG:  Anweisung: SELECT 'padding' AS p;");
+    const late = statement(1).repeat(Math.ceil(UNTOLD_HEAD_BYTES / 80)) + line(2, GERMAN);
+    expect(await untoldErrors(file('de-late.log', late), PREFIX)).toEqual({ translated: { errors: expect.any(Number), sample: 'LOG:  Anweisung: ' } });
+    expect(
+      await untoldErrors(file('fr-warn.log', line(3, "ATTENTION:  il n'y a pas de transaction en cours") + line(4, 'LOG:  durée : 0.1 ms')), PREFIX),
+    ).toMatchObject({
+      translated: { errors: 2, sample: 'ATTENTION:  ' },
+    });
+    // English, or a prefix with %e (the SQLSTATE recognises any language): nothing to say.
+    expect(
+      await untoldErrors(file('en.log', line(5, 'LOG:  statement: SELECT 1') + line(6, 'WARNING:  there is no transaction in progress')), PREFIX),
+    ).toBeUndefined();
+    expect(await untoldErrors(file('de-e.log', late.replaceAll('app@gotrs', '00000 app@gotrs')), '%m [%p] %e %q%u@%d ')).toBeUndefined();
+  });
 });

@@ -339,7 +339,7 @@ async function replay(
     if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, chosen ?? format, prefix));
     const told = await untold;
     if (told) problems.push(...untoldErrorsProblems(file, told, prefix));
-    untoldFound ||= told?.noSqlstate !== undefined;
+    untoldFound ||= told?.noSqlstate !== undefined || told?.translated !== undefined;
   }
   const seconds = (Date.now() - started) / 1000;
   // The database is chosen by now (or why it could not be is thrown), its first incidents routed.
@@ -551,14 +551,20 @@ function unreadableLinesProblem(file: string, counters: ScanCounters, format: Fo
 /** The fix for a translated server's log without SQLSTATE (both problems that say so). */
 const ADD_SQLSTATE = "add %e to log_line_prefix (on the server and in the config), or set lc_messages = 'C' on the server";
 
-/** Duplicate key errors in another language that replay could not count: no SQLSTATE (no %e), or lines of another prefix. */
-function untoldErrorsProblems(file: string, { noSqlstate, unmatched }: UntoldErrors, prefix: string): string[] {
+/** Duplicate key errors in another language that replay could not count: no SQLSTATE (no %e), or lines of another prefix; or a log in another language without %e. */
+function untoldErrorsProblems(file: string, { noSqlstate, unmatched, translated }: UntoldErrors, prefix: string): string[] {
   const problems: string[] = [];
   if (noSqlstate)
     problems.push(
       `${file}: ${noSqlstate.errors} duplicate key error(s) in another language among its first MiB ` +
-        `(the first: ${printable(JSON.stringify(noSqlstate.sample))}), not counted: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
+        `(the first: ${printable(JSON.stringify(noSqlstate.sample))}), not counted, nor its sequence errors in that language: log_line_prefix ${JSON.stringify(prefix)} has no %e, ` +
         `and a translated message is recognised by its SQLSTATE only; ${ADD_SQLSTATE}`,
+    );
+  if (translated)
+    problems.push(
+      `${file}: its first records are written in another language (the first begins ${printable(JSON.stringify(translated.sample))}), ` +
+        `and log_line_prefix ${JSON.stringify(prefix)} has no %e: its duplicate key and sequence errors in that language are not recognised ` +
+        `(a translated message is, by its SQLSTATE only), so this report may miss them; ${ADD_SQLSTATE}`,
     );
   if (unmatched)
     problems.push(
