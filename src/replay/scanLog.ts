@@ -66,9 +66,9 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
   let lineByLine = false;
   const read = () => createReadStream(file, { highWaterMark: 1024 * 1024 });
   /** Not a regular file (a pipe: /dev/stdin, <(zcat ...), a named pipe): opened once, read once, as a stream, below. */
-  let pipe: FileHandle | undefined;
+  let pipe: FileHandle | number | undefined;
   // The path's kind before it is opened: a named pipe opened and closed again would lose its writer.
-  if (file !== STDIN && !(await stat(file)).isFile()) pipe = await open(file, 'r');
+  if (file !== STDIN && !(await stat(file)).isFile()) pipe = await openPipe(file);
   else if (file !== STDIN) {
     const handle = await open(file, 'r');
     try {
@@ -106,7 +106,14 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
     }
   }
   // A stream: a gzip-compressed file, standard input, a pipe (each decompressed when it begins like gzip).
-  const raw = file === STDIN ? process.stdin : pipe ? pipe.createReadStream({ highWaterMark: 1024 * 1024 }) : read();
+  const raw =
+    file === STDIN
+      ? process.stdin
+      : typeof pipe === 'number'
+        ? createReadStream('', { fd: pipe, highWaterMark: 1024 * 1024 })
+        : pipe
+          ? pipe.createReadStream({ highWaterMark: 1024 * 1024 })
+          : read();
   const stream = plainOrGunzipped(raw, file === STDIN || size === undefined ? undefined : read);
   const progress = () => size !== undefined && options.onProgress?.((raw as { bytesRead?: number }).bytesRead ?? 0, size);
   if (named === 'auto' && !lineByLine) {
@@ -248,6 +255,23 @@ async function headOf(stream: AsyncIterable<Buffer>): Promise<{ head: Buffer; wh
     if (!whole) for (let next = await parts.next(); !next.done; next = await parts.next()) yield next.value;
   })();
   return { head: Buffer.concat(read), whole: whole && !failure, rest };
+}
+
+/**
+ * A path that is no regular file (a pipe), opened: or, for /dev/stdin, /dev/fd/N or
+ * /proc/self/fd/N that it may not open (a pipe of another user's shell: `zcat x.gz | sudo -u opr
+ * seqwatch replay /dev/stdin`, a pipe being its creator's, mode 0600), the descriptor it names,
+ * which this process has already.
+ */
+async function openPipe(file: string): Promise<FileHandle | number> {
+  try {
+    return await open(file, 'r');
+  } catch (error) {
+    const inherited = /^\/(?:dev\/(?:stdin|fd\/(\d+))|proc\/self\/fd\/(\d+))$/.exec(file);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!inherited || (code !== 'EACCES' && code !== 'EPERM')) throw error;
+    return Number(inherited[1] ?? inherited[2] ?? 0);
+  }
 }
 
 /** The log named `-` is standard input. */

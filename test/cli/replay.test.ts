@@ -525,6 +525,28 @@ describe('seqwatch replay', () => {
     }
   });
 
+  // The field (stop 32): `zcat x.gz | sudo -u opr seqwatch replay /dev/stdin` said EACCES (the pipe is
+  // root's, mode 0600) and advised `usermod -aG root opr`. The descriptor is the process's already.
+  it.runIf(isRoot)("a pipe of another user's shell under a path (/dev/stdin, /dev/fd/N): read from the descriptor it has", async () => {
+    const user = await createServiceUser();
+    const open = mkdtempSync(join(tmpdir(), 'seqwatch-replay-pipe-'));
+    try {
+      chmodSync(open, 0o755);
+      const cfg = join(open, 'seqwatch.yaml');
+      writeFileSync(cfg, readFileSync(config));
+      const cli = `runuser -u ${user.name} -- ${process.execPath} ${CLI} replay -c ${cfg} --json`;
+      for (const command of [`gzip -c ${log} | ${cli} /dev/stdin`, `${cli} /dev/fd/5 5< <(gzip -c ${log})`]) {
+        const { stdout } = await run('bash', ['-c', command], { cwd: '/' });
+        expect(
+          JSON.parse(stdout).constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey'),
+          command,
+        ).toMatchObject({ errors: 3 });
+      }
+    } finally {
+      await user.remove();
+    }
+  });
+
   // Issue 16 item 11: forged names by the hundred thousand (any database user can RAISE them). Before,
   // 1,000,000 names took 834 MiB and more than 240 s (one record and one catalog query per name).
   it('a flood of distinct forged names: bounded memory, batched lookups, the rest counted', async () => {
