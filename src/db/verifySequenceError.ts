@@ -84,6 +84,23 @@ interface Row {
   column_q: string | null;
 }
 
+const RELATIONS_NAMED_SQL = `
+SELECT w.name FROM unnest($1::text[]) AS w(name)
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relname = w.name OR n.nspname || '.' || c.relname = w.name)`;
+
+/**
+ * Which of `names` (as a missing sequence's record gives them: a name, or schema.name) name a
+ * relation now: of a sequence_missing the catalog does not confirm, whether that is why (the
+ * sequence is back) or no table has a column it would feed.
+ */
+export async function relationsNamed(db: Queryable, names: string[]): Promise<Set<string>> {
+  const askable = names.filter((name) => name.length > 0 && name.length <= 200 && !name.includes('\u0000'));
+  if (askable.length === 0) return new Set();
+  const { rows } = await db.query<{ name: string }>(RELATIONS_NAMED_SQL, [askable]);
+  return new Set(rows.map((row) => row.name));
+}
+
 /** How verifySequenceErrors' answers are keyed: the kind and the name asked about. */
 export const sequenceErrorKey = (kind: SequenceErrorKind, name: string) => `${kind}\u0000${name}`;
 const key = sequenceErrorKey;

@@ -10,6 +10,12 @@ import type { Incident } from '../detect/detectIncident.js';
  * what comes from a log is quoted (JSON.stringify) or a number.
  */
 
+/** Why the catalog does not confirm a missing sequence, each apart (replay asks which: relationsNamed). */
+export const MISSING_UNVERIFIED = {
+  exists: 'a relation of that name exists',
+  unfed: 'no table has a column that sequence would feed',
+} as const;
+
 /**
  * What each of the runbook's other sequence errors means, what a person should do (written from
  * the catalog's names only, never from the log's text), and what the catalog must show for it to
@@ -31,7 +37,7 @@ export const SEQUENCE_ERROR_ADVICE: Record<SequenceErrorKind, { reason: string; 
     advice: (v) =>
       `sequence ${v.sequence} does not exist, and ${v.table}.${v.columnQuoted} is the column it would feed: a dropped or never restored sequence (a partial pg_restore?). ` +
       `Recreate it (CREATE SEQUENCE ${v.sequence} OWNED BY ${v.table}.${v.columnQuoted}; ALTER TABLE ${v.table} ALTER COLUMN ${v.columnQuoted} SET DEFAULT nextval(${sqlLiteral(v.sequence)}); then seqwatch fix --table ${v.table})`,
-    unverified: 'a relation of that name exists, or no table has a column that sequence would feed',
+    unverified: `${MISSING_UNVERIFIED.exists}, or ${MISSING_UNVERIFIED.unfed}`,
   },
   sequence_permission_denied: {
     reason: 'sequence_permission_denied',

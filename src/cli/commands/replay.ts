@@ -168,11 +168,13 @@ async function replay(
   const verified = new Map<string, VerifiedSequenceError[]>();
   let lookupFailed: Error | undefined;
   let verifyFailed: Error | undefined;
+  /** Of a missing sequence the catalog does not confirm, why (advice.ts's MISSING_UNVERIFIED). */
+  const missingWhy = new Map<string, 'exists' | 'unfed'>();
   let working: Promise<void> | undefined;
   const catalogWork = () => {
     working ??= (async () => {
       const unreachable = await reachable;
-      const [, { resolveIndexes }, { assess, checkSequences }, { verifySequenceErrors }] = await loading;
+      const [, { resolveIndexes }, { assess, checkSequences }, { verifySequenceErrors, relationsNamed, sequenceErrorKey }] = await loading;
       if (unreachable) throw unreachable;
       while (!lookupFailed) {
         if (toLookUp.length > 0) {
@@ -189,6 +191,15 @@ async function replay(
           const asked = toVerify.splice(0);
           try {
             for (const [key, found] of await verifySequenceErrors(db!, asked)) verified.set(key, found);
+            // A missing sequence it does not confirm: which of the two reasons (MISSING_UNVERIFIED).
+            const unconfirmed = asked.filter(({ kind, name }) => kind === 'sequence_missing' && verified.get(sequenceErrorKey(kind, name))?.length === 0);
+            if (unconfirmed.length > 0) {
+              const named = await relationsNamed(
+                db!,
+                unconfirmed.map(({ name }) => name),
+              );
+              for (const { name } of unconfirmed) missingWhy.set(name, named.has(name) ? 'exists' : 'unfed');
+            }
           } catch (error) {
             verifyFailed ??= error as Error;
           }
@@ -352,7 +363,7 @@ async function replay(
     );
   }
 
-  const [{ exitLeavingConnections }, , , { sequenceErrorKey }, { SEQUENCE_ERROR_ADVICE }] = await loading;
+  const [{ exitLeavingConnections }, , , { sequenceErrorKey }, { SEQUENCE_ERROR_ADVICE, MISSING_UNVERIFIED }] = await loading;
   // What is still waiting (and the work under way) done.
   while (working || (!lookupFailed && toLookUp.length + toCheck.length + toVerify.length > 0)) {
     if (!working) catalogWork();
@@ -373,8 +384,16 @@ async function replay(
         continue;
       }
       const found = verified.get(sequenceErrorKey(t.kind, t.constraint)) ?? [];
-      if (found.length === 0)
-        rows.push({ ...base, table: null, sequence: null, would: `skip: not verified: ${SEQUENCE_ERROR_ADVICE[t.kind].unverified}`, now: null });
+      if (found.length === 0) {
+        const why = t.kind === 'sequence_missing' ? missingWhy.get(t.constraint) : undefined;
+        rows.push({
+          ...base,
+          table: null,
+          sequence: null,
+          would: `skip: not verified: ${why ? MISSING_UNVERIFIED[why] : SEQUENCE_ERROR_ADVICE[t.kind].unverified}`,
+          now: null,
+        });
+      }
       for (const f of found)
         rows.push({
           ...base,
