@@ -39,6 +39,11 @@ export interface ScanOptions {
    * incidents come out in the file's order.
    */
   threads?: number;
+  /**
+   * Told a pipe's first MiB (decompressed; standard input, /dev/stdin, a named pipe: what cannot be
+   * read ahead by the path), before its scan: replay's untoldErrors looks at it.
+   */
+  onPipeHead?(head: Buffer): void;
   /** Workers started before (threadsFor), used for every file; without them each parallel scan starts its own. */
   pool?: ScanThreads;
   /** Stops the scan (between chunks): it then throws the signal's reason. */
@@ -114,18 +119,23 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
         : pipe
           ? pipe.createReadStream({ highWaterMark: 1024 * 1024 })
           : read();
-  const stream = plainOrGunzipped(raw, file === STDIN || size === undefined ? undefined : read);
+  const once = file === STDIN || size === undefined;
+  let stream: AsyncIterable<Buffer> = plainOrGunzipped(raw, once ? undefined : read);
   const progress = () => size !== undefined && options.onProgress?.((raw as { bytesRead?: number }).bytesRead ?? 0, size);
+  // A pipe's first bytes, which nothing else may read ahead: for auto, and for the caller (onPipeHead).
+  const wanted = once && options.onPipeHead ? PIPE_HEAD : named === 'auto' && !lineByLine ? AUTO_HEAD : 0;
+  const { head, whole, rest } = wanted > 0 ? await headOf(stream, wanted) : { head: Buffer.alloc(0), whole: false, rest: stream };
+  stream = rest;
+  if (once) options.onPipeHead?.(head.subarray(0, PIPE_HEAD));
   if (named === 'auto' && !lineByLine) {
-    const { head, whole, rest } = await headOf(stream);
     const format = await autoChoice(head, whole, options);
     // Read again from its start only if a file (a pipe is read once).
-    const again = file === STDIN || size === undefined ? undefined : () => plainOrGunzipped(read(), read);
+    const again = once ? undefined : () => plainOrGunzipped(read(), read);
     if (format)
       return asChosen(file, named, format, options, again, (onIncident) =>
-        scanStream(rest, { format, logLinePrefix: options.logLinePrefix, source: file }, onIncident, progress, options.signal),
+        scanStream(stream, { format, logLinePrefix: options.logLinePrefix, source: file }, onIncident, progress, options.signal),
       );
-    return scanEveryLine(rest, file, named, options, progress);
+    return scanEveryLine(stream, file, named, options, progress);
   }
   if (isScannedFormat(named))
     return scanStream(stream, { format: named, logLinePrefix: options.logLinePrefix, source: file }, options.onIncident, progress, options.signal);
@@ -137,6 +147,8 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
  * the first line it recognises among its first 50).
  */
 const AUTO_HEAD = 256 * 1024;
+/** What of a pipe is handed to onPipeHead: replay's untoldErrors looks at a log's first MiB. */
+const PIPE_HEAD = 1024 * 1024;
 /**
  * What a scan for auto holds back at most, so that the log can be read again line by line instead
  * (asChosen): runs of repeats count one each (a busy GiB gives ~800).
@@ -228,15 +240,15 @@ function heldBack(sink: IncidentSink, limit: number): { sink: IncidentSink; rele
   };
 }
 
-/** A stream's first AUTO_HEAD bytes (all of them: `whole`), and the stream again from its start. */
-async function headOf(stream: AsyncIterable<Buffer>): Promise<{ head: Buffer; whole: boolean; rest: AsyncIterable<Buffer> }> {
+/** A stream's first `bytes` (all of them: `whole`; a part or so more), and the stream again from its start. */
+async function headOf(stream: AsyncIterable<Buffer>, bytes: number): Promise<{ head: Buffer; whole: boolean; rest: AsyncIterable<Buffer> }> {
   const parts = stream[Symbol.asyncIterator]();
   const read: Buffer[] = [];
   let length = 0;
   let whole = false;
   let failure: { error: unknown } | undefined;
   try {
-    while (length < AUTO_HEAD) {
+    while (length < bytes) {
       const next = await parts.next();
       if (next.done) {
         whole = true;

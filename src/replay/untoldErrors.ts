@@ -57,7 +57,11 @@ const ERROR_MARKERS = severityMarkers()
  * when there is nothing to say.
  */
 export async function untoldErrors(file: string, logLinePrefix: string): Promise<UntoldErrors | undefined> {
-  const head = await readHead(file, UNTOLD_HEAD_BYTES).catch(() => Buffer.alloc(0));
+  return untoldErrorsIn(await readHead(file, UNTOLD_HEAD_BYTES).catch(() => Buffer.alloc(0)), file, logLinePrefix);
+}
+
+/** untoldErrors of a log's first UNTOLD_HEAD_BYTES (a pipe's, which its scan hands on: scanLog's onPipeHead). */
+export function untoldErrorsIn(head: Buffer, file: string, logLinePrefix: string): UntoldErrors | undefined {
   const untold = errorsIn(head, file, logLinePrefix);
   if (untold || printsSqlstate(logLinePrefix)) return untold;
   const translated = translatedIn(head.subarray(0, LANGUAGE_HEAD_BYTES), logLinePrefix);

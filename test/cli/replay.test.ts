@@ -273,6 +273,14 @@ describe('seqwatch replay', () => {
       `seqwatch: ${german}: its first records are written in another language (the first begins "LOG:  Anweisung: "), and log_line_prefix "${PREFIX}" has no %e:`,
     );
     expect(stderr).toContain('this report may miss them');
+    // Through a pipe (nothing of it read ahead): its first MiB, as its scan reads it.
+    const piped = await run('bash', ['-c', `cat ${german} | ${process.execPath} ${CLI} replay -c ${config} -`]).catch(
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(piped).toMatchObject({ code: 1 });
+    expect((piped as { stderr: string }).stderr).toContain(
+      'seqwatch: -: its first records are written in another language (the first begins "LOG:  Anweisung: ")',
+    );
   });
 
   it('replays the other formats too: jsonlog, gzip-compressed', async () => {

@@ -281,8 +281,11 @@ async function replay(
   for (const file of ordered) {
     const progress = new Progress(basename(file));
     // Looked for in the file's first MiB while the scan runs.
-    const untold = format === 'postgres-stderr' ? import('../../replay/untoldErrors.js').then((m) => m.untoldErrors(file, prefix)) : undefined;
+    const untoldModule = format === 'postgres-stderr' ? import('../../replay/untoldErrors.js') : undefined;
+    const untold = untoldModule?.then((m) => m.untoldErrors(file, prefix));
     untold?.catch(() => {});
+    /** A pipe's first MiB, which its scan hands on (the path cannot be read ahead): looked at after it. */
+    let pipeHead: Buffer | undefined;
     // What auto chose for this file, and when it chose again: said on stderr once the file is read
     // (not under its progress bar), as the daemon logs it; not a problem (the report is whole).
     const choices: string[] = [];
@@ -302,6 +305,7 @@ async function replay(
           choices.push(`${file}: ${detectedText(detected, inner)}`);
         },
         onMisread: (chosen, lines) => choices.push(misreadText(file, chosen, lines, "give --format the log's")),
+        ...(untoldModule ? { onPipeHead: (head: Buffer) => (pipeHead = head) } : {}),
         threads,
         ...(pool ? { pool } : {}),
         signal: stop.signal,
@@ -348,7 +352,7 @@ async function replay(
     sayChoices();
     addScanCounters(totals, counters);
     if (counters.unreadable > 0) problems.push(unreadableLinesProblem(file, counters, chosen ?? format, prefix));
-    const told = await untold;
+    const told = (await untold) ?? (pipeHead && (await untoldModule)?.untoldErrorsIn(pipeHead, file, prefix));
     if (told) problems.push(...untoldErrorsProblems(file, told, prefix));
     untoldFound ||= told?.noSqlstate !== undefined || told?.translated !== undefined;
   }
