@@ -28,7 +28,8 @@ function describeOwner(path: string): { toString(): string; group: string | unde
     const info = statSync(path);
     const group = groupName(info.gid);
     const text = `mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')}, owner ${userName(info.uid)}:${group}`;
-    return { toString: () => text, group: /^\d+$/.test(group) ? undefined : group };
+    // A group that may not read it (mode 0600) is no way in: not named as one.
+    return { toString: () => text, group: /^\d+$/.test(group) || (info.mode & 0o040) === 0 ? undefined : group };
   } catch {
     return undefined;
   }

@@ -540,6 +540,14 @@ describe('seqwatch replay', () => {
       expect(JSON.parse(stdout).constraints.find((r: { constraint: string }) => r.constraint === 'ticket_pkey')).toMatchObject({ errors: 3 });
       expect(stderr).toContain(`cannot read ${shut} (EACCES) as user ${user.name}`);
       expect(stderr).toMatch(/group adm/);
+      // A file its group may not read either (0600): joining the group would not help, so not advised
+      // (a field trial's advice was `usermod -aG root`).
+      chmodSync(shut, 0o600);
+      const closed = await run(process.execPath, [CLI, 'replay', '-c', cfg, shut, '--json'], { uid: user.uid, gid: user.gid, cwd: '/' }).catch(
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+      expect((closed as { stderr: string }).stderr).toContain(`cannot read ${shut} (EACCES) as user ${user.name}`);
+      expect((closed as { stderr: string }).stderr).not.toMatch(/usermod/);
     } finally {
       await user.remove();
     }
