@@ -106,7 +106,7 @@ describe('seqwatch replay', () => {
       /^ticket_pkey\s+3\s+2026-11-27 09:00:01.000 UTC\s+2026-11-27 09:10:00.000 UTC\s+public\.ticket\s+public\.ticket_id_seq\s+heal \(3 checks\)\s+BEHIND by 100$/m,
     );
     expect(stdout).toMatch(/6 duplicate key errors on 4 constraints in 1 file,/);
-    expect(stdout).toContain('1 errors of other databases ignored');
+    expect(stdout).toContain('1 error of other databases ignored');
   });
 
   it('finds records split across read chunks and survives lines longer than a chunk', async () => {
@@ -649,9 +649,17 @@ describe.runIf((localBinariesMajor() ?? 0) >= 15)('seqwatch replay --format auto
     const file = files[destination];
     const replay = async (as: string) => {
       const { code, stdout, stderr } = await runCli('replay', '-c', config, '--format', as, '--json', file);
-      return { code, stderr, constraints: JSON.parse(stdout).constraints as Array<{ constraint: string; errors: number; first?: string }> };
+      const report = JSON.parse(stdout);
+      return {
+        code,
+        stderr,
+        constraints: report.constraints as Array<{ constraint: string; errors: number; first?: string }>,
+        read: { format: report.format, log_line_prefix: report.log_line_prefix },
+      };
     };
     const [auto, named] = await Promise.all([replay('auto'), replay(format)]);
+    // --json says the format auto chose, as naming it does (a field trial's said "auto" and a prefix on a csv).
+    expect(auto.read).toEqual(named.read);
     expect(named.constraints).toEqual([expect.objectContaining({ constraint: 'users_login_key', errors: 6, first: expect.stringMatching(/^\d{4}-/) })]);
     expect(auto.constraints).toEqual(named.constraints);
     expect(auto.code).toBe(named.code);

@@ -278,6 +278,8 @@ async function replay(
   const reordered = ordered.some((file, i) => file !== files[i]);
   let untoldFound = false;
   const started = Date.now();
+  /** What auto chose for each file (the last choice of each): --json's format when it is one for all. */
+  const readAs = new Set<Format>();
   for (const file of ordered) {
     const progress = new Progress(basename(file));
     // Looked for in the file's first MiB while the scan runs.
@@ -302,6 +304,7 @@ async function replay(
         ...(innerFormat ? { innerFormat } : {}),
         onDetected: (detected, inner) => {
           chosen = detected;
+          readAs.add(detected);
           choices.push(`${file}: ${detectedText(detected, inner)}`);
         },
         onMisread: (chosen, lines) => choices.push(misreadText(file, chosen, lines, "give --format the log's")),
@@ -450,15 +453,17 @@ async function replay(
     }
   }
   if (options.json) {
+    // With auto: the format it chose, when it chose one for every file.
+    const formatRead = format === 'auto' && readAs.size === 1 ? [...readAs][0]! : format;
     process.stdout.write(
       printableJson(
         JSON.stringify(
           {
             files: ordered,
             database: db.name,
-            format,
+            format: formatRead,
             // Only where the records begin with it (a csvlog or jsonlog has none).
-            log_line_prefix: readsLogLinePrefix(recordFormatOf({ format, inner_format: innerFormat })) ? prefix : null,
+            log_line_prefix: readsLogLinePrefix(recordFormatOf({ format: formatRead, inner_format: innerFormat })) ? prefix : null,
             scanned: { ...totals, seconds, kinds },
             ...(unread.length > 0 ? { unread } : {}),
             other_database: otherDatabase,
@@ -502,11 +507,18 @@ async function replay(
     `\n${bold(counted(routed.unique_violation ?? 0, 'duplicate key error'))} on ${counted(uniqueNames, 'constraint')} in ${counted(files.length - notRead, 'file')}${unreadSaid(notRead, unread.length - notRead)}` +
       `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
-      `${otherDatabase ? `; ${otherDatabase} errors of other databases ignored` : ''}` +
-      `${otherSqlstate ? `; ${otherSqlstate} errors whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does` : ''}` +
-      `${totals.oversized ? `; ${totals.oversized} over-long lines passed over` : ''}` +
-      `${others.length ? `; ${others.reduce((sum, [, n]) => sum + n, 0)} other errors (${others.map(([kind, n]) => `${n} ${kind}`).join(', ')})` : ''}` +
-      `${untallied.errors ? `; ${untallied.errors} errors on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
+      `${otherDatabase ? `; ${counted(otherDatabase, 'error')} of other databases ignored` : ''}` +
+      `${otherSqlstate ? `; ${counted(otherSqlstate, 'error')} whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does` : ''}` +
+      `${totals.oversized ? `; ${counted(totals.oversized, 'over-long line')} passed over` : ''}` +
+      `${
+        others.length
+          ? `; ${counted(
+              others.reduce((sum, [, n]) => sum + n, 0),
+              'other error',
+            )} (${others.map(([kind, n]) => `${n} ${kind}`).join(', ')})`
+          : ''
+      }` +
+      `${untallied.errors ? `; ${counted(untallied.errors, 'error')} on names past the first ${MAX_TALLIED.toLocaleString('en')} distinct ones counted, not looked up (a flood of forged names?)` : ''}\n`,
   );
   sayProblems(problems);
   return exitLeavingConnections(db);
