@@ -18,6 +18,8 @@ export interface FileOrder {
   ordered: string[];
   /** Files whose first HEAD_BYTES (decompressed) are the same: one a copy of the other, its errors counted twice. */
   copies: Array<[string, string]>;
+  /** Files whose first time is not known ahead (a pipe, a head without a time): read after the others, in their places. */
+  untimed: string[];
 }
 
 /**
@@ -47,7 +49,7 @@ export async function orderFiles(files: string[], options: FileOrderOptions): Pr
     if (earlier !== undefined) copies.push([earlier, files[i]!]);
     else seen.set(key, files[i]!);
   }
-  return { ordered, copies };
+  return { ordered, copies, untimed: ordered.filter((file) => rank(files.indexOf(file)) === Infinity) };
 }
 
 /** The time of the first record with one among the file's first HEAD_BYTES (decompressed), read by the format's parser. */

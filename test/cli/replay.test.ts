@@ -342,6 +342,11 @@ describe('seqwatch replay', () => {
       const { stdout } = await run('bash', ['-c', command]);
       expect(ticketErrors(stdout), command).toBe(3);
     }
+    // A pipe is read after the files (its first time is not known ahead): the footer says so.
+    const { stdout: order } = await run('bash', ['-c', `gzip -c ${log} | ${process.execPath} ${CLI} replay -c ${config} /dev/stdin ${log}`], {
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+    expect(order).toContain('read oldest first (postgresql.log; then /dev/stdin, whose first time is not known ahead)');
     // A named pipe (mkfifo), among other files, with threads: opened once. (Opened and closed again
     // first, to order the files and choose threads, it lost its writer: replay waited for ever.)
     const fifo = join(dir, 'named.fifo');

@@ -269,8 +269,10 @@ async function replay(
   const problems: string[] = [];
   const innerFormat = config.sources[0]?.inner_format;
   // Rotated files are named, and globbed, newest first: read oldest first, as they were written.
-  const { ordered, copies } =
-    files.length > 1 ? await orderFiles(files, { format, logLinePrefix: prefix, ...(innerFormat ? { innerFormat } : {}) }) : { ordered: files, copies: [] };
+  const { ordered, copies, untimed } =
+    files.length > 1
+      ? await orderFiles(files, { format, logLinePrefix: prefix, ...(innerFormat ? { innerFormat } : {}) })
+      : { ordered: files, copies: [], untimed: [] };
   for (const [one, other] of copies)
     problems.push(
       `${one} and ${other} begin alike (their first 64 KiB): one is likely a copy of the other (gzip -k keeps the original), its errors counted twice; give only one of them`,
@@ -505,7 +507,7 @@ async function replay(
   const others = Object.entries(routed).filter(([kind]) => kind !== 'unique_violation');
   process.stdout.write(
     `\n${bold(counted(routed.unique_violation ?? 0, 'duplicate key error'))} on ${counted(uniqueNames, 'constraint')} in ${counted(files.length - notRead, 'file')}${unreadSaid(notRead, unread.length - notRead)}` +
-      `${reordered ? `, read oldest first (${ordered.map((file) => basename(file)).join(', ')})` : ''}, ` +
+      `${reordered ? `, read oldest first (${readOrder(ordered, untimed)})` : ''}, ` +
       `${mib.toFixed(1)} MiB scanned in ${seconds.toFixed(1)} s (${(mib / Math.max(seconds, 0.001)).toFixed(0)} MiB/s)` +
       `${otherDatabase ? `; ${counted(otherDatabase, 'error')} of other databases ignored` : ''}` +
       `${otherSqlstate ? `; ${counted(otherSqlstate, 'error')} whose SQLSTATE is not that error (a RAISE of its words) passed over, as the daemon does` : ''}` +
@@ -522,6 +524,14 @@ async function replay(
   );
   sayProblems(problems);
   return exitLeavingConnections(db);
+}
+
+/** The footer's word on the order files were read in: the oldest first, then those whose first time was not known ahead (a pipe). */
+function readOrder(ordered: string[], untimed: string[]): string {
+  // A pipe's path says what it is (/dev/stdin, /dev/fd/5); a file's name is enough.
+  const shown = (file: string) => (/^\/(dev|proc)\//.test(file) ? file : basename(file));
+  const timed = ordered.filter((file) => !untimed.includes(file));
+  return `${timed.map(shown).join(', ')}${untimed.length > 0 ? `; then ${untimed.map(shown).join(', ')}, whose first time is not known ahead` : ''}`;
 }
 
 /** The footer's word on the files not read, or read only in part (said below it). */
