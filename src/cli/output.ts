@@ -10,12 +10,12 @@ export const dim = (s: string) => (useColour() ? `\x1b[2m${s}\x1b[0m` : s);
 // eslint-disable-next-line no-control-regex
 const visibleLength = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '').length;
 
-/** Rows under a header, columns padded to their widest cell; numeric columns right-aligned. */
 /** `n` and its noun, singular for one: "1 constraint", "4 constraints". */
 export function counted(n: number, noun: string, plural = `${noun}s`): string {
   return `${n} ${n === 1 ? noun : plural}`;
 }
 
+/** Rows under a header, columns padded to their widest cell; numeric columns right-aligned. */
 export function table(header: string[], rows: string[][], rightAligned: number[] = []): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))));
   const line = (cells: string[]) =>
