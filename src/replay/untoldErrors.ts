@@ -86,12 +86,14 @@ function translatedIn(head: Buffer, logLinePrefix: string): Found | undefined {
     const marker = groups && markerOf(groups);
     if (!marker) continue;
     if (VERBOSE.test(marker.message)) return undefined;
-    // The marker as printed: the separator's spaces past it belong to the message (markerOf).
-    const separator = groups.separator ?? '';
-    const printed = `${groups.severity ?? ''}${separator.slice(0, separator.length - (marker.message.length - (groups.message ?? '').length))}`;
     const words = marker.severity === 'LOG' ? TRANSLATED_LOG_STARTS.find((text) => marker.message.startsWith(text)) : undefined;
     if (groups.severity === marker.severity && words === undefined) continue;
-    found ??= { errors: 0, sample: `${printed}${words ?? ''}` };
+    if (!found) {
+      // The marker as printed: the separator's spaces past it belong to the message (markerOf).
+      const separator = groups.separator ?? '';
+      const printed = `${groups.severity ?? ''}${separator.slice(0, separator.length - (marker.message.length - (groups.message ?? '').length))}`;
+      found = { errors: 0, sample: `${printed}${words ?? ''}` };
+    }
     found.errors++;
   }
   return found;
