@@ -9,6 +9,7 @@ import type { Format, InnerFormat } from '../formats/formatNames.js';
 import { scanInParallel, ScanThreads } from './parallel.js';
 import {
   handOn,
+  keeping,
   newScanCounters,
   noteUnreadable,
   PartlyScanned,
@@ -213,29 +214,34 @@ async function asChosen(
 }
 
 /**
- * A sink that holds back what it is handed (runs of repeats with their epochs copied, as keeping
- * does) until release(), or until it holds `limit` of them: it then hands them on, and what follows
+ * A sink that holds back what it is handed (keeping's: runs of repeats with their epochs copied)
+ * until release(), or until it holds `limit` of them: it then hands them on, and what follows
  * straight away.
  */
 function heldBack(sink: IncidentSink, limit: number): { sink: IncidentSink; release(): void; readonly released: boolean } {
-  let held: Found[] | undefined = limit > 0 ? [] : undefined;
+  const held: Found[] = [];
+  const keep = keeping(held, sink.repeats !== undefined);
+  let released = limit <= 0;
   const release = () => {
-    const all = held ?? [];
-    held = undefined;
-    for (const found of all) handOn(sink, found);
+    released = true;
+    for (const found of held.splice(0)) handOn(sink, found);
   };
-  const hold = (found: Found) => {
-    if (!held) return handOn(sink, found);
-    held.push(found);
+  const holder: IncidentSink = (incident) => {
+    if (released) return sink(incident);
+    keep(incident);
     if (held.length >= limit) release();
   };
-  const holder: IncidentSink = (incident) => hold(incident);
-  if (sink.repeats) holder.repeats = (run) => hold(held ? { ...run, epochs: run.epochs.slice(0, run.count) } : run);
+  if (sink.repeats)
+    holder.repeats = (run) => {
+      if (released) return sink.repeats!(run);
+      keep.repeats!(run);
+      if (held.length >= limit) release();
+    };
   return {
     sink: holder,
     release,
     get released() {
-      return held === undefined;
+      return released;
     },
   };
 }
