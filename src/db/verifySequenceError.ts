@@ -84,6 +84,9 @@ interface Row {
   column_q: string | null;
 }
 
+/** A name from a log the catalog is asked about: not empty, no longer than a qualified name can be, no NUL (which a text parameter cannot carry). */
+const askableName = (name: string): boolean => name.length > 0 && name.length <= 200 && !name.includes('\u0000');
+
 const RELATIONS_NAMED_SQL = `
 SELECT w.name FROM unnest($1::text[]) AS w(name)
 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -95,7 +98,7 @@ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n
  * sequence is back) or no table has a column it would feed.
  */
 export async function relationsNamed(db: Queryable, names: string[]): Promise<Set<string>> {
-  const askable = names.filter((name) => name.length > 0 && name.length <= 200 && !name.includes('\u0000'));
+  const askable = names.filter(askableName);
   if (askable.length === 0) return new Set();
   const { rows } = await db.query<{ name: string }>(RELATIONS_NAMED_SQL, [askable]);
   return new Set(rows.map((row) => row.name));
@@ -112,7 +115,7 @@ export async function verifySequenceErrors(
 ): Promise<Map<string, VerifiedSequenceError[]>> {
   const answers = new Map<string, VerifiedSequenceError[]>();
   for (const { kind, name } of asked) answers.set(key(kind, name), []);
-  const askable = asked.filter(({ name }) => name.length > 0 && name.length <= 200 && !name.includes('\u0000'));
+  const askable = asked.filter(({ name }) => askableName(name));
   if (askable.length === 0) return answers;
   const params = [askable.map((a) => a.kind), askable.map((a) => a.name)];
   const { rows } = await db.query<Row>(VERIFY_SQL, params);
