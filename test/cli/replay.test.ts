@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +12,7 @@ import { scanLog } from '../../src/replay/scanLog.js';
 import { startCollectorServer, type CollectorFiles } from '../helpers/collector.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { CLI, runCli, waitUntil } from '../helpers/daemon.js';
-import { createServiceUser, isRoot } from '../helpers/hostSetup.js';
+import { createServiceUser, isRoot, type ServiceUser } from '../helpers/hostSetup.js';
 
 const run = promisify(execFile);
 const PREFIX = '%m [%p] %q%u@%d ';
@@ -27,6 +27,23 @@ describe('seqwatch replay', () => {
     const path = join(dir, name);
     writeFileSync(path, stringify({ database, sources: [{ path: '/var/log/x.log', log_line_prefix: PREFIX }], audit: { path: join(dir, 'audit.jsonl') } }));
     return path;
+  };
+  /**
+   * `work` as a service user of its own, in a directory that user may enter with the config copied
+   * in; the user and the directory removed after.
+   */
+  const asServiceUser = async (work: (user: ServiceUser, open: string, cfg: string) => Promise<void>) => {
+    const user = await createServiceUser();
+    const open = mkdtempSync(join(tmpdir(), 'seqwatch-replay-user-'));
+    try {
+      chmodSync(open, 0o755);
+      const cfg = join(open, 'seqwatch.yaml');
+      writeFileSync(cfg, readFileSync(config));
+      await work(user, open, cfg);
+    } finally {
+      await user.remove();
+      rmSync(open, { recursive: true, force: true });
+    }
   };
 
   beforeAll(async () => {
@@ -524,19 +541,14 @@ describe('seqwatch replay', () => {
   });
 
   // The field (stop 23): a log the user may not read said EACCES and nothing more.
-  it.runIf(isRoot)('a log the user may not read (Debian: root:adm 0640): says who may read it, the other files still reported', async () => {
-    const user = await createServiceUser();
-    const open = mkdtempSync(join(tmpdir(), 'seqwatch-replay-user-'));
-    try {
-      chmodSync(open, 0o755);
+  it.runIf(isRoot)('a log the user may not read (Debian: root:adm 0640): says who may read it, the other files still reported', () =>
+    asServiceUser(async (user, open, cfg) => {
       const shut = join(open, 'postgresql-15-main.log');
       writeFileSync(shut, readFileSync(log));
       chownSync(shut, 0, Number(execFileSync('getent', ['group', 'adm']).toString().split(':')[2]));
       chmodSync(shut, 0o640);
       const readable = join(open, 'copy.log');
       writeFileSync(readable, readFileSync(log));
-      const cfg = join(open, 'seqwatch.yaml');
-      writeFileSync(cfg, readFileSync(config));
       const failed = await run(process.execPath, [CLI, 'replay', '-c', cfg, shut, readable, '--json'], { uid: user.uid, gid: user.gid, cwd: '/' }).catch(
         (error: { code: number; stdout: string; stderr: string }) => error,
       );
@@ -553,20 +565,13 @@ describe('seqwatch replay', () => {
       );
       expect((closed as { stderr: string }).stderr).toContain(`cannot read ${shut} (EACCES) as user ${user.name}`);
       expect((closed as { stderr: string }).stderr).not.toMatch(/usermod/);
-    } finally {
-      await user.remove();
-    }
-  });
+    }),
+  );
 
   // The field (stop 32): `zcat x.gz | sudo -u opr seqwatch replay /dev/stdin` said EACCES (the pipe is
   // root's, mode 0600) and advised `usermod -aG root opr`. The descriptor is the process's already.
-  it.runIf(isRoot)("a pipe of another user's shell under a path (/dev/stdin, /dev/fd/N): read from the descriptor it has", async () => {
-    const user = await createServiceUser();
-    const open = mkdtempSync(join(tmpdir(), 'seqwatch-replay-pipe-'));
-    try {
-      chmodSync(open, 0o755);
-      const cfg = join(open, 'seqwatch.yaml');
-      writeFileSync(cfg, readFileSync(config));
+  it.runIf(isRoot)("a pipe of another user's shell under a path (/dev/stdin, /dev/fd/N): read from the descriptor it has", () =>
+    asServiceUser(async (user, _open, cfg) => {
       const cli = `runuser -u ${user.name} -- ${process.execPath} ${CLI} replay -c ${cfg} --json`;
       for (const command of [`gzip -c ${log} | ${cli} /dev/stdin`, `${cli} /dev/fd/5 5< <(gzip -c ${log})`]) {
         const { stdout } = await run('bash', ['-c', command], { cwd: '/' });
@@ -575,10 +580,8 @@ describe('seqwatch replay', () => {
           command,
         ).toMatchObject({ errors: 3 });
       }
-    } finally {
-      await user.remove();
-    }
-  });
+    }),
+  );
 
   // Issue 16 item 11: forged names by the hundred thousand (any database user can RAISE them). Before,
   // 1,000,000 names took 834 MiB and more than 240 s (one record and one catalog query per name).
