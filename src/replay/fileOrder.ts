@@ -49,7 +49,8 @@ export async function orderFiles(files: string[], options: FileOrderOptions): Pr
     if (earlier !== undefined) copies.push([earlier, files[i]!]);
     else seen.set(key, files[i]!);
   }
-  return { ordered, copies, untimed: ordered.filter((file) => rank(files.indexOf(file)) === Infinity) };
+  // (They come last in `ordered`, in the order given.)
+  return { ordered, copies, untimed: files.filter((_, i) => rank(i) === Infinity) };
 }
 
 /** The time of the first record with one among the file's first HEAD_BYTES (decompressed), read by the format's parser. */

@@ -640,13 +640,14 @@ function tally(
     return false;
   }
   const named = !t;
+  const where = `${incident.source}@${incident.offset ?? 0}`;
   if (!t) {
-    t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where: `${incident.source}@${incident.offset ?? 0}` };
+    t = { kind: incident.kind, constraint: incident.constraint, errors: 0, checks: 0, inBurst: 0, where };
     tallies.set(key, t);
   }
   const epoch = incident.logTime ? times.gapEpochOf(incident.logTime) : NaN;
   countError(t, epoch, windowMs);
-  noteTime(t, incident.logTime, epoch, `${incident.source}@${incident.offset ?? 0}`);
+  noteTime(t, incident.logTime, epoch, where);
   if (run) {
     for (let k = 0; k < run.count; k++) countError(t, run.epochs[k]!, windowMs);
     if (run.count > 0) noteTime(t, run.lastTime, run.epochs[run.count - 1]!);
