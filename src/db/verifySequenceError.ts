@@ -84,7 +84,7 @@ interface Row {
   column_q: string | null;
 }
 
-/** A name from a log the catalog is asked about: not empty, no longer than a qualified name can be, no NUL (which a text parameter cannot carry). */
+/** A name from a log the catalog is asked about: not empty, at most 200 characters (more than any schema-qualified name), no NUL (which a text parameter cannot carry). */
 const askableName = (name: string): boolean => name.length > 0 && name.length <= 200 && !name.includes('\u0000');
 
 const RELATIONS_NAMED_SQL = `
