@@ -51,6 +51,25 @@ export function machine() {
   };
 }
 
+/** The same loop, 10^8 additions, timed inside a process pinned to one core. */
+const CORE_PROBE = 'let x = 0; const t = performance.now(); for (let i = 0; i < 1e8; i++) x = (x + i) | 0; console.log(performance.now() - t, x);';
+
+/**
+ * Each core's seconds for the same fixed loop (taskset; undefined where it is missing). Why: on this
+ * project's VMs a core is at times much slower than the other (seen 2026-12-04: 0.30 s against
+ * 0.51-0.83 s for the same loop, for minutes at a time), and a contender that lands on it takes up
+ * to twice as long; a run whose cores differ is not a fair race, and `unequal` says so.
+ */
+export function coreSeconds() {
+  const seconds = [];
+  for (let core = 0; core < cpus().length; core++) {
+    const r = spawnSync('taskset', ['-c', String(core), process.execPath, '-e', CORE_PROBE], { encoding: 'utf8' });
+    if (r.status !== 0) return undefined;
+    seconds.push(Number(r.stdout.split(' ')[0]) / 1000);
+  }
+  return { seconds, unequal: Math.max(...seconds) > 1.15 * Math.min(...seconds) };
+}
+
 export function writeResult(name, result) {
   const file = join(root, 'bench/results', `${name}.json`);
   mkdirSync(dirname(file), { recursive: true });

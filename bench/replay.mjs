@@ -9,13 +9,15 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGotrsDatabase } from '../dist/devtools/gotrs.js';
 import { startThrowawayPostgres } from '../dist/devtools/throwawayPostgres.js';
-import { cli, median, race, timed, writeResult } from './lib.mjs';
+import { cli, coreSeconds, median, race, root, timed, writeResult } from './lib.mjs';
 
 const MB = Number(process.env.BENCH_LOG_MB ?? 1024);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PREFIX = '%m [%p] %q%u@%d ';
 /** The peer: grep counting the lines with either word. */
 const GREP_ARGS = ['-c', '-F', '-e', 'duplicate key', '-e', '_id_seq'];
+/** The floor under any replay in Node.js: reading and searching only (bench/searchFloor.mjs). */
+const FLOOR = join(root, 'bench/searchFloor.mjs');
 /** The slice fail2ban-regex reads (MiB). */
 const F2B_MB = Number(process.env.BENCH_F2B_MB ?? 64);
 /** fail2ban's equivalent of what seqwatch looks for: the duplicate key errors and the _id_seq errors, the name as the ID. */
@@ -150,17 +152,25 @@ export async function benchReplay() {
     // Warm the page cache so every contender reads from memory.
     timed('cat', [log], { stdio: ['ignore', 'ignore', 'ignore'] });
     const load = { before: loadavg() };
+    const cores = { before: coreSeconds() };
     const replay = (threads, file = log) => timed('node', [cli, 'replay', '-c', config, '--threads', String(threads), file, '--json']);
     const reports = {};
     /** The scan's own seconds (replay's report: from the first file opened to the last byte scanned), run by run. */
     const scanSeconds = { seqwatch: [], seqwatch_2_threads: [] };
     // CPU seconds too (user + system, of the process and its threads): what a run takes from the database's host.
-    const cpu = { seqwatch: [], seqwatch_2_threads: [], grep: [] };
+    const cpu = { seqwatch: [], seqwatch_2_threads: [], grep: [], floor: [], floor_2_threads: [] };
     const withCpu = (name, command, args) => {
       const r = timed('/usr/bin/time', ['-f', '%U %S', command, ...args]);
       const [user, system] = r.stderr.trim().split('\n').at(-1).split(' ').map(Number);
       cpu[name].push(user + system);
       return r;
+    };
+    /** The floor's run: it must count what grep counts (else it measured something else). */
+    let grepCount;
+    const floorRun = (threads) => {
+      const r = withCpu(threads > 1 ? 'floor_2_threads' : 'floor', 'node', [FLOOR, log, String(threads)]);
+      if (r.stdout.trim() !== grepCount) throw new Error(`the search floor counted ${r.stdout.trim()} lines, grep ${grepCount}`);
+      return r.seconds;
     };
     const times = race(
       {
@@ -176,11 +186,21 @@ export async function benchReplay() {
           scanSeconds.seqwatch_2_threads.push(reports.two.scanned.seconds);
           return r.seconds;
         },
-        grep: () => withCpu('grep', 'grep', [...GREP_ARGS, log]).seconds,
+        grep: () => {
+          const r = withCpu('grep', 'grep', [...GREP_ARGS, log]);
+          grepCount = r.stdout.trim();
+          return r.seconds;
+        },
+        floor: () => floorRun(1),
+        floor_2_threads: () => floorRun(2),
       },
       RUNS,
     );
     load.after = loadavg();
+    cores.after = coreSeconds();
+    if (cores.before?.unequal || cores.after?.unequal) {
+      process.stderr.write(`replay: the cores were unequal (${JSON.stringify(cores)}): this run's times are not a fair race; run it again\n`);
+    }
     // Every family found, as many as the log holds; two threads say exactly what one says.
     const expected = { unique_violation: counts.login_key + counts.pkey, ...Object.fromEntries(SEQUENCE_ERRORS.map((e) => [e.kind, counts[e.kind]])) };
     const found = reports.one.scanned.kinds;
@@ -206,7 +226,15 @@ export async function benchReplay() {
     // the log (Node, the modules, the config, the database's connection and checks, the output).
     const tiny = join(dir, 'tiny.log');
     sliceOf(log, tiny, Math.min(size, 2 ** 20));
-    const fixed = race({ seqwatch: () => replay(1, tiny).seconds, grep: () => timed('grep', [...GREP_ARGS, tiny]).seconds }, RUNS);
+    const fixed = race(
+      {
+        seqwatch: () => replay(1, tiny).seconds,
+        grep: () => timed('grep', [...GREP_ARGS, tiny]).seconds,
+        // What the floor's start costs (Node.js, the search's module): replay's start above it is its own.
+        floor: () => timed('node', [FLOOR, tiny, '1']).seconds,
+      },
+      RUNS,
+    );
 
     // fail2ban-regex with the equivalent filter, on the slice (it reads ~50,000 lines a second), against seqwatch on the same slice.
     let fail2ban;
@@ -245,6 +273,7 @@ export async function benchReplay() {
       found: reports.one.scanned.kinds,
       runs: RUNS,
       load_average: load,
+      core_seconds: cores,
       seconds: times,
       median_seconds: medians,
       median_mib_per_s: Object.fromEntries(Object.entries(medians).map(([name, seconds]) => [name, size / 2 ** 20 / seconds])),
@@ -253,6 +282,14 @@ export async function benchReplay() {
       cpu_seconds: cpu,
       median_cpu_seconds: Object.fromEntries(Object.entries(cpu).map(([name, seconds]) => [name, median(seconds)])),
       ratio_seqwatch_to_grep_cpu: median(cpu.seqwatch) / median(cpu.grep),
+      search_floor: {
+        about:
+          'bench/searchFloor.mjs: a Node.js process that only reads the log and finds the lines with either word (the same WebAssembly search as replay; no parsing, config, database or report), 1 and 2 threads: the least any replay in Node.js takes on this machine',
+        ratio_floor_to_grep_time: medians.floor / medians.grep,
+        ratio_floor_2_threads_to_grep_time: medians.floor_2_threads / medians.grep,
+        ratio_seqwatch_to_floor_time: medians.seqwatch / medians.floor,
+        ratio_seqwatch_2_threads_to_floor_2_threads_time: medians.seqwatch_2_threads / medians.floor_2_threads,
+      },
       breakdown: {
         about:
           'scan_seconds: the scan itself, as replay reports it; fixed_seconds: the whole command over the first MiB of the log (start-up, config, database, output), which the scan of the rest adds to',
@@ -263,7 +300,7 @@ export async function benchReplay() {
           seqwatch_2_threads: size / 2 ** 20 / median(scanSeconds.seqwatch_2_threads),
         },
         fixed_seconds: fixed,
-        median_fixed_seconds: { seqwatch: median(fixed.seqwatch), grep: median(fixed.grep) },
+        median_fixed_seconds: { seqwatch: median(fixed.seqwatch), grep: median(fixed.grep), floor: median(fixed.floor) },
       },
       peak_rss: rss,
       fail2ban,

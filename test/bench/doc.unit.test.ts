@@ -64,6 +64,24 @@ describe('the benchmark docs', () => {
     expect(table).toContain('1.18x');
   });
 
+  it("shows replay's search floor beside the targets without judging it (it is a peer, not seqwatch)", () => {
+    const replay = {
+      name: 'replay',
+      data: {
+        benchmark: 'replay',
+        ratio_seqwatch_to_grep_time: 0.97,
+        ratio_seqwatch_2_threads_to_grep_time: 0.93,
+        search_floor: { ratio_floor_to_grep_time: 0.58, ratio_floor_2_threads_to_grep_time: 0.51 },
+      },
+    };
+    const doc = renderBenchmarksDoc([replay], { intro: '', sections: new Map() });
+    expect(doc).toMatch(/ratio_seqwatch_to_grep_time.*0\.97x.*: met/);
+    expect(doc).toMatch(/ratio_seqwatch_2_threads_to_grep_time.*0\.93x.*: not met/);
+    expect(doc).toContain('| search_floor: floor 2 threads / grep time | 0.51x |');
+    expect(doc).not.toMatch(/0\.5[18]x \(limit/);
+    expect(renderReadmeTable([replay])).not.toMatch(/0\.5[18]x \(limit/);
+  });
+
   it('refuses a README without the table markers, naming them', () => {
     expect(() => withReadmeTable('# seqwatch\n', '| a |')).toThrow(/<!-- bench:begin .*<!-- bench:end -->/);
   });
