@@ -39,7 +39,14 @@ function scanPieces(path, size, counters, fromEnd) {
 
 if (isMainThread) {
   const [path, threads = '1'] = process.argv.slice(2);
-  const size = fstatSync(openSync(path, 'r')).size;
+  let size;
+  try {
+    if (!path || !['1', '2'].includes(threads)) throw new Error('usage: node bench/searchFloor.mjs LOG [1|2]');
+    size = fstatSync(openSync(path, 'r')).size;
+  } catch (error) {
+    process.stderr.write(`searchFloor: ${error.message}\n`);
+    process.exit(2);
+  }
   const counters = new Int32Array(new SharedArrayBuffer(8));
   const others =
     Number(threads) > 1
