@@ -16,7 +16,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PREFIX = '%m [%p] %q%u@%d ';
 /** The peer: grep counting the lines with either word. */
 const GREP_ARGS = ['-c', '-F', '-e', 'duplicate key', '-e', '_id_seq'];
-/** The floor under any replay in Node.js: reading and searching only (bench/searchFloor.mjs). */
+/** A floor under replay's design: reading and searching only (bench/searchFloor.mjs). */
 const FLOOR = join(root, 'bench/searchFloor.mjs');
 /** The slice fail2ban-regex reads (MiB). */
 const F2B_MB = Number(process.env.BENCH_F2B_MB ?? 64);
@@ -284,7 +284,7 @@ export async function benchReplay() {
       ratio_seqwatch_to_grep_cpu: median(cpu.seqwatch) / median(cpu.grep),
       search_floor: {
         about:
-          'bench/searchFloor.mjs: a Node.js process that only reads the log and finds the lines with either word (the same WebAssembly search as replay; no parsing, config, database or report), 1 and 2 threads: the least any replay in Node.js takes on this machine',
+          "bench/searchFloor.mjs: a Node.js process that only reads the log and finds the lines with either word (the same WebAssembly search as replay; no parsing, config, database or report), 1 and 2 threads: a floor for replay's design (these reads and this search, nothing else)",
         ratio_floor_to_grep_time: medians.floor / medians.grep,
         ratio_floor_2_threads_to_grep_time: medians.floor_2_threads / medians.grep,
         ratio_seqwatch_to_floor_time: medians.seqwatch / medians.floor,

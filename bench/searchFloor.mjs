@@ -1,5 +1,5 @@
-// The floor under any replay written in Node.js, as a peer of the replay bench: a process that only
-// reads the log and finds the lines holding either word (`duplicate key`, `_id_seq`), with the same
+// A floor under replay's design, as a peer of the replay bench: a Node.js process that only reads
+// the log and finds the lines holding either word (`duplicate key`, `_id_seq`), with the same
 // WebAssembly search replay uses, on 1 or 2 threads. It parses nothing, loads no config, asks no
 // database and reports only a count: what replay adds to this is what replay's own work costs.
 //
