@@ -83,8 +83,9 @@ export async function scanLog(file: string, options: ScanOptions): Promise<ScanC
         size = info.size;
         const head = Buffer.alloc(named === 'auto' ? AUTO_HEAD : 2);
         const { bytesRead } = await handle.read(head, 0, head.length, 0);
-        const format = isGzip(head) ? undefined : named === 'auto' ? await autoChoice(head.subarray(0, bytesRead), bytesRead >= size, options) : named;
-        lineByLine = named === 'auto' && !isGzip(head) && format === undefined;
+        const gzip = isGzip(head);
+        const format = gzip ? undefined : named === 'auto' ? await autoChoice(head.subarray(0, bytesRead), bytesRead >= size, options) : named;
+        lineByLine = named === 'auto' && !gzip && format === undefined;
         if (format !== undefined && isScannedFormat(format)) {
           const scan: RangeScan = { format, logLinePrefix: options.logLinePrefix, source: file };
           const threads = Math.max(1, Math.min(options.threads ?? 1, availableParallelism()));
